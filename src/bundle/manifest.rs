@@ -1,0 +1,156 @@
+//! addon.yaml: what a bundle declares about itself.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::error::Problem;
+use crate::values::InputSpec;
+
+/// The contents of addon.yaml.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub name: String,
+    pub version: String,
+    pub description: String,
+    /// Namespaces the bundle installs into (informational; Namespace objects come from templates).
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+    /// Environment variables the bundle reads, by name.
+    #[serde(default)]
+    pub inputs: BTreeMap<String, InputSpec>,
+    pub components: Vec<Component>,
+}
+
+/// A named group of templates that can be switched on and off.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Component {
+    pub name: String,
+    /// Values path of the boolean switch; without one the component is always on.
+    pub enabled: Option<String>,
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+    #[serde(default)]
+    pub gate: Gate,
+    #[serde(default)]
+    pub description: String,
+}
+
+/// What dependents of a component wait for before they are applied.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Gate {
+    /// Every object of the component is ready.
+    #[default]
+    Ready,
+    /// Nothing: dependents follow as soon as the component is applied.
+    None,
+}
+
+impl Manifest {
+    /// Parses addon.yaml.
+    ///
+    /// # Errors
+    /// A problem at `file:line:col` for YAML and shape errors.
+    pub fn parse(text: &str, file: &str) -> Result<Self, Problem> {
+        serde_yaml_ng::from_str(text).map_err(|err| crate::values::yaml_problem(&err, file, "invalid addon.yaml"))
+    }
+
+    /// Checks what serde cannot: the name, unique components and sound dependencies.
+    pub fn check(&self, folder: &str, file: &str) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        if self.name != folder {
+            problems.push(
+                Problem::new(format!("addon name `{}` does not match its folder `{folder}`", self.name)).at(file.to_owned()),
+            );
+        }
+        let names: Vec<&str> = self.components.iter().map(|c| c.name.as_str()).collect();
+        for (i, component) in self.components.iter().enumerate() {
+            if names[..i].contains(&component.name.as_str()) {
+                problems.push(Problem::new(format!("component `{}` is declared twice", component.name)).at(file.to_owned()));
+            }
+            for dep in &component.depends_on {
+                if !names.contains(&dep.as_str()) {
+                    problems.push(
+                        Problem::new(format!("component `{}` depends on unknown component `{dep}`", component.name))
+                            .at(file.to_owned())
+                            .maybe_hint(crate::error::did_you_mean(dep, names.iter().copied())),
+                    );
+                }
+            }
+        }
+        if problems.is_empty()
+            && let Err(cycle) = self.order()
+        {
+            problems.push(Problem::new(format!("components depend on each other in a cycle: {cycle}")).at(file.to_owned()));
+        }
+        problems
+    }
+
+    /// Component names in dependency order (dependencies first, then declaration order).
+    ///
+    /// # Errors
+    /// The cycle, as `a -> b -> a`, when there is one.
+    pub fn order(&self) -> Result<Vec<String>, String> {
+        fn visit<'a>(
+            manifest: &'a Manifest,
+            name: &'a str,
+            done: &mut Vec<String>,
+            path: &mut Vec<&'a str>,
+        ) -> Result<(), String> {
+            if done.iter().any(|d| d == name) {
+                return Ok(());
+            }
+            if path.contains(&name) {
+                path.push(name);
+                return Err(path.join(" -> "));
+            }
+            path.push(name);
+            if let Some(component) = manifest.components.iter().find(|c| c.name == name) {
+                for dep in &component.depends_on {
+                    visit(manifest, dep, done, path)?;
+                }
+            }
+            path.pop();
+            done.push(name.to_owned());
+            Ok(())
+        }
+        let mut done = Vec::new();
+        for component in &self.components {
+            visit(self, &component.name, &mut done, &mut Vec::new())?;
+        }
+        Ok(done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(components: &str) -> Manifest {
+        Manifest::parse(&format!("name: a\nversion: 0.1.0\ndescription: d\ncomponents:\n{components}"), "addon.yaml").unwrap()
+    }
+
+    #[test]
+    fn orders_dependencies_first() {
+        let m = manifest("  - {name: ray, depends_on: [kuberay]}\n  - {name: kuberay}\n  - {name: api, depends_on: [kuberay]}\n");
+        assert_eq!(m.order().unwrap(), ["kuberay", "ray", "api"]);
+    }
+
+    #[test]
+    fn reports_cycles_and_unknown_dependencies() {
+        let m = manifest("  - {name: x, depends_on: [y]}\n  - {name: y, depends_on: [x]}\n");
+        assert!(m.check("a", "addon.yaml")[0].what.contains("x -> y -> x"));
+        let m = manifest("  - {name: x, depends_on: [kuberya]}\n  - {name: kuberay}\n");
+        let problems = m.check("a", "addon.yaml");
+        assert_eq!(problems[0].hint.as_deref(), Some("did you mean `kuberay`?"));
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected_with_a_line() {
+        let err = Manifest::parse("name: a\nversion: 1\ndescription: d\ncomponents: []\nextra: 1\n", "addon.yaml").unwrap_err();
+        assert!(err.location.unwrap().starts_with("addon.yaml:5"), "{err}");
+    }
+}

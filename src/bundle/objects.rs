@@ -1,0 +1,193 @@
+//! Rendered Kubernetes objects: identity, the plane labels, kind priority and stable ordering.
+
+use std::cmp::Ordering;
+use std::fmt;
+
+use serde_json::{Map, Value};
+
+/// The label every object plane manages carries.
+pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+pub const RELEASE_LABEL: &str = "plane.datalayer.io/release";
+pub const ADDON_LABEL: &str = "plane.datalayer.io/addon";
+pub const COMPONENT_LABEL: &str = "plane.datalayer.io/component";
+/// On a Secret without data: the keys `up` generates once; `template` never prints it.
+pub const GENERATE_ANNOTATION: &str = "plane.datalayer.io/generate";
+
+/// Kinds that are not namespaced (the built-in ones; CRDs in a render add theirs).
+pub const CLUSTER_SCOPED: &[&str] = &[
+    "Namespace",
+    "CustomResourceDefinition",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "PriorityClass",
+    "StorageClass",
+    "IngressClass",
+    "PersistentVolume",
+    "ValidatingWebhookConfiguration",
+    "MutatingWebhookConfiguration",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+    "APIService",
+    "RuntimeClass",
+    "CSIDriver",
+    "Node",
+];
+
+/// Apply order: what other objects need comes first; custom resources last.
+const KIND_ORDER: &[&str] = &[
+    "Namespace",
+    "CustomResourceDefinition",
+    "PriorityClass",
+    "StorageClass",
+    "IngressClass",
+    "RuntimeClass",
+    "ServiceAccount",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "Role",
+    "RoleBinding",
+    "NetworkPolicy",
+    "ResourceQuota",
+    "LimitRange",
+    "PodDisruptionBudget",
+    "ConfigMap",
+    "Secret",
+    "PersistentVolume",
+    "PersistentVolumeClaim",
+    "Service",
+    "DaemonSet",
+    "Deployment",
+    "StatefulSet",
+    "ReplicaSet",
+    "Pod",
+    "Job",
+    "CronJob",
+    "HorizontalPodAutoscaler",
+    "Ingress",
+    "ValidatingWebhookConfiguration",
+    "MutatingWebhookConfiguration",
+    "APIService",
+];
+
+/// The rank of a kind in apply order; unknown kinds (custom resources) come last.
+pub fn kind_priority(kind: &str) -> usize {
+    KIND_ORDER.iter().position(|k| *k == kind).unwrap_or(KIND_ORDER.len())
+}
+
+/// Which object this is: API group, kind, namespace and name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ObjectId {
+    pub api_version: String,
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl ObjectId {
+    /// The API group (`""` for core).
+    pub fn group(&self) -> &str {
+        self.api_version.rsplit_once('/').map_or("", |(group, _)| group)
+    }
+
+    /// Objects are the same object when group, kind, namespace and name agree (versions may differ).
+    pub fn same_object(&self, other: &Self) -> bool {
+        self.group() == other.group() && self.kind == other.kind && self.namespace == other.namespace && self.name == other.name
+    }
+}
+
+impl fmt::Display for ObjectId {
+    /// `Kind/namespace/name`, or `Kind/name` when cluster-scoped.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.namespace {
+            Some(ns) => write!(f, "{}/{ns}/{}", self.kind, self.name),
+            None => write!(f, "{}/{}", self.kind, self.name),
+        }
+    }
+}
+
+impl Ord for ObjectId {
+    fn cmp(&self, other: &Self) -> Ordering {
+        kind_priority(&self.kind)
+            .cmp(&kind_priority(&other.kind))
+            .then_with(|| self.kind.cmp(&other.kind))
+            .then_with(|| self.namespace.cmp(&other.namespace))
+            .then_with(|| self.name.cmp(&other.name))
+            .then_with(|| self.api_version.cmp(&other.api_version))
+    }
+}
+
+impl PartialOrd for ObjectId {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// One rendered object and where it came from.
+#[derive(Debug, Clone)]
+pub struct Object {
+    pub id: ObjectId,
+    pub component: String,
+    /// The template that rendered it, as shown to users.
+    pub template: String,
+    pub value: Value,
+}
+
+impl Object {
+    /// The keys of a generated Secret, or `None` for any other object.
+    pub fn generated_keys(&self) -> Option<Vec<String>> {
+        if self.id.kind != "Secret" {
+            return None;
+        }
+        let keys = self.value.pointer("/metadata/annotations")?.get(GENERATE_ANNOTATION)?.as_str()?;
+        Some(keys.split(',').map(str::trim).filter(|k| !k.is_empty()).map(str::to_owned).collect())
+    }
+}
+
+/// Sets plane's ownership labels on an object's metadata.
+pub fn label(value: &mut Value, release: &str, addon: &str, component: &str) {
+    let Some(metadata) = value.get_mut("metadata").and_then(Value::as_object_mut) else { return };
+    let labels = metadata.entry("labels").or_insert_with(|| Value::Object(Map::new()));
+    if !labels.is_object() {
+        *labels = Value::Object(Map::new());
+    }
+    if let Some(labels) = labels.as_object_mut() {
+        labels.insert(MANAGED_BY.into(), "plane".into());
+        labels.insert(RELEASE_LABEL.into(), release.into());
+        labels.insert(ADDON_LABEL.into(), addon.into());
+        labels.insert(COMPONENT_LABEL.into(), component.into());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(kind: &str, ns: Option<&str>, name: &str) -> ObjectId {
+        ObjectId { api_version: "v1".into(), kind: kind.into(), namespace: ns.map(str::to_owned), name: name.into() }
+    }
+
+    #[test]
+    fn orders_by_kind_priority_then_namespace_then_name() {
+        let mut ids = vec![
+            id("RayCluster", Some("a"), "r"),
+            id("Deployment", Some("b"), "x"),
+            id("Deployment", Some("a"), "y"),
+            id("Namespace", None, "z"),
+            id("CustomResourceDefinition", None, "c"),
+            id("Service", Some("a"), "s"),
+        ];
+        ids.sort();
+        let shown: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "Namespace/z",
+                "CustomResourceDefinition/c",
+                "Service/a/s",
+                "Deployment/a/y",
+                "Deployment/b/x",
+                "RayCluster/a/r"
+            ]
+        );
+    }
+}

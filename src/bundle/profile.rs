@@ -1,0 +1,105 @@
+//! Profiles: what differs per region or environment (inputs, values per addon, pinned cluster).
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::source::Tree;
+use crate::error::{Problem, did_you_mean};
+use crate::values::{LineMap, Origin, ValuesPath};
+
+/// A profile file as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileFile {
+    #[serde(default)]
+    pub description: String,
+    /// Environment inputs for this environment, by variable name.
+    #[serde(default)]
+    pub env: BTreeMap<String, serde_yaml_ng::Value>,
+    /// Values per addon name.
+    #[serde(default)]
+    pub values: BTreeMap<String, serde_yaml_ng::Value>,
+    /// The cluster this profile may touch, if pinned.
+    #[serde(default)]
+    pub cluster: Option<Cluster>,
+}
+
+/// A pinned cluster identity.
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cluster {
+    pub context: Option<String>,
+    pub server: Option<String>,
+}
+
+/// A loaded profile.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub name: String,
+    pub file: String,
+    pub spec: ProfileFile,
+    lines: LineMap,
+}
+
+impl Profile {
+    /// The origin of a value this profile sets, given its path inside the profile file.
+    pub fn origin(&self, path_in_file: &ValuesPath) -> Origin {
+        let (line, col) = self.lines.find(path_in_file).unwrap_or((1, 1));
+        Origin::Profile { name: self.name.clone(), file: self.file.clone(), line, col }
+    }
+
+    /// The values this profile sets for `addon`, as JSON.
+    pub fn values_for(&self, addon: &str) -> Option<Value> {
+        self.spec.values.get(addon).map(|v| serde_json::to_value(v).unwrap_or(Value::Null))
+    }
+
+    /// The URL this profile gives its region: the first URL-looking environment input.
+    pub fn region_url(&self) -> Option<String> {
+        self.spec.env.values().find_map(|v| v.as_str().filter(|s| s.contains("://")).map(str::to_owned))
+    }
+}
+
+/// The names of all profiles in a tree.
+pub fn names(tree: &Tree) -> Vec<String> {
+    tree.files("")
+        .into_iter()
+        .filter(|f| !f.contains('/'))
+        .filter_map(|f| f.strip_suffix(".yaml").map(str::to_owned))
+        .collect()
+}
+
+/// Loads a profile by name, or from a path when the argument names a `.yaml` file.
+///
+/// # Errors
+/// Unknown profile (with a suggestion), or a YAML or shape error at `file:line:col`.
+pub fn load(tree: &Tree, name: &str) -> Result<Profile, Problem> {
+    let (text, file, short) = if name.ends_with(".yaml") || name.contains('/') {
+        let text = std::fs::read_to_string(name)
+            .map_err(|err| Problem::new(format!("cannot read profile file {name}")).because(err.to_string()))?;
+        let short = std::path::Path::new(name)
+            .file_stem()
+            .map_or_else(|| name.to_owned(), |s| s.to_string_lossy().into_owned());
+        (text, name.to_owned(), short)
+    } else {
+        let rel = format!("{name}.yaml");
+        let text = tree
+            .read(&rel)
+            .map_err(|err| Problem::new("cannot read profile").because(err.to_string()))?
+            .ok_or_else(|| {
+                let known = names(tree);
+                Problem::new(format!("unknown profile `{name}`"))
+                    .at(format!("--profile {name}"))
+                    .because(format!("known profiles: {}", known.join(", ")))
+                    .maybe_hint(did_you_mean(name, known.iter().map(String::as_str)))
+            })?;
+        (text, tree.display(&rel), name.to_owned())
+    };
+    let spec: ProfileFile = if text.trim().is_empty() {
+        ProfileFile::default()
+    } else {
+        serde_yaml_ng::from_str(&text).map_err(|err| crate::values::yaml_problem(&err, &file, "invalid profile"))?
+    };
+    Ok(Profile { name: short, file, spec, lines: LineMap::of(&text) })
+}

@@ -1,0 +1,132 @@
+//! The command line: global flags and one Args struct per command.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Provision Kubernetes addon bundles declaratively.
+#[derive(Debug, Parser)]
+#[command(name = "plane", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Print only errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print more detail on stderr.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// When to colour output.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Render a bundle offline and print its objects (no cluster access at all).
+    #[command(after_help = TEMPLATE_EXAMPLES)]
+    Template(TemplateArgs),
+    /// List the bundles plane knows, with their version and description.
+    #[command(after_help = ADDONS_EXAMPLES)]
+    Addons(ListArgs),
+    /// List the profiles plane knows, with their region URL.
+    #[command(after_help = PROFILES_EXAMPLES)]
+    Profiles(ListArgs),
+}
+
+/// Where bundles and profiles come from.
+#[derive(Debug, Clone, Args)]
+pub struct SourceArgs {
+    /// Load bundles from this folder instead of the ones built in (its sibling templates/ and
+    /// profiles/ folders are used when present).
+    #[arg(long, env = "PLANE_ADDONS_DIR", value_name = "DIR")]
+    pub addons_dir: Option<PathBuf>,
+    /// Load profiles from this folder.
+    #[arg(long, env = "PLANE_PROFILES_DIR", value_name = "DIR")]
+    pub profiles_dir: Option<PathBuf>,
+}
+
+/// What decides a render: the bundle, the profile and values.
+#[derive(Debug, Clone, Args)]
+pub struct RenderArgs {
+    /// The bundle to render (see `plane addons`).
+    pub addon: String,
+    /// The environment profile (see `plane profiles`), or a path to a profile file.
+    #[arg(short, long, value_name = "PROFILE")]
+    pub profile: Option<String>,
+    /// A values file; repeatable, the right-most wins.
+    #[arg(short = 'f', long = "values", value_name = "FILE")]
+    pub values: Vec<PathBuf>,
+    /// Set one value: PATH=VALUE with a YAML-typed value; repeatable, the right-most wins.
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    pub set: Vec<String>,
+    /// The release name (defaults to the bundle name).
+    #[arg(long)]
+    pub release: Option<String>,
+    /// The namespace that holds plane's release records.
+    #[arg(long, default_value = "plane-system", value_name = "NAMESPACE")]
+    pub state_namespace: String,
+    #[command(flatten)]
+    pub sources: SourceArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TemplateArgs {
+    #[command(flatten)]
+    pub render: RenderArgs,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = DataFormat::Yaml)]
+    pub output: DataFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = TableFormat::Table)]
+    pub output: TableFormat,
+    #[command(flatten)]
+    pub sources: SourceArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DataFormat {
+    Yaml,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TableFormat {
+    Table,
+    Json,
+    Yaml,
+}
+
+const TEMPLATE_EXAMPLES: &str = "\
+Examples:
+  plane template datalayer-ray --profile r-eastus
+  DATALAYER_RUN_URL=https://ray.example.com plane template datalayer-ray --profile local -o json
+  plane template datalayer-ray --profile prod1 -f overrides.yaml --set api.replicas=2 | kubectl apply --server-side -f -";
+
+const ADDONS_EXAMPLES: &str = "\
+Examples:
+  plane addons
+  plane addons -o json
+  plane addons --addons-dir ./addons";
+
+const PROFILES_EXAMPLES: &str = "\
+Examples:
+  plane profiles
+  plane profiles -o yaml";

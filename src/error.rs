@@ -1,0 +1,167 @@
+//! The error type every command returns, its problems, and the one mapping to exit codes.
+
+use std::fmt;
+use std::process::ExitCode;
+
+/// One thing that is wrong, said the way a user can act on it: what, where, why and what next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// A lower-case phrase: what is wrong.
+    pub what: String,
+    /// Where: `file:line:col`, a values path with its origin, an environment variable, or an object.
+    pub location: Option<String>,
+    /// The cause chain, outermost first.
+    pub causes: Vec<String>,
+    /// What to do about it, when there is something to say.
+    pub hint: Option<String>,
+}
+
+impl Problem {
+    pub fn new(what: impl Into<String>) -> Self {
+        Self { what: what.into(), location: None, causes: Vec::new(), hint: None }
+    }
+
+    #[must_use]
+    pub fn at(mut self, location: impl Into<String>) -> Self {
+        self.location = Some(location.into());
+        self
+    }
+
+    #[must_use]
+    pub fn because(mut self, cause: impl Into<String>) -> Self {
+        self.causes.push(cause.into());
+        self
+    }
+
+    #[must_use]
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// Adds a hint only when there is one.
+    #[must_use]
+    pub fn maybe_hint(mut self, hint: Option<String>) -> Self {
+        if hint.is_some() {
+            self.hint = hint;
+        }
+        self
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.what)?;
+        if let Some(location) = &self.location {
+            write!(f, " ({location})")?;
+        }
+        for cause in &self.causes {
+            write!(f, ": {cause}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a command did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad input — flags, addon, profile, values, template, schema. Nothing was sent to a cluster.
+    #[error("{} problem(s) in the input", problems.len())]
+    Input { problems: Vec<Problem> },
+    /// The operation itself failed.
+    #[error("{problem}")]
+    Failed { problem: Problem },
+}
+
+impl Error {
+    pub fn input(problem: Problem) -> Self {
+        Self::Input { problems: vec![problem] }
+    }
+
+    pub fn problems(&self) -> &[Problem] {
+        match self {
+            Self::Input { problems } => problems,
+            Self::Failed { problem } => std::slice::from_ref(problem),
+        }
+    }
+
+    /// The only place an error becomes an exit code (README, "Exit codes").
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            Self::Input { .. } => ExitCode::from(2),
+            Self::Failed { .. } => ExitCode::from(1),
+        }
+    }
+}
+
+/// How a command that did its job ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Success,
+    /// `diff --exit-code` found changes.
+    Changes,
+}
+
+impl Status {
+    pub fn exit_code(self) -> ExitCode {
+        match self {
+            Self::Success => ExitCode::SUCCESS,
+            Self::Changes => ExitCode::from(3),
+        }
+    }
+}
+
+/// Collects problems so that a step can report all of them at once instead of the first.
+#[derive(Debug, Default)]
+pub struct Problems(Vec<Problem>);
+
+impl Problems {
+    pub fn push(&mut self, problem: Problem) {
+        self.0.push(problem);
+    }
+
+    pub fn extend(&mut self, problems: impl IntoIterator<Item = Problem>) {
+        self.0.extend(problems);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `Ok(())` when nothing was collected, otherwise an input error carrying every problem.
+    pub fn into_result(self) -> Result<(), Error> {
+        if self.0.is_empty() { Ok(()) } else { Err(Error::Input { problems: self.0 }) }
+    }
+}
+
+/// Suggests the closest of `candidates` to a misspelt `name`, if one is close enough.
+pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    let best = candidates
+        .into_iter()
+        .map(|c| (strsim::damerau_levenshtein(name, c), c))
+        .min_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)))?;
+    let limit = (name.chars().count() / 3).max(2);
+    (best.0 <= limit).then(|| format!("did you mean `{}`?", best.1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_close_names_only() {
+        assert_eq!(
+            did_you_mean("r-eastsu", ["r-eastus", "prod1", "local"]).as_deref(),
+            Some("did you mean `r-eastus`?")
+        );
+        assert_eq!(did_you_mean("zzzzzz", ["r-eastus", "prod1"]), None);
+    }
+
+    #[test]
+    fn exit_codes_follow_the_documented_table() {
+        assert_eq!(Error::input(Problem::new("x")).exit_code(), ExitCode::from(2));
+        assert_eq!(Error::Failed { problem: Problem::new("x") }.exit_code(), ExitCode::from(1));
+        assert_eq!(Status::Changes.exit_code(), ExitCode::from(3));
+        assert_eq!(Status::Success.exit_code(), ExitCode::SUCCESS);
+    }
+}

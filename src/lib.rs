@@ -1,0 +1,9 @@
+//! plane: provision Kubernetes addon bundles declaratively — the library behind the binary.
+
+pub mod bundle;
+pub mod cli;
+pub mod commands;
+pub mod error;
+pub mod settings;
+pub mod ui;
+pub mod values;

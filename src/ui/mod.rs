@@ -1,0 +1,100 @@
+//! The one gateway to the terminal: data on stdout, status and errors on stderr.
+#![allow(clippy::print_stdout, clippy::print_stderr, reason = "ui is the only module that prints")]
+
+mod table;
+
+use std::io::{IsTerminal, Write};
+
+use anstyle::{AnsiColor, Style};
+
+pub use table::Table;
+
+use crate::cli::{ColorChoice, GlobalArgs};
+use crate::error::Error;
+
+/// Prints for every command, built once from the global flags and the terminal.
+#[derive(Debug, Clone)]
+pub struct Printer {
+    quiet: bool,
+    verbose: bool,
+    color: bool,
+}
+
+impl Printer {
+    pub fn new(global: &GlobalArgs) -> Self {
+        let color = match global.color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        };
+        Self { quiet: global.quiet, verbose: global.verbose, color }
+    }
+
+    /// Writes data to stdout. A closed pipe (`plane template | head`) is not an error.
+    pub fn data(&self, text: &str) {
+        let mut out = std::io::stdout().lock();
+        let result = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+        if let Err(err) = result
+            && err.kind() != std::io::ErrorKind::BrokenPipe
+        {
+            eprintln!("error: cannot write to stdout: {err}");
+        }
+    }
+
+    /// A status line on stderr, unless `--quiet`.
+    pub fn status(&self, text: &str) {
+        if !self.quiet {
+            eprintln!("{text}");
+        }
+    }
+
+    /// A detail line on stderr, only with `--verbose`.
+    pub fn detail(&self, text: &str) {
+        if self.verbose {
+            eprintln!("{text}");
+        }
+    }
+
+    /// A warning on stderr, unless `--quiet`.
+    pub fn warn(&self, text: &str) {
+        if !self.quiet {
+            eprintln!("{}: {text}", self.paint("warning", AnsiColor::Yellow));
+        }
+    }
+
+    /// Renders an error: each problem as `error: what`, `--> where`, its causes and a hint.
+    pub fn error(&self, err: &Error) {
+        let problems = err.problems();
+        let mut out = String::new();
+        for problem in problems {
+            out.push_str(&format!("{}: {}\n", self.paint("error", AnsiColor::Red), problem.what));
+            if let Some(location) = &problem.location {
+                out.push_str(&format!("  {} {location}\n", self.paint("-->", AnsiColor::Blue)));
+            }
+            for cause in &problem.causes {
+                for (i, line) in cause.trim_end().lines().enumerate() {
+                    let lead = if i == 0 { "  = " } else { "    " };
+                    out.push_str(&format!("{lead}{line}\n"));
+                }
+            }
+            if let Some(hint) = &problem.hint {
+                out.push_str(&format!("  {}: {hint}\n", self.paint("hint", AnsiColor::Cyan)));
+            }
+        }
+        if let Error::Input { .. } = err {
+            if problems.len() > 1 {
+                out.push_str(&format!("{} problems found; nothing was sent to a cluster\n", problems.len()));
+            }
+        }
+        eprint!("{out}");
+    }
+
+    fn paint(&self, text: &str, color: AnsiColor) -> String {
+        if self.color {
+            let style = Style::new().fg_color(Some(color.into())).bold();
+            format!("{style}{text}{style:#}")
+        } else {
+            text.to_owned()
+        }
+    }
+}
