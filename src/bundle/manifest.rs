@@ -151,6 +151,6 @@ mod tests {
     #[test]
     fn unknown_fields_are_rejected_with_a_line() {
         let err = Manifest::parse("name: a\nversion: 1\ndescription: d\ncomponents: []\nextra: 1\n", "addon.yaml").unwrap_err();
-        assert!(err.location.unwrap().starts_with("addon.yaml:5"), "{err}");
+        assert!(err.location.as_deref().unwrap().starts_with("addon.yaml:5"), "{err}");
     }
 }

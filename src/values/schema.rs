@@ -103,16 +103,25 @@ fn check_ordered(values: &Values, root: &Value, schema: &Value, instance: &Value
                     .filter_map(Value::as_str)
                     .filter_map(|key| map.get(key).and_then(Value::as_f64).map(|n| (key, n)))
                     .collect();
-                for pair in present.windows(2) {
-                    let ((low_key, low), (high_key, high)) = (pair[0], pair[1]);
-                    if low > high {
-                        let (low_path, high_path) = (path.key(low_key), path.key(high_key));
-                        problems.push(
-                            Problem::new(format!("`{low_path}` ({low}) is greater than `{high_path}` ({high})"))
-                                .at(format!("{low_path} from {}; {high_path} from {}", origin_of(values, &low_path), origin_of(values, &high_path)))
-                                .because(format!("the schema requires {}", order.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" <= ")))
-                                .hint(format!("lower {low_path} or raise {high_path}")),
-                        );
+                // Every out-of-order pair, so `min > max` is named even when a middle value sits between.
+                for (i, &(low_key, low)) in present.iter().enumerate() {
+                    for &(high_key, high) in &present[i + 1..] {
+                        if low > high {
+                            let (low_path, high_path) = (path.key(low_key), path.key(high_key));
+                            problems.push(
+                                Problem::new(format!("`{low_path}` ({low}) is greater than `{high_path}` ({high})"))
+                                    .at(format!(
+                                        "{low_path} from {}; {high_path} from {}",
+                                        origin_of(values, &low_path),
+                                        origin_of(values, &high_path)
+                                    ))
+                                    .because(format!(
+                                        "the schema requires {}",
+                                        order.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" <= ")
+                                    ))
+                                    .hint(format!("lower {low_path} or raise {high_path}")),
+                            );
+                        }
                     }
                 }
             }
@@ -191,7 +200,9 @@ mod tests {
         assert!(validate(&v, &schema(), "s.json", &[]).is_empty());
         v.set(&ValuesPath::parse("worker.minReplicas").unwrap(), json!(5), &Origin::Set { arg: "worker.minReplicas=5".into() }).unwrap();
         let problems = validate(&v, &schema(), "s.json", &[]);
-        assert_eq!(problems.len(), 1, "{problems:?}");
+        // 5 > replicas (1) and 5 > maxReplicas (3): both pairs are named.
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[1].to_string().contains("`worker.minReplicas` (5) is greater than `worker.maxReplicas` (3)"));
         let text = problems[0].to_string();
         assert!(text.contains("worker.minReplicas") && text.contains("worker.replicas"), "{text}");
         assert!(text.contains("--set worker.minReplicas=5") && text.contains("values.yaml:3:3"), "{text}");
