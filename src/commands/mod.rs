@@ -2,7 +2,7 @@
 
 mod addons;
 mod profiles;
-mod template;
+pub mod template;
 
 use crate::cli::{Cli, Command};
 use crate::error::{Error, Status};

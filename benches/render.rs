@@ -1,0 +1,29 @@
+//! Benchmarks the whole offline pipeline (load, layer values, render) of the built-in bundles.
+
+use std::hint::black_box;
+
+use clap::Parser;
+use criterion::{Criterion, criterion_group, criterion_main};
+use plane::cli::{Cli, Command};
+use plane::commands::template;
+
+fn args(addon: &str, profile: &str) -> plane::cli::RenderArgs {
+    let cli = Cli::parse_from(["plane", "template", addon, "--profile", profile]);
+    match cli.command {
+        Command::Template(args) => args.render,
+        _ => unreachable!("parsed a template command"),
+    }
+}
+
+fn render(c: &mut Criterion) {
+    for profile in ["r-eastus", "local"] {
+        let args = args("datalayer-ray", profile);
+        let objects = template::render(&args).expect("datalayer-ray renders").objects.len();
+        c.bench_function(&format!("render datalayer-ray --profile {profile} ({objects} objects)"), |b| {
+            b.iter(|| template::render(black_box(&args)).expect("renders"));
+        });
+    }
+}
+
+criterion_group!(benches, render);
+criterion_main!(benches);
