@@ -637,3 +637,17 @@ fn every_object_belongs_to_a_namespace_the_bundle_creates_or_a_ray_namespace() {
         }
     }
 }
+
+#[test]
+fn a_replicated_api_is_spread_and_protected_from_voluntary_disruption() {
+    let prod = render("prod1", &[]);
+    let pod = &find(&prod, "Deployment", "datalayer-ray")["spec"]["template"]["spec"];
+    assert_eq!(find(&prod, "Deployment", "datalayer-ray")["spec"]["replicas"], 2);
+    assert_eq!(pod["topologySpreadConstraints"][0]["topologyKey"], "kubernetes.io/hostname");
+    let pdb = find(&prod, "PodDisruptionBudget", "datalayer-ray");
+    assert_eq!(pdb["spec"]["selector"]["matchLabels"], find(&prod, "Deployment", "datalayer-ray")["spec"]["selector"]["matchLabels"]);
+    // A single replica gets neither: a PDB would block every node drain.
+    let local = render("local", &[]);
+    assert!(all_of(&local, "PodDisruptionBudget").is_empty());
+    assert!(find(&local, "Deployment", "datalayer-ray")["spec"]["template"]["spec"].get("topologySpreadConstraints").is_none());
+}
