@@ -1,0 +1,212 @@
+//! The server's knobs and the plain data types tests hand it: fault rules, authorization rules
+//! and request records.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The token every server accepts with full rights unless [`Config::token`] says otherwise.
+pub const DEFAULT_TOKEN: &str = "plane-test-token";
+
+/// The annotation that makes a simulated controller fail an object; see the crate docs for the
+/// values and what each one produces.
+pub const FAIL_ANNOTATION: &str = "test.plane.datalayer.io/fail";
+
+/// How a test server behaves. `Config::default()` suits tests: a free port, fast controllers.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Port on 127.0.0.1; `None` picks a free one.
+    pub port: Option<u16>,
+    /// Where to write the kubeconfig; `None` writes one into a fresh temporary directory that is
+    /// removed when the server is dropped.
+    pub kubeconfig: Option<PathBuf>,
+    /// The bearer token with full rights written into the kubeconfig.
+    pub token: String,
+    /// How often the simulated controllers take a step (each workload needs two or three steps
+    /// to become ready).
+    pub controller_step: Duration,
+    /// How long after its creation a CRD becomes `Established` and served by discovery.
+    pub crd_establish_delay: Duration,
+    /// Interval of `BOOKMARK` events on watches that ask for them; `None` sends none.
+    pub watch_bookmarks: Option<Duration>,
+    /// Fault rules active from the start.
+    pub faults: Vec<FaultRule>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            port: None,
+            kubeconfig: None,
+            token: DEFAULT_TOKEN.to_owned(),
+            controller_step: Duration::from_millis(50),
+            crd_establish_delay: Duration::from_millis(100),
+            watch_bookmarks: Some(Duration::from_secs(1)),
+            faults: Vec::new(),
+        }
+    }
+}
+
+/// A fault: requests whose method and path match get a status, a delay, or a dropped connection,
+/// `times` times (or always).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct FaultRule {
+    /// HTTP method (`PATCH`); `None` matches any.
+    pub method: Option<String>,
+    /// Path pattern where `*` matches any run of characters (`/apis/apps/v1/*/deployments/*`).
+    pub path: String,
+    /// Answer with this status code and a `Status` body instead of serving the request.
+    pub status: Option<u16>,
+    /// Wait this many milliseconds first (then serve normally unless `status` or `drop` is set).
+    pub delay_ms: Option<u64>,
+    /// Close the connection without an answer.
+    pub drop_connection: bool,
+    /// How many requests this rule hits before it expires; `None` means forever.
+    pub times: Option<u32>,
+}
+
+impl FaultRule {
+    /// A rule answering `status` to `method path`, `times` times.
+    pub fn status(method: &str, path: &str, status: u16, times: u32) -> Self {
+        Self {
+            method: Some(method.to_owned()),
+            path: path.to_owned(),
+            status: Some(status),
+            times: Some(times),
+            ..Self::default()
+        }
+    }
+
+    /// Whether the rule covers a request.
+    pub fn matches(&self, method: &str, path: &str) -> bool {
+        self.method
+            .as_deref()
+            .is_none_or(|m| m.eq_ignore_ascii_case(method))
+            && glob(&self.path, path)
+    }
+}
+
+/// `*` matches any run of characters, including `/`.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !text.starts_with(first) || !text[first.len()..].ends_with(last) {
+        return false;
+    }
+    let mut rest = &text[first.len()..text.len() - last.len()];
+    for mid in &parts[1..parts.len() - 1] {
+        match rest.find(mid) {
+            Some(i) => rest = &rest[i + mid.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// An RBAC-style rule: a request is allowed when some rule matches its verb, group, resource
+/// (`deployments`, `deployments/status`) and name. `*` matches anything.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PolicyRule {
+    pub verbs: Vec<String>,
+    pub api_groups: Vec<String>,
+    pub resources: Vec<String>,
+    /// Empty means every name.
+    pub resource_names: Vec<String>,
+}
+
+impl PolicyRule {
+    /// Everything.
+    pub fn allow_all() -> Self {
+        Self::new(&["*"], &["*"], &["*"])
+    }
+
+    pub fn new(verbs: &[&str], api_groups: &[&str], resources: &[&str]) -> Self {
+        let v = |s: &[&str]| s.iter().map(|x| (*x).to_owned()).collect();
+        Self {
+            verbs: v(verbs),
+            api_groups: v(api_groups),
+            resources: v(resources),
+            resource_names: Vec::new(),
+        }
+    }
+
+    pub fn allows(&self, verb: &str, group: &str, resource: &str, name: &str) -> bool {
+        let any = |list: &[String], x: &str| list.iter().any(|i| i == "*" || i == x);
+        any(&self.verbs, verb)
+            && any(&self.api_groups, group)
+            && (any(&self.resources, resource)
+                || resource.split_once('/').is_some_and(|(_, sub)| {
+                    self.resources.iter().any(|r| *r == format!("*/{sub}"))
+                }))
+            && (self.resource_names.is_empty() || self.resource_names.iter().any(|n| n == name))
+    }
+}
+
+/// One request the server answered, for tests to assert what was sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestRecord {
+    pub method: String,
+    pub path: String,
+    /// The raw query string (empty when there is none).
+    pub query: String,
+    pub content_type: Option<String>,
+    /// `dryRun=All` was set.
+    pub dry_run: bool,
+    /// The `fieldManager` query parameter, if any.
+    pub field_manager: Option<String>,
+    /// The response code; 0 when a fault dropped the connection.
+    pub status: u16,
+}
+
+impl RequestRecord {
+    /// Whether the request could change stored state: a POST, PUT, PATCH or DELETE that is not a
+    /// dry run and not an access review (reviews are answered, never stored).
+    pub fn is_mutating(&self) -> bool {
+        matches!(self.method.as_str(), "POST" | "PUT" | "PATCH" | "DELETE")
+            && !self.dry_run
+            && !self.path.contains("/selfsubject")
+    }
+
+    /// A query parameter's (undecoded) value.
+    pub fn query_param(&self, key: &str) -> Option<&str> {
+        self.query.split('&').find_map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (k == key).then_some(v)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob("/api/v1/*", "/api/v1/namespaces/x"));
+        assert!(glob(
+            "*/deployments/*",
+            "/apis/apps/v1/namespaces/a/deployments/b"
+        ));
+        assert!(!glob(
+            "*/deployments/*",
+            "/apis/apps/v1/namespaces/a/statefulsets/b"
+        ));
+        assert!(glob("/version", "/version"));
+        assert!(!glob("/version", "/versions"));
+    }
+
+    #[test]
+    fn rules() {
+        let r = PolicyRule::new(&["get", "list"], &["apps"], &["deployments"]);
+        assert!(r.allows("get", "apps", "deployments", "x"));
+        assert!(!r.allows("patch", "apps", "deployments", "x"));
+        assert!(!r.allows("get", "apps", "deployments/status", "x"));
+        assert!(PolicyRule::allow_all().allows("patch", "", "pods/status", ""));
+    }
+}

@@ -1,0 +1,677 @@
+//! Simulated controllers: workload status progression, CRD establishment, PVC binding,
+//! RayClusters, failure injection by annotation, garbage collection, finalizer handling and
+//! namespace termination. One step runs every `Config::controller_step`.
+
+use crate::config::FAIL_ANNOTATION;
+use crate::ops;
+use crate::store::{EventKind, Inner, Key};
+use crate::util::{self, get_str, now_rfc3339};
+use serde_json::{Value, json};
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+/// Marks pods the failure simulation created, so the pod controller leaves them alone.
+const SIMULATED: &str = "test.plane.datalayer.io/simulated";
+
+/// How far a controller has brought one object since its last spec change.
+struct Progress {
+    uid: String,
+    generation: i64,
+    stage: u32,
+    first_seen: Instant,
+}
+
+/// The controllers' memory between steps.
+#[derive(Default)]
+pub struct Controllers {
+    progress: HashMap<Key, Progress>,
+}
+
+/// Times that may differ between two steps without the status having changed.
+const VOLATILE: &[&str] = &[
+    "lastTransitionTime",
+    "lastUpdateTime",
+    "lastProbeTime",
+    "lastHeartbeatTime",
+    "startTime",
+    "completionTime",
+    "stateTransitionTimes",
+];
+
+fn normalized(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| !VOLATILE.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), normalized(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(normalized).collect()),
+        other => other.clone(),
+    }
+}
+
+fn condition(kind: &str, status: &str, reason: &str, message: &str) -> Value {
+    let now = now_rfc3339();
+    json!({"type": kind, "status": status, "reason": reason, "message": message, "lastTransitionTime": now})
+}
+
+/// Keeps the transition times of conditions whose status did not change.
+fn carry_times(old: Option<&Value>, new: &mut Value) {
+    let Some(old) = old else { return };
+    if let (Some(oc), Some(nc)) = (
+        old.get("conditions").and_then(Value::as_array),
+        new.get_mut("conditions").and_then(Value::as_array_mut),
+    ) {
+        for c in nc.iter_mut() {
+            if let Some(prev) = oc
+                .iter()
+                .find(|p| p["type"] == c["type"] && p["status"] == c["status"])
+            {
+                for k in ["lastTransitionTime", "lastUpdateTime"] {
+                    if let Some(t) = prev.get(k) {
+                        c[k] = t.clone();
+                    }
+                }
+            }
+        }
+    }
+    for k in ["startTime", "stateTransitionTimes"] {
+        if let (Some(t), Some(m)) = (old.get(k), new.as_object_mut())
+            && m.contains_key(k)
+        {
+            m.insert(k.to_owned(), t.clone());
+        }
+    }
+}
+
+fn seed_of(s: &str) -> u64 {
+    s.bytes().fold(1_469_598_103_934_665_603_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(1_099_511_628_211)
+    })
+}
+
+impl Controllers {
+    /// One step over every object.
+    pub fn step(&mut self, inner: &mut Inner, crd_delay: Duration) {
+        let uids: HashSet<String> = inner
+            .objects
+            .values()
+            .filter_map(|s| get_str(&s.value, &["metadata", "uid"]).map(str::to_owned))
+            .collect();
+        let keys: Vec<Key> = inner.objects.keys().cloned().collect();
+        for key in keys {
+            let Some(stored) = inner.get(&key) else {
+                continue;
+            };
+            let v = stored.value.clone();
+            if v.pointer("/metadata/deletionTimestamp").is_some() {
+                finalize(inner, &key, &v);
+                continue;
+            }
+            if let Some(owners) = v
+                .pointer("/metadata/ownerReferences")
+                .and_then(Value::as_array)
+                && !owners.is_empty()
+                && owners
+                    .iter()
+                    .all(|o| o["uid"].as_str().is_none_or(|u| !uids.contains(u)))
+            {
+                ops::delete_key(inner, &key, None);
+                continue;
+            }
+            let uid = get_str(&v, &["metadata", "uid"]).unwrap_or("").to_owned();
+            let generation = v
+                .pointer("/metadata/generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(1);
+            let p = self
+                .progress
+                .entry(key.clone())
+                .or_insert_with(|| Progress {
+                    uid: uid.clone(),
+                    generation,
+                    stage: 0,
+                    first_seen: Instant::now(),
+                });
+            if p.uid != uid || p.generation != generation {
+                let first_seen = if p.uid == uid {
+                    p.first_seen
+                } else {
+                    Instant::now()
+                };
+                *p = Progress {
+                    uid,
+                    generation,
+                    stage: 0,
+                    first_seen,
+                };
+            } else {
+                p.stage = p.stage.saturating_add(1).min(10);
+            }
+            let (stage, elapsed) = (p.stage, p.first_seen.elapsed());
+            reconcile(inner, &key, &v, stage, elapsed, crd_delay);
+        }
+        self.progress.retain(|k, _| inner.objects.contains_key(k));
+    }
+}
+
+/// Drives the deletion of an object that has a deletionTimestamp.
+fn finalize(inner: &mut Inner, key: &Key, v: &Value) {
+    let uid = get_str(v, &["metadata", "uid"]).unwrap_or("").to_owned();
+    let finalizers: Vec<String> = v
+        .pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .map(|l| {
+            l.iter()
+                .filter_map(|f| f.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    if key.group.is_empty() && key.resource == "namespaces" {
+        let contents: Vec<Key> = inner
+            .objects
+            .keys()
+            .filter(|k| k.namespace == key.name)
+            .cloned()
+            .collect();
+        if contents.is_empty() {
+            if finalizers.is_empty() {
+                inner.remove(key);
+            }
+        } else {
+            for k in contents {
+                ops::delete_key(inner, &k, None);
+            }
+        }
+        return;
+    }
+    let dependents: Vec<Key> = inner
+        .objects
+        .iter()
+        .filter(|(_, s)| {
+            s.value
+                .pointer("/metadata/ownerReferences")
+                .and_then(Value::as_array)
+                .is_some_and(|os| os.iter().any(|o| o["uid"] == uid.as_str()))
+        })
+        .map(|(k, _)| k.clone())
+        .collect();
+    if finalizers.iter().any(|f| f == "foregroundDeletion") {
+        if dependents.is_empty() {
+            ops::drop_finalizer(inner, key, "foregroundDeletion");
+        } else {
+            for d in &dependents {
+                ops::delete_key(inner, d, None);
+            }
+        }
+        return;
+    }
+    if finalizers.iter().any(|f| f == "orphan") {
+        for d in &dependents {
+            if let Some(s) = inner.get(d).cloned() {
+                let mut dv = s.value.clone();
+                if let Some(os) = dv
+                    .pointer_mut("/metadata/ownerReferences")
+                    .and_then(Value::as_array_mut)
+                {
+                    os.retain(|o| o["uid"] != uid.as_str());
+                }
+                inner.put(d.clone(), dv, s.managers, EventKind::Modified);
+            }
+        }
+        ops::drop_finalizer(inner, key, "orphan");
+        return;
+    }
+    if key.resource == "customresourcedefinitions"
+        && finalizers
+            .iter()
+            .any(|f| f == "customresourcecleanup.apiextensions.k8s.io")
+    {
+        let group = get_str(v, &["spec", "group"]).unwrap_or("").to_owned();
+        let plural = get_str(v, &["spec", "names", "plural"])
+            .unwrap_or("")
+            .to_owned();
+        let crs: Vec<Key> = inner
+            .objects
+            .keys()
+            .filter(|k| k.group == group && k.resource == plural)
+            .cloned()
+            .collect();
+        if crs.is_empty() {
+            ops::drop_finalizer(inner, key, "customresourcecleanup.apiextensions.k8s.io");
+        } else {
+            for k in crs {
+                ops::delete_key(inner, &k, None);
+            }
+        }
+    }
+}
+
+/// Writes `status` (and nothing else) if it differs from what is stored.
+fn write_status(inner: &mut Inner, key: &Key, mut status: Value) {
+    let Some(stored) = inner.get(key).cloned() else {
+        return;
+    };
+    carry_times(stored.value.get("status"), &mut status);
+    if stored.value.get("status").map(normalized) == Some(normalized(&status)) {
+        return;
+    }
+    let mut v = stored.value;
+    v["status"] = status;
+    inner.put(key.clone(), v, stored.managers, EventKind::Modified);
+}
+
+fn int_at(v: &Value, ptr: &str, default: i64) -> i64 {
+    v.pointer(ptr).and_then(Value::as_i64).unwrap_or(default)
+}
+
+fn reconcile(
+    inner: &mut Inner,
+    key: &Key,
+    v: &Value,
+    stage: u32,
+    elapsed: Duration,
+    crd_delay: Duration,
+) {
+    let fail = get_str(v, &["metadata", "annotations", FAIL_ANNOTATION])
+        .unwrap_or("")
+        .to_owned();
+    let stuck = fail == "Stuck";
+    let stage = if stuck { 0 } else { stage };
+    let generation = int_at(v, "/metadata/generation", 1);
+    let name = get_str(v, &["metadata", "name"]).unwrap_or("").to_owned();
+    let hash = util::suffix(seed_of(get_str(v, &["metadata", "uid"]).unwrap_or("")), 10);
+    match (key.group.as_str(), key.resource.as_str()) {
+        ("apps", "deployments") => {
+            let n = int_at(v, "/spec/replicas", 1);
+            let rs = format!("ReplicaSet \"{name}-{hash}\"");
+            let pods_failing = matches!(fail.as_str(), "ImagePullBackOff" | "CrashLoopBackOff");
+            if pods_failing {
+                failing_pod(inner, key, v, &fail, &hash);
+            }
+            let status = if fail == "ProgressDeadlineExceeded" && stage >= 1 {
+                json!({"observedGeneration": generation, "replicas": n, "updatedReplicas": n, "unavailableReplicas": n,
+                "conditions": [
+                    condition("Available", "False", "MinimumReplicasUnavailable", "Deployment does not have minimum availability."),
+                    condition("Progressing", "False", "ProgressDeadlineExceeded", &format!("{rs} has timed out progressing.")),
+                ]})
+            } else if stage == 0 || pods_failing || fail == "ProgressDeadlineExceeded" {
+                let available = if n == 0 {
+                    condition(
+                        "Available",
+                        "True",
+                        "MinimumReplicasAvailable",
+                        "Deployment has minimum availability.",
+                    )
+                } else {
+                    condition(
+                        "Available",
+                        "False",
+                        "MinimumReplicasUnavailable",
+                        "Deployment does not have minimum availability.",
+                    )
+                };
+                json!({"observedGeneration": generation, "replicas": n, "updatedReplicas": n, "unavailableReplicas": n,
+                    "conditions": [available, condition("Progressing", "True", "ReplicaSetUpdated", &format!("{rs} is progressing."))]})
+            } else {
+                json!({"observedGeneration": generation, "replicas": n, "updatedReplicas": n, "readyReplicas": n, "availableReplicas": n,
+                "conditions": [
+                    condition("Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability."),
+                    condition("Progressing", "True", "NewReplicaSetAvailable", &format!("{rs} has successfully progressed.")),
+                ]})
+            };
+            write_status(inner, key, status);
+        }
+        ("apps", "statefulsets") => {
+            let n = int_at(v, "/spec/replicas", 1);
+            let pods_failing = matches!(fail.as_str(), "ImagePullBackOff" | "CrashLoopBackOff");
+            if pods_failing {
+                failing_pod(inner, key, v, &fail, &hash);
+            }
+            let ready = if stage == 0 || pods_failing { 0 } else { n };
+            let rev = format!("{name}-{hash}");
+            write_status(
+                inner,
+                key,
+                json!({"observedGeneration": generation, "replicas": n, "currentReplicas": n,
+                "updatedReplicas": n, "readyReplicas": ready, "availableReplicas": ready,
+                "currentRevision": rev, "updateRevision": rev, "collisionCount": 0}),
+            );
+        }
+        ("apps", "daemonsets") => {
+            let pods_failing = matches!(fail.as_str(), "ImagePullBackOff" | "CrashLoopBackOff");
+            if pods_failing {
+                failing_pod(inner, key, v, &fail, &hash);
+            }
+            let ready = i64::from(stage > 0 && !pods_failing);
+            let mut s = json!({"observedGeneration": generation, "desiredNumberScheduled": 1, "currentNumberScheduled": 1,
+                "numberMisscheduled": 0, "numberReady": ready, "updatedNumberScheduled": 1, "numberAvailable": ready});
+            if ready == 0 {
+                s["numberUnavailable"] = json!(1);
+            }
+            write_status(inner, key, s);
+        }
+        ("apps", "replicasets") => {
+            let n = int_at(v, "/spec/replicas", 1);
+            let ready = if stage == 0 { 0 } else { n };
+            write_status(
+                inner,
+                key,
+                json!({"observedGeneration": generation, "replicas": n, "fullyLabeledReplicas": n,
+                "readyReplicas": ready, "availableReplicas": ready}),
+            );
+        }
+        ("batch", "jobs") => {
+            if v.pointer("/spec/suspend").and_then(Value::as_bool) == Some(true) {
+                return;
+            }
+            let completions = int_at(v, "/spec/completions", 1);
+            let now = now_rfc3339();
+            let status = if stage == 0 || fail == "ImagePullBackOff" || fail == "CrashLoopBackOff" {
+                json!({"startTime": now, "active": int_at(v, "/spec/parallelism", 1), "ready": 0, "terminating": 0, "uncountedTerminatedPods": {}})
+            } else if fail == "BackoffLimitExceeded" {
+                let msg = "Job has reached the specified backoff limit";
+                json!({"startTime": now, "failed": int_at(v, "/spec/backoffLimit", 6) + 1, "ready": 0, "terminating": 0, "uncountedTerminatedPods": {},
+                    "conditions": [condition("FailureTarget", "True", "BackoffLimitExceeded", msg), condition("Failed", "True", "BackoffLimitExceeded", msg)]})
+            } else {
+                let msg = "Reached expected number of succeeded pods";
+                json!({"startTime": now, "completionTime": now, "succeeded": completions, "ready": 0, "terminating": 0, "uncountedTerminatedPods": {},
+                    "conditions": [condition("SuccessCriteriaMet", "True", "CompletionsReached", msg), condition("Complete", "True", "CompletionsReached", msg)]})
+            };
+            if matches!(fail.as_str(), "ImagePullBackOff" | "CrashLoopBackOff") {
+                failing_pod(inner, key, v, &fail, &hash);
+            }
+            write_status(inner, key, status);
+        }
+        ("", "persistentvolumeclaims") => {
+            if stage == 0 {
+                return;
+            }
+            let volume = format!("pvc-{}", get_str(v, &["metadata", "uid"]).unwrap_or(""));
+            if v.pointer("/spec/volumeName").is_none()
+                && let Some(stored) = inner.get(key).cloned()
+            {
+                let mut nv = stored.value;
+                nv["spec"]["volumeName"] = json!(volume);
+                inner.put(key.clone(), nv, stored.managers, EventKind::Modified);
+            }
+            let storage = v
+                .pointer("/spec/resources/requests/storage")
+                .cloned()
+                .unwrap_or(json!("1Gi"));
+            let modes = v
+                .pointer("/spec/accessModes")
+                .cloned()
+                .unwrap_or(json!(["ReadWriteOnce"]));
+            write_status(
+                inner,
+                key,
+                json!({"phase": "Bound", "accessModes": modes, "capacity": {"storage": storage}}),
+            );
+        }
+        ("", "services")
+            if stage >= 1
+                && v.pointer("/spec/type").and_then(Value::as_str) == Some("LoadBalancer") =>
+        {
+            write_status(
+                inner,
+                key,
+                json!({"loadBalancer": {"ingress": [{"ip": "198.51.100.10", "ipMode": "VIP"}]}}),
+            );
+        }
+        ("", "pods") => {
+            if v.pointer(&format!(
+                "/metadata/annotations/{}",
+                SIMULATED.replace('/', "~1")
+            ))
+            .is_some()
+                || stage == 0
+            {
+                return;
+            }
+            let statuses: Vec<Value> = containers(v, "/spec/containers")
+                .iter()
+                .map(|(n, image)| json!({"name": n, "image": image, "imageID": "", "ready": true, "started": true, "restartCount": 0,
+                    "state": {"running": {"startedAt": now_rfc3339()}}}))
+                .collect();
+            write_status(
+                inner,
+                key,
+                json!({"phase": "Running", "podIP": "10.244.0.20", "hostIP": "172.18.0.2", "startTime": now_rfc3339(),
+                "conditions": [condition("PodScheduled", "True", "", ""), condition("Initialized", "True", "", ""),
+                    condition("ContainersReady", "True", "", ""), condition("Ready", "True", "", "")],
+                "containerStatuses": statuses}),
+            );
+        }
+        ("apiextensions.k8s.io", "customresourcedefinitions") => {
+            let mut names = v.pointer("/spec/names").cloned().unwrap_or(json!({}));
+            if let Some(kind) = names.get("kind").and_then(Value::as_str).map(str::to_owned) {
+                names
+                    .as_object_mut()
+                    .map(|m| m.entry("singular").or_insert(json!(kind.to_lowercase())));
+                names
+                    .as_object_mut()
+                    .map(|m| m.entry("listKind").or_insert(json!(format!("{kind}List"))));
+            }
+            let stored_versions: Vec<Value> = v
+                .pointer("/spec/versions")
+                .and_then(Value::as_array)
+                .map(|vs| {
+                    vs.iter()
+                        .filter(|x| x["storage"] == true)
+                        .map(|x| x["name"].clone())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let mut conditions = vec![condition(
+                "NamesAccepted",
+                "True",
+                "NoConflicts",
+                "no conflicts found",
+            )];
+            if !stuck && elapsed >= crd_delay {
+                conditions.push(condition(
+                    "Established",
+                    "True",
+                    "InitialNamesAccepted",
+                    "the initial names have been accepted",
+                ));
+            } else {
+                conditions.push(condition(
+                    "Established",
+                    "False",
+                    "Installing",
+                    "the initial names have been accepted",
+                ));
+            }
+            write_status(
+                inner,
+                key,
+                json!({"acceptedNames": names, "storedVersions": stored_versions, "conditions": conditions}),
+            );
+        }
+        ("ray.io", "rayclusters") => raycluster(inner, key, v, stage, &fail, &hash),
+        _ => {}
+    }
+}
+
+fn containers(v: &Value, ptr: &str) -> Vec<(String, String)> {
+    v.pointer(ptr)
+        .and_then(Value::as_array)
+        .map(|cs| {
+            cs.iter()
+                .map(|c| {
+                    (
+                        c["name"].as_str().unwrap_or("").to_owned(),
+                        c["image"].as_str().unwrap_or("").to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Creates (once) a pod of the workload whose containers are stuck in `reason`, labelled with
+/// the workload's selector so a deployer looking for its pods finds it.
+fn failing_pod(inner: &mut Inner, owner_key: &Key, owner: &Value, reason: &str, hash: &str) {
+    let owner_name = get_str(owner, &["metadata", "name"]).unwrap_or("");
+    let name = format!(
+        "{owner_name}-{}-{}",
+        &hash[..hash.len().min(10)],
+        util::suffix(seed_of(hash), 5)
+    );
+    let key = Key {
+        group: String::new(),
+        resource: "pods".to_owned(),
+        namespace: owner_key.namespace.clone(),
+        name: name.clone(),
+    };
+    if inner.get(&key).is_some() {
+        return;
+    }
+    let (labels, template) = if owner_key.group == "ray.io" {
+        (
+            json!({"ray.io/cluster": owner_name, "ray.io/node-type": "head", "ray.io/group": "headgroup"}),
+            "/spec/headGroupSpec/template/spec/containers",
+        )
+    } else {
+        (
+            owner
+                .pointer("/spec/selector/matchLabels")
+                .or_else(|| owner.pointer("/spec/template/metadata/labels"))
+                .cloned()
+                .unwrap_or(json!({})),
+            "/spec/template/spec/containers",
+        )
+    };
+    let statuses: Vec<Value> = containers(owner, template)
+        .iter()
+        .map(|(n, image)| {
+            if reason == "CrashLoopBackOff" {
+                json!({"name": n, "image": image, "imageID": "", "ready": false, "started": false, "restartCount": 5,
+                    "state": {"waiting": {"reason": "CrashLoopBackOff", "message": format!("back-off 5m0s restarting failed container={n} pod={name}")}},
+                    "lastState": {"terminated": {"exitCode": 1, "reason": "Error", "startedAt": now_rfc3339(), "finishedAt": now_rfc3339()}}})
+            } else {
+                json!({"name": n, "image": image, "imageID": "", "ready": false, "started": false, "restartCount": 0,
+                    "state": {"waiting": {"reason": "ImagePullBackOff", "message": format!("Back-off pulling image \"{image}\"")}},
+                    "lastState": {}})
+            }
+        })
+        .collect();
+    let spec_containers: Vec<Value> = containers(owner, template)
+        .iter()
+        .map(|(n, image)| json!({"name": n, "image": image}))
+        .collect();
+    let mut pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {
+            "name": name, "namespace": owner_key.namespace, "labels": labels,
+            "annotations": {SIMULATED: "true"},
+            "ownerReferences": [{
+                "apiVersion": owner["apiVersion"], "kind": owner["kind"], "name": owner_name,
+                "uid": owner["metadata"]["uid"], "controller": true, "blockOwnerDeletion": true
+            }]
+        },
+        "spec": {"containers": spec_containers, "nodeName": "plane-test-node"},
+        "status": {
+            "phase": if reason == "CrashLoopBackOff" { "Running" } else { "Pending" },
+            "conditions": [
+                condition("PodScheduled", "True", "", ""),
+                condition("Initialized", "True", "", ""),
+                condition("ContainersReady", "False", "ContainersNotReady", "containers with unready status"),
+                condition("Ready", "False", "ContainersNotReady", "containers with unready status"),
+            ],
+            "containerStatuses": statuses,
+        }
+    });
+    inner.stamp_new(&mut pod);
+    inner.put(key, pod, Vec::new(), EventKind::Added);
+}
+
+fn raycluster(inner: &mut Inner, key: &Key, v: &Value, stage: u32, fail: &str, hash: &str) {
+    let name = get_str(v, &["metadata", "name"]).unwrap_or("");
+    let generation = int_at(v, "/metadata/generation", 1);
+    let (mut desired, mut min, mut max) = (0, 0, 0);
+    for g in v
+        .pointer("/spec/workerGroupSpecs")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let hosts = g["numOfHosts"].as_i64().unwrap_or(1);
+        let gmin = g["minReplicas"].as_i64().unwrap_or(0);
+        let replicas = g["replicas"].as_i64().unwrap_or(gmin);
+        desired += replicas * hosts;
+        min += gmin * hosts;
+        max += g["maxReplicas"].as_i64().unwrap_or(i64::from(i32::MAX)) * hosts;
+    }
+    let mut status = json!({
+        "observedGeneration": generation, "desiredWorkerReplicas": desired, "minWorkerReplicas": min,
+        "maxWorkerReplicas": max, "desiredCPU": "0", "desiredMemory": "0", "desiredGPU": "0", "desiredTPU": "0",
+        "lastUpdateTime": now_rfc3339(),
+    });
+    let not_found = condition(
+        "HeadPodReady",
+        "False",
+        "HeadPodNotFound",
+        "Head Pod not found",
+    );
+    let provisioning = condition(
+        "RayClusterProvisioned",
+        "False",
+        "RayClusterPodsProvisioning",
+        "RayCluster Pods are being provisioned for first time",
+    );
+    let head = json!({"podName": format!("{name}-head-{}", &hash[..5]), "podIP": "10.244.0.10",
+        "serviceName": format!("{name}-head-svc"), "serviceIP": "10.96.0.100"});
+    if fail == "RayClusterFailed" && stage >= 1 {
+        status["conditions"] = json!([
+            not_found,
+            provisioning,
+            condition(
+                "ReplicaFailure",
+                "True",
+                "FailedCreateHeadPod",
+                &format!("failed to create head Pod {name}: simulated failure ({FAIL_ANNOTATION})")
+            )
+        ]);
+    } else if matches!(fail, "ImagePullBackOff" | "CrashLoopBackOff") && stage >= 1 {
+        failing_pod(inner, key, v, fail, hash);
+        status["conditions"] = json!([
+            condition(
+                "HeadPodReady",
+                "False",
+                "ContainersNotReady",
+                "containers with unready status"
+            ),
+            provisioning
+        ]);
+        status["head"] = head;
+    } else if stage == 0 || fail == "RayClusterFailed" {
+        status["conditions"] = json!([not_found, provisioning]);
+    } else if stage == 1 {
+        status["conditions"] = json!([
+            condition("HeadPodReady", "True", "HeadPodRunningAndReady", ""),
+            provisioning
+        ]);
+        status["head"] = head;
+    } else {
+        status["conditions"] = json!([
+            condition("HeadPodReady", "True", "HeadPodRunningAndReady", ""),
+            condition(
+                "RayClusterProvisioned",
+                "True",
+                "AllPodRunningAndReadyFirstTime",
+                "All Ray Pods are ready for the first time"
+            )
+        ]);
+        status["head"] = head;
+        status["state"] = json!("ready");
+        status["readyWorkerReplicas"] = json!(desired);
+        status["availableWorkerReplicas"] = json!(desired);
+        status["stateTransitionTimes"] = json!({"ready": now_rfc3339()});
+        status["endpoints"] = json!({"client": "10001", "dashboard": "8265", "gcs-server": "6379", "metrics": "8080"});
+    }
+    write_status(inner, key, status);
+}
