@@ -25,6 +25,9 @@ pub struct GlobalArgs {
     /// When to colour output.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
+    /// Plain timestamped lines instead of progress bars.
+    #[arg(long, global = true)]
+    pub no_progress: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -45,6 +48,78 @@ pub enum Command {
     /// List the profiles plane knows, with their region URL.
     #[command(after_help = PROFILES_EXAMPLES)]
     Profiles(ListArgs),
+    /// Show what `up` would change in the cluster (server-side dry-run; writes nothing).
+    #[command(after_help = DIFF_EXAMPLES)]
+    Diff(DiffArgs),
+    /// Apply a bundle, prune what it no longer renders, wait until healthy, record the release.
+    #[command(after_help = UP_EXAMPLES)]
+    Up(UpArgs),
+    /// List the releases on the cluster with their live health.
+    #[command(after_help = LS_EXAMPLES)]
+    Ls(LsArgs),
+}
+
+/// Which cluster, like kubectl.
+#[derive(Debug, Clone, Args)]
+pub struct ClusterArgs {
+    /// The kubeconfig file (default: KUBECONFIG, then ~/.kube/config, then in-cluster).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context (default: its current context).
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    #[command(flatten)]
+    pub render: RenderArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Exit with code 3 when anything would change.
+    #[arg(long)]
+    pub exit_code: bool,
+    /// Output format: a readable diff, or the plan as JSON.
+    #[arg(short, long, value_enum, default_value_t = PlanFormat::Diff)]
+    pub output: PlanFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub render: RenderArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Show what would change, like `plane diff`, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask before pruning.
+    #[arg(short, long)]
+    pub yes: bool,
+    /// How long to wait for everything to become ready (e.g. 90s, 10m).
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
+    /// Apply and record without waiting for readiness.
+    #[arg(long)]
+    pub no_wait: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// The namespace that holds plane's release records.
+    #[arg(long, default_value = "plane-system", value_name = "NAMESPACE")]
+    pub state_namespace: String,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = TableFormat::Table)]
+    pub output: TableFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    Diff,
+    Json,
 }
 
 /// Where bundles and profiles come from.
@@ -125,6 +200,23 @@ Examples:
   plane addons
   plane addons -o json
   plane addons --addons-dir ./addons";
+
+const DIFF_EXAMPLES: &str = "\
+Examples:
+  plane diff datalayer-ray --profile r-eastus
+  plane diff datalayer-ray --profile prod1 --exit-code || echo 'changes pending'
+  plane diff datalayer-ray --profile local -o json | jq '.objects[] | select(.action != \"unchanged\")'";
+
+const UP_EXAMPLES: &str = "\
+Examples:
+  plane up datalayer-ray --profile r-eastus
+  plane up datalayer-ray --profile local --set ray.enabled=false --yes
+  plane up datalayer-ray --profile prod1 --dry-run";
+
+const LS_EXAMPLES: &str = "\
+Examples:
+  plane ls
+  plane ls -o json | jq '.[] | select(.health.ready < .health.total)'";
 
 const PROFILES_EXAMPLES: &str = "\
 Examples:

@@ -4,6 +4,7 @@ pub mod bundle;
 pub mod cli;
 pub mod commands;
 pub mod error;
+pub mod kube;
 pub mod settings;
 pub mod ui;
 pub mod values;

@@ -1,7 +1,7 @@
 //! Bundles: load an addon (embedded or from a folder), layer its values, and render its objects.
 
 mod manifest;
-mod objects;
+pub mod objects;
 pub mod profile;
 mod render;
 pub mod source;

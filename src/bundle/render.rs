@@ -1,6 +1,6 @@
 //! Render a bundle's enabled components with Tera into sorted, labelled Kubernetes objects.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::error::Error as _;
 use std::sync::Arc;
 
@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::objects::{self, CLUSTER_SCOPED, Object, ObjectId};
 use super::source::Tree;
-use super::{Addon, Manifest};
+use super::{Addon, Gate, Manifest};
 use crate::error::{Error, Problem, Problems};
 use crate::values::{Values, ValuesPath};
 
@@ -30,6 +30,12 @@ pub struct Rendered {
     pub objects: Vec<Object>,
     /// The enabled components in dependency order.
     pub components: Vec<String>,
+    /// Enabled components whose dependents wait until they are ready (gate `ready`).
+    pub gated: BTreeSet<String>,
+    pub addon: String,
+    pub version: String,
+    /// SHA-256 of the merged values: records that they changed without recording them.
+    pub values_digest: String,
 }
 
 impl Rendered {
@@ -88,7 +94,27 @@ pub fn render(addon: &Addon, values: &Values, ctx: &RenderContext<'_>) -> Result
     problems.extend(check_objects(&objects));
     problems.into_result()?;
     objects.sort_by(|a, b| a.id.cmp(&b.id));
-    Ok(Rendered { objects, components })
+    let gated = addon
+        .manifest
+        .components
+        .iter()
+        .filter(|c| c.gate == Gate::Ready && components.contains(&c.name))
+        .filter(|c| addon.manifest.components.iter().any(|d| components.contains(&d.name) && d.depends_on.contains(&c.name)))
+        .map(|c| c.name.clone())
+        .collect();
+    let values_digest = {
+        use sha2::Digest as _;
+        let hash = sha2::Sha256::digest(values.tree().to_string().as_bytes());
+        hash.iter().map(|b| format!("{b:02x}")).collect()
+    };
+    Ok(Rendered {
+        objects,
+        components,
+        gated,
+        addon: addon.manifest.name.clone(),
+        version: addon.manifest.version.clone(),
+        values_digest,
+    })
 }
 
 /// The enabled components in dependency order; a component whose dependency is off is an error.

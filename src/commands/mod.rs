@@ -1,7 +1,11 @@
 //! One module per command; each is a short list of named steps.
 
 mod addons;
+mod cluster;
+mod diff;
+mod ls;
 mod profiles;
+mod up;
 pub mod template;
 
 use crate::cli::{Cli, Command};
@@ -17,6 +21,9 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<Status, Error> {
         Command::Template(args) => template::run(&args, printer),
         Command::Addons(args) => addons::run(&args, printer),
         Command::Profiles(args) => profiles::run(&args, printer),
+        Command::Diff(args) => diff::run(&args, printer),
+        Command::Up(args) => up::run(&args, printer),
+        Command::Ls(args) => ls::run(&args, printer),
     }
 }
 

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::bundle::{self, RenderContext, Rendered, ValueSources};
+use crate::bundle::{self, Profile, RenderContext, Rendered, ValueSources};
 use crate::cli::{DataFormat, RenderArgs, TemplateArgs};
 use crate::error::{Error, Problems, Status};
 use crate::settings::RenderSettings;
@@ -27,6 +27,14 @@ pub fn run(args: &TemplateArgs, printer: &Printer) -> Result<Status, Error> {
 /// # Errors
 /// Input errors from any step, each naming its origin.
 pub fn render(args: &RenderArgs) -> Result<Rendered, Error> {
+    render_with_profile(args).map(|(rendered, _)| rendered)
+}
+
+/// [`render`], also returning the profile (its cluster pin matters to cluster commands).
+///
+/// # Errors
+/// Input errors from any step, each naming its origin.
+pub fn render_with_profile(args: &RenderArgs) -> Result<(Rendered, Option<Profile>), Error> {
     let mut problems = Problems::default();
     let settings = RenderSettings::from_args(args, &mut problems);
     let addon = match bundle::load(&settings.sources, &settings.addon) {
@@ -42,7 +50,7 @@ pub fn render(args: &RenderArgs) -> Result<Rendered, Error> {
         Err(err) => return Err(with_earlier(problems, err)),
     };
     problems.into_result()?;
-    bundle::render(
+    let rendered = bundle::render(
         &addon,
         &values,
         &RenderContext {
@@ -51,7 +59,8 @@ pub fn render(args: &RenderArgs) -> Result<Rendered, Error> {
             profile: settings.profile.as_ref().map(|p| p.name.as_str()),
             shared: &settings.sources.templates,
         },
-    )
+    )?;
+    Ok((rendered, settings.profile))
 }
 
 /// Puts the problems of earlier steps before those of `err`.

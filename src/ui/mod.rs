@@ -1,12 +1,15 @@
 //! The one gateway to the terminal: data on stdout, status and errors on stderr.
 #![allow(clippy::print_stdout, clippy::print_stderr, reason = "ui is the only module that prints")]
 
+pub mod diff;
+mod progress;
 mod table;
 
 use std::io::{IsTerminal, Write};
 
 use anstyle::{AnsiColor, Style};
 
+pub use progress::Progress;
 pub use table::Table;
 
 use crate::cli::{ColorChoice, GlobalArgs};
@@ -18,6 +21,8 @@ pub struct Printer {
     quiet: bool,
     verbose: bool,
     color: bool,
+    color_stdout: bool,
+    no_progress: bool,
 }
 
 impl Printer {
@@ -27,7 +32,33 @@ impl Printer {
             ColorChoice::Never => false,
             ColorChoice::Auto => std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
         };
-        Self { quiet: global.quiet, verbose: global.verbose, color }
+        let color_stdout = match global.color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        };
+        Self { quiet: global.quiet, verbose: global.verbose, color, color_stdout, no_progress: global.no_progress }
+    }
+
+    /// Whether data on stdout may be coloured (a terminal, or --color always).
+    pub fn color_stdout(&self) -> bool {
+        self.color_stdout
+    }
+
+    /// Whether stdin and stderr are a terminal, so a question can be asked.
+    pub fn interactive(&self) -> bool {
+        std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+    }
+
+    /// A progress reporter: bars on a terminal, plain timestamped lines otherwise.
+    pub fn progress(&self) -> Progress {
+        let fancy = !self.no_progress && !self.verbose && std::io::stderr().is_terminal();
+        Progress::new(fancy, self.quiet)
+    }
+
+    /// Asks a yes/no question on the terminal; `false` unless the user says yes.
+    pub fn confirm(&self, question: &str) -> bool {
+        dialoguer::Confirm::new().with_prompt(question).default(false).interact().unwrap_or(false)
     }
 
     /// Writes data to stdout. A closed pipe (`plane template | head`) is not an error.

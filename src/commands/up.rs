@@ -1,0 +1,180 @@
+//! `plane up`: render → connect → plan → confirm → record → apply → prune → wait → record.
+
+use std::collections::BTreeSet;
+
+use super::{cluster, diff, template};
+use crate::bundle::Rendered;
+use crate::cli::{PlanFormat, UpArgs};
+use crate::error::{Error, Problem, Status};
+use crate::kube::{self, Action, ApplyOptions, Inventory, InventoryObject, KubeError, Phase, Plan, Resources, WaitOptions};
+use crate::ui::{Printer, Progress};
+
+pub fn run(args: &UpArgs, printer: &Printer) -> Result<Status, Error> {
+    let (rendered, profile) = template::render_with_profile(&args.render)?;
+    let release = args.render.release.clone().unwrap_or_else(|| args.render.addon.clone());
+    let state_ns = args.render.state_namespace.clone();
+    let runtime = cluster::runtime()?;
+    runtime.block_on(async {
+        let (target, resources) = cluster::connect(&args.cluster, profile.as_ref(), printer).await?;
+        let client = target.client.clone();
+        let previous = kube::read_inventory(&client, &state_ns, &release).await.map_err(|e| cluster::failed(&e))?;
+        cluster::refuse_empty_render(&rendered, previous.as_ref())?;
+        let plan = kube::plan(&resources, &rendered.objects, &release, previous.as_ref()).await.map_err(|e| cluster::failed(&e))?;
+        if args.dry_run {
+            diff::show(&plan, PlanFormat::Diff, printer)?;
+            return Ok(Status::Success);
+        }
+        printer.status(&format!("plan: {}", plan.summary()));
+        confirm_prune(&plan, args.yes, printer)?;
+
+        let mut inventory = start_inventory(&rendered, &release, profile.as_ref().map(|p| p.name.clone()), previous.as_ref());
+        let progress = printer.progress();
+        let outcome = converge(&resources, &client, &state_ns, &plan, &rendered, &mut inventory, args, &progress).await;
+        progress.finish();
+        match outcome {
+            Ok(()) => {
+                printer.status(&format!(
+                    "release {release} revision {} deployed in {:.1}s: {}",
+                    inventory.revision,
+                    progress.elapsed().as_secs_f64(),
+                    done_summary(&plan)
+                ));
+                Ok(Status::Success)
+            }
+            Err(err) => {
+                inventory.phase = Phase::Failed;
+                inventory.updated_at = now();
+                inventory.push_history();
+                // Best effort: the original failure is what the user needs to see.
+                let _ = kube::write_inventory(&client, &state_ns, &inventory).await;
+                Err(cluster::failed(&err))
+            }
+        }
+    })
+}
+
+/// Prunes are deletions: ask first on a terminal, refuse without one unless --yes.
+fn confirm_prune(plan: &Plan, yes: bool, printer: &Printer) -> Result<(), Error> {
+    let prunes: Vec<&str> = plan.objects.iter().filter(|o| o.action == Action::Prune).map(|o| o.subject.as_str()).collect();
+    if prunes.is_empty() || yes {
+        return Ok(());
+    }
+    for subject in &prunes {
+        printer.status(&format!("  prune {subject}"));
+    }
+    if !printer.interactive() {
+        return Err(Error::Failed {
+            problem: Problem::new(format!("the plan prunes {} object(s) and there is no terminal to ask", prunes.len()))
+                .hint("review them with `plane diff`, then pass --yes"),
+        });
+    }
+    if printer.confirm(&format!("Delete these {} object(s)?", prunes.len())) {
+        Ok(())
+    } else {
+        Err(Error::Failed { problem: Problem::new("nothing was changed: pruning was not confirmed") })
+    }
+}
+
+/// The inventory of this run, before anything is written: the next revision, phase applying, and
+/// every object that may exist (previous ∪ rendered), so a crash forgets nothing.
+fn start_inventory(rendered: &Rendered, release: &str, profile: Option<String>, previous: Option<&Inventory>) -> Inventory {
+    let mut objects: Vec<InventoryObject> = rendered
+        .objects
+        .iter()
+        .map(|o| InventoryObject {
+            api_version: o.id.api_version.clone(),
+            kind: o.id.kind.clone(),
+            namespace: o.id.namespace.clone(),
+            name: o.id.name.clone(),
+            component: o.component.clone(),
+            digest: kube::normalize::digest(&o.value),
+        })
+        .collect();
+    if let Some(previous) = previous {
+        for old in &previous.objects {
+            if !objects.iter().any(|o| old.same(&o.api_version, &o.kind, o.namespace.as_deref(), &o.name)) {
+                objects.push(old.clone());
+            }
+        }
+    }
+    let now = now();
+    Inventory {
+        release: release.to_owned(),
+        addon: rendered.addon.clone(),
+        version: rendered.version.clone(),
+        profile,
+        values_digest: rendered.values_digest.clone(),
+        revision: previous.map_or(1, |p| p.revision + 1),
+        phase: Phase::Applying,
+        started_at: now.clone(),
+        updated_at: now,
+        actor: actor(),
+        plane_version: env!("CARGO_PKG_VERSION").to_owned(),
+        objects,
+        history: previous.map(|p| p.history.clone()).unwrap_or_default(),
+    }
+}
+
+#[allow(clippy::too_many_arguments, reason = "one call site; the steps read better with their inputs named")]
+async fn converge(
+    resources: &Resources,
+    client: &kube::Client,
+    state_ns: &str,
+    plan: &Plan,
+    rendered: &Rendered,
+    inventory: &mut Inventory,
+    args: &UpArgs,
+    progress: &Progress,
+) -> Result<(), KubeError> {
+    let wait = WaitOptions::within(args.timeout);
+    if plan.has_changes() {
+        // Record first: everything that may exist is listed before anything is written.
+        kube::write_inventory(client, state_ns, inventory).await?;
+        let gated: BTreeSet<String> = if args.no_wait { BTreeSet::new() } else { rendered.gated.clone() };
+        let options = ApplyOptions { concurrency: 4, components: rendered.components.clone(), gated, wait };
+        kube::apply(resources, plan, &options, progress).await?;
+        if plan.count(Action::Prune) > 0 {
+            inventory.phase = Phase::Pruning;
+            inventory.updated_at = now();
+            kube::write_inventory(client, state_ns, inventory).await?;
+            kube::prune(resources, plan, progress).await?;
+        }
+    }
+    // From here on the inventory lists exactly what is rendered (and what was kept on purpose).
+    inventory.objects.retain(|o| {
+        rendered.objects.iter().any(|r| o.same(&r.id.api_version, &r.id.kind, r.id.namespace.as_deref(), &r.id.name))
+            || plan.objects.iter().any(|p| p.action == Action::Skip && o.same(&p.api_version, &p.kind, p.namespace.as_deref(), &p.name))
+    });
+    if !args.no_wait {
+        let targets: Vec<kube::WaitTarget> = plan.objects.iter().filter(|o| o.desired.is_some()).map(kube::target).collect();
+        kube::wait_ready(resources, &targets, wait, progress).await?;
+    }
+    inventory.phase = Phase::Deployed;
+    inventory.updated_at = now();
+    inventory.push_history();
+    kube::write_inventory(client, state_ns, inventory).await
+}
+
+fn done_summary(plan: &Plan) -> String {
+    format!(
+        "{} created, {} configured, {} pruned, {} unchanged",
+        plan.count(Action::Create),
+        plan.count(Action::Configure),
+        plan.count(Action::Prune),
+        plan.count(Action::Unchanged)
+    )
+}
+
+fn now() -> String {
+    jiff::Timestamp::now().round(jiff::Unit::Second).map(|t| t.to_string()).unwrap_or_default()
+}
+
+/// Who ran plane: `user@host`.
+fn actor() -> String {
+    let user = std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_else(|_| "unknown".into());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    format!("{user}@{host}")
+}

@@ -1,0 +1,204 @@
+//! Apply a plan in stages with server-side apply (field manager `plane`), then prune.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use futures::{StreamExt, stream};
+use kube::api::{DeleteParams, Patch, PatchParams, PropagationPolicy};
+use serde_json::{Map, Value};
+
+use super::plan::{Action, Plan, PlannedObject};
+use super::resources::{Resources, Served};
+use super::retry::retry;
+use super::wait::{WaitOptions, WaitTarget, wait_ready};
+use super::{Event, KubeError, Reporter};
+use crate::bundle::kind_priority;
+
+/// How to apply.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    /// Writes in flight at once inside a stage.
+    pub concurrency: usize,
+    /// Components in dependency order.
+    pub components: Vec<String>,
+    /// Components whose dependents wait until they are ready.
+    pub gated: BTreeSet<String>,
+    pub wait: WaitOptions,
+}
+
+/// Every write is a server-side apply by `plane`; conflicts with other managers are forced, so the
+/// bundle stays the source of truth (decided here, once).
+fn apply_params() -> PatchParams {
+    PatchParams::apply("plane").force()
+}
+
+/// Applies every `create` and `configure` of the plan: CRDs and Namespaces first (waiting until
+/// the CRDs are established and served), then component by component in kind-priority order.
+/// Sends nothing for `unchanged` objects.
+///
+/// # Errors
+/// The first stage that fails, naming every object the server refused.
+pub async fn apply(resources: &Resources, plan: &Plan, options: &ApplyOptions, reporter: &dyn Reporter) -> Result<(), KubeError> {
+    let writes = |o: &&PlannedObject| matches!(o.action, Action::Create | Action::Configure);
+    let first_stage: Vec<&PlannedObject> =
+        plan.objects.iter().filter(writes).filter(|o| matches!(o.kind.as_str(), "CustomResourceDefinition" | "Namespace")).collect();
+    if !first_stage.is_empty() {
+        reporter.report(Event::Stage { name: "crds and namespaces".into(), objects: first_stage.len() });
+        apply_group(resources, &first_stage, options.concurrency, reporter).await?;
+        let crds: Vec<WaitTarget> = first_stage.iter().filter(|o| o.kind == "CustomResourceDefinition").map(|o| target(o)).collect();
+        wait_ready(resources, &crds, options.wait, reporter).await?;
+        wait_served(resources, plan, options.wait).await?;
+    }
+    for component in &options.components {
+        let objects: Vec<&PlannedObject> = plan
+            .objects
+            .iter()
+            .filter(writes)
+            .filter(|o| &o.component == component && !matches!(o.kind.as_str(), "CustomResourceDefinition" | "Namespace"))
+            .collect();
+        if objects.is_empty() {
+            continue;
+        }
+        reporter.report(Event::Stage { name: component.clone(), objects: objects.len() });
+        // Same kind priority → one concurrent batch; batches in order.
+        let mut start = 0;
+        while start < objects.len() {
+            let priority = kind_priority(&objects[start].kind);
+            let end = objects[start..].iter().position(|o| kind_priority(&o.kind) != priority).map_or(objects.len(), |n| start + n);
+            apply_group(resources, &objects[start..end], options.concurrency, reporter).await?;
+            start = end;
+        }
+        if options.gated.contains(component) {
+            let targets: Vec<WaitTarget> =
+                plan.objects.iter().filter(|o| &o.component == component && o.desired.is_some()).map(target).collect();
+            wait_ready(resources, &targets, options.wait, reporter).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The wait target of a planned object.
+pub fn target(object: &PlannedObject) -> WaitTarget {
+    WaitTarget { api_version: object.api_version.clone(), kind: object.kind.clone(), namespace: object.namespace.clone(), name: object.name.clone() }
+}
+
+/// Waits until discovery serves every kind the plan needs (after new CRDs), with backoff.
+async fn wait_served(resources: &Resources, plan: &Plan, wait: WaitOptions) -> Result<(), KubeError> {
+    let kinds: BTreeSet<(String, String)> = plan.objects.iter().filter(|o| o.desired.is_some()).map(|o| (o.api_version.clone(), o.kind.clone())).collect();
+    for (api_version, kind) in kinds {
+        let mut delay = Duration::from_millis(100);
+        let mut refresh = false;
+        loop {
+            if resources.find(&api_version, &kind, refresh).await?.is_some() {
+                break;
+            }
+            if tokio::time::Instant::now() + delay > wait.deadline {
+                return Err(KubeError::Api {
+                    what: format!("the cluster does not serve {kind} in {api_version}"),
+                    subject: None,
+                    reason: "no matches for kind after its CRD was established".into(),
+                    code: None,
+                    hint: Some("check the CRD's group, version and names".into()),
+                });
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(2));
+            refresh = true;
+        }
+    }
+    Ok(())
+}
+
+async fn apply_group(resources: &Resources, objects: &[&PlannedObject], concurrency: usize, reporter: &dyn Reporter) -> Result<(), KubeError> {
+    let results: Vec<Result<(), KubeError>> =
+        stream::iter(objects).map(|object| apply_one(resources, object, reporter)).buffered(concurrency.max(1)).collect().await;
+    let errors: Vec<KubeError> = results.into_iter().filter_map(Result::err).collect();
+    match errors.len() {
+        0 => Ok(()),
+        1 => Err(errors.into_iter().next().expect("one error")),
+        n => {
+            let reasons = errors.iter().map(|e| e.to_problem().to_string()).collect::<Vec<_>>().join("\n");
+            Err(KubeError::Api { what: format!("{n} objects could not be applied"), subject: None, reason: reasons, code: None, hint: None })
+        }
+    }
+}
+
+async fn served(resources: &Resources, object: &PlannedObject) -> Result<Served, KubeError> {
+    if let Some(served) = resources.find(&object.api_version, &object.kind, false).await? {
+        return Ok(served);
+    }
+    resources.find(&object.api_version, &object.kind, true).await?.ok_or_else(|| KubeError::Api {
+        what: format!("the cluster does not serve {} in {}", object.kind, object.api_version),
+        subject: Some(object.subject.clone()),
+        reason: "no matches for kind".into(),
+        code: Some(404),
+        hint: None,
+    })
+}
+
+async fn apply_one(resources: &Resources, object: &PlannedObject, reporter: &dyn Reporter) -> Result<(), KubeError> {
+    let Some(desired) = &object.desired else { return Ok(()) };
+    let mut body = desired.clone();
+    if let Some(keys) = &object.generated {
+        fill_generated(&mut body, keys)?;
+    }
+    let served = served(resources, object).await?;
+    let api = resources.api(&served, object.namespace.as_deref());
+    let params = apply_params();
+    let patch = Patch::Apply(&body);
+    retry(|| api.patch(&object.name, &params, &patch))
+        .await
+        .map_err(|err| KubeError::api(format!("cannot {} the object", object.action), Some(&object.subject), &err))?;
+    reporter.report(Event::Done { subject: object.subject.clone(), action: object.action });
+    Ok(())
+}
+
+/// Puts random values under each key of a generated Secret. Never logged, never returned.
+fn fill_generated(secret: &mut Value, keys: &[String]) -> Result<(), KubeError> {
+    let mut data = Map::new();
+    for key in keys {
+        let mut bytes = [0u8; 24];
+        getrandom::fill(&mut bytes).map_err(|err| KubeError::Api {
+            what: "cannot generate a secret value".into(),
+            subject: None,
+            reason: err.to_string(),
+            code: None,
+            hint: None,
+        })?;
+        // URL-safe text a user can type, then base64 for the Secret's data field.
+        let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        data.insert(key.clone(), Value::String(STANDARD.encode(text)));
+    }
+    if let Some(map) = secret.as_object_mut() {
+        map.insert("data".into(), Value::Object(data));
+    }
+    Ok(())
+}
+
+/// Deletes the plan's `prune` objects, custom resources and workloads before what they need.
+///
+/// # Errors
+/// Objects the server refused to delete; objects already gone are fine.
+pub async fn prune(resources: &Resources, plan: &Plan, reporter: &dyn Reporter) -> Result<(), KubeError> {
+    let mut objects: Vec<&PlannedObject> = plan.objects.iter().filter(|o| o.action == Action::Prune).collect();
+    if objects.is_empty() {
+        return Ok(());
+    }
+    objects.sort_by_key(|o| std::cmp::Reverse(kind_priority(&o.kind)));
+    reporter.report(Event::Stage { name: "prune".into(), objects: objects.len() });
+    for object in objects {
+        let Some(served) = resources.find(&object.api_version, &object.kind, false).await? else { continue };
+        let api = resources.api(&served, object.namespace.as_deref());
+        let params = DeleteParams { propagation_policy: Some(PropagationPolicy::Background), ..DeleteParams::default() };
+        match retry(|| api.delete(&object.name, &params)).await {
+            Ok(_) => reporter.report(Event::Done { subject: object.subject.clone(), action: Action::Prune }),
+            Err(kube::Error::Api(status)) if status.code == 404 => {
+                reporter.report(Event::Done { subject: object.subject.clone(), action: Action::Prune });
+            }
+            Err(err) => return Err(KubeError::api("cannot prune the object", Some(&object.subject), &err)),
+        }
+    }
+    Ok(())
+}

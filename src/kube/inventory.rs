@@ -1,0 +1,297 @@
+//! The release inventory (DESIGN §8): a Secret per release in the state namespace that records
+//! every object the release may have created, so nothing plane deletes goes unrecorded.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use k8s_openapi::api::core::v1::Secret;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::KubeError;
+use super::retry::retry;
+
+/// Label on every inventory Secret, so one LIST finds all releases.
+pub const INVENTORY_LABEL: &str = "plane.datalayer.io/inventory";
+/// The release an inventory Secret belongs to (not the release label: the inventory is not one of
+/// the release's objects and must never be pruned with them).
+pub const INVENTORY_OF: &str = "plane.datalayer.io/inventory-of";
+const KEY: &str = "release.json";
+/// How many past revisions' metadata an inventory keeps.
+pub const HISTORY: usize = 10;
+
+/// Where a release run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Applying,
+    Pruning,
+    Waiting,
+    Deployed,
+    Failed,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Applying => "applying",
+            Self::Pruning => "pruning",
+            Self::Waiting => "waiting",
+            Self::Deployed => "deployed",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// One object a release may have created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InventoryObject {
+    pub api_version: String,
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub name: String,
+    #[serde(default)]
+    pub component: String,
+    /// Digest of the applied object (not of its values, which may be secret).
+    #[serde(default)]
+    pub digest: String,
+}
+
+impl InventoryObject {
+    pub fn subject(&self) -> String {
+        super::subject(&self.kind, self.namespace.as_deref(), &self.name)
+    }
+
+    /// Same object regardless of version.
+    pub fn same(&self, api_version: &str, kind: &str, namespace: Option<&str>, name: &str) -> bool {
+        let group = |v: &str| v.rsplit_once('/').map_or(String::new(), |(g, _)| g.to_owned());
+        group(&self.api_version) == group(api_version) && self.kind == kind && self.namespace.as_deref() == namespace && self.name == name
+    }
+}
+
+/// Metadata of a past revision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Revision {
+    pub revision: u64,
+    pub phase: Phase,
+    pub version: String,
+    #[serde(default)]
+    pub profile: Option<String>,
+    pub values_digest: String,
+    pub updated_at: String,
+    pub actor: String,
+}
+
+/// What the inventory Secret holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Inventory {
+    pub release: String,
+    pub addon: String,
+    pub version: String,
+    #[serde(default)]
+    pub profile: Option<String>,
+    pub values_digest: String,
+    pub revision: u64,
+    pub phase: Phase,
+    pub started_at: String,
+    pub updated_at: String,
+    pub actor: String,
+    pub plane_version: String,
+    pub objects: Vec<InventoryObject>,
+    #[serde(default)]
+    pub history: Vec<Revision>,
+}
+
+impl Inventory {
+    /// Records the end of a revision in the history, newest first, keeping [`HISTORY`] entries.
+    pub fn push_history(&mut self) {
+        let entry = Revision {
+            revision: self.revision,
+            phase: self.phase,
+            version: self.version.clone(),
+            profile: self.profile.clone(),
+            values_digest: self.values_digest.clone(),
+            updated_at: self.updated_at.clone(),
+            actor: self.actor.clone(),
+        };
+        self.history.retain(|r| r.revision != entry.revision);
+        self.history.insert(0, entry);
+        self.history.truncate(HISTORY);
+    }
+}
+
+/// A release as `ls` shows it.
+#[derive(Debug, Clone)]
+pub struct Release {
+    pub name: String,
+    pub namespace: String,
+    pub inventory: Inventory,
+}
+
+fn secret_name(release: &str) -> String {
+    format!("plane-release-{release}")
+}
+
+/// Reads a release's inventory, or `None` when the release does not exist.
+///
+/// # Errors
+/// API failures other than "not found", or an inventory plane cannot read.
+pub async fn read_inventory(client: &kube::Client, namespace: &str, release: &str) -> Result<Option<Inventory>, KubeError> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let name = secret_name(release);
+    let subject = super::subject("Secret", Some(namespace), &name);
+    let secret = retry(|| api.get_opt(&name)).await.map_err(|err| KubeError::api("cannot read the release inventory", Some(&subject), &err))?;
+    secret.map(|s| decode(&s, &subject)).transpose()
+}
+
+fn decode(secret: &Secret, subject: &str) -> Result<Inventory, KubeError> {
+    let bytes = secret.data.as_ref().and_then(|d| d.get(KEY)).map(|b| b.0.clone()).unwrap_or_default();
+    serde_json::from_slice(&bytes).map_err(|err| KubeError::Api {
+        what: "the release inventory is unreadable".into(),
+        subject: Some(subject.to_owned()),
+        reason: err.to_string(),
+        code: None,
+        hint: Some("it was written by another plane version or edited by hand".into()),
+    })
+}
+
+/// Writes the inventory with server-side apply, creating the state namespace when missing.
+///
+/// # Errors
+/// API failures, naming the inventory Secret.
+pub async fn write_inventory(client: &kube::Client, namespace: &str, inventory: &Inventory) -> Result<(), KubeError> {
+    let name = secret_name(&inventory.release);
+    let subject = super::subject("Secret", Some(namespace), &name);
+    let body = serde_json::to_vec(inventory).map_err(|err| KubeError::Api {
+        what: "cannot encode the inventory".into(),
+        subject: Some(subject.clone()),
+        reason: err.to_string(),
+        code: None,
+        hint: None,
+    })?;
+    let secret = json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {
+                "app.kubernetes.io/managed-by": "plane",
+                INVENTORY_LABEL: "true",
+                INVENTORY_OF: inventory.release,
+                "plane.datalayer.io/addon": inventory.addon,
+            },
+        },
+        "type": "plane.datalayer.io/release",
+        "data": {KEY: STANDARD.encode(body)},
+    });
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let params = PatchParams::apply("plane").force();
+    let patch = Patch::Apply(&secret);
+    let result = retry(|| api.patch(&name, &params, &patch)).await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => {
+            ensure_namespace(client, namespace).await?;
+            retry(|| api.patch(&name, &params, &patch))
+                .await
+                .map(|_| ())
+                .map_err(|err| KubeError::api("cannot write the release inventory", Some(&subject), &err))
+        }
+        Err(err) => Err(KubeError::api("cannot write the release inventory", Some(&subject), &err)),
+    }
+}
+
+async fn ensure_namespace(client: &kube::Client, namespace: &str) -> Result<(), KubeError> {
+    let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": {"app.kubernetes.io/managed-by": "plane"}}});
+    let (params, patch) = (PatchParams::apply("plane").force(), Patch::Apply(&body));
+    retry(|| api.patch(namespace, &params, &patch))
+        .await
+        .map(|_| ())
+        .map_err(|err| KubeError::api("cannot create the state namespace", Some(&format!("Namespace/{namespace}")), &err))
+}
+
+/// Deletes a release's inventory (the last step of `down`).
+///
+/// # Errors
+/// API failures other than "not found".
+pub async fn delete_inventory(client: &kube::Client, namespace: &str, release: &str) -> Result<(), KubeError> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let name = secret_name(release);
+    let params = kube::api::DeleteParams::default();
+    match retry(|| api.delete(&name, &params)).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(err) => Err(KubeError::api("cannot delete the release inventory", Some(&super::subject("Secret", Some(namespace), &name)), &err)),
+    }
+}
+
+/// All releases recorded in the state namespace, by name.
+///
+/// # Errors
+/// API failures; a missing state namespace means no releases.
+pub async fn list_releases(client: &kube::Client, namespace: &str) -> Result<Vec<Release>, KubeError> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let params = ListParams::default().labels(&format!("{INVENTORY_LABEL}=true"));
+    let list = match retry(|| api.list(&params)).await {
+        Ok(list) => list,
+        Err(kube::Error::Api(status)) if status.code == 404 => return Ok(Vec::new()),
+        Err(err) => return Err(KubeError::api("cannot list releases", Some(&format!("Namespace/{namespace}")), &err)),
+    };
+    let mut releases = Vec::new();
+    for secret in list.items {
+        let name = secret.metadata.name.clone().unwrap_or_default();
+        let inventory = decode(&secret, &super::subject("Secret", Some(namespace), &name))?;
+        releases.push(Release { name: inventory.release.clone(), namespace: namespace.to_owned(), inventory });
+    }
+    releases.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(releases)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inventory() -> Inventory {
+        Inventory {
+            release: "r".into(),
+            addon: "a".into(),
+            version: "1".into(),
+            profile: None,
+            values_digest: "d".into(),
+            revision: 1,
+            phase: Phase::Deployed,
+            started_at: "t".into(),
+            updated_at: "t".into(),
+            actor: "me".into(),
+            plane_version: "0".into(),
+            objects: Vec::new(),
+            history: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn history_keeps_the_newest_revisions_only() {
+        let mut inv = inventory();
+        for revision in 1..=25 {
+            inv.revision = revision;
+            inv.push_history();
+        }
+        assert_eq!(inv.history.len(), HISTORY);
+        assert_eq!(inv.history[0].revision, 25);
+        assert_eq!(inv.history[HISTORY - 1].revision, 16);
+    }
+
+    #[test]
+    fn objects_match_across_versions() {
+        let object = InventoryObject { api_version: "apps/v1".into(), kind: "Deployment".into(), namespace: Some("n".into()), name: "x".into(), component: String::new(), digest: String::new() };
+        assert!(object.same("apps/v1beta1", "Deployment", Some("n"), "x"));
+        assert!(!object.same("apps/v1", "Deployment", None, "x"));
+        assert_eq!(object.subject(), "Deployment/n/x");
+    }
+}

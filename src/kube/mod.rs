@@ -1,0 +1,138 @@
+//! Talking to the cluster: connect, discover, plan, apply, prune, wait, and record releases.
+//! Only this module holds a Kubernetes client; it reports progress through [`Reporter`].
+
+mod apply;
+mod connect;
+mod inventory;
+pub mod normalize;
+mod plan;
+pub mod readiness;
+mod resources;
+mod retry;
+mod wait;
+
+use std::fmt;
+
+pub use apply::{ApplyOptions, apply, prune, target};
+pub use connect::{ConnectOptions, Target, connect};
+pub use inventory::{HISTORY, Inventory, InventoryObject, Phase, Release, delete_inventory, list_releases, read_inventory, write_inventory};
+pub use plan::{Action, Plan, PlannedObject, plan};
+pub use kube::Client;
+pub use resources::Resources;
+pub use wait::{WaitOptions, WaitTarget, health, wait_ready};
+
+use crate::error::Problem;
+
+/// Something the cluster work wants the user to know, as it happens.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A stage begins: `crds`, a component name, `prune`, `wait`.
+    Stage { name: String, objects: usize },
+    /// One object was written or deleted with this action.
+    Done { subject: String, action: Action },
+    /// Waiting on an object, with what it last said.
+    Waiting { subject: String, status: String },
+    /// An object became ready.
+    Ready { subject: String, ready: usize, total: usize },
+    /// Something worth a line that is not an error.
+    Note(String),
+}
+
+/// Receives progress; the terminal layer implements it (indicatif or plain lines).
+pub trait Reporter: Send + Sync {
+    fn report(&self, event: Event);
+}
+
+/// A reporter that drops everything, for callers that show no progress.
+pub struct Silent;
+
+impl Reporter for Silent {
+    fn report(&self, _event: Event) {}
+}
+
+/// A failure talking to the cluster, naming the object and the server's reason.
+#[derive(Debug, thiserror::Error)]
+pub enum KubeError {
+    #[error("{what}")]
+    Api { what: String, subject: Option<String>, reason: String, code: Option<u16>, hint: Option<String> },
+    #[error("cannot connect: {reason}")]
+    Connect { reason: String, hint: Option<String> },
+    #[error("timed out")]
+    Timeout { waiting: Vec<(String, String)> },
+    #[error("{subject} failed: {reason}")]
+    NotReady { subject: String, reason: String },
+}
+
+impl KubeError {
+    /// Builds an API error for an action on an object from a kube-rs error.
+    pub fn api(what: impl Into<String>, subject: Option<&str>, err: &kube::Error) -> Self {
+        let (reason, code) = match err {
+            kube::Error::Api(status) => (format!("{} ({})", status.message, status.reason), Some(status.code)),
+            other => (error_chain(other), None),
+        };
+        let hint = match code {
+            Some(401) => Some("the credentials were refused: check the kubeconfig user or refresh the token".to_owned()),
+            Some(403) => Some("the credentials lack permission for this; ask a cluster admin for RBAC".to_owned()),
+            _ => None,
+        };
+        Self::Api { what: what.into(), subject: subject.map(str::to_owned), reason, code, hint }
+    }
+
+    /// The HTTP status code the server answered with, if any.
+    pub fn code(&self) -> Option<u16> {
+        match self {
+            Self::Api { code, .. } => *code,
+            _ => None,
+        }
+    }
+
+    pub fn to_problem(&self) -> Problem {
+        match self {
+            Self::Api { what, subject, reason, hint, .. } => {
+                let mut problem = Problem::new(what.clone()).because(reason.clone()).maybe_hint(hint.clone());
+                if let Some(subject) = subject {
+                    problem = problem.at(subject.clone());
+                }
+                problem
+            }
+            Self::Connect { reason, hint } => Problem::new("cannot connect to the cluster").because(reason.clone()).maybe_hint(hint.clone()),
+            Self::Timeout { waiting } => {
+                let mut problem = Problem::new(format!("timed out waiting for {} object(s) to become ready", waiting.len()));
+                for (subject, status) in waiting {
+                    problem = problem.because(format!("{subject}: {status}"));
+                }
+                problem.hint("raise --timeout, or look at the objects above with kubectl describe")
+            }
+            Self::NotReady { subject, reason } => Problem::new(format!("{subject} failed")).at(subject.clone()).because(reason.clone()),
+        }
+    }
+}
+
+/// Every message of an error's source chain, joined.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(inner) = source {
+        let message = inner.to_string();
+        if !text.contains(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+        source = inner.source();
+    }
+    text
+}
+
+/// The subject of an object reference.
+pub fn subject(kind: &str, namespace: Option<&str>, name: &str) -> String {
+    match namespace {
+        Some(ns) => format!("{kind}/{ns}/{name}"),
+        None => format!("{kind}/{name}"),
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

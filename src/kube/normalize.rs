@@ -1,0 +1,169 @@
+//! Make live and desired objects comparable: drop server bookkeeping, keep fields other
+//! controllers own, and mask Secret values before anything is shown.
+
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+/// On an object: fields another controller owns after creation (comma-separated patterns such as
+/// `spec.workerGroupSpecs[*].replicas`). plane sets them on create and never resets them.
+pub const CONTROLLER_OWNED: &str = "plane.datalayer.io/controller-owned";
+
+/// Removes what the server manages and what never counts as a change.
+pub fn normalize(object: &Value) -> Value {
+    let mut object = object.clone();
+    if let Some(map) = object.as_object_mut() {
+        map.remove("status");
+        if let Some(metadata) = map.get_mut("metadata").and_then(Value::as_object_mut) {
+            for key in ["managedFields", "resourceVersion", "uid", "generation", "creationTimestamp", "selfLink"] {
+                metadata.remove(key);
+            }
+            // Empty maps are how the server writes absent ones.
+            for key in ["annotations", "labels"] {
+                if metadata.get(key).and_then(Value::as_object).is_some_and(Map::is_empty) {
+                    metadata.remove(key);
+                }
+            }
+        }
+    }
+    object
+}
+
+/// One step of a field pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Step {
+    Key(String),
+    Every,
+    Index(usize),
+}
+
+fn parse_pattern(pattern: &str) -> Vec<Step> {
+    let mut steps = Vec::new();
+    for part in pattern.trim().split('.') {
+        let (key, rest) = part.split_once('[').map_or((part, ""), |(k, r)| (k, r));
+        if !key.is_empty() {
+            steps.push(Step::Key(key.to_owned()));
+        }
+        for index in rest.split('[').map(|s| s.trim_end_matches(']')).filter(|s| !s.is_empty()) {
+            steps.push(if index == "*" { Step::Every } else { index.parse().map_or(Step::Every, Step::Index) });
+        }
+    }
+    steps
+}
+
+/// The controller-owned field patterns an object declares.
+pub fn controller_owned(object: &Value) -> Vec<String> {
+    object["metadata"]["annotations"][CONTROLLER_OWNED]
+        .as_str()
+        .map(|s| s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+/// Copies the live values of controller-owned fields into `desired`, so that applying it neither
+/// resets them nor shows them as drift. Fields the live object lacks keep the desired value.
+pub fn keep_controller_owned(desired: &mut Value, live: &Value) {
+    for pattern in controller_owned(desired) {
+        let steps = parse_pattern(&pattern);
+        copy_at(desired, live, &steps);
+    }
+}
+
+fn copy_at(desired: &mut Value, live: &Value, steps: &[Step]) {
+    let Some((step, rest)) = steps.split_first() else {
+        *desired = live.clone();
+        return;
+    };
+    match step {
+        Step::Key(key) => {
+            if let (Some(d), Some(l)) = (desired.get_mut(key), live.get(key)) {
+                copy_at(d, l, rest);
+            }
+        }
+        Step::Index(i) => {
+            if let (Some(d), Some(l)) = (desired.get_mut(*i), live.get(*i)) {
+                copy_at(d, l, rest);
+            }
+        }
+        Step::Every => {
+            if let (Some(d), Some(l)) = (desired.as_array_mut(), live.as_array()) {
+                for (d, l) in d.iter_mut().zip(l) {
+                    copy_at(d, l, rest);
+                }
+            }
+        }
+    }
+}
+
+/// Replaces Secret values so that no diff or log can show them: unchanged keys become `***`,
+/// changed ones `*** (before)` and `*** (after)`.
+pub fn mask_secrets(before: Option<&mut Value>, after: Option<&mut Value>) {
+    let is_secret = |v: &Option<&mut Value>| v.as_ref().is_some_and(|v| v["kind"] == "Secret");
+    if !is_secret(&before) && !is_secret(&after) {
+        return;
+    }
+    let mut before = before;
+    let mut after = after;
+    for field in ["data", "stringData"] {
+        let old = before.as_ref().and_then(|b| b.get(field)).and_then(Value::as_object).cloned().unwrap_or_default();
+        let new = after.as_ref().and_then(|a| a.get(field)).and_then(Value::as_object).cloned().unwrap_or_default();
+        if let Some(map) = before.as_mut().and_then(|b| b.get_mut(field)).and_then(Value::as_object_mut) {
+            for (key, value) in map.iter_mut() {
+                *value = Value::String(if new.get(key) == Some(value) { "***" } else { "*** (before)" }.into());
+            }
+        }
+        if let Some(map) = after.as_mut().and_then(|a| a.get_mut(field)).and_then(Value::as_object_mut) {
+            for (key, value) in map.iter_mut() {
+                *value = Value::String(if old.get(key) == Some(value) { "***" } else { "*** (after)" }.into());
+            }
+        }
+    }
+}
+
+/// A stable digest of a value: SHA-256 of its canonical JSON (keys sorted), hex.
+pub fn digest(value: &Value) -> String {
+    let text = serde_json::to_string(value).unwrap_or_default();
+    let hash = Sha256::digest(text.as_bytes());
+    hash.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn normalize_drops_server_bookkeeping() {
+        let live = json!({"kind": "ConfigMap", "metadata": {"name": "a", "uid": "u", "resourceVersion": "7", "generation": 1,
+            "creationTimestamp": "t", "managedFields": [], "annotations": {}}, "status": {"x": 1}, "data": {"k": "v"}});
+        assert_eq!(normalize(&live), json!({"kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"k": "v"}}));
+    }
+
+    #[test]
+    fn controller_owned_fields_keep_their_live_values() {
+        let mut desired = json!({"metadata": {"annotations": {CONTROLLER_OWNED: "spec.workerGroupSpecs[*].replicas"}},
+            "spec": {"workerGroupSpecs": [{"groupName": "w", "replicas": 1, "maxReplicas": 3}]}});
+        let live = json!({"spec": {"workerGroupSpecs": [{"groupName": "w", "replicas": 3, "maxReplicas": 2}]}});
+        keep_controller_owned(&mut desired, &live);
+        assert_eq!(desired["spec"]["workerGroupSpecs"][0]["replicas"], 3);
+        assert_eq!(desired["spec"]["workerGroupSpecs"][0]["maxReplicas"], 3);
+        assert_eq!(parse_pattern("a.b[2].c[*]"), vec![Step::Key("a".into()), Step::Key("b".into()), Step::Index(2), Step::Key("c".into()), Step::Every]);
+    }
+
+    #[test]
+    fn secrets_are_masked_per_key() {
+        let mut before = json!({"kind": "Secret", "data": {"same": "c2FtZQ==", "changed": "b2xk", "gone": "eA=="}});
+        let mut after = json!({"kind": "Secret", "data": {"same": "c2FtZQ==", "changed": "bmV3", "added": "eQ=="}});
+        mask_secrets(Some(&mut before), Some(&mut after));
+        assert_eq!(before["data"], json!({"same": "***", "changed": "*** (before)", "gone": "*** (before)"}));
+        assert_eq!(after["data"], json!({"same": "***", "changed": "*** (after)", "added": "*** (after)"}));
+        let text = format!("{before}{after}");
+        for secret in ["c2FtZQ==", "b2xk", "bmV3", "eA==", "eQ=="] {
+            assert!(!text.contains(secret));
+        }
+    }
+
+    #[test]
+    fn digests_are_stable_and_sensitive() {
+        assert_eq!(digest(&json!({"a": 1, "b": 2})), digest(&json!({"b": 2, "a": 1})));
+        assert_ne!(digest(&json!({"a": 1})), digest(&json!({"a": 2})));
+    }
+}

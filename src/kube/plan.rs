@@ -1,0 +1,352 @@
+//! The plan: one server-side dry-run per rendered object, compared with the live object, plus
+//! the objects of the previous inventory that are no longer rendered.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use futures::{StreamExt, TryStreamExt, stream};
+use kube::api::{ListParams, Patch, PatchParams};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::inventory::Inventory;
+use super::normalize::{keep_controller_owned, mask_secrets, normalize};
+use super::resources::{Resources, Served};
+use super::retry::retry;
+use super::KubeError;
+use crate::bundle::Object;
+use crate::bundle::objects::RELEASE_LABEL;
+
+/// What happens to one object. One vocabulary everywhere: diff, up, down, JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Create,
+    Configure,
+    Unchanged,
+    Prune,
+    Delete,
+    /// Left alone on purpose (e.g. a Namespace no longer rendered, which is never pruned).
+    Skip,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::Configure => "configure",
+            Self::Unchanged => "unchanged",
+            Self::Prune => "prune",
+            Self::Delete => "delete",
+            Self::Skip => "skip",
+        }
+    }
+
+    /// Whether the action writes to the cluster.
+    pub fn writes(self) -> bool {
+        matches!(self, Self::Create | Self::Configure | Self::Prune | Self::Delete)
+    }
+}
+
+/// One object of the plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedObject {
+    pub subject: String,
+    #[serde(rename = "apiVersion")]
+    pub api_version: String,
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub name: String,
+    pub component: String,
+    pub action: Action,
+    /// Why, when there is more to say (adoption, a kind installed by this release, kept objects).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// What `up` applies: the rendered object with controller-owned fields carried over.
+    #[serde(skip)]
+    pub desired: Option<Value>,
+    /// The live object, normalised and masked, for diffs.
+    #[serde(skip)]
+    pub before: Option<Value>,
+    /// The dry-run result (or the desired object when no dry-run was possible), normalised and masked.
+    #[serde(skip)]
+    pub after: Option<Value>,
+    /// The keys of a generated Secret.
+    #[serde(skip)]
+    pub generated: Option<Vec<String>>,
+}
+
+/// The whole plan, in apply order, with prunes last.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub objects: Vec<PlannedObject>,
+}
+
+impl Plan {
+    /// How many objects get each action.
+    pub fn count(&self, action: Action) -> usize {
+        self.objects.iter().filter(|o| o.action == action).count()
+    }
+
+    pub fn has_changes(&self) -> bool {
+        self.objects.iter().any(|o| o.action.writes())
+    }
+
+    /// `3 to create, 1 to change, 2 to prune, 40 unchanged`.
+    pub fn summary(&self) -> String {
+        let mut parts = vec![
+            format!("{} to create", self.count(Action::Create)),
+            format!("{} to change", self.count(Action::Configure)),
+            format!("{} to prune", self.count(Action::Prune)),
+            format!("{} unchanged", self.count(Action::Unchanged)),
+        ];
+        let skipped = self.count(Action::Skip);
+        if skipped > 0 {
+            parts.push(format!("{skipped} kept"));
+        }
+        parts.join(", ")
+    }
+}
+
+/// A live object found by listing, by (group, kind, namespace, name).
+type LiveKey = (String, String, Option<String>, String);
+
+fn group_of(api_version: &str) -> String {
+    api_version.rsplit_once('/').map_or(String::new(), |(g, _)| g.to_owned())
+}
+
+fn key(api_version: &str, kind: &str, namespace: Option<&str>, name: &str) -> LiveKey {
+    (group_of(api_version), kind.to_owned(), namespace.map(str::to_owned), name.to_owned())
+}
+
+/// Computes the plan for `rendered` against the cluster.
+///
+/// # Errors
+/// Discovery or list failures, and every object the server rejects on dry-run, all at once.
+pub async fn plan(resources: &Resources, rendered: &[Object], release: &str, previous: Option<&Inventory>) -> Result<Plan, KubeError> {
+    let live = list_live(resources, rendered, release, previous).await?;
+    let new_kinds = kinds_installed_by(rendered);
+    let new_namespaces: BTreeSet<String> = rendered
+        .iter()
+        .filter(|o| o.id.kind == "Namespace" && !live.contains_key(&key("v1", "Namespace", None, &o.id.name)))
+        .map(|o| o.id.name.clone())
+        .collect();
+
+    let results: Vec<Result<PlannedObject, KubeError>> = stream::iter(rendered)
+        .map(|object| plan_one(resources, object, &live, &new_kinds, &new_namespaces))
+        .buffered(8)
+        .collect()
+        .await;
+    let mut objects = Vec::new();
+    let mut rejected = Vec::new();
+    for result in results {
+        match result {
+            Ok(planned) => objects.push(planned),
+            Err(err) => rejected.push(err),
+        }
+    }
+    if !rejected.is_empty() {
+        return Err(combine(rejected));
+    }
+
+    if let Some(previous) = previous {
+        for old in &previous.objects {
+            let still_rendered = rendered.iter().any(|o| old.same(&o.id.api_version, &o.id.kind, o.id.namespace.as_deref(), &o.id.name));
+            if still_rendered {
+                continue;
+            }
+            let Some(live_object) = live.get(&key(&old.api_version, &old.kind, old.namespace.as_deref(), &old.name)) else { continue };
+            let protected = matches!(old.kind.as_str(), "Namespace" | "CustomResourceDefinition" | "PersistentVolumeClaim");
+            let opted_in = live_object["metadata"]["annotations"]["plane.datalayer.io/prune"] == "true";
+            let (action, note) = if protected && !opted_in {
+                (Action::Skip, Some(format!("{} is never pruned unless it opts in with plane.datalayer.io/prune: \"true\"", old.kind)))
+            } else {
+                (Action::Prune, None)
+            };
+            let mut before = normalize(live_object);
+            mask_secrets(Some(&mut before), None);
+            objects.push(PlannedObject {
+                subject: old.subject(),
+                api_version: old.api_version.clone(),
+                kind: old.kind.clone(),
+                namespace: old.namespace.clone(),
+                name: old.name.clone(),
+                component: old.component.clone(),
+                action,
+                note,
+                desired: None,
+                before: Some(before),
+                after: None,
+                generated: None,
+            });
+        }
+    }
+    Ok(Plan { objects })
+}
+
+/// Joins several rejections into one error that lists them all.
+fn combine(mut errors: Vec<KubeError>) -> KubeError {
+    if errors.len() == 1 {
+        return errors.remove(0);
+    }
+    let reasons = errors
+        .iter()
+        .map(|e| {
+            let problem = e.to_problem();
+            format!("{}: {}", problem.location.unwrap_or(problem.what), problem.causes.join(": "))
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    KubeError::Api { what: format!("the server rejected {} object(s)", errors.len()), subject: None, reason: reasons, code: None, hint: None }
+}
+
+/// Kinds whose CRD is part of the render: (group, kind).
+fn kinds_installed_by(rendered: &[Object]) -> BTreeSet<(String, String)> {
+    rendered
+        .iter()
+        .filter(|o| o.id.kind == "CustomResourceDefinition")
+        .filter_map(|o| {
+            let group = o.value.pointer("/spec/group")?.as_str()?;
+            let kind = o.value.pointer("/spec/names/kind")?.as_str()?;
+            Some((group.to_owned(), kind.to_owned()))
+        })
+        .collect()
+}
+
+/// Lists the release's live objects: one LIST per kind and namespace, by the release label.
+async fn list_live(resources: &Resources, rendered: &[Object], release: &str, previous: Option<&Inventory>) -> Result<HashMap<LiveKey, Value>, KubeError> {
+    let mut wanted: BTreeMap<(String, String), BTreeSet<Option<String>>> = BTreeMap::new();
+    for object in rendered {
+        wanted.entry((object.id.api_version.clone(), object.id.kind.clone())).or_default().insert(object.id.namespace.clone());
+    }
+    for old in previous.map(|p| p.objects.as_slice()).unwrap_or_default() {
+        wanted.entry((old.api_version.clone(), old.kind.clone())).or_default().insert(old.namespace.clone());
+    }
+    let selector = format!("{RELEASE_LABEL}={release}");
+    let mut calls = Vec::new();
+    for ((api_version, kind), namespaces) in &wanted {
+        let Some(served) = resources.find(api_version, kind, false).await? else { continue };
+        for namespace in namespaces {
+            calls.push((served.clone(), namespace.clone(), kind.clone()));
+        }
+    }
+    let lists: Vec<Vec<Value>> = stream::iter(calls)
+        .map(|(served, namespace, kind): (Served, Option<String>, String)| {
+            let api = resources.api(&served, namespace.as_deref());
+            let params = ListParams::default().labels(&selector);
+            async move {
+                match retry(|| api.list(&params)).await {
+                    Ok(list) => Ok(list.items.into_iter().filter_map(|o| serde_json::to_value(o).ok()).collect()),
+                    // A namespace that does not exist yet holds nothing.
+                    Err(kube::Error::Api(status)) if status.code == 404 => Ok(Vec::new()),
+                    Err(err) => Err(KubeError::api(format!("cannot list {kind} objects"), namespace.as_deref().map(|ns| format!("Namespace/{ns}")).as_deref(), &err)),
+                }
+            }
+        })
+        .buffered(8)
+        .try_collect()
+        .await?;
+    let mut live = HashMap::new();
+    for object in lists.into_iter().flatten() {
+        let text = |p: &str| object.pointer(p).and_then(Value::as_str).map(str::to_owned);
+        let (Some(api_version), Some(kind), Some(name)) = (text("/apiVersion"), text("/kind"), text("/metadata/name")) else { continue };
+        live.insert(key(&api_version, &kind, text("/metadata/namespace").as_deref(), &name), object);
+    }
+    Ok(live)
+}
+
+async fn plan_one(
+    resources: &Resources,
+    object: &Object,
+    live: &HashMap<LiveKey, Value>,
+    new_kinds: &BTreeSet<(String, String)>,
+    new_namespaces: &BTreeSet<String>,
+) -> Result<PlannedObject, KubeError> {
+    let id = &object.id;
+    let subject = id.to_string();
+    let mut planned = PlannedObject {
+        subject: subject.clone(),
+        api_version: id.api_version.clone(),
+        kind: id.kind.clone(),
+        namespace: id.namespace.clone(),
+        name: id.name.clone(),
+        component: object.component.clone(),
+        action: Action::Create,
+        note: None,
+        desired: Some(object.value.clone()),
+        before: None,
+        after: None,
+        generated: object.generated_keys(),
+    };
+    let mut live_object = live.get(&key(&id.api_version, &id.kind, id.namespace.as_deref(), &id.name)).cloned();
+
+    let served = resources.find(&id.api_version, &id.kind, false).await?;
+    let Some(served) = served else {
+        if new_kinds.contains(&(id.group().to_owned(), id.kind.clone())) {
+            planned.note = Some("its CRD is installed by this release".into());
+            planned.after = Some(masked_after(&object.value, None));
+            return Ok(planned);
+        }
+        return Err(KubeError::Api {
+            what: format!("the cluster does not serve {} in {}", id.kind, id.api_version),
+            subject: Some(subject),
+            reason: "no matching resource in API discovery".into(),
+            code: Some(404),
+            hint: Some("install the CRD that defines this kind first, or turn off the component that renders it".into()),
+        });
+    };
+    if planned.generated.is_some() {
+        // Generated Secrets are create-only: their values are never compared or shown.
+        if live_object.is_some() {
+            planned.action = Action::Unchanged;
+        }
+        planned.after = Some(masked_after(&object.value, None));
+        return Ok(planned);
+    }
+    if id.namespace.as_ref().is_some_and(|ns| new_namespaces.contains(ns)) && live_object.is_none() {
+        planned.note = Some("its namespace is created by this release".into());
+        planned.after = Some(masked_after(&object.value, None));
+        return Ok(planned);
+    }
+
+    let mut desired = object.value.clone();
+    if let Some(live_object) = &live_object {
+        keep_controller_owned(&mut desired, live_object);
+    }
+    let api = resources.api(&served, id.namespace.as_deref());
+    let params = PatchParams::apply("plane").force().dry_run();
+    let patch = Patch::Apply(&desired);
+    let dry = retry(|| api.patch(&id.name, &params, &patch))
+        .await
+        .map_err(|err| KubeError::api("the server rejected the object on dry-run", Some(&subject), &err))?;
+    let dry = serde_json::to_value(dry).unwrap_or(Value::Null);
+
+    if live_object.is_none() && dry["metadata"]["resourceVersion"].as_str().is_some_and(|rv| !rv.is_empty()) {
+        // It exists but without this release's labels: plane takes it over.
+        live_object = retry(|| api.get_opt(&id.name))
+            .await
+            .map_err(|err| KubeError::api("cannot read the live object", Some(&subject), &err))?
+            .and_then(|o| serde_json::to_value(o).ok());
+        planned.note = Some("exists without this release's labels; plane will take it over".into());
+    }
+    planned.desired = Some(desired);
+    match live_object {
+        None => planned.after = Some(masked_after(&dry, None)),
+        Some(live_object) => {
+            let mut before = normalize(&live_object);
+            let mut after = normalize(&dry);
+            let same = before == after;
+            mask_secrets(Some(&mut before), Some(&mut after));
+            planned.action = if same { Action::Unchanged } else { Action::Configure };
+            planned.before = Some(before);
+            planned.after = Some(after);
+        }
+    }
+    Ok(planned)
+}
+
+fn masked_after(value: &Value, before: Option<&mut Value>) -> Value {
+    let mut after = normalize(value);
+    mask_secrets(before, Some(&mut after));
+    after
+}

@@ -1,0 +1,340 @@
+//! Readiness rules (DESIGN §7): is a live object ready, still progressing, or failed for good?
+
+use serde_json::Value;
+
+/// What one observation of an object says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    Ready,
+    /// Not ready yet; the text says what is awaited.
+    Progressing(String),
+    /// A terminal state: waiting longer will not help.
+    Failed(String),
+}
+
+impl Readiness {
+    pub fn is_ready(&self) -> bool {
+        matches!(self, Self::Ready)
+    }
+}
+
+/// Whether plane waits for objects of this kind at all.
+pub fn has_rule(kind: &str) -> bool {
+    matches!(
+        kind,
+        "CustomResourceDefinition"
+            | "Deployment"
+            | "StatefulSet"
+            | "DaemonSet"
+            | "Job"
+            | "PersistentVolumeClaim"
+            | "Service"
+            | "RayCluster"
+            | "RayJob"
+            | "RayService"
+            | "Namespace"
+    )
+}
+
+/// Evaluates the readiness of a live object.
+pub fn evaluate(object: &Value) -> Readiness {
+    let kind = object["kind"].as_str().unwrap_or_default();
+    match kind {
+        "CustomResourceDefinition" => crd(object),
+        "Deployment" => deployment(object),
+        "StatefulSet" => stateful_set(object),
+        "DaemonSet" => daemon_set(object),
+        "Job" => job(object),
+        "PersistentVolumeClaim" => pvc(object),
+        "Service" => service(object),
+        "Namespace" => namespace(object),
+        "RayCluster" => ray_cluster(object),
+        "RayJob" => ray_job(object),
+        _ if is_builtin_without_status(kind) => Readiness::Ready,
+        _ => generic(object),
+    }
+}
+
+/// Kinds that are ready as soon as they exist.
+fn is_builtin_without_status(kind: &str) -> bool {
+    matches!(
+        kind,
+        "ConfigMap"
+            | "Secret"
+            | "ServiceAccount"
+            | "Role"
+            | "RoleBinding"
+            | "ClusterRole"
+            | "ClusterRoleBinding"
+            | "Ingress"
+            | "IngressClass"
+            | "NetworkPolicy"
+            | "PodDisruptionBudget"
+            | "HorizontalPodAutoscaler"
+            | "Lease"
+            | "PriorityClass"
+            | "StorageClass"
+            | "CronJob"
+            | "ResourceQuota"
+            | "LimitRange"
+            | "PodMonitor"
+            | "ServiceMonitor"
+            | "PrometheusRule"
+    )
+}
+
+fn condition<'a>(object: &'a Value, type_: &str) -> Option<&'a Value> {
+    object["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == type_)
+}
+
+fn condition_is(object: &Value, type_: &str, status: &str) -> bool {
+    condition(object, type_).is_some_and(|c| c["status"] == status)
+}
+
+fn reason_of(condition: &Value) -> String {
+    let reason = condition["reason"].as_str().unwrap_or("");
+    let message = condition["message"].as_str().unwrap_or("");
+    match (reason.is_empty(), message.is_empty()) {
+        (false, false) => format!("{reason}: {message}"),
+        (false, true) => reason.to_owned(),
+        (true, false) => message.to_owned(),
+        (true, true) => String::new(),
+    }
+}
+
+/// `status.observedGeneration` has caught up with `metadata.generation` (absent counts as current
+/// only when the object has no generation).
+fn observed_current(object: &Value) -> bool {
+    match (object["metadata"]["generation"].as_i64(), object["status"]["observedGeneration"].as_i64()) {
+        (Some(generation), Some(observed)) => observed >= generation,
+        (Some(_), None) => false,
+        (None, _) => true,
+    }
+}
+
+fn int(value: &Value) -> i64 {
+    value.as_i64().unwrap_or(0)
+}
+
+fn crd(object: &Value) -> Readiness {
+    if condition_is(object, "Established", "True") {
+        Readiness::Ready
+    } else if let Some(c) = condition(object, "NamesAccepted").filter(|c| c["status"] == "False") {
+        Readiness::Failed(format!("names not accepted: {}", reason_of(c)))
+    } else {
+        Readiness::Progressing("waiting for condition Established".into())
+    }
+}
+
+fn pod_failure(object: &Value) -> Option<String> {
+    // A deployer cannot see pods from a Deployment's status; a failing rollout shows as
+    // ProgressDeadlineExceeded, or in a condition message naming the container state.
+    let progressing = condition(object, "Progressing")?;
+    if progressing["status"] == "False" && progressing["reason"] == "ProgressDeadlineExceeded" {
+        return Some(reason_of(progressing));
+    }
+    None
+}
+
+fn container_failure(object: &Value) -> Option<String> {
+    for type_ in ["Available", "Ready", "ReplicaFailure"] {
+        if let Some(c) = condition(object, type_) {
+            let text = reason_of(c);
+            for terminal in ["ImagePullBackOff", "ErrImagePull", "CrashLoopBackOff", "InvalidImageName", "CreateContainerConfigError"] {
+                if text.contains(terminal) {
+                    return Some(text);
+                }
+            }
+        }
+    }
+    None
+}
+
+fn deployment(object: &Value) -> Readiness {
+    if let Some(failure) = pod_failure(object).or_else(|| container_failure(object)) {
+        return Readiness::Failed(failure);
+    }
+    if !observed_current(object) {
+        return Readiness::Progressing("waiting for the controller to observe the new generation".into());
+    }
+    let status = &object["status"];
+    let desired = object["spec"]["replicas"].as_i64().unwrap_or(1);
+    let (updated, ready, available, total) =
+        (int(&status["updatedReplicas"]), int(&status["readyReplicas"]), int(&status["availableReplicas"]), int(&status["replicas"]));
+    if updated >= desired && ready >= desired && available >= desired && total <= desired {
+        Readiness::Ready
+    } else {
+        Readiness::Progressing(format!("{ready}/{desired} ready, {updated} updated, {available} available"))
+    }
+}
+
+fn stateful_set(object: &Value) -> Readiness {
+    if !observed_current(object) {
+        return Readiness::Progressing("waiting for the controller to observe the new generation".into());
+    }
+    let status = &object["status"];
+    let desired = object["spec"]["replicas"].as_i64().unwrap_or(1);
+    let (ready, updated) = (int(&status["readyReplicas"]), int(&status["updatedReplicas"]));
+    let revision_done = status["currentRevision"] == status["updateRevision"] || status["updateRevision"].is_null();
+    if ready >= desired && updated >= desired && revision_done {
+        Readiness::Ready
+    } else {
+        Readiness::Progressing(format!("{ready}/{desired} ready, {updated} updated"))
+    }
+}
+
+fn daemon_set(object: &Value) -> Readiness {
+    if !observed_current(object) {
+        return Readiness::Progressing("waiting for the controller to observe the new generation".into());
+    }
+    let status = &object["status"];
+    let desired = int(&status["desiredNumberScheduled"]);
+    let (ready, updated) = (int(&status["numberReady"]), int(&status["updatedNumberScheduled"]));
+    if ready >= desired && updated >= desired {
+        Readiness::Ready
+    } else {
+        Readiness::Progressing(format!("{ready}/{desired} ready, {updated} updated"))
+    }
+}
+
+fn job(object: &Value) -> Readiness {
+    if condition_is(object, "Complete", "True") {
+        Readiness::Ready
+    } else if let Some(c) = condition(object, "Failed").filter(|c| c["status"] == "True") {
+        Readiness::Failed(format!("job failed: {}", reason_of(c)))
+    } else {
+        Readiness::Progressing(format!("{} succeeded, {} active", int(&object["status"]["succeeded"]), int(&object["status"]["active"])))
+    }
+}
+
+fn pvc(object: &Value) -> Readiness {
+    match object["status"]["phase"].as_str() {
+        Some("Bound") => Readiness::Ready,
+        Some("Lost") => Readiness::Failed("the volume claim lost its volume".into()),
+        other => Readiness::Progressing(format!("phase {}", other.unwrap_or("Pending"))),
+    }
+}
+
+fn service(object: &Value) -> Readiness {
+    if object["spec"]["type"] != "LoadBalancer" {
+        return Readiness::Ready;
+    }
+    let ingress = object["status"]["loadBalancer"]["ingress"].as_array();
+    if ingress.is_some_and(|i| !i.is_empty()) {
+        Readiness::Ready
+    } else {
+        Readiness::Progressing("waiting for a load balancer address".into())
+    }
+}
+
+fn namespace(object: &Value) -> Readiness {
+    match object["status"]["phase"].as_str() {
+        Some("Terminating") => Readiness::Failed("the namespace is being deleted".into()),
+        _ => Readiness::Ready,
+    }
+}
+
+fn ray_cluster(object: &Value) -> Readiness {
+    // KubeRay 1.7 reports failure in conditions, never in `state` (DESIGN §7).
+    if let Some(c) = condition(object, "ReplicaFailure").filter(|c| c["status"] == "True") {
+        return Readiness::Failed(format!("ReplicaFailure: {}", reason_of(c)));
+    }
+    if object.get("status").is_none_or(Value::is_null) {
+        return Readiness::Progressing("no status yet".into());
+    }
+    if !observed_current(object) {
+        return Readiness::Progressing("waiting for the operator to observe the new generation".into());
+    }
+    let has_conditions = object["status"]["conditions"].as_array().is_some_and(|c| !c.is_empty());
+    if has_conditions {
+        if !condition_is(object, "HeadPodReady", "True") {
+            return Readiness::Progressing("waiting for condition HeadPodReady".into());
+        }
+        if condition_is(object, "RayClusterProvisioned", "True") {
+            return Readiness::Ready;
+        }
+        return Readiness::Progressing("head ready; waiting for condition RayClusterProvisioned".into());
+    }
+    match object["status"]["state"].as_str() {
+        Some("ready") => Readiness::Ready,
+        Some(state) => Readiness::Progressing(format!("state {state}")),
+        None => Readiness::Progressing("no conditions or state yet".into()),
+    }
+}
+
+fn ray_job(object: &Value) -> Readiness {
+    match object["status"]["jobDeploymentStatus"].as_str() {
+        Some("Complete") if object["status"]["jobStatus"] == "SUCCEEDED" => Readiness::Ready,
+        Some("Complete" | "Failed") => Readiness::Failed(format!("job status {}", object["status"]["jobStatus"].as_str().unwrap_or("unknown"))),
+        Some(other) => Readiness::Progressing(format!("job deployment {other}")),
+        None => Readiness::Progressing("no status yet".into()),
+    }
+}
+
+/// Custom resources without a rule: `Ready=True` and a current `observedGeneration`. A freshly
+/// applied resource with no status is not ready.
+fn generic(object: &Value) -> Readiness {
+    if object.get("status").is_none_or(Value::is_null) {
+        return Readiness::Progressing("no status yet".into());
+    }
+    if let Some(c) = condition(object, "Ready") {
+        return if c["status"] == "True" && observed_current(object) {
+            Readiness::Ready
+        } else {
+            Readiness::Progressing(format!("Ready={} {}", c["status"].as_str().unwrap_or("?"), reason_of(c)).trim_end().to_owned())
+        };
+    }
+    // A status without conditions: nothing better to wait on than the generation.
+    if observed_current(object) { Readiness::Ready } else { Readiness::Progressing("waiting for observedGeneration".into()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn yaml(text: &str) -> Value {
+        serde_yaml_ng::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn deployments_roll_out_fully_or_fail_on_the_deadline() {
+        let rolled = yaml("kind: Deployment\nmetadata: {generation: 2}\nspec: {replicas: 2}\nstatus: {observedGeneration: 2, replicas: 2, updatedReplicas: 2, readyReplicas: 2, availableReplicas: 2}\n");
+        assert_eq!(evaluate(&rolled), Readiness::Ready);
+        let stale = yaml("kind: Deployment\nmetadata: {generation: 3}\nspec: {replicas: 2}\nstatus: {observedGeneration: 2, replicas: 2, updatedReplicas: 2, readyReplicas: 2, availableReplicas: 2}\n");
+        assert!(matches!(evaluate(&stale), Readiness::Progressing(_)));
+        let old_pods = yaml("kind: Deployment\nmetadata: {generation: 2}\nspec: {replicas: 2}\nstatus: {observedGeneration: 2, replicas: 3, updatedReplicas: 2, readyReplicas: 2, availableReplicas: 2}\n");
+        assert!(matches!(evaluate(&old_pods), Readiness::Progressing(_)));
+        let stuck = yaml("kind: Deployment\nmetadata: {generation: 1}\nspec: {replicas: 1}\nstatus: {observedGeneration: 1, conditions: [{type: Progressing, status: \"False\", reason: ProgressDeadlineExceeded, message: 'ReplicaSet \"x\" has timed out progressing.'}]}\n");
+        assert!(matches!(evaluate(&stuck), Readiness::Failed(m) if m.contains("ProgressDeadlineExceeded")));
+        let pull = yaml("kind: Deployment\nmetadata: {generation: 1}\nspec: {replicas: 1}\nstatus: {observedGeneration: 1, conditions: [{type: Available, status: \"False\", reason: MinimumReplicasUnavailable, message: 'container api: ImagePullBackOff'}]}\n");
+        assert!(matches!(evaluate(&pull), Readiness::Failed(m) if m.contains("ImagePullBackOff")));
+    }
+
+    #[test]
+    fn rayclusters_need_head_then_provisioned_and_fail_on_replica_failure() {
+        let fresh = yaml("kind: RayCluster\nmetadata: {generation: 1}\n");
+        assert_eq!(evaluate(&fresh), Readiness::Progressing("no status yet".into()));
+        let head = yaml("kind: RayCluster\nmetadata: {generation: 1}\nstatus: {observedGeneration: 1, conditions: [{type: HeadPodReady, status: \"True\"}, {type: RayClusterProvisioned, status: \"False\"}]}\n");
+        assert!(matches!(evaluate(&head), Readiness::Progressing(m) if m.contains("RayClusterProvisioned")));
+        let ready = yaml("kind: RayCluster\nmetadata: {generation: 1}\nstatus: {observedGeneration: 1, conditions: [{type: HeadPodReady, status: \"True\"}, {type: RayClusterProvisioned, status: \"True\"}]}\n");
+        assert_eq!(evaluate(&ready), Readiness::Ready);
+        let legacy = yaml("kind: RayCluster\nmetadata: {generation: 1}\nstatus: {observedGeneration: 1, state: ready}\n");
+        assert_eq!(evaluate(&legacy), Readiness::Ready);
+        let failed = yaml("kind: RayCluster\nmetadata: {generation: 1}\nstatus: {conditions: [{type: ReplicaFailure, status: \"True\", reason: FailedCreateHeadPod, message: quota exceeded}]}\n");
+        assert_eq!(evaluate(&failed), Readiness::Failed("ReplicaFailure: FailedCreateHeadPod: quota exceeded".into()));
+    }
+
+    #[test]
+    fn other_rules() {
+        assert_eq!(evaluate(&yaml("kind: CustomResourceDefinition\nstatus: {conditions: [{type: Established, status: \"True\"}]}\n")), Readiness::Ready);
+        assert!(matches!(evaluate(&yaml("kind: CustomResourceDefinition\n")), Readiness::Progressing(_)));
+        assert_eq!(evaluate(&yaml("kind: Job\nstatus: {conditions: [{type: Complete, status: \"True\"}]}\n")), Readiness::Ready);
+        assert!(matches!(evaluate(&yaml("kind: Job\nstatus: {conditions: [{type: Failed, status: \"True\", reason: BackoffLimitExceeded}]}\n")), Readiness::Failed(_)));
+        assert_eq!(evaluate(&yaml("kind: PersistentVolumeClaim\nstatus: {phase: Bound}\n")), Readiness::Ready);
+        assert!(matches!(evaluate(&yaml("kind: Service\nspec: {type: LoadBalancer}\n")), Readiness::Progressing(_)));
+        assert_eq!(evaluate(&yaml("kind: Service\nspec: {type: ClusterIP}\n")), Readiness::Ready);
+        assert_eq!(evaluate(&yaml("kind: ConfigMap\n")), Readiness::Ready);
+        assert!(matches!(evaluate(&yaml("kind: Widget\nmetadata: {generation: 1}\n")), Readiness::Progressing(_)));
+        assert_eq!(evaluate(&yaml("kind: Widget\nmetadata: {generation: 1}\nstatus: {observedGeneration: 1, conditions: [{type: Ready, status: \"True\"}]}\n")), Readiness::Ready);
+    }
+}

@@ -1,0 +1,79 @@
+//! Discovery with a cache: which resource serves a kind, and whether it is namespaced.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use kube::api::{Api, DynamicObject};
+use kube::core::GroupVersion;
+use kube::discovery::{ApiResource, Scope};
+use kube::Client;
+
+use super::KubeError;
+use super::retry::retry;
+
+/// A served resource.
+#[derive(Debug, Clone)]
+pub struct Served {
+    pub resource: ApiResource,
+    pub namespaced: bool,
+}
+
+/// Resolves kinds to resources, one discovery request per group-version, refreshed on demand.
+pub struct Resources {
+    client: Client,
+    /// (apiVersion) -> kind -> served resource; a missing group-version maps to an empty map.
+    cache: Mutex<HashMap<String, HashMap<String, Served>>>,
+}
+
+impl Resources {
+    pub fn new(client: Client) -> Self {
+        Self { client, cache: Mutex::new(HashMap::new()) }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The resource serving `kind` in `api_version`, or `None` when the server does not serve it.
+    /// With `refresh`, the group-version is asked again (after a CRD was created).
+    ///
+    /// # Errors
+    /// When discovery itself fails.
+    pub async fn find(&self, api_version: &str, kind: &str, refresh: bool) -> Result<Option<Served>, KubeError> {
+        if !refresh
+            && let Some(kinds) = self.cache.lock().expect("cache lock").get(api_version)
+        {
+            return Ok(kinds.get(kind).cloned());
+        }
+        let gv: GroupVersion = api_version.parse().map_err(|_| KubeError::Api {
+            what: format!("invalid apiVersion `{api_version}`"),
+            subject: None,
+            reason: "expected GROUP/VERSION or VERSION".into(),
+            code: None,
+            hint: None,
+        })?;
+        let kinds = match retry(|| kube::discovery::pinned_group(&self.client, &gv)).await {
+            Ok(group) => group
+                .versioned_resources(&gv.version)
+                .into_iter()
+                .filter(|(resource, _)| !resource.plural.contains('/'))
+                .map(|(resource, caps)| {
+                    (resource.kind.clone(), Served { namespaced: caps.scope == Scope::Namespaced, resource })
+                })
+                .collect(),
+            Err(kube::Error::Api(status)) if status.code == 404 => HashMap::new(),
+            Err(err) => return Err(KubeError::api(format!("cannot discover {api_version}"), None, &err)),
+        };
+        let found = kinds.get(kind).cloned();
+        self.cache.lock().expect("cache lock").insert(api_version.to_owned(), kinds);
+        Ok(found)
+    }
+
+    /// An API handle for one object's resource and namespace.
+    pub fn api(&self, served: &Served, namespace: Option<&str>) -> Api<DynamicObject> {
+        match (served.namespaced, namespace) {
+            (true, Some(ns)) => Api::namespaced_with(self.client.clone(), ns, &served.resource),
+            _ => Api::all_with(self.client.clone(), &served.resource),
+        }
+    }
+}
