@@ -1,5 +1,5 @@
 //! The datalayer-ray bundle: what users and operators depend on, checked on the real binary's
-//! renders — Ingress host per profile and per DATALAYER_RUN_URL, the API's RBAC, autoscaling
+//! renders — Ingress host per profile and per `DATALAYER_RUN_URL`, the API's RBAC, autoscaling
 //! defaults, fluent-bit config, container order and hardening, pinned images, component switches.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -448,7 +448,7 @@ fn generated_secrets_are_never_printed() {
 
 // --- item 2: hardening, pinned images, RBAC without wildcards --------------------------------------
 
-/// Every pod spec in the render, named, with the autoscaler container KubeRay injects from
+/// Every pod spec in the render, named, with the autoscaler container that `KubeRay` injects from
 /// autoscalerOptions.
 fn pod_specs(items: &[Value]) -> Vec<(String, Value)> {
     let mut pods = Vec::new();
@@ -641,13 +641,41 @@ fn every_object_belongs_to_a_namespace_the_bundle_creates_or_a_ray_namespace() {
 #[test]
 fn a_replicated_api_is_spread_and_protected_from_voluntary_disruption() {
     let prod = render("prod1", &[]);
-    let pod = &find(&prod, "Deployment", "datalayer-ray")["spec"]["template"]["spec"];
-    assert_eq!(find(&prod, "Deployment", "datalayer-ray")["spec"]["replicas"], 2);
-    assert_eq!(pod["topologySpreadConstraints"][0]["topologyKey"], "kubernetes.io/hostname");
+    let api = &find(&prod, "Deployment", "datalayer-ray")["spec"];
+    assert_eq!(api["replicas"], 2);
+    assert_eq!(api["template"]["spec"]["topologySpreadConstraints"][0]["topologyKey"], "kubernetes.io/hostname");
     let pdb = find(&prod, "PodDisruptionBudget", "datalayer-ray");
     assert_eq!(pdb["spec"]["selector"]["matchLabels"], find(&prod, "Deployment", "datalayer-ray")["spec"]["selector"]["matchLabels"]);
     // A single replica gets neither: a PDB would block every node drain.
     let local = render("local", &[]);
     assert!(all_of(&local, "PodDisruptionBudget").is_empty());
     assert!(find(&local, "Deployment", "datalayer-ray")["spec"]["template"]["spec"].get("topologySpreadConstraints").is_none());
+}
+
+#[test]
+fn the_ray_dashboard_charts_the_core_ray_metrics() {
+    for mode in ["standalone", "operator"] {
+        let mode = format!("observability.mode={mode}");
+        let items = render("prod1", &[mode.as_str()]);
+        let map = find(&items, "ConfigMap", "grafana-dashboards-ray");
+        assert_eq!(map["metadata"]["labels"]["grafana_dashboard"], "1", "the Grafana sidecar label");
+        let dashboard: Value = serde_json::from_str(map["data"]["ray-cluster.json"].as_str().unwrap()).expect("the dashboard is JSON");
+        assert_eq!(dashboard["uid"], "datalayer-ray-cluster");
+        let panels = dashboard["panels"].as_array().unwrap();
+        let exprs: Vec<&str> = panels
+            .iter()
+            .flat_map(|p| p["targets"].as_array().into_iter().flatten())
+            .map(|t| t["expr"].as_str().unwrap())
+            .collect();
+        assert!(panels.iter().filter(|p| p["type"] != "row").count() >= 12, "{} panels", panels.len());
+        for metric in ["ray_node_cpu_utilization", "ray_node_mem_used", "ray_tasks", "ray_actors", "ray_cluster_active_nodes", "ray_object_store_memory"] {
+            assert!(exprs.iter().any(|e| e.contains(metric)), "no panel charts {metric}");
+        }
+        // Every Ray query filters on the Cluster variable that the scrape relabelling fills.
+        for e in exprs.iter().filter(|e| e.contains("ray_")) {
+            assert!(e.contains("ray_io_cluster=~\"$Cluster\""), "{e}");
+        }
+        let variables: Vec<&str> = dashboard["templating"]["list"].as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap()).collect();
+        assert_eq!(variables, ["datasource", "Cluster"]);
+    }
 }

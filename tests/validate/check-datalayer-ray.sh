@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Renders the datalayer-ray bundle for every profile and for the variants its switches allow, and
+# validates every object offline (tests/validate/validate.py): built-in kinds against the Kubernetes
+# OpenAPI schemas in strict mode, Ray custom resources (the bootstrap RayCluster of profile local
+# and samples/ray-samples.yaml) against the bundle's own CRD schemas.
+#
+#   tests/validate/check-datalayer-ray.sh [PLANE_BINARY]      (default: target/debug/plane)
+#
+# Needs: pip install -r tests/validate/requirements.txt
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+plane="${1:-$root/target/debug/plane}"
+out="$(mktemp -d)"
+trap 'rm -rf "$out"' EXIT
+unset DATALAYER_RUN_URL
+
+render() { # name, then plane template arguments
+  local name="$1"; shift
+  "$plane" template datalayer-ray "$@" > "$out/$name.yaml" 2> "$out/$name.err" || {
+    cat "$out/$name.err" >&2; echo "render $name failed" >&2; exit 1; }
+}
+
+for profile in local r-eastus prod1; do
+  render "$profile" --profile "$profile"
+  render "$profile-operator" --profile "$profile" --set observability.mode=operator --set ray.enabled=true
+  render "$profile-minimal" --profile "$profile" --set api.enabled=false --set ray.enabled=false \
+    --set observability.enabled=false --set logging.enabled=false --set kuberay.featureGates.RayCronJob=true
+done
+render local-no-logging --profile local --set logging.enabled=false --set ray.autoscaler.enabled=false
+
+status=0
+for f in "$out"/*.yaml; do
+  echo "== $(basename "$f" .yaml)"
+  # Each render with the shared samples, validated against that render's own CRDs.
+  if [[ "$(basename "$f")" == *minimal* || "$(basename "$f")" == local.yaml ]]; then
+    python3 "$here/validate.py" "$f" "$here/samples/ray-samples.yaml" || status=1
+  else
+    python3 "$here/validate.py" "$f" || status=1
+  fi
+done
+exit $status
