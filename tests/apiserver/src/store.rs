@@ -313,3 +313,38 @@ pub fn has_condition(obj: &Value, kind: &str, status: &str) -> bool {
                 .any(|c| c["type"] == kind && c["status"] == status)
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watches_can_resume_only_from_kept_history() {
+        let store = Store::new(1);
+        let mut inner = store.lock();
+        let start = inner.rv;
+        assert_eq!(
+            inner.events_since(0).map(|e| e.len()),
+            Some(4),
+            "the initial namespaces"
+        );
+        let key = |i: usize| Key {
+            group: String::new(),
+            resource: "configmaps".to_owned(),
+            namespace: "default".to_owned(),
+            name: format!("c{i}"),
+        };
+        for i in 0..HISTORY + 10 {
+            inner.put(
+                key(i),
+                json!({"metadata": {"name": format!("c{i}")}}),
+                Vec::new(),
+                EventKind::Added,
+            );
+        }
+        assert!(inner.events_since(start).is_none(), "too old: 410 Gone");
+        let recent = inner.rv - 5;
+        assert_eq!(inner.events_since(recent).map(|e| e.len()), Some(5));
+        assert_eq!(inner.events_since(inner.rv).map(|e| e.len()), Some(0));
+    }
+}

@@ -1218,3 +1218,131 @@ fn direct_inspection_sees_what_clients_wrote() {
             .is_none()
     );
 }
+
+#[tokio::test]
+async fn watches_send_bookmarks_and_initial_events() {
+    let srv = TestServer::start(Config {
+        watch_bookmarks: Some(Duration::from_millis(50)),
+        ..Config::default()
+    });
+    let c = client(&srv).await;
+    let cms = api(&c, Some("default"), "v1", "ConfigMap", "configmaps");
+    cms.create(&PostParams::default(), &obj(cm("pre", json!({}))))
+        .await
+        .unwrap();
+
+    // A streaming list: the existing objects as ADDED, then the initial-events-end bookmark.
+    let mut s = cms
+        .watch(&WatchParams::streaming_lists(), "")
+        .await
+        .unwrap()
+        .boxed();
+    match next_event(&mut s).await {
+        WatchEvent::Added(o) => assert_eq!(o.metadata.name.as_deref(), Some("pre")),
+        other => panic!("{other:?}"),
+    }
+    match next_event(&mut s).await {
+        WatchEvent::Bookmark(b) => {
+            assert_eq!(
+                b.metadata
+                    .annotations
+                    .get("k8s.io/initial-events-end")
+                    .map(String::as_str),
+                Some("true")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // Periodic bookmarks on a quiet watch.
+    let rv = cms
+        .get("pre")
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let mut s = cms
+        .watch(
+            &WatchParams {
+                bookmarks: true,
+                ..WatchParams::default()
+            },
+            &rv,
+        )
+        .await
+        .unwrap()
+        .boxed();
+    assert!(matches!(next_event(&mut s).await, WatchEvent::Bookmark(_)));
+}
+
+#[tokio::test]
+async fn status_subresource_collections_and_generated_names() {
+    let srv = TestServer::start(Config::default());
+    let c = client(&srv).await;
+    let deploys = api(&c, Some("default"), "apps/v1", "Deployment", "deployments");
+    let d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "annotations": {"test.plane.datalayer.io/fail": "Stuck"}},
+        "spec": {"selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "nginx"}]}}}});
+    deploys
+        .patch("web", &ssa("plane"), &Patch::Apply(d))
+        .await
+        .unwrap();
+    let patched = deploys
+        .patch_status(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"replicas": 7}, "spec": {"replicas": 9}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(patched.data["status"]["replicas"], 7);
+    assert_eq!(
+        patched.data["spec"]["replicas"], 1,
+        "the status subresource leaves spec alone"
+    );
+    assert_eq!(patched.metadata.generation, Some(1));
+
+    let cms = api(&c, Some("default"), "v1", "ConfigMap", "configmaps");
+    let generated = cms
+        .create(
+            &PostParams::default(),
+            &obj(json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"generateName": "gen-", "labels": {"batch": "1"}}})),
+        )
+        .await
+        .unwrap();
+    let name = generated.metadata.name.unwrap();
+    assert!(name.starts_with("gen-") && name.len() == 9, "{name}");
+    cms.create(
+        &PostParams::default(),
+        &obj(json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "other", "labels": {"batch": "2"}}})),
+    )
+    .await
+    .unwrap();
+    cms.delete_collection(
+        &DeleteParams::default(),
+        &ListParams::default().labels("batch=1"),
+    )
+    .await
+    .unwrap();
+    let left: Vec<String> = cms
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|o| o.metadata.name.unwrap())
+        .collect();
+    assert_eq!(left, ["other"]);
+}
+
+async fn next_event(
+    s: &mut futures::stream::BoxStream<'static, kube::Result<WatchEvent<DynamicObject>>>,
+) -> WatchEvent<DynamicObject> {
+    tokio::time::timeout(Duration::from_secs(10), s.try_next())
+        .await
+        .expect("an event")
+        .unwrap()
+        .unwrap()
+}
