@@ -80,3 +80,39 @@ fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+/// A copy of the repository's own bundles, templates and profiles, for tests that change them.
+pub fn builtin(addon: &str) -> Fixture {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for folder in ["addons", "templates", "profiles"] {
+        copy_tree(&root.join(folder), &dir.path().join(folder));
+    }
+    Fixture { dir, addon: addon.to_owned() }
+}
+
+impl Fixture {
+    /// Replaces `from` with `to` in a file of the bundle; the text must be there.
+    #[must_use]
+    pub fn patch_file(self, rel: &str, from: &str, to: &str) -> Self {
+        let path = self.addon_dir().join(rel);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "{rel} does not contain {from:?}");
+        std::fs::write(path, text.replacen(from, to, 1)).unwrap();
+        self
+    }
+
+    /// `plane <command> <addon> --addons-dir ... --kubeconfig <kc>` plus `args`.
+    pub fn cluster(&self, command: &str, kubeconfig: &Path, args: &[&str]) -> Command {
+        let mut cmd = plane();
+        cmd.current_dir(self.root())
+            .arg(command)
+            .arg(&self.addon)
+            .arg("--addons-dir")
+            .arg(self.root().join("addons"))
+            .arg("--kubeconfig")
+            .arg(kubeconfig);
+        cmd.args(args);
+        cmd
+    }
+}
