@@ -143,6 +143,17 @@ impl Object {
     }
 }
 
+/// A stable digest of a value: SHA-256 of its JSON (`serde_json` sorts keys), in hex.
+pub fn digest(value: &Value) -> String {
+    use sha2::Digest as _;
+    use std::fmt::Write as _;
+    let hash = sha2::Sha256::digest(value.to_string().as_bytes());
+    hash.iter().fold(String::with_capacity(64), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
+}
+
 /// Sets plane's ownership labels on an object's metadata.
 pub fn label(value: &mut Value, release: &str, addon: &str, component: &str) {
     let Some(metadata) = value.get_mut("metadata").and_then(Value::as_object_mut) else { return };
@@ -168,7 +179,7 @@ mod tests {
 
     #[test]
     fn orders_by_kind_priority_then_namespace_then_name() {
-        let mut ids = vec![
+        let mut ids = [
             id("RayCluster", Some("a"), "r"),
             id("Deployment", Some("b"), "x"),
             id("Deployment", Some("a"), "y"),

@@ -75,7 +75,7 @@ pub fn names(tree: &Tree) -> Vec<String> {
 /// # Errors
 /// Unknown profile (with a suggestion), or a YAML or shape error at `file:line:col`.
 pub fn load(tree: &Tree, name: &str) -> Result<Profile, Problem> {
-    let (text, file, short) = if name.ends_with(".yaml") || name.contains('/') {
+    let (text, file, short) = if std::path::Path::new(name).extension().is_some_and(|e| e.eq_ignore_ascii_case("yaml")) || name.contains('/') {
         let text = std::fs::read_to_string(name)
             .map_err(|err| Problem::new(format!("cannot read profile file {name}")).because(err.to_string()))?;
         let short = std::path::Path::new(name)

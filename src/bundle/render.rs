@@ -102,11 +102,7 @@ pub fn render(addon: &Addon, values: &Values, ctx: &RenderContext<'_>) -> Result
         .filter(|c| addon.manifest.components.iter().any(|d| components.contains(&d.name) && d.depends_on.contains(&c.name)))
         .map(|c| c.name.clone())
         .collect();
-    let values_digest = {
-        use sha2::Digest as _;
-        let hash = sha2::Sha256::digest(values.tree().to_string().as_bytes());
-        hash.iter().map(|b| format!("{b:02x}")).collect()
-    };
+    let values_digest = objects::digest(values.tree());
     Ok(Rendered {
         objects,
         components,

@@ -70,7 +70,7 @@ fn with_earlier(mut problems: Problems, err: Error) -> Error {
             problems.extend(later);
             problems.into_result().err().unwrap_or(Error::Input { problems: Vec::new() })
         }
-        other => other,
+        other @ Error::Failed { .. } => other,
     }
 }
 

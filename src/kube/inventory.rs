@@ -72,6 +72,7 @@ impl InventoryObject {
 }
 
 /// Metadata of a past revision.
+#[allow(clippy::struct_field_names, reason = "`revision` is the word users see in `plane ls`")]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Revision {

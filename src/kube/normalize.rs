@@ -2,7 +2,6 @@
 //! controllers own, and mask Secret values before anything is shown.
 
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
 /// On an object: fields another controller owns after creation (comma-separated patterns such as
 /// `spec.workerGroupSpecs[*].replicas`). plane sets them on create and never resets them.
@@ -118,12 +117,7 @@ pub fn mask_secrets(before: Option<&mut Value>, after: Option<&mut Value>) {
     }
 }
 
-/// A stable digest of a value: SHA-256 of its canonical JSON (keys sorted), hex.
-pub fn digest(value: &Value) -> String {
-    let text = serde_json::to_string(value).unwrap_or_default();
-    let hash = Sha256::digest(text.as_bytes());
-    hash.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use crate::bundle::objects::digest;
 
 #[cfg(test)]
 mod tests {

@@ -41,7 +41,7 @@ impl Resources {
     /// When discovery itself fails.
     pub async fn find(&self, api_version: &str, kind: &str, refresh: bool) -> Result<Option<Served>, KubeError> {
         if !refresh
-            && let Some(kinds) = self.cache.lock().expect("cache lock").get(api_version)
+            && let Some(kinds) = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(api_version)
         {
             return Ok(kinds.get(kind).cloned());
         }
@@ -65,7 +65,7 @@ impl Resources {
             Err(err) => return Err(KubeError::api(format!("cannot discover {api_version}"), None, &err)),
         };
         let found = kinds.get(kind).cloned();
-        self.cache.lock().expect("cache lock").insert(api_version.to_owned(), kinds);
+        self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(api_version.to_owned(), kinds);
         Ok(found)
     }
 

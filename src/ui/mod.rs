@@ -112,10 +112,8 @@ impl Printer {
                 out.push_str(&format!("  {}: {hint}\n", self.paint("hint", AnsiColor::Cyan)));
             }
         }
-        if let Error::Input { .. } = err {
-            if problems.len() > 1 {
-                out.push_str(&format!("{} problems found; nothing was sent to a cluster\n", problems.len()));
-            }
+        if matches!(err, Error::Input { .. }) && problems.len() > 1 {
+            out.push_str(&format!("{} problems found; nothing was sent to a cluster\n", problems.len()));
         }
         eprint!("{out}");
     }

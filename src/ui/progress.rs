@@ -42,7 +42,7 @@ impl Progress {
 
     fn bar_message(&self, text: String) {
         if let Some(bars) = &self.bars {
-            let current = bars.current.lock().expect("progress lock");
+            let current = bars.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             if let Some(bar) = current.as_ref() {
                 bar.set_message(text);
             }
@@ -51,7 +51,7 @@ impl Progress {
 
     fn new_bar(&self, text: String) {
         if let Some(bars) = &self.bars {
-            let mut current = bars.current.lock().expect("progress lock");
+            let mut current = bars.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             if let Some(old) = current.take() {
                 old.finish_and_clear();
             }
@@ -66,7 +66,7 @@ impl Progress {
     /// Clears any bar before the final summary.
     pub fn finish(&self) {
         if let Some(bars) = &self.bars
-            && let Some(bar) = bars.current.lock().expect("progress lock").take()
+            && let Some(bar) = bars.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
         {
             bar.finish_and_clear();
         }

@@ -78,14 +78,12 @@ impl Builder {
 impl MarkedEventReceiver for Builder {
     fn on_event(&mut self, event: Event, mark: Marker) {
         match event {
-            Event::Scalar(text, ..) => {
-                if self.node_path(mark).is_none() {
-                    // A key: remember its position for the value that follows.
-                    if let Some(Frame::Mapping { path, key }) = self.stack.last_mut() {
-                        let child = path.key(&text);
-                        self.positions.entry(child).or_insert((mark.line(), mark.col() + 1));
-                        *key = Some(text);
-                    }
+            Event::Scalar(text, ..) if self.node_path(mark).is_none() => {
+                // A key: remember its position for the value that follows.
+                if let Some(Frame::Mapping { path, key }) = self.stack.last_mut() {
+                    let child = path.key(&text);
+                    self.positions.entry(child).or_insert((mark.line(), mark.col() + 1));
+                    *key = Some(text);
                 }
             }
             Event::Alias(_) => {

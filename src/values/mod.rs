@@ -190,10 +190,23 @@ impl Values {
                 }
             };
         }
-        *node = value.clone();
         self.forget(path);
         self.remember(path, &value, &|_| origin.clone());
+        *self.node_mut(path) = value;
         Ok(())
+    }
+
+    /// The node at a path that [`Values::set`] has just created.
+    fn node_mut(&mut self, path: &ValuesPath) -> &mut Value {
+        let mut node = &mut self.tree;
+        for seg in &path.0 {
+            node = match (seg, node) {
+                (Seg::Key(key), Value::Object(map)) => map.entry(key.clone()).or_insert(Value::Null),
+                (Seg::Index(index), Value::Array(list)) => &mut list[*index],
+                (_, other) => return other,
+            };
+        }
+        node
     }
 
     fn forget(&mut self, path: &ValuesPath) {
