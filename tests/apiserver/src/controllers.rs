@@ -19,7 +19,12 @@ struct Progress {
     generation: i64,
     stage: u32,
     first_seen: Instant,
+    /// The resourceVersion last reconciled at the final stage: unchanged means nothing to do.
+    settled_rv: Option<String>,
 }
+
+/// The last stage any controller distinguishes (RayClusters use 0, 1 and 2+).
+const FINAL_STAGE: u32 = 3;
 
 /// The controllers' memory between steps.
 #[derive(Default)]
@@ -104,20 +109,36 @@ impl Controllers {
             let Some(stored) = inner.get(&key) else {
                 continue;
             };
-            let v = stored.value.clone();
-            if v.pointer("/metadata/deletionTimestamp").is_some() {
-                finalize(inner, &key, &v);
-                continue;
-            }
-            if let Some(owners) = v
+            let deleting = stored
+                .value
+                .pointer("/metadata/deletionTimestamp")
+                .is_some();
+            let orphaned = stored
+                .value
                 .pointer("/metadata/ownerReferences")
                 .and_then(Value::as_array)
-                && !owners.is_empty()
-                && owners
-                    .iter()
-                    .all(|o| o["uid"].as_str().is_none_or(|u| !uids.contains(u)))
-            {
+                .is_some_and(|owners| {
+                    !owners.is_empty()
+                        && owners
+                            .iter()
+                            .all(|o| o["uid"].as_str().is_none_or(|u| !uids.contains(u)))
+                });
+            if orphaned && !deleting {
                 ops::delete_key(inner, &key, None);
+                continue;
+            }
+            // Settled objects are skipped before cloning: CRDs can be a megabyte each.
+            if !deleting
+                && let Some(p) = self.progress.get(&key)
+                && p.settled_rv.is_some()
+                && p.settled_rv.as_deref()
+                    == get_str(&stored.value, &["metadata", "resourceVersion"])
+            {
+                continue;
+            }
+            let v = stored.value.clone();
+            if deleting {
+                finalize(inner, &key, &v);
                 continue;
             }
             let uid = get_str(&v, &["metadata", "uid"]).unwrap_or("").to_owned();
@@ -133,6 +154,7 @@ impl Controllers {
                     generation,
                     stage: 0,
                     first_seen: Instant::now(),
+                    settled_rv: None,
                 });
             if p.uid != uid || p.generation != generation {
                 let first_seen = if p.uid == uid {
@@ -145,12 +167,24 @@ impl Controllers {
                     generation,
                     stage: 0,
                     first_seen,
+                    settled_rv: None,
                 };
             } else {
-                p.stage = p.stage.saturating_add(1).min(10);
+                p.stage = (p.stage + 1).min(FINAL_STAGE);
             }
             let (stage, elapsed) = (p.stage, p.first_seen.elapsed());
             reconcile(inner, &key, &v, stage, elapsed, crd_delay);
+            // A CRD still waiting for its establishment delay is not settled yet.
+            let waiting = key.resource == "customresourcedefinitions"
+                && inner
+                    .get(&key)
+                    .is_some_and(|s| !crate::store::crd_established(&s.value));
+            if stage == FINAL_STAGE && !waiting {
+                p.settled_rv = inner
+                    .get(&key)
+                    .and_then(|s| get_str(&s.value, &["metadata", "resourceVersion"]))
+                    .map(str::to_owned);
+            }
         }
         self.progress.retain(|k, _| inner.objects.contains_key(k));
     }

@@ -159,22 +159,19 @@ pub fn to_fields_v1(set: &FieldSet) -> Value {
     Value::Object(root)
 }
 
-/// Removes the value at `path`; then removes objects and keyed-list items left empty (or holding
-/// only their `name`) on the way up, as the fields that held them are no longer anyone's.
+/// Removes the value at `path`; then removes objects, keyed-list items (holding only their
+/// `name`) and keyed lists left empty on the way up, as the fields that held them are no longer
+/// anyone's.
 pub fn remove(value: &mut Value, path: &[Seg]) {
     let Some((last, parent)) = path.split_last() else {
         return;
     };
-    if let Some(container) = get_mut(value, parent) {
-        match (last, container) {
-            (Seg::Field(f), Value::Object(map)) => {
-                map.remove(f);
-            }
-            (Seg::Key(k), Value::Array(items)) => {
-                items.retain(|i| i.get("name").and_then(Value::as_str) != Some(k));
-            }
-            _ => {}
-        }
+    // A keyed item's name is its identity: it goes with the item once nothing else is left,
+    // never on its own (another manager may still own fields of the item).
+    let item_name =
+        matches!(last, Seg::Field(f) if f == "name") && matches!(parent.last(), Some(Seg::Key(_)));
+    if !item_name {
+        remove_exact(value, path);
     }
     // Clean up from the deepest parent outwards; never drop top-level sections.
     for depth in (2..=parent.len()).rev() {
@@ -184,6 +181,7 @@ pub fn remove(value: &mut Value, path: &[Seg]) {
                 Some(Seg::Key(_)) => m.keys().all(|k| k == "name"),
                 _ => m.is_empty(),
             },
+            Some(Value::Array(items)) => items.is_empty(),
             _ => false,
         };
         if empty {
@@ -379,6 +377,14 @@ mod tests {
 
     #[test]
     fn remove_cleans_up_empty_parents_and_items() {
+        let mut v = json!({"spec": {"env": [{"name": "A", "value": "1"}]}});
+        remove(&mut v, &p(&["spec", "env", "=A", "name"]));
+        assert_eq!(
+            v["spec"]["env"][0]["name"], "A",
+            "a name goes only with its item"
+        );
+        remove(&mut v, &p(&["spec", "env", "=A", "value"]));
+        assert_eq!(v, json!({"spec": {}}), "the emptied list goes too");
         let mut v = json!({"spec": {"containers": [{"name": "c", "image": "i"}, {"name": "d", "image": "j"}], "x": {"y": 1}}});
         remove(&mut v, &p(&["spec", "containers", "=c", "image"]));
         remove(&mut v, &p(&["spec", "x", "y"]));

@@ -664,8 +664,16 @@ fn apply(
         prune_like(&mut cfg, &probe);
     }
     let skip_status = t.rt.status_subresource && !t.status_only();
-    if skip_status && let Some(m) = cfg.as_object_mut() {
-        m.remove("status");
+    if let Some(m) = cfg.as_object_mut() {
+        if skip_status {
+            m.remove("status");
+        } else if t.status_only() {
+            // Through /status only status changes.
+            m.retain(|k, _| matches!(k.as_str(), "apiVersion" | "kind" | "metadata" | "status"));
+            if let Some(md) = m.get_mut("metadata").and_then(Value::as_object_mut) {
+                md.retain(|k, _| k == "name" || k == "namespace");
+            }
+        }
     }
     let new_fields = fields::field_set(&cfg, skip_status);
     let key = t.key(&name);

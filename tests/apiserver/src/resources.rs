@@ -338,7 +338,10 @@ pub fn from_crd(crd: &Value) -> Vec<ResourceType> {
             })
             .unwrap_or_default()
     };
-    let versions = spec["versions"].as_array().cloned().unwrap_or_default();
+    // No clone: KubeRay's CRDs are about a megabyte each, and this runs on every request.
+    let Some(versions) = spec["versions"].as_array() else {
+        return Vec::new();
+    };
     versions
         .iter()
         .filter(|v| v["served"].as_bool().unwrap_or(true))
