@@ -39,4 +39,19 @@ for f in "$out"/*.yaml; do
     python3 "$here/validate.py" "$f" || status=1
   fi
 done
+# The validator itself must catch what it exists to catch.
+echo "== samples/invalid.yaml (must fail)"
+if python3 "$here/validate.py" "$out/local.yaml" "$here/samples/invalid.yaml" > "$out/invalid.out" 2>/dev/null; then
+  echo "validate.py accepted samples/invalid.yaml" >&2; status=1
+fi
+for expected in \
+  "RayCluster/default/typo: .spec.enableInTreeAutoscaling: 'yes' is not of type 'boolean'" \
+  "RayCluster/default/typo: .spec.headGroupSpec.serviceType: 'Internal' is not one of" \
+  "RayCluster/default/typo: .spec.workerGroupSpecs[0]: Additional properties are not allowed ('maxReplica' was unexpected)" \
+  "RayJob/default/no-such-field: .spec: Additional properties are not allowed ('shutdownAfterJobFinish' was unexpected)" \
+  "Deployment/default/typo: .spec.template.spec.containers[0]: Additional properties are not allowed ('imagePullPolcy' was unexpected)"
+do
+  grep -qF -- "$expected" "$out/invalid.out" || { echo "validate.py did not report: $expected" >&2; status=1; }
+done
+[[ $(wc -l < "$out/invalid.out") -eq 5 ]] || { echo "validate.py reported other failures:" >&2; cat "$out/invalid.out" >&2; status=1; }
 exit $status

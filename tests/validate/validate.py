@@ -11,7 +11,8 @@ Each FILE holds one or more YAML documents (a `v1/List` is unpacked), e.g. the o
 * Custom resources whose CustomResourceDefinition is among the documents (of any FILE) are
   validated against that CRD's openAPIV3Schema with structural-schema semantics: an object schema
   rejects fields it does not declare unless it sets x-kubernetes-preserve-unknown-fields,
-  x-kubernetes-int-or-string accepts an integer or a string, nullable accepts null.
+  x-kubernetes-int-or-string accepts an integer or a string, nullable accepts null, and a required
+  field with a default is never missing (the API server defaults before it validates).
 * Each CRD's schema must be structural (a type on every node, except where the
   extensions above make it unnecessary).
 * Custom resources of kinds neither built in nor defined by a CRD here (PodMonitor, ...) are
@@ -113,6 +114,9 @@ def to_json_schema(schema: Any, root: bool = True) -> Any:
         out["type"] = [out["type"], "null"]
     if "properties" in out:
         out["properties"] = {k: to_json_schema(v, root=False) for k, v in out["properties"].items()}
+        # The API server applies defaults before it validates: a defaulted field is never missing.
+        if isinstance(out.get("required"), list):
+            out["required"] = [k for k in out["required"] if "default" not in out["properties"].get(k, {})]
     if isinstance(out.get("items"), dict):
         out["items"] = to_json_schema(out["items"], root=False)
     if isinstance(out.get("additionalProperties"), dict):
