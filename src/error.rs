@@ -18,7 +18,12 @@ pub struct Problem {
 
 impl Problem {
     pub fn new(what: impl Into<String>) -> Self {
-        Self { what: what.into(), location: None, causes: Vec::new(), hint: None }
+        Self {
+            what: what.into(),
+            location: None,
+            causes: Vec::new(),
+            hint: None,
+        }
     }
 
     #[must_use]
@@ -75,7 +80,9 @@ pub enum Error {
 
 impl Error {
     pub fn input(problem: Problem) -> Self {
-        Self::Input { problems: vec![problem] }
+        Self::Input {
+            problems: vec![problem],
+        }
     }
 
     pub fn problems(&self) -> &[Problem] {
@@ -130,12 +137,19 @@ impl Problems {
 
     /// `Ok(())` when nothing was collected, otherwise an input error carrying every problem.
     pub fn into_result(self) -> Result<(), Error> {
-        if self.0.is_empty() { Ok(()) } else { Err(Error::Input { problems: self.0 }) }
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Input { problems: self.0 })
+        }
     }
 }
 
 /// Suggests the closest of `candidates` to a misspelt `name`, if one is close enough.
-pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+pub fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
     let best = candidates
         .into_iter()
         .map(|c| (strsim::damerau_levenshtein(name, c), c))
@@ -159,8 +173,17 @@ mod tests {
 
     #[test]
     fn exit_codes_follow_the_documented_table() {
-        assert_eq!(Error::input(Problem::new("x")).exit_code(), ExitCode::from(2));
-        assert_eq!(Error::Failed { problem: Problem::new("x") }.exit_code(), ExitCode::from(1));
+        assert_eq!(
+            Error::input(Problem::new("x")).exit_code(),
+            ExitCode::from(2)
+        );
+        assert_eq!(
+            Error::Failed {
+                problem: Problem::new("x")
+            }
+            .exit_code(),
+            ExitCode::from(1)
+        );
         assert_eq!(Status::Changes.exit_code(), ExitCode::from(3));
         assert_eq!(Status::Success.exit_code(), ExitCode::SUCCESS);
     }

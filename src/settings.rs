@@ -45,7 +45,9 @@ impl RenderSettings {
             match std::fs::read_to_string(path) {
                 Ok(text) => value_files.push((shown, text)),
                 Err(err) => problems.push(
-                    Problem::new("cannot read values file").at(format!("-f {shown}")).because(err.to_string()),
+                    Problem::new("cannot read values file")
+                        .at(format!("-f {shown}"))
+                        .because(err.to_string()),
                 ),
             }
         }
@@ -57,23 +59,39 @@ impl RenderSettings {
             }
         }
         let release = args.release.clone().unwrap_or_else(|| args.addon.clone());
-        for (flag, name) in [("--release", &release), ("--state-namespace", &args.state_namespace)] {
+        for (flag, name) in [
+            ("--release", &release),
+            ("--state-namespace", &args.state_namespace),
+        ] {
             if let Err(why) = check_dns_label(name) {
                 problems.push(Problem::new(format!("invalid {flag} `{name}`")).because(why));
             }
         }
-        Self { addon: args.addon.clone(), release, state_namespace: args.state_namespace.clone(), sources, profile, value_files, sets }
+        Self {
+            addon: args.addon.clone(),
+            release,
+            state_namespace: args.state_namespace.clone(),
+            sources,
+            profile,
+            value_files,
+            sets,
+        }
     }
 }
 
 /// Release and namespace names become label values and object names: RFC 1123 labels.
 fn check_dns_label(name: &str) -> Result<(), String> {
-    let valid_chars = name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    let valid_chars = name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
     if name.is_empty() || name.len() > 53 {
         return Err("it must be 1 to 53 characters long".into());
     }
     if !valid_chars || name.starts_with('-') || name.ends_with('-') {
-        return Err("use lower-case letters, digits and `-`, starting and ending with a letter or digit".into());
+        return Err(
+            "use lower-case letters, digits and `-`, starting and ending with a letter or digit"
+                .into(),
+        );
     }
     Ok(())
 }

@@ -55,7 +55,8 @@ impl Manifest {
     /// # Errors
     /// A problem at `file:line:col` for YAML and shape errors.
     pub fn parse(text: &str, file: &str) -> Result<Self, Problem> {
-        serde_yaml_ng::from_str(text).map_err(|err| crate::values::yaml_problem(&err, file, "invalid addon.yaml"))
+        serde_yaml_ng::from_str(text)
+            .map_err(|err| crate::values::yaml_problem(&err, file, "invalid addon.yaml"))
     }
 
     /// Checks what serde cannot: the name, unique components and sound dependencies.
@@ -63,20 +64,30 @@ impl Manifest {
         let mut problems = Vec::new();
         if self.name != folder {
             problems.push(
-                Problem::new(format!("addon name `{}` does not match its folder `{folder}`", self.name)).at(file.to_owned()),
+                Problem::new(format!(
+                    "addon name `{}` does not match its folder `{folder}`",
+                    self.name
+                ))
+                .at(file.to_owned()),
             );
         }
         let names: Vec<&str> = self.components.iter().map(|c| c.name.as_str()).collect();
         for (i, component) in self.components.iter().enumerate() {
             if names[..i].contains(&component.name.as_str()) {
-                problems.push(Problem::new(format!("component `{}` is declared twice", component.name)).at(file.to_owned()));
+                problems.push(
+                    Problem::new(format!("component `{}` is declared twice", component.name))
+                        .at(file.to_owned()),
+                );
             }
             for dep in &component.depends_on {
                 if !names.contains(&dep.as_str()) {
                     problems.push(
-                        Problem::new(format!("component `{}` depends on unknown component `{dep}`", component.name))
-                            .at(file.to_owned())
-                            .maybe_hint(crate::error::did_you_mean(dep, names.iter().copied())),
+                        Problem::new(format!(
+                            "component `{}` depends on unknown component `{dep}`",
+                            component.name
+                        ))
+                        .at(file.to_owned())
+                        .maybe_hint(crate::error::did_you_mean(dep, names.iter().copied())),
                     );
                 }
             }
@@ -84,7 +95,12 @@ impl Manifest {
         if problems.is_empty()
             && let Err(cycle) = self.order()
         {
-            problems.push(Problem::new(format!("components depend on each other in a cycle: {cycle}")).at(file.to_owned()));
+            problems.push(
+                Problem::new(format!(
+                    "components depend on each other in a cycle: {cycle}"
+                ))
+                .at(file.to_owned()),
+            );
         }
         problems
     }
@@ -130,12 +146,18 @@ mod tests {
     use super::*;
 
     fn manifest(components: &str) -> Manifest {
-        Manifest::parse(&format!("name: a\nversion: 0.1.0\ndescription: d\ncomponents:\n{components}"), "addon.yaml").unwrap()
+        Manifest::parse(
+            &format!("name: a\nversion: 0.1.0\ndescription: d\ncomponents:\n{components}"),
+            "addon.yaml",
+        )
+        .unwrap()
     }
 
     #[test]
     fn orders_dependencies_first() {
-        let m = manifest("  - {name: ray, depends_on: [kuberay]}\n  - {name: kuberay}\n  - {name: api, depends_on: [kuberay]}\n");
+        let m = manifest(
+            "  - {name: ray, depends_on: [kuberay]}\n  - {name: kuberay}\n  - {name: api, depends_on: [kuberay]}\n",
+        );
         assert_eq!(m.order().unwrap(), ["kuberay", "ray", "api"]);
     }
 
@@ -150,7 +172,14 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_rejected_with_a_line() {
-        let err = Manifest::parse("name: a\nversion: 1\ndescription: d\ncomponents: []\nextra: 1\n", "addon.yaml").unwrap_err();
-        assert!(err.location.as_deref().unwrap().starts_with("addon.yaml:5"), "{err}");
+        let err = Manifest::parse(
+            "name: a\nversion: 1\ndescription: d\ncomponents: []\nextra: 1\n",
+            "addon.yaml",
+        )
+        .unwrap_err();
+        assert!(
+            err.location.as_deref().unwrap().starts_with("addon.yaml:5"),
+            "{err}"
+        );
     }
 }

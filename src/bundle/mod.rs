@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 pub use manifest::Manifest;
-pub use objects::{Object, ObjectId, kind_priority};
 pub use manifest::{Component, Gate};
+pub use objects::{Object, ObjectId, kind_priority};
 pub use profile::Profile;
 pub use render::{RenderContext, Rendered, render};
 pub use source::Sources;
@@ -50,7 +50,12 @@ pub fn names(sources: &Sources) -> Vec<String> {
         .addons
         .folders("")
         .into_iter()
-        .filter(|name| matches!(sources.addons.read(&format!("{name}/addon.yaml")), Ok(Some(_))))
+        .filter(|name| {
+            matches!(
+                sources.addons.read(&format!("{name}/addon.yaml")),
+                Ok(Some(_))
+            )
+        })
         .collect()
 }
 
@@ -61,16 +66,30 @@ pub fn names(sources: &Sources) -> Vec<String> {
 pub fn load(sources: &Sources, name: &str) -> Result<Addon, Error> {
     let tree = &sources.addons;
     let read = |rel: &str| {
-        tree.read(&format!("{name}/{rel}"))
-            .map_err(|err| Error::input(Problem::new(format!("cannot read {rel} of bundle {name}")).because(err.to_string())))
+        tree.read(&format!("{name}/{rel}")).map_err(|err| {
+            Error::input(
+                Problem::new(format!("cannot read {rel} of bundle {name}"))
+                    .because(err.to_string()),
+            )
+        })
     };
     let manifest_file = tree.display(&format!("{name}/addon.yaml"));
     let Some(manifest_text) = read("addon.yaml")? else {
         let known = names(sources);
         return Err(Error::input(
             Problem::new(format!("unknown addon `{name}`"))
-                .because(format!("known addons: {}", if known.is_empty() { "none".to_owned() } else { known.join(", ") }))
-                .maybe_hint(did_you_mean(name, known.iter().map(String::as_str)).or_else(|| Some("run `plane addons` to list them".into()))),
+                .because(format!(
+                    "known addons: {}",
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                ))
+                .maybe_hint(
+                    did_you_mean(name, known.iter().map(String::as_str))
+                        .or_else(|| Some("run `plane addons` to list them".into())),
+                ),
         ));
     };
     let manifest = Manifest::parse(&manifest_text, &manifest_file).map_err(Error::input)?;
@@ -93,36 +112,59 @@ pub fn load(sources: &Sources, name: &str) -> Result<Addon, Error> {
         None => Value::Bool(true),
     };
 
-    let declared: Vec<&str> = manifest.components.iter().map(|c| c.name.as_str()).collect();
+    let declared: Vec<&str> = manifest
+        .components
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
     for folder in tree.folders(&format!("{name}/components")) {
         if !declared.contains(&folder.as_str()) {
             problems.push(
-                Problem::new(format!("folder components/{folder} is not a component declared in addon.yaml"))
-                    .at(manifest_file.clone())
-                    .maybe_hint(did_you_mean(&folder, declared.iter().copied())),
+                Problem::new(format!(
+                    "folder components/{folder} is not a component declared in addon.yaml"
+                ))
+                .at(manifest_file.clone())
+                .maybe_hint(did_you_mean(&folder, declared.iter().copied())),
             );
         }
     }
     let mut templates = Vec::new();
     for component in &manifest.components {
         for rel in tree.files(&format!("{name}/components/{}", component.name)) {
-            let Some(inner) = rel.strip_prefix(&format!("{name}/")) else { continue };
+            let Some(inner) = rel.strip_prefix(&format!("{name}/")) else {
+                continue;
+            };
             if !inner.ends_with(".yaml.tera") {
                 continue;
             }
             let text = read(inner)?.unwrap_or_default();
-            templates.push(Template { component: component.name.clone(), name: inner.to_owned(), display: tree.display(&rel), text });
+            templates.push(Template {
+                component: component.name.clone(),
+                name: inner.to_owned(),
+                display: tree.display(&rel),
+                text,
+            });
         }
     }
     let mut files = BTreeMap::new();
     for rel in tree.files(&format!("{name}/files")) {
-        let Some(inner) = rel.strip_prefix(&format!("{name}/files/")) else { continue };
+        let Some(inner) = rel.strip_prefix(&format!("{name}/files/")) else {
+            continue;
+        };
         if let Some(text) = read(&format!("files/{inner}"))? {
             files.insert(inner.to_owned(), text);
         }
     }
     problems.into_result()?;
-    Ok(Addon { manifest, values_file, values_text, schema_file, schema, templates, files })
+    Ok(Addon {
+        manifest,
+        values_file,
+        values_text,
+        schema_file,
+        schema,
+        templates,
+        files,
+    })
 }
 
 /// Everything that decides the values of one render, lowest precedence first.
@@ -145,13 +187,20 @@ pub fn layer_values(addon: &Addon, sources: &ValueSources<'_>) -> Result<Values,
 
     // 1. The bundle's defaults.
     match values::parse_yaml(&addon.values_text, &addon.values_file) {
-        Ok(layer) => values.merge(&layer.value, &values::file_origin(&addon.values_file, &layer.lines)),
+        Ok(layer) => values.merge(
+            &layer.value,
+            &values::file_origin(&addon.values_file, &layer.lines),
+        ),
         Err(problem) => problems.push(problem),
     }
 
     // 2. The profile: its values for this addon, and its environment inputs.
-    let inputs: Vec<(String, values::InputSpec)> =
-        addon.manifest.inputs.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let inputs: Vec<(String, values::InputSpec)> = addon
+        .manifest
+        .inputs
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     if let Some(profile) = sources.profile {
         let addon_name = &addon.manifest.name;
         if let Some(layer) = profile.values_for(addon_name) {
@@ -162,22 +211,33 @@ pub fn layer_values(addon: &Addon, sources: &ValueSources<'_>) -> Result<Values,
                 });
             } else if !layer.is_null() {
                 problems.push(
-                    Problem::new(format!("profile values for {addon_name} must be a mapping"))
-                        .at(profile.origin(&ValuesPath::root().key("values").key(addon_name)).to_string()),
+                    Problem::new(format!("profile values for {addon_name} must be a mapping")).at(
+                        profile
+                            .origin(&ValuesPath::root().key("values").key(addon_name))
+                            .to_string(),
+                    ),
                 );
             }
         }
         for (var, spec) in &inputs {
-            let Some(raw) = profile.spec.env.get(var) else { continue };
+            let Some(raw) = profile.spec.env.get(var) else {
+                continue;
+            };
             let origin = profile.origin(&ValuesPath::root().key("env").key(var));
             let value = serde_json::to_value(raw).unwrap_or(Value::Null);
             match ValuesPath::parse(&spec.path) {
                 Ok(path) => {
                     if let Err(why) = values.set(&path, value, &origin) {
-                        problems.push(Problem::new(format!("cannot use {var} from the profile")).at(origin.to_string()).because(why));
+                        problems.push(
+                            Problem::new(format!("cannot use {var} from the profile"))
+                                .at(origin.to_string())
+                                .because(why),
+                        );
                     }
                 }
-                Err(why) => problems.push(Problem::new(format!("input {var} has a malformed values path")).because(why)),
+                Err(why) => problems.push(
+                    Problem::new(format!("input {var} has a malformed values path")).because(why),
+                ),
             }
         }
     }
@@ -192,9 +252,15 @@ pub fn layer_values(addon: &Addon, sources: &ValueSources<'_>) -> Result<Values,
 
     // 4. --set, right-most wins.
     for set in sources.sets {
-        let origin = Origin::Set { arg: set.raw.clone() };
+        let origin = Origin::Set {
+            arg: set.raw.clone(),
+        };
         if let Err(why) = values.set(&set.path, set.value.clone(), &origin) {
-            problems.push(Problem::new("cannot apply --set").at(format!("--set {}", set.raw)).because(why));
+            problems.push(
+                Problem::new("cannot apply --set")
+                    .at(format!("--set {}", set.raw))
+                    .because(why),
+            );
         }
     }
 
@@ -206,14 +272,19 @@ pub fn layer_values(addon: &Addon, sources: &ValueSources<'_>) -> Result<Values,
         .filter(|(_, spec)| spec.kind == values::InputType::Secret)
         .filter_map(|(_, spec)| ValuesPath::parse(&spec.path).ok())
         .collect();
-    problems.extend(values::validate(&values, &addon.schema, &addon.schema_file, &secret_paths));
+    problems.extend(values::validate(
+        &values,
+        &addon.schema,
+        &addon.schema_file,
+        &secret_paths,
+    ));
     problems.into_result()?;
 
     // Derived values are plane's, not the user's: they join after the schema check.
     for d in derived {
-        values
-            .set(&d.path, d.value, &d.origin)
-            .map_err(|why| Error::input(Problem::new(format!("cannot set derived value {}", d.path)).because(why)))?;
+        values.set(&d.path, d.value, &d.origin).map_err(|why| {
+            Error::input(Problem::new(format!("cannot set derived value {}", d.path)).because(why))
+        })?;
     }
     Ok(values)
 }

@@ -71,7 +71,10 @@ const KIND_ORDER: &[&str] = &[
 
 /// The rank of a kind in apply order; unknown kinds (custom resources) come last.
 pub fn kind_priority(kind: &str) -> usize {
-    KIND_ORDER.iter().position(|k| *k == kind).unwrap_or(KIND_ORDER.len())
+    KIND_ORDER
+        .iter()
+        .position(|k| *k == kind)
+        .unwrap_or(KIND_ORDER.len())
 }
 
 /// Which object this is: API group, kind, namespace and name.
@@ -86,12 +89,17 @@ pub struct ObjectId {
 impl ObjectId {
     /// The API group (`""` for core).
     pub fn group(&self) -> &str {
-        self.api_version.rsplit_once('/').map_or("", |(group, _)| group)
+        self.api_version
+            .rsplit_once('/')
+            .map_or("", |(group, _)| group)
     }
 
     /// Objects are the same object when group, kind, namespace and name agree (versions may differ).
     pub fn same_object(&self, other: &Self) -> bool {
-        self.group() == other.group() && self.kind == other.kind && self.namespace == other.namespace && self.name == other.name
+        self.group() == other.group()
+            && self.kind == other.kind
+            && self.namespace == other.namespace
+            && self.name == other.name
     }
 }
 
@@ -138,8 +146,18 @@ impl Object {
         if self.id.kind != "Secret" {
             return None;
         }
-        let keys = self.value.pointer("/metadata/annotations")?.get(GENERATE_ANNOTATION)?.as_str()?;
-        Some(keys.split(',').map(str::trim).filter(|k| !k.is_empty()).map(str::to_owned).collect())
+        let keys = self
+            .value
+            .pointer("/metadata/annotations")?
+            .get(GENERATE_ANNOTATION)?
+            .as_str()?;
+        Some(
+            keys.split(',')
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        )
     }
 }
 
@@ -156,8 +174,12 @@ pub fn digest(value: &Value) -> String {
 
 /// Sets plane's ownership labels on an object's metadata.
 pub fn label(value: &mut Value, release: &str, addon: &str, component: &str) {
-    let Some(metadata) = value.get_mut("metadata").and_then(Value::as_object_mut) else { return };
-    let labels = metadata.entry("labels").or_insert_with(|| Value::Object(Map::new()));
+    let Some(metadata) = value.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let labels = metadata
+        .entry("labels")
+        .or_insert_with(|| Value::Object(Map::new()));
     if !labels.is_object() {
         *labels = Value::Object(Map::new());
     }
@@ -174,7 +196,12 @@ mod tests {
     use super::*;
 
     fn id(kind: &str, ns: Option<&str>, name: &str) -> ObjectId {
-        ObjectId { api_version: "v1".into(), kind: kind.into(), namespace: ns.map(str::to_owned), name: name.into() }
+        ObjectId {
+            api_version: "v1".into(),
+            kind: kind.into(),
+            namespace: ns.map(str::to_owned),
+            name: name.into(),
+        }
     }
 
     #[test]

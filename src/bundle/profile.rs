@@ -47,17 +47,28 @@ impl Profile {
     /// The origin of a value this profile sets, given its path inside the profile file.
     pub fn origin(&self, path_in_file: &ValuesPath) -> Origin {
         let (line, col) = self.lines.find(path_in_file).unwrap_or((1, 1));
-        Origin::Profile { name: self.name.clone(), file: self.file.clone(), line, col }
+        Origin::Profile {
+            name: self.name.clone(),
+            file: self.file.clone(),
+            line,
+            col,
+        }
     }
 
     /// The values this profile sets for `addon`, as JSON.
     pub fn values_for(&self, addon: &str) -> Option<Value> {
-        self.spec.values.get(addon).map(|v| serde_json::to_value(v).unwrap_or(Value::Null))
+        self.spec
+            .values
+            .get(addon)
+            .map(|v| serde_json::to_value(v).unwrap_or(Value::Null))
     }
 
     /// The URL this profile gives its region: the first URL-looking environment input.
     pub fn region_url(&self) -> Option<String> {
-        self.spec.env.values().find_map(|v| v.as_str().filter(|s| s.contains("://")).map(str::to_owned))
+        self.spec
+            .env
+            .values()
+            .find_map(|v| v.as_str().filter(|s| s.contains("://")).map(str::to_owned))
     }
 }
 
@@ -75,9 +86,14 @@ pub fn names(tree: &Tree) -> Vec<String> {
 /// # Errors
 /// Unknown profile (with a suggestion), or a YAML or shape error at `file:line:col`.
 pub fn load(tree: &Tree, name: &str) -> Result<Profile, Problem> {
-    let (text, file, short) = if std::path::Path::new(name).extension().is_some_and(|e| e.eq_ignore_ascii_case("yaml")) || name.contains('/') {
-        let text = std::fs::read_to_string(name)
-            .map_err(|err| Problem::new(format!("cannot read profile file {name}")).because(err.to_string()))?;
+    let (text, file, short) = if std::path::Path::new(name)
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("yaml"))
+        || name.contains('/')
+    {
+        let text = std::fs::read_to_string(name).map_err(|err| {
+            Problem::new(format!("cannot read profile file {name}")).because(err.to_string())
+        })?;
         let short = std::path::Path::new(name)
             .file_stem()
             .map_or_else(|| name.to_owned(), |s| s.to_string_lossy().into_owned());
@@ -99,7 +115,13 @@ pub fn load(tree: &Tree, name: &str) -> Result<Profile, Problem> {
     let spec: ProfileFile = if text.trim().is_empty() {
         ProfileFile::default()
     } else {
-        serde_yaml_ng::from_str(&text).map_err(|err| crate::values::yaml_problem(&err, &file, "invalid profile"))?
+        serde_yaml_ng::from_str(&text)
+            .map_err(|err| crate::values::yaml_problem(&err, &file, "invalid profile"))?
     };
-    Ok(Profile { name: short, file, spec, lines: LineMap::of(&text) })
+    Ok(Profile {
+        name: short,
+        file,
+        spec,
+        lines: LineMap::of(&text),
+    })
 }

@@ -63,11 +63,17 @@ pub fn render(addon: &Addon, values: &Values, ctx: &RenderContext<'_>) -> Result
         "profile": ctx.profile.unwrap_or(""),
         "component": "",
     }))
-    .map_err(|err| Error::input(Problem::new("cannot build the template context").because(err.to_string())))?;
+    .map_err(|err| {
+        Error::input(Problem::new("cannot build the template context").because(err.to_string()))
+    })?;
 
     let mut problems = Problems::default();
     let mut objects = Vec::new();
-    for template in addon.templates.iter().filter(|t| components.contains(&t.component)) {
+    for template in addon
+        .templates
+        .iter()
+        .filter(|t| components.contains(&t.component))
+    {
         context.insert("component", &template.component);
         let text = match tera.render(&template.name, &context) {
             Ok(text) => text,
@@ -81,8 +87,18 @@ pub fn render(addon: &Addon, values: &Values, ctx: &RenderContext<'_>) -> Result
                 for (index, doc) in docs {
                     match object_of(doc, index, &template.display) {
                         Ok((id, mut value)) => {
-                            objects::label(&mut value, ctx.release, &addon.manifest.name, &template.component);
-                            objects.push(Object { id, component: template.component.clone(), template: template.display.clone(), value });
+                            objects::label(
+                                &mut value,
+                                ctx.release,
+                                &addon.manifest.name,
+                                &template.component,
+                            );
+                            objects.push(Object {
+                                id,
+                                component: template.component.clone(),
+                                template: template.display.clone(),
+                                value,
+                            });
                         }
                         Err(problem) => problems.push(problem),
                     }
@@ -99,7 +115,13 @@ pub fn render(addon: &Addon, values: &Values, ctx: &RenderContext<'_>) -> Result
         .components
         .iter()
         .filter(|c| c.gate == Gate::Ready && components.contains(&c.name))
-        .filter(|c| addon.manifest.components.iter().any(|d| components.contains(&d.name) && d.depends_on.contains(&c.name)))
+        .filter(|c| {
+            addon
+                .manifest
+                .components
+                .iter()
+                .any(|d| components.contains(&d.name) && d.depends_on.contains(&c.name))
+        })
         .map(|c| c.name.clone())
         .collect();
     let values_digest = objects::digest(values.tree());
@@ -114,11 +136,17 @@ pub fn render(addon: &Addon, values: &Values, ctx: &RenderContext<'_>) -> Result
 }
 
 /// The enabled components in dependency order; a component whose dependency is off is an error.
-fn enabled_components(manifest: &Manifest, values: &Values, problems: &mut Problems) -> Vec<String> {
+fn enabled_components(
+    manifest: &Manifest,
+    values: &Values,
+    problems: &mut Problems,
+) -> Vec<String> {
     let order = manifest.order().unwrap_or_default();
     let mut enabled = Vec::new();
     for name in order {
-        let Some(component) = manifest.components.iter().find(|c| c.name == name) else { continue };
+        let Some(component) = manifest.components.iter().find(|c| c.name == name) else {
+            continue;
+        };
         let on = match &component.enabled {
             None => true,
             Some(path_text) => {
@@ -127,9 +155,13 @@ fn enabled_components(manifest: &Manifest, values: &Values, problems: &mut Probl
                     Some(Value::Bool(on)) => *on,
                     Some(other) => {
                         problems.push(
-                            Problem::new(format!("the switch of component `{name}` must be true or false"))
-                                .at(values.origin(&path).map_or_else(|| format!("values path {path}"), ToString::to_string))
-                                .because(format!("`{path}` is {}", crate::values::kind_of(other))),
+                            Problem::new(format!(
+                                "the switch of component `{name}` must be true or false"
+                            ))
+                            .at(values
+                                .origin(&path)
+                                .map_or_else(|| format!("values path {path}"), ToString::to_string))
+                            .because(format!("`{path}` is {}", crate::values::kind_of(other))),
                         );
                         false
                     }
@@ -151,12 +183,21 @@ fn enabled_components(manifest: &Manifest, values: &Values, problems: &mut Probl
     }
     for name in &enabled {
         let component = manifest.components.iter().find(|c| &c.name == name);
-        for dep in component.map(|c| c.depends_on.as_slice()).unwrap_or_default() {
+        for dep in component
+            .map(|c| c.depends_on.as_slice())
+            .unwrap_or_default()
+        {
             if !enabled.contains(dep) {
-                let switch = manifest.components.iter().find(|c| &c.name == dep).and_then(|c| c.enabled.clone());
+                let switch = manifest
+                    .components
+                    .iter()
+                    .find(|c| &c.name == dep)
+                    .and_then(|c| c.enabled.clone());
                 problems.push(
-                    Problem::new(format!("component `{name}` is on but `{dep}`, which it depends on, is off"))
-                        .maybe_hint(switch.map(|s| format!("set {s}=true, or turn `{name}` off too"))),
+                    Problem::new(format!(
+                        "component `{name}` is on but `{dep}`, which it depends on, is off"
+                    ))
+                    .maybe_hint(switch.map(|s| format!("set {s}=true, or turn `{name}` off too"))),
                 );
             }
         }
@@ -175,7 +216,11 @@ fn build_tera(addon: &Addon, shared: &Tree) -> Result<tera::Tera, Error> {
         }
     }
     for template in &addon.templates {
-        sources.push((template.name.clone(), template.display.clone(), template.text.clone()));
+        sources.push((
+            template.name.clone(),
+            template.display.clone(),
+            template.text.clone(),
+        ));
     }
     // Parse one by one first, so a syntax error names its own file and line.
     let mut problems = Problems::default();
@@ -185,21 +230,38 @@ fn build_tera(addon: &Addon, shared: &Tree) -> Result<tera::Tera, Error> {
         }
     }
     problems.into_result()?;
-    tera.add_raw_templates(sources.iter().map(|(name, _, text)| (name.as_str(), text.as_str())))
-        .map_err(|err| {
-            Error::input(Problem::new("cannot load the templates").because(innermost(&err)).hint("check the {% import %} lines"))
-        })?;
+    tera.add_raw_templates(
+        sources
+            .iter()
+            .map(|(name, _, text)| (name.as_str(), text.as_str())),
+    )
+    .map_err(|err| {
+        Error::input(
+            Problem::new("cannot load the templates")
+                .because(innermost(&err))
+                .hint("check the {% import %} lines"),
+        )
+    })?;
     let files = Arc::new(addon.files.clone());
-    tera.register_function("file", move |args: &HashMap<String, Value>| -> tera::Result<Value> {
-        let path = args
-            .get("path")
-            .and_then(Value::as_str)
-            .ok_or_else(|| tera::Error::msg("file() needs path=\"...\""))?;
-        files.get(path).map(|text| Value::String(text.clone())).ok_or_else(|| {
-            let known: Vec<&str> = files.keys().map(String::as_str).collect();
-            tera::Error::msg(format!("file `{path}` not found under files/ (there are: {})", known.join(", ")))
-        })
-    });
+    tera.register_function(
+        "file",
+        move |args: &HashMap<String, Value>| -> tera::Result<Value> {
+            let path = args
+                .get("path")
+                .and_then(Value::as_str)
+                .ok_or_else(|| tera::Error::msg("file() needs path=\"...\""))?;
+            files
+                .get(path)
+                .map(|text| Value::String(text.clone()))
+                .ok_or_else(|| {
+                    let known: Vec<&str> = files.keys().map(String::as_str).collect();
+                    tera::Error::msg(format!(
+                        "file `{path}` not found under files/ (there are: {})",
+                        known.join(", ")
+                    ))
+                })
+        },
+    );
     Ok(tera)
 }
 
@@ -234,19 +296,29 @@ fn parse_problem(err: &tera::Error, display: &str) -> Problem {
         .and_then(|rest| rest.split_whitespace().next())
         .map(str::to_owned);
     let location = position.map_or_else(|| display.to_owned(), |pos| format!("{display}:{pos}"));
-    Problem::new("template syntax error").at(location).because(message.trim().to_owned())
+    Problem::new("template syntax error")
+        .at(location)
+        .because(message.trim().to_owned())
 }
 
 fn render_problem(err: &tera::Error, template: &super::Template, addon: &Addon) -> Problem {
     let messages = chain(err);
     let inner = messages.last().cloned().unwrap_or_default();
     // Tera names no line for render errors; find where the offending variable is used.
-    let variable = inner.split('`').nth(1).filter(|_| inner.starts_with("Variable `")).map(str::to_owned);
+    let variable = inner
+        .split('`')
+        .nth(1)
+        .filter(|_| inner.starts_with("Variable `"))
+        .map(str::to_owned);
     let mut location = template.display.clone();
     if let Some(variable) = &variable {
-        let found = line_of(&template.text, variable).map(|line| format!("{}:{line}", template.display)).or_else(|| {
-            addon.templates.iter().find_map(|t| line_of(&t.text, variable).map(|line| format!("{}:{line}", t.display)))
-        });
+        let found = line_of(&template.text, variable)
+            .map(|line| format!("{}:{line}", template.display))
+            .or_else(|| {
+                addon.templates.iter().find_map(|t| {
+                    line_of(&t.text, variable).map(|line| format!("{}:{line}", t.display))
+                })
+            });
         if let Some(found) = found {
             location = found;
         }
@@ -261,14 +333,18 @@ fn render_problem(err: &tera::Error, template: &super::Template, addon: &Addon) 
     if let Some(variable) = variable
         && let Some(path) = variable.strip_prefix("values.")
     {
-        problem = problem.hint(format!("`{path}` is not in the values: add it to values.yaml, or check its spelling"));
+        problem = problem.hint(format!(
+            "`{path}` is not in the values: add it to values.yaml, or check its spelling"
+        ));
     }
     problem
 }
 
 /// The first line (1-based) where `needle` appears inside a Tera tag.
 fn line_of(text: &str, needle: &str) -> Option<usize> {
-    text.lines().position(|line| line.contains(needle) && (line.contains("{{") || line.contains("{%"))).map(|i| i + 1)
+    text.lines()
+        .position(|line| line.contains(needle) && (line.contains("{{") || line.contains("{%")))
+        .map(|i| i + 1)
 }
 
 /// Splits rendered text into YAML documents, skipping empty ones. Each keeps its index.
@@ -282,14 +358,23 @@ fn documents(text: &str, display: &str) -> Result<Vec<(usize, Value)>, Problem> 
                 .map(|l| format!("the rendered line reads: {}", l.trim_end()))
                 .unwrap_or_default();
             let message = err.to_string();
-            let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
+            let message = message
+                .split(" at line ")
+                .next()
+                .unwrap_or(&message)
+                .to_owned();
             let mut problem = Problem::new("template rendered invalid YAML")
-                .at(line.map_or_else(|| display.to_owned(), |l| format!("{display} (rendered output line {l})")))
+                .at(line.map_or_else(
+                    || display.to_owned(),
+                    |l| format!("{display} (rendered output line {l})"),
+                ))
                 .because(message);
             if !excerpt.is_empty() {
                 problem = problem.because(excerpt);
             }
-            problem.hint("emit maps and lists with `| json_encode()`; check indentation around the line")
+            problem.hint(
+                "emit maps and lists with `| json_encode()`; check indentation around the line",
+            )
         })?;
         if !value.is_null() {
             docs.push((index, value));
@@ -302,19 +387,41 @@ fn documents(text: &str, display: &str) -> Result<Vec<(usize, Value)>, Problem> 
 fn object_of(value: Value, index: usize, display: &str) -> Result<(ObjectId, Value), Problem> {
     let at = format!("{display} (document {})", index + 1);
     if !value.is_object() {
-        return Err(Problem::new("a rendered document is not a Kubernetes object").at(at).because(format!("it is {}", crate::values::kind_of(&value))));
+        return Err(
+            Problem::new("a rendered document is not a Kubernetes object")
+                .at(at)
+                .because(format!("it is {}", crate::values::kind_of(&value))),
+        );
     }
-    let text = |pointer: &str| value.pointer(pointer).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned);
+    let text = |pointer: &str| {
+        value
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
     let name = text("/metadata/name");
-    let which = name.as_deref().map_or_else(String::new, |n| format!(" `{n}`"));
+    let which = name
+        .as_deref()
+        .map_or_else(String::new, |n| format!(" `{n}`"));
     let described = |what: &str| {
-        Problem::new(format!("a rendered object{which} has no {what}")).at(at.clone()).hint("every object needs apiVersion, kind and metadata.name")
+        Problem::new(format!("a rendered object{which} has no {what}"))
+            .at(at.clone())
+            .hint("every object needs apiVersion, kind and metadata.name")
     };
     let api_version = text("/apiVersion").ok_or_else(|| described("apiVersion"))?;
     let kind = text("/kind").ok_or_else(|| described("kind"))?;
     let name = name.ok_or_else(|| described("metadata.name"))?;
     let namespace = text("/metadata/namespace");
-    Ok((ObjectId { api_version, kind, namespace, name }, value))
+    Ok((
+        ObjectId {
+            api_version,
+            kind,
+            namespace,
+            name,
+        },
+        value,
+    ))
 }
 
 /// Checks across objects: duplicates, namespaces where they belong, generated Secrets empty.
@@ -324,7 +431,12 @@ fn check_objects(objects: &[Object]) -> Vec<Problem> {
         .iter()
         .filter(|o| o.id.kind == "CustomResourceDefinition")
         .filter(|o| o.value.pointer("/spec/scope").and_then(Value::as_str) == Some("Cluster"))
-        .filter_map(|o| o.value.pointer("/spec/names/kind").and_then(Value::as_str).map(str::to_owned))
+        .filter_map(|o| {
+            o.value
+                .pointer("/spec/names/kind")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
         .collect();
     let mut seen: BTreeMap<String, &Object> = BTreeMap::new();
     for object in objects {
@@ -339,7 +451,8 @@ fn check_objects(objects: &[Object]) -> Vec<Problem> {
         } else {
             seen.insert(key, object);
         }
-        let cluster_scoped = CLUSTER_SCOPED.contains(&object.id.kind.as_str()) || cluster_kinds.contains(&object.id.kind);
+        let cluster_scoped = CLUSTER_SCOPED.contains(&object.id.kind.as_str())
+            || cluster_kinds.contains(&object.id.kind);
         match (&object.id.namespace, cluster_scoped) {
             (None, false) => problems.push(
                 Problem::new(format!("{} has no metadata.namespace", object.id))
@@ -347,18 +460,26 @@ fn check_objects(objects: &[Object]) -> Vec<Problem> {
                     .hint("set metadata.namespace on every namespaced object"),
             ),
             (Some(ns), true) => problems.push(
-                Problem::new(format!("{}/{} is cluster-scoped but sets metadata.namespace {ns}", object.id.kind, object.id.name))
-                    .at(object.template.clone()),
+                Problem::new(format!(
+                    "{}/{} is cluster-scoped but sets metadata.namespace {ns}",
+                    object.id.kind, object.id.name
+                ))
+                .at(object.template.clone()),
             ),
             _ => {}
         }
         if let Some(keys) = object.generated_keys() {
-            let has_data = ["data", "stringData"].iter().any(|k| object.value.get(*k).is_some_and(|v| !v.is_null()));
+            let has_data = ["data", "stringData"]
+                .iter()
+                .any(|k| object.value.get(*k).is_some_and(|v| !v.is_null()));
             if has_data || keys.is_empty() {
                 problems.push(
-                    Problem::new(format!("generated Secret {} must name its keys and carry no data", object.id))
-                        .at(object.template.clone())
-                        .hint("`up` fills in the keys listed in plane.datalayer.io/generate"),
+                    Problem::new(format!(
+                        "generated Secret {} must name its keys and carry no data",
+                        object.id
+                    ))
+                    .at(object.template.clone())
+                    .hint("`up` fills in the keys listed in plane.datalayer.io/generate"),
                 );
             }
         }

@@ -12,7 +12,10 @@ static PROFILES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/profiles");
 #[derive(Debug, Clone)]
 pub enum Tree {
     /// Embedded; `prefix` is how paths are shown (`addons/`).
-    Embedded { dir: &'static Dir<'static>, prefix: &'static str },
+    Embedded {
+        dir: &'static Dir<'static>,
+        prefix: &'static str,
+    },
     Disk(PathBuf),
 }
 
@@ -43,16 +46,24 @@ impl Tree {
             Self::Embedded { dir, .. } => dir
                 .get_file(rel)
                 .map(|file| {
-                    file.contents_utf8().map(str::to_owned).ok_or_else(|| ReadError {
-                        path: self.display(rel),
-                        source: std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8"),
-                    })
+                    file.contents_utf8()
+                        .map(str::to_owned)
+                        .ok_or_else(|| ReadError {
+                            path: self.display(rel),
+                            source: std::io::Error::new(
+                                std::io::ErrorKind::InvalidData,
+                                "not UTF-8",
+                            ),
+                        })
                 })
                 .transpose(),
             Self::Disk(root) => match std::fs::read_to_string(root.join(rel)) {
                 Ok(text) => Ok(Some(text)),
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(source) => Err(ReadError { path: self.display(rel), source }),
+                Err(source) => Err(ReadError {
+                    path: self.display(rel),
+                    source,
+                }),
             },
         }
     }
@@ -86,7 +97,11 @@ impl Tree {
 }
 
 fn embedded_dir(dir: &'static Dir<'static>, rel: &str) -> Option<&'static Dir<'static>> {
-    if rel.is_empty() { Some(dir) } else { dir.get_dir(rel) }
+    if rel.is_empty() {
+        Some(dir)
+    } else {
+        dir.get_dir(rel)
+    }
 }
 
 fn name_of(path: &Path) -> Option<String> {
@@ -103,7 +118,9 @@ fn collect_embedded(dir: &'static Dir<'static>, out: &mut Vec<String>) {
 }
 
 fn collect_disk(root: &Path, dir: &Path, out: &mut Vec<String>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
@@ -115,7 +132,9 @@ fn collect_disk(root: &Path, dir: &Path, out: &mut Vec<String>) {
 }
 
 fn read_dir_names(dir: &Path, dirs: bool) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
     entries
         .flatten()
         .filter(|e| e.path().is_dir() == dirs)
@@ -135,9 +154,18 @@ impl Sources {
     /// Everything from the binary.
     pub fn embedded() -> Self {
         Self {
-            addons: Tree::Embedded { dir: &ADDONS, prefix: "addons/" },
-            templates: Tree::Embedded { dir: &TEMPLATES, prefix: "templates/" },
-            profiles: Tree::Embedded { dir: &PROFILES, prefix: "profiles/" },
+            addons: Tree::Embedded {
+                dir: &ADDONS,
+                prefix: "addons/",
+            },
+            templates: Tree::Embedded {
+                dir: &TEMPLATES,
+                prefix: "templates/",
+            },
+            profiles: Tree::Embedded {
+                dir: &PROFILES,
+                prefix: "profiles/",
+            },
         }
     }
 

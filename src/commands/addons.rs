@@ -29,7 +29,12 @@ pub fn run(args: &ListArgs, printer: &Printer) -> Result<Status, Error> {
         TableFormat::Table => {
             let mut table = Table::new(&["NAME", "VERSION", "DESCRIPTION"]);
             for row in &rows {
-                table.row(["name", "version", "description"].iter().map(|k| row[k].as_str().unwrap_or("").to_owned()).collect());
+                table.row(
+                    ["name", "version", "description"]
+                        .iter()
+                        .map(|k| row[k].as_str().unwrap_or("").to_owned())
+                        .collect(),
+                );
             }
             table.render()
         }

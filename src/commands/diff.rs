@@ -13,14 +13,27 @@ pub fn run(args: &DiffArgs, printer: &Printer) -> Result<Status, Error> {
     let (rendered, profile) = template::render_with_profile(&args.render)?;
     let runtime = cluster::runtime()?;
     let plan = runtime.block_on(async {
-        let (target, resources) = cluster::connect(&args.cluster, profile.as_ref(), printer).await?;
-        let release = args.render.release.clone().unwrap_or_else(|| args.render.addon.clone());
-        let previous = kube::read_inventory(&target.client, &args.render.state_namespace, &release).await.map_err(|e| cluster::failed(&e))?;
+        let (target, resources) =
+            cluster::connect(&args.cluster, profile.as_ref(), printer).await?;
+        let release = args
+            .render
+            .release
+            .clone()
+            .unwrap_or_else(|| args.render.addon.clone());
+        let previous = kube::read_inventory(&target.client, &args.render.state_namespace, &release)
+            .await
+            .map_err(|e| cluster::failed(&e))?;
         cluster::refuse_empty_render(&rendered, previous.as_ref())?;
-        kube::plan(&resources, &rendered.objects, &release, previous.as_ref()).await.map_err(|e| cluster::failed(&e))
+        kube::plan(&resources, &rendered.objects, &release, previous.as_ref())
+            .await
+            .map_err(|e| cluster::failed(&e))
     })?;
     show(&plan, args.output, printer)?;
-    Ok(if args.exit_code && plan.has_changes() { Status::Changes } else { Status::Success })
+    Ok(if args.exit_code && plan.has_changes() {
+        Status::Changes
+    } else {
+        Status::Success
+    })
 }
 
 /// Prints a plan: diffs and a summary, or JSON.
@@ -46,7 +59,10 @@ pub fn show(plan: &Plan, format: PlanFormat, printer: &Printer) -> Result<(), Er
                     value
                 })
                 .collect();
-            printer.data(&super::to_format(&json!({"summary": summary, "objects": objects}), false)?);
+            printer.data(&super::to_format(
+                &json!({"summary": summary, "objects": objects}),
+                false,
+            )?);
         }
     }
     Ok(())

@@ -12,16 +12,26 @@ pub fn run(args: &LsArgs, printer: &Printer) -> Result<Status, Error> {
     let runtime = cluster::runtime()?;
     let rows = runtime.block_on(async {
         let (target, resources) = cluster::connect(&args.cluster, None, printer).await?;
-        let releases = kube::list_releases(&target.client, &args.state_namespace).await.map_err(|e| cluster::failed(&e))?;
+        let releases = kube::list_releases(&target.client, &args.state_namespace)
+            .await
+            .map_err(|e| cluster::failed(&e))?;
         let mut rows = Vec::new();
         for release in releases {
             let targets: Vec<WaitTarget> = release
                 .inventory
                 .objects
                 .iter()
-                .map(|o| WaitTarget { api_version: o.api_version.clone(), kind: o.kind.clone(), namespace: o.namespace.clone(), name: o.name.clone() })
+                .map(|o| WaitTarget {
+                    api_version: o.api_version.clone(),
+                    kind: o.kind.clone(),
+                    namespace: o.namespace.clone(),
+                    name: o.name.clone(),
+                    pods: None,
+                })
                 .collect();
-            let (ready, total, failing) = kube::health(&resources, &targets).await.map_err(|e| cluster::failed(&e))?;
+            let (ready, total, failing) = kube::health(&resources, &targets)
+                .await
+                .map_err(|e| cluster::failed(&e))?;
             let inv = &release.inventory;
             rows.push(json!({
                 "name": release.name,
@@ -40,7 +50,17 @@ pub fn run(args: &LsArgs, printer: &Printer) -> Result<Status, Error> {
     })?;
     let text = match args.output {
         TableFormat::Table => {
-            let mut table = Table::new(&["NAME", "NAMESPACE", "ADDON", "VERSION", "PROFILE", "REVISION", "STATUS", "HEALTH", "UPDATED"]);
+            let mut table = Table::new(&[
+                "NAME",
+                "NAMESPACE",
+                "ADDON",
+                "VERSION",
+                "PROFILE",
+                "REVISION",
+                "STATUS",
+                "HEALTH",
+                "UPDATED",
+            ]);
             for row in &rows {
                 let health = &row["health"];
                 let mut health_text = format!("{}/{}", health["ready"], health["total"]);

@@ -5,8 +5,8 @@ mod cluster;
 mod diff;
 mod ls;
 mod profiles;
-mod up;
 pub mod template;
+mod up;
 
 use crate::cli::{Cli, Command};
 use crate::error::{Error, Status};
@@ -32,7 +32,8 @@ fn to_format(value: &serde_json::Value, yaml: bool) -> Result<String, Error> {
     let text = if yaml {
         serde_yaml_ng::to_string(value).map_err(|err| failed("cannot write YAML", &err))?
     } else {
-        let mut text = serde_json::to_string_pretty(value).map_err(|err| failed("cannot write JSON", &err))?;
+        let mut text =
+            serde_json::to_string_pretty(value).map_err(|err| failed("cannot write JSON", &err))?;
         text.push('\n');
         text
     };
@@ -40,5 +41,7 @@ fn to_format(value: &serde_json::Value, yaml: bool) -> Result<String, Error> {
 }
 
 fn failed(what: &str, err: &dyn std::fmt::Display) -> Error {
-    Error::Failed { problem: crate::error::Problem::new(what).because(err.to_string()) }
+    Error::Failed {
+        problem: crate::error::Problem::new(what).because(err.to_string()),
+    }
 }

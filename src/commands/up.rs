@@ -6,20 +6,32 @@ use super::{cluster, diff, template};
 use crate::bundle::Rendered;
 use crate::cli::{PlanFormat, UpArgs};
 use crate::error::{Error, Problem, Status};
-use crate::kube::{self, Action, ApplyOptions, Inventory, InventoryObject, KubeError, Phase, Plan, Resources, WaitOptions};
+use crate::kube::{
+    self, Action, ApplyOptions, Inventory, InventoryObject, KubeError, Phase, Plan, Resources,
+    WaitOptions,
+};
 use crate::ui::{Printer, Progress};
 
 pub fn run(args: &UpArgs, printer: &Printer) -> Result<Status, Error> {
     let (rendered, profile) = template::render_with_profile(&args.render)?;
-    let release = args.render.release.clone().unwrap_or_else(|| args.render.addon.clone());
+    let release = args
+        .render
+        .release
+        .clone()
+        .unwrap_or_else(|| args.render.addon.clone());
     let state_ns = args.render.state_namespace.clone();
     let runtime = cluster::runtime()?;
     runtime.block_on(async {
-        let (target, resources) = cluster::connect(&args.cluster, profile.as_ref(), printer).await?;
+        let (target, resources) =
+            cluster::connect(&args.cluster, profile.as_ref(), printer).await?;
         let client = target.client.clone();
-        let previous = kube::read_inventory(&client, &state_ns, &release).await.map_err(|e| cluster::failed(&e))?;
+        let previous = kube::read_inventory(&client, &state_ns, &release)
+            .await
+            .map_err(|e| cluster::failed(&e))?;
         cluster::refuse_empty_render(&rendered, previous.as_ref())?;
-        let plan = kube::plan(&resources, &rendered.objects, &release, previous.as_ref()).await.map_err(|e| cluster::failed(&e))?;
+        let plan = kube::plan(&resources, &rendered.objects, &release, previous.as_ref())
+            .await
+            .map_err(|e| cluster::failed(&e))?;
         if args.dry_run {
             diff::show(&plan, PlanFormat::Diff, printer)?;
             return Ok(Status::Success);
@@ -27,9 +39,24 @@ pub fn run(args: &UpArgs, printer: &Printer) -> Result<Status, Error> {
         printer.status(&format!("plan: {}", plan.summary()));
         confirm_prune(&plan, args.yes, printer)?;
 
-        let mut inventory = start_inventory(&rendered, &release, profile.as_ref().map(|p| p.name.clone()), previous.as_ref());
+        let mut inventory = start_inventory(
+            &rendered,
+            &release,
+            profile.as_ref().map(|p| p.name.clone()),
+            previous.as_ref(),
+        );
         let progress = printer.progress();
-        let outcome = converge(&resources, &client, &state_ns, &plan, &rendered, &mut inventory, args, &progress).await;
+        let outcome = converge(
+            &resources,
+            &client,
+            &state_ns,
+            &plan,
+            &rendered,
+            &mut inventory,
+            args,
+            &progress,
+        )
+        .await;
         progress.finish();
         match outcome {
             Ok(()) => {
@@ -55,7 +82,12 @@ pub fn run(args: &UpArgs, printer: &Printer) -> Result<Status, Error> {
 
 /// Prunes are deletions: ask first on a terminal, refuse without one unless --yes.
 fn confirm_prune(plan: &Plan, yes: bool, printer: &Printer) -> Result<(), Error> {
-    let prunes: Vec<&str> = plan.objects.iter().filter(|o| o.action == Action::Prune).map(|o| o.subject.as_str()).collect();
+    let prunes: Vec<&str> = plan
+        .objects
+        .iter()
+        .filter(|o| o.action == Action::Prune)
+        .map(|o| o.subject.as_str())
+        .collect();
     if prunes.is_empty() || yes {
         return Ok(());
     }
@@ -64,20 +96,30 @@ fn confirm_prune(plan: &Plan, yes: bool, printer: &Printer) -> Result<(), Error>
     }
     if !printer.interactive() {
         return Err(Error::Failed {
-            problem: Problem::new(format!("the plan prunes {} object(s) and there is no terminal to ask", prunes.len()))
-                .hint("review them with `plane diff`, then pass --yes"),
+            problem: Problem::new(format!(
+                "the plan prunes {} object(s) and there is no terminal to ask",
+                prunes.len()
+            ))
+            .hint("review them with `plane diff`, then pass --yes"),
         });
     }
     if printer.confirm(&format!("Delete these {} object(s)?", prunes.len())) {
         Ok(())
     } else {
-        Err(Error::Failed { problem: Problem::new("nothing was changed: pruning was not confirmed") })
+        Err(Error::Failed {
+            problem: Problem::new("nothing was changed: pruning was not confirmed"),
+        })
     }
 }
 
 /// The inventory of this run, before anything is written: the next revision, phase applying, and
 /// every object that may exist (previous ∪ rendered), so a crash forgets nothing.
-fn start_inventory(rendered: &Rendered, release: &str, profile: Option<String>, previous: Option<&Inventory>) -> Inventory {
+fn start_inventory(
+    rendered: &Rendered,
+    release: &str,
+    profile: Option<String>,
+    previous: Option<&Inventory>,
+) -> Inventory {
     let mut objects: Vec<InventoryObject> = rendered
         .objects
         .iter()
@@ -92,7 +134,10 @@ fn start_inventory(rendered: &Rendered, release: &str, profile: Option<String>, 
         .collect();
     if let Some(previous) = previous {
         for old in &previous.objects {
-            if !objects.iter().any(|o| old.same(&o.api_version, &o.kind, o.namespace.as_deref(), &o.name)) {
+            if !objects
+                .iter()
+                .any(|o| old.same(&o.api_version, &o.kind, o.namespace.as_deref(), &o.name))
+            {
                 objects.push(old.clone());
             }
         }
@@ -115,7 +160,10 @@ fn start_inventory(rendered: &Rendered, release: &str, profile: Option<String>, 
     }
 }
 
-#[allow(clippy::too_many_arguments, reason = "one call site; the steps read better with their inputs named")]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call site; the steps read better with their inputs named"
+)]
 async fn converge(
     resources: &Resources,
     client: &kube::Client,
@@ -130,8 +178,17 @@ async fn converge(
     if plan.has_changes() {
         // Record first: everything that may exist is listed before anything is written.
         kube::write_inventory(client, state_ns, inventory).await?;
-        let gated: BTreeSet<String> = if args.no_wait { BTreeSet::new() } else { rendered.gated.clone() };
-        let options = ApplyOptions { concurrency: 4, components: rendered.components.clone(), gated, wait };
+        let gated: BTreeSet<String> = if args.no_wait {
+            BTreeSet::new()
+        } else {
+            rendered.gated.clone()
+        };
+        let options = ApplyOptions {
+            concurrency: 4,
+            components: rendered.components.clone(),
+            gated,
+            wait,
+        };
         kube::apply(resources, plan, &options, progress).await?;
         if plan.count(Action::Prune) > 0 {
             inventory.phase = Phase::Pruning;
@@ -142,11 +199,25 @@ async fn converge(
     }
     // From here on the inventory lists exactly what is rendered (and what was kept on purpose).
     inventory.objects.retain(|o| {
-        rendered.objects.iter().any(|r| o.same(&r.id.api_version, &r.id.kind, r.id.namespace.as_deref(), &r.id.name))
-            || plan.objects.iter().any(|p| p.action == Action::Skip && o.same(&p.api_version, &p.kind, p.namespace.as_deref(), &p.name))
+        rendered.objects.iter().any(|r| {
+            o.same(
+                &r.id.api_version,
+                &r.id.kind,
+                r.id.namespace.as_deref(),
+                &r.id.name,
+            )
+        }) || plan.objects.iter().any(|p| {
+            p.action == Action::Skip
+                && o.same(&p.api_version, &p.kind, p.namespace.as_deref(), &p.name)
+        })
     });
     if !args.no_wait {
-        let targets: Vec<kube::WaitTarget> = plan.objects.iter().filter(|o| o.desired.is_some()).map(kube::target).collect();
+        let targets: Vec<kube::WaitTarget> = plan
+            .objects
+            .iter()
+            .filter(|o| o.desired.is_some())
+            .map(kube::target)
+            .collect();
         kube::wait_ready(resources, &targets, wait, progress).await?;
     }
     inventory.phase = Phase::Deployed;
@@ -166,12 +237,17 @@ fn done_summary(plan: &Plan) -> String {
 }
 
 fn now() -> String {
-    jiff::Timestamp::now().round(jiff::Unit::Second).map(|t| t.to_string()).unwrap_or_default()
+    jiff::Timestamp::now()
+        .round(jiff::Unit::Second)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
 }
 
 /// Who ran plane: `user@host`.
 fn actor() -> String {
-    let user = std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_else(|_| "unknown".into());
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "unknown".into());
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
         .or_else(|_| std::env::var("HOSTNAME"))

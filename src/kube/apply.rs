@@ -40,14 +40,30 @@ fn apply_params() -> PatchParams {
 ///
 /// # Errors
 /// The first stage that fails, naming every object the server refused.
-pub async fn apply(resources: &Resources, plan: &Plan, options: &ApplyOptions, reporter: &dyn Reporter) -> Result<(), KubeError> {
+pub async fn apply(
+    resources: &Resources,
+    plan: &Plan,
+    options: &ApplyOptions,
+    reporter: &dyn Reporter,
+) -> Result<(), KubeError> {
     let writes = |o: &&PlannedObject| matches!(o.action, Action::Create | Action::Configure);
-    let first_stage: Vec<&PlannedObject> =
-        plan.objects.iter().filter(writes).filter(|o| matches!(o.kind.as_str(), "CustomResourceDefinition" | "Namespace")).collect();
+    let first_stage: Vec<&PlannedObject> = plan
+        .objects
+        .iter()
+        .filter(writes)
+        .filter(|o| matches!(o.kind.as_str(), "CustomResourceDefinition" | "Namespace"))
+        .collect();
     if !first_stage.is_empty() {
-        reporter.report(Event::Stage { name: "crds and namespaces".into(), objects: first_stage.len() });
+        reporter.report(Event::Stage {
+            name: "crds and namespaces".into(),
+            objects: first_stage.len(),
+        });
         apply_group(resources, &first_stage, options.concurrency, reporter).await?;
-        let crds: Vec<WaitTarget> = first_stage.iter().filter(|o| o.kind == "CustomResourceDefinition").map(|o| target(o)).collect();
+        let crds: Vec<WaitTarget> = first_stage
+            .iter()
+            .filter(|o| o.kind == "CustomResourceDefinition")
+            .map(|o| target(o))
+            .collect();
         wait_ready(resources, &crds, options.wait, reporter).await?;
         wait_served(resources, plan, options.wait).await?;
     }
@@ -56,23 +72,42 @@ pub async fn apply(resources: &Resources, plan: &Plan, options: &ApplyOptions, r
             .objects
             .iter()
             .filter(writes)
-            .filter(|o| &o.component == component && !matches!(o.kind.as_str(), "CustomResourceDefinition" | "Namespace"))
+            .filter(|o| {
+                &o.component == component
+                    && !matches!(o.kind.as_str(), "CustomResourceDefinition" | "Namespace")
+            })
             .collect();
         if objects.is_empty() {
             continue;
         }
-        reporter.report(Event::Stage { name: component.clone(), objects: objects.len() });
+        reporter.report(Event::Stage {
+            name: component.clone(),
+            objects: objects.len(),
+        });
         // Same kind priority → one concurrent batch; batches in order.
         let mut start = 0;
         while start < objects.len() {
             let priority = kind_priority(&objects[start].kind);
-            let end = objects[start..].iter().position(|o| kind_priority(&o.kind) != priority).map_or(objects.len(), |n| start + n);
-            apply_group(resources, &objects[start..end], options.concurrency, reporter).await?;
+            let end = objects[start..]
+                .iter()
+                .position(|o| kind_priority(&o.kind) != priority)
+                .map_or(objects.len(), |n| start + n);
+            apply_group(
+                resources,
+                &objects[start..end],
+                options.concurrency,
+                reporter,
+            )
+            .await?;
             start = end;
         }
         if options.gated.contains(component) {
-            let targets: Vec<WaitTarget> =
-                plan.objects.iter().filter(|o| &o.component == component && o.desired.is_some()).map(target).collect();
+            let targets: Vec<WaitTarget> = plan
+                .objects
+                .iter()
+                .filter(|o| &o.component == component && o.desired.is_some())
+                .map(target)
+                .collect();
             wait_ready(resources, &targets, options.wait, reporter).await?;
         }
     }
@@ -81,17 +116,39 @@ pub async fn apply(resources: &Resources, plan: &Plan, options: &ApplyOptions, r
 
 /// The wait target of a planned object.
 pub fn target(object: &PlannedObject) -> WaitTarget {
-    WaitTarget { api_version: object.api_version.clone(), kind: object.kind.clone(), namespace: object.namespace.clone(), name: object.name.clone() }
+    WaitTarget {
+        api_version: object.api_version.clone(),
+        kind: object.kind.clone(),
+        namespace: object.namespace.clone(),
+        name: object.name.clone(),
+        pods: object
+            .desired
+            .as_ref()
+            .and_then(super::readiness::pod_selector),
+    }
 }
 
 /// Waits until discovery serves every kind the plan needs (after new CRDs), with backoff.
-async fn wait_served(resources: &Resources, plan: &Plan, wait: WaitOptions) -> Result<(), KubeError> {
-    let kinds: BTreeSet<(String, String)> = plan.objects.iter().filter(|o| o.desired.is_some()).map(|o| (o.api_version.clone(), o.kind.clone())).collect();
+async fn wait_served(
+    resources: &Resources,
+    plan: &Plan,
+    wait: WaitOptions,
+) -> Result<(), KubeError> {
+    let kinds: BTreeSet<(String, String)> = plan
+        .objects
+        .iter()
+        .filter(|o| o.desired.is_some())
+        .map(|o| (o.api_version.clone(), o.kind.clone()))
+        .collect();
     for (api_version, kind) in kinds {
         let mut delay = Duration::from_millis(100);
         let mut refresh = false;
         loop {
-            if resources.find(&api_version, &kind, refresh).await?.is_some() {
+            if resources
+                .find(&api_version, &kind, refresh)
+                .await?
+                .is_some()
+            {
                 break;
             }
             if tokio::time::Instant::now() + delay > wait.deadline {
@@ -111,35 +168,68 @@ async fn wait_served(resources: &Resources, plan: &Plan, wait: WaitOptions) -> R
     Ok(())
 }
 
-async fn apply_group(resources: &Resources, objects: &[&PlannedObject], concurrency: usize, reporter: &dyn Reporter) -> Result<(), KubeError> {
-    let results: Vec<Result<(), KubeError>> =
-        stream::iter(objects).map(|object| apply_one(resources, object, reporter)).buffered(concurrency.max(1)).collect().await;
+async fn apply_group(
+    resources: &Resources,
+    objects: &[&PlannedObject],
+    concurrency: usize,
+    reporter: &dyn Reporter,
+) -> Result<(), KubeError> {
+    let results: Vec<Result<(), KubeError>> = stream::iter(objects)
+        .map(|object| apply_one(resources, object, reporter))
+        .buffered(concurrency.max(1))
+        .collect()
+        .await;
     let errors: Vec<KubeError> = results.into_iter().filter_map(Result::err).collect();
     match errors.len() {
         0 => Ok(()),
         1 => Err(errors.into_iter().next().expect("one error")),
         n => {
-            let reasons = errors.iter().map(|e| e.to_problem().to_string()).collect::<Vec<_>>().join("\n");
-            Err(KubeError::Api { what: format!("{n} objects could not be applied"), subject: None, reason: reasons, code: None, hint: None })
+            let reasons = errors
+                .iter()
+                .map(|e| e.to_problem().to_string())
+                .collect::<Vec<_>>()
+                .join("\n");
+            Err(KubeError::Api {
+                what: format!("{n} objects could not be applied"),
+                subject: None,
+                reason: reasons,
+                code: None,
+                hint: None,
+            })
         }
     }
 }
 
 async fn served(resources: &Resources, object: &PlannedObject) -> Result<Served, KubeError> {
-    if let Some(served) = resources.find(&object.api_version, &object.kind, false).await? {
+    if let Some(served) = resources
+        .find(&object.api_version, &object.kind, false)
+        .await?
+    {
         return Ok(served);
     }
-    resources.find(&object.api_version, &object.kind, true).await?.ok_or_else(|| KubeError::Api {
-        what: format!("the cluster does not serve {} in {}", object.kind, object.api_version),
-        subject: Some(object.subject.clone()),
-        reason: "no matches for kind".into(),
-        code: Some(404),
-        hint: None,
-    })
+    resources
+        .find(&object.api_version, &object.kind, true)
+        .await?
+        .ok_or_else(|| KubeError::Api {
+            what: format!(
+                "the cluster does not serve {} in {}",
+                object.kind, object.api_version
+            ),
+            subject: Some(object.subject.clone()),
+            reason: "no matches for kind".into(),
+            code: Some(404),
+            hint: None,
+        })
 }
 
-async fn apply_one(resources: &Resources, object: &PlannedObject, reporter: &dyn Reporter) -> Result<(), KubeError> {
-    let Some(desired) = &object.desired else { return Ok(()) };
+async fn apply_one(
+    resources: &Resources,
+    object: &PlannedObject,
+    reporter: &dyn Reporter,
+) -> Result<(), KubeError> {
+    let Some(desired) = &object.desired else {
+        return Ok(());
+    };
     let mut body = desired.clone();
     if let Some(keys) = &object.generated {
         fill_generated(&mut body, keys)?;
@@ -150,8 +240,17 @@ async fn apply_one(resources: &Resources, object: &PlannedObject, reporter: &dyn
     let patch = Patch::Apply(&body);
     retry(|| api.patch(&object.name, &params, &patch))
         .await
-        .map_err(|err| KubeError::api(format!("cannot {} the object", object.action), Some(&object.subject), &err))?;
-    reporter.report(Event::Done { subject: object.subject.clone(), action: object.action });
+        .map_err(|err| {
+            KubeError::api(
+                format!("cannot {} the object", object.action),
+                Some(&object.subject),
+                &err,
+            )
+        })?;
+    reporter.report(Event::Done {
+        subject: object.subject.clone(),
+        action: object.action,
+    });
     Ok(())
 }
 
@@ -181,23 +280,54 @@ fn fill_generated(secret: &mut Value, keys: &[String]) -> Result<(), KubeError> 
 ///
 /// # Errors
 /// Objects the server refused to delete; objects already gone are fine.
-pub async fn prune(resources: &Resources, plan: &Plan, reporter: &dyn Reporter) -> Result<(), KubeError> {
-    let mut objects: Vec<&PlannedObject> = plan.objects.iter().filter(|o| o.action == Action::Prune).collect();
+pub async fn prune(
+    resources: &Resources,
+    plan: &Plan,
+    reporter: &dyn Reporter,
+) -> Result<(), KubeError> {
+    let mut objects: Vec<&PlannedObject> = plan
+        .objects
+        .iter()
+        .filter(|o| o.action == Action::Prune)
+        .collect();
     if objects.is_empty() {
         return Ok(());
     }
     objects.sort_by_key(|o| std::cmp::Reverse(kind_priority(&o.kind)));
-    reporter.report(Event::Stage { name: "prune".into(), objects: objects.len() });
+    reporter.report(Event::Stage {
+        name: "prune".into(),
+        objects: objects.len(),
+    });
     for object in objects {
-        let Some(served) = resources.find(&object.api_version, &object.kind, false).await? else { continue };
+        let Some(served) = resources
+            .find(&object.api_version, &object.kind, false)
+            .await?
+        else {
+            continue;
+        };
         let api = resources.api(&served, object.namespace.as_deref());
-        let params = DeleteParams { propagation_policy: Some(PropagationPolicy::Background), ..DeleteParams::default() };
+        let params = DeleteParams {
+            propagation_policy: Some(PropagationPolicy::Background),
+            ..DeleteParams::default()
+        };
         match retry(|| api.delete(&object.name, &params)).await {
-            Ok(_) => reporter.report(Event::Done { subject: object.subject.clone(), action: Action::Prune }),
+            Ok(_) => reporter.report(Event::Done {
+                subject: object.subject.clone(),
+                action: Action::Prune,
+            }),
             Err(kube::Error::Api(status)) if status.code == 404 => {
-                reporter.report(Event::Done { subject: object.subject.clone(), action: Action::Prune });
+                reporter.report(Event::Done {
+                    subject: object.subject.clone(),
+                    action: Action::Prune,
+                });
             }
-            Err(err) => return Err(KubeError::api("cannot prune the object", Some(&object.subject), &err)),
+            Err(err) => {
+                return Err(KubeError::api(
+                    "cannot prune the object",
+                    Some(&object.subject),
+                    &err,
+                ));
+            }
         }
     }
     Ok(())

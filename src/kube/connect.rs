@@ -28,44 +28,85 @@ pub struct Target {
 /// # Errors
 /// When no configuration can be found or it is invalid.
 pub async fn connect(options: &ConnectOptions) -> Result<Target, KubeError> {
-    let kube_options = KubeConfigOptions { context: options.context.clone(), ..KubeConfigOptions::default() };
+    let kube_options = KubeConfigOptions {
+        context: options.context.clone(),
+        ..KubeConfigOptions::default()
+    };
     let (config, context) = if let Some(path) = &options.kubeconfig {
         let kubeconfig = Kubeconfig::read_from(path).map_err(|err| KubeError::Connect {
-            reason: format!("cannot read kubeconfig {}: {}", path.display(), super::error_chain(&err)),
+            reason: format!(
+                "cannot read kubeconfig {}: {}",
+                path.display(),
+                super::error_chain(&err)
+            ),
             hint: Some("check the --kubeconfig path".into()),
         })?;
-        let context = options.context.clone().or_else(|| kubeconfig.current_context.clone()).unwrap_or_default();
-        let config = Config::from_custom_kubeconfig(kubeconfig, &kube_options).await.map_err(|err| KubeError::Connect {
-            reason: format!("kubeconfig {}: {}", path.display(), super::error_chain(&err)),
-            hint: Some("check --context against `kubectl config get-contexts`".into()),
-        })?;
+        let context = options
+            .context
+            .clone()
+            .or_else(|| kubeconfig.current_context.clone())
+            .unwrap_or_default();
+        let config = Config::from_custom_kubeconfig(kubeconfig, &kube_options)
+            .await
+            .map_err(|err| KubeError::Connect {
+                reason: format!(
+                    "kubeconfig {}: {}",
+                    path.display(),
+                    super::error_chain(&err)
+                ),
+                hint: Some("check --context against `kubectl config get-contexts`".into()),
+            })?;
         (config, context)
     } else {
         match Kubeconfig::read() {
             Ok(kubeconfig) => {
-                let context = options.context.clone().or_else(|| kubeconfig.current_context.clone()).unwrap_or_default();
-                let config = Config::from_kubeconfig(&kube_options).await.map_err(|err| KubeError::Connect {
-                    reason: super::error_chain(&err),
-                    hint: Some("check --context against `kubectl config get-contexts`".into()),
-                })?;
+                let context = options
+                    .context
+                    .clone()
+                    .or_else(|| kubeconfig.current_context.clone())
+                    .unwrap_or_default();
+                let config = Config::from_kubeconfig(&kube_options)
+                    .await
+                    .map_err(|err| KubeError::Connect {
+                        reason: super::error_chain(&err),
+                        hint: Some("check --context against `kubectl config get-contexts`".into()),
+                    })?;
                 (config, context)
             }
             Err(file_err) => {
                 if options.context.is_some() {
                     return Err(KubeError::Connect {
-                        reason: format!("--context needs a kubeconfig: {}", super::error_chain(&file_err)),
+                        reason: format!(
+                            "--context needs a kubeconfig: {}",
+                            super::error_chain(&file_err)
+                        ),
                         hint: Some("pass --kubeconfig FILE or set KUBECONFIG".into()),
                     });
                 }
                 let config = Config::incluster().map_err(|err| KubeError::Connect {
-                    reason: format!("no kubeconfig ({}) and not in a cluster ({})", super::error_chain(&file_err), super::error_chain(&err)),
+                    reason: format!(
+                        "no kubeconfig ({}) and not in a cluster ({})",
+                        super::error_chain(&file_err),
+                        super::error_chain(&err)
+                    ),
                     hint: Some("pass --kubeconfig FILE or set KUBECONFIG".into()),
                 })?;
                 (config, "in-cluster".to_owned())
             }
         }
     };
-    let server = config.cluster_url.to_string().trim_end_matches('/').to_owned();
-    let client = Client::try_from(config).map_err(|err| KubeError::Connect { reason: super::error_chain(&err), hint: None })?;
-    Ok(Target { client, context, server })
+    let server = config
+        .cluster_url
+        .to_string()
+        .trim_end_matches('/')
+        .to_owned();
+    let client = Client::try_from(config).map_err(|err| KubeError::Connect {
+        reason: super::error_chain(&err),
+        hint: None,
+    })?;
+    Ok(Target {
+        client,
+        context,
+        server,
+    })
 }

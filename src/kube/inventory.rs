@@ -3,8 +3,8 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use kube::api::{Api, ListParams, Patch, PatchParams};
 use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -66,13 +66,22 @@ impl InventoryObject {
 
     /// Same object regardless of version.
     pub fn same(&self, api_version: &str, kind: &str, namespace: Option<&str>, name: &str) -> bool {
-        let group = |v: &str| v.rsplit_once('/').map_or(String::new(), |(g, _)| g.to_owned());
-        group(&self.api_version) == group(api_version) && self.kind == kind && self.namespace.as_deref() == namespace && self.name == name
+        let group = |v: &str| {
+            v.rsplit_once('/')
+                .map_or(String::new(), |(g, _)| g.to_owned())
+        };
+        group(&self.api_version) == group(api_version)
+            && self.kind == kind
+            && self.namespace.as_deref() == namespace
+            && self.name == name
     }
 }
 
 /// Metadata of a past revision.
-#[allow(clippy::struct_field_names, reason = "`revision` is the word users see in `plane ls`")]
+#[allow(
+    clippy::struct_field_names,
+    reason = "`revision` is the word users see in `plane ls`"
+)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Revision {
@@ -141,16 +150,27 @@ fn secret_name(release: &str) -> String {
 ///
 /// # Errors
 /// API failures other than "not found", or an inventory plane cannot read.
-pub async fn read_inventory(client: &kube::Client, namespace: &str, release: &str) -> Result<Option<Inventory>, KubeError> {
+pub async fn read_inventory(
+    client: &kube::Client,
+    namespace: &str,
+    release: &str,
+) -> Result<Option<Inventory>, KubeError> {
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let name = secret_name(release);
     let subject = super::subject("Secret", Some(namespace), &name);
-    let secret = retry(|| api.get_opt(&name)).await.map_err(|err| KubeError::api("cannot read the release inventory", Some(&subject), &err))?;
+    let secret = retry(|| api.get_opt(&name))
+        .await
+        .map_err(|err| KubeError::api("cannot read the release inventory", Some(&subject), &err))?;
     secret.map(|s| decode(&s, &subject)).transpose()
 }
 
 fn decode(secret: &Secret, subject: &str) -> Result<Inventory, KubeError> {
-    let bytes = secret.data.as_ref().and_then(|d| d.get(KEY)).map(|b| b.0.clone()).unwrap_or_default();
+    let bytes = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(KEY))
+        .map(|b| b.0.clone())
+        .unwrap_or_default();
     serde_json::from_slice(&bytes).map_err(|err| KubeError::Api {
         what: "the release inventory is unreadable".into(),
         subject: Some(subject.to_owned()),
@@ -164,7 +184,11 @@ fn decode(secret: &Secret, subject: &str) -> Result<Inventory, KubeError> {
 ///
 /// # Errors
 /// API failures, naming the inventory Secret.
-pub async fn write_inventory(client: &kube::Client, namespace: &str, inventory: &Inventory) -> Result<(), KubeError> {
+pub async fn write_inventory(
+    client: &kube::Client,
+    namespace: &str,
+    inventory: &Inventory,
+) -> Result<(), KubeError> {
     let name = secret_name(&inventory.release);
     let subject = super::subject("Secret", Some(namespace), &name);
     let body = serde_json::to_vec(inventory).map_err(|err| KubeError::Api {
@@ -201,9 +225,15 @@ pub async fn write_inventory(client: &kube::Client, namespace: &str, inventory: 
             retry(|| api.patch(&name, &params, &patch))
                 .await
                 .map(|_| ())
-                .map_err(|err| KubeError::api("cannot write the release inventory", Some(&subject), &err))
+                .map_err(|err| {
+                    KubeError::api("cannot write the release inventory", Some(&subject), &err)
+                })
         }
-        Err(err) => Err(KubeError::api("cannot write the release inventory", Some(&subject), &err)),
+        Err(err) => Err(KubeError::api(
+            "cannot write the release inventory",
+            Some(&subject),
+            &err,
+        )),
     }
 }
 
@@ -214,21 +244,35 @@ async fn ensure_namespace(client: &kube::Client, namespace: &str) -> Result<(), 
     retry(|| api.patch(namespace, &params, &patch))
         .await
         .map(|_| ())
-        .map_err(|err| KubeError::api("cannot create the state namespace", Some(&format!("Namespace/{namespace}")), &err))
+        .map_err(|err| {
+            KubeError::api(
+                "cannot create the state namespace",
+                Some(&format!("Namespace/{namespace}")),
+                &err,
+            )
+        })
 }
 
 /// Deletes a release's inventory (the last step of `down`).
 ///
 /// # Errors
 /// API failures other than "not found".
-pub async fn delete_inventory(client: &kube::Client, namespace: &str, release: &str) -> Result<(), KubeError> {
+pub async fn delete_inventory(
+    client: &kube::Client,
+    namespace: &str,
+    release: &str,
+) -> Result<(), KubeError> {
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let name = secret_name(release);
     let params = kube::api::DeleteParams::default();
     match retry(|| api.delete(&name, &params)).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-        Err(err) => Err(KubeError::api("cannot delete the release inventory", Some(&super::subject("Secret", Some(namespace), &name)), &err)),
+        Err(err) => Err(KubeError::api(
+            "cannot delete the release inventory",
+            Some(&super::subject("Secret", Some(namespace), &name)),
+            &err,
+        )),
     }
 }
 
@@ -236,19 +280,32 @@ pub async fn delete_inventory(client: &kube::Client, namespace: &str, release: &
 ///
 /// # Errors
 /// API failures; a missing state namespace means no releases.
-pub async fn list_releases(client: &kube::Client, namespace: &str) -> Result<Vec<Release>, KubeError> {
+pub async fn list_releases(
+    client: &kube::Client,
+    namespace: &str,
+) -> Result<Vec<Release>, KubeError> {
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let params = ListParams::default().labels(&format!("{INVENTORY_LABEL}=true"));
     let list = match retry(|| api.list(&params)).await {
         Ok(list) => list,
         Err(kube::Error::Api(status)) if status.code == 404 => return Ok(Vec::new()),
-        Err(err) => return Err(KubeError::api("cannot list releases", Some(&format!("Namespace/{namespace}")), &err)),
+        Err(err) => {
+            return Err(KubeError::api(
+                "cannot list releases",
+                Some(&format!("Namespace/{namespace}")),
+                &err,
+            ));
+        }
     };
     let mut releases = Vec::new();
     for secret in list.items {
         let name = secret.metadata.name.clone().unwrap_or_default();
         let inventory = decode(&secret, &super::subject("Secret", Some(namespace), &name))?;
-        releases.push(Release { name: inventory.release.clone(), namespace: namespace.to_owned(), inventory });
+        releases.push(Release {
+            name: inventory.release.clone(),
+            namespace: namespace.to_owned(),
+            inventory,
+        });
     }
     releases.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(releases)
@@ -290,7 +347,14 @@ mod tests {
 
     #[test]
     fn objects_match_across_versions() {
-        let object = InventoryObject { api_version: "apps/v1".into(), kind: "Deployment".into(), namespace: Some("n".into()), name: "x".into(), component: String::new(), digest: String::new() };
+        let object = InventoryObject {
+            api_version: "apps/v1".into(),
+            kind: "Deployment".into(),
+            namespace: Some("n".into()),
+            name: "x".into(),
+            component: String::new(),
+            digest: String::new(),
+        };
         assert!(object.same("apps/v1beta1", "Deployment", Some("n"), "x"));
         assert!(!object.same("apps/v1", "Deployment", None, "x"));
         assert_eq!(object.subject(), "Deployment/n/x");

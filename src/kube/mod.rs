@@ -15,9 +15,12 @@ use std::fmt;
 
 pub use apply::{ApplyOptions, apply, prune, target};
 pub use connect::{ConnectOptions, Target, connect};
-pub use inventory::{HISTORY, Inventory, InventoryObject, Phase, Release, delete_inventory, list_releases, read_inventory, write_inventory};
-pub use plan::{Action, Plan, PlannedObject, plan};
+pub use inventory::{
+    HISTORY, Inventory, InventoryObject, Phase, Release, delete_inventory, list_releases,
+    read_inventory, write_inventory,
+};
 pub use kube::Client;
+pub use plan::{Action, Plan, PlannedObject, plan};
 pub use resources::Resources;
 pub use wait::{WaitOptions, WaitTarget, health, wait_ready};
 
@@ -33,7 +36,11 @@ pub enum Event {
     /// Waiting on an object, with what it last said.
     Waiting { subject: String, status: String },
     /// An object became ready.
-    Ready { subject: String, ready: usize, total: usize },
+    Ready {
+        subject: String,
+        ready: usize,
+        total: usize,
+    },
     /// Something worth a line that is not an error.
     Note(String),
 }
@@ -54,9 +61,18 @@ impl Reporter for Silent {
 #[derive(Debug, thiserror::Error)]
 pub enum KubeError {
     #[error("{what}")]
-    Api { what: String, subject: Option<String>, reason: String, code: Option<u16>, hint: Option<String> },
+    Api {
+        what: String,
+        subject: Option<String>,
+        reason: String,
+        code: Option<u16>,
+        hint: Option<String>,
+    },
     #[error("cannot connect: {reason}")]
-    Connect { reason: String, hint: Option<String> },
+    Connect {
+        reason: String,
+        hint: Option<String>,
+    },
     #[error("timed out")]
     Timeout { waiting: Vec<(String, String)> },
     #[error("{subject} failed: {reason}")]
@@ -67,15 +83,29 @@ impl KubeError {
     /// Builds an API error for an action on an object from a kube-rs error.
     pub fn api(what: impl Into<String>, subject: Option<&str>, err: &kube::Error) -> Self {
         let (reason, code) = match err {
-            kube::Error::Api(status) => (format!("{} ({})", status.message, status.reason), Some(status.code)),
+            kube::Error::Api(status) => (
+                format!("{} ({})", status.message, status.reason),
+                Some(status.code),
+            ),
             other => (error_chain(other), None),
         };
         let hint = match code {
-            Some(401) => Some("the credentials were refused: check the kubeconfig user or refresh the token".to_owned()),
-            Some(403) => Some("the credentials lack permission for this; ask a cluster admin for RBAC".to_owned()),
+            Some(401) => Some(
+                "the credentials were refused: check the kubeconfig user or refresh the token"
+                    .to_owned(),
+            ),
+            Some(403) => Some(
+                "the credentials lack permission for this; ask a cluster admin for RBAC".to_owned(),
+            ),
             _ => None,
         };
-        Self::Api { what: what.into(), subject: subject.map(str::to_owned), reason, code, hint }
+        Self::Api {
+            what: what.into(),
+            subject: subject.map(str::to_owned),
+            reason,
+            code,
+            hint,
+        }
     }
 
     /// The HTTP status code the server answered with, if any.
@@ -88,22 +118,37 @@ impl KubeError {
 
     pub fn to_problem(&self) -> Problem {
         match self {
-            Self::Api { what, subject, reason, hint, .. } => {
-                let mut problem = Problem::new(what.clone()).because(reason.clone()).maybe_hint(hint.clone());
+            Self::Api {
+                what,
+                subject,
+                reason,
+                hint,
+                ..
+            } => {
+                let mut problem = Problem::new(what.clone())
+                    .because(reason.clone())
+                    .maybe_hint(hint.clone());
                 if let Some(subject) = subject {
                     problem = problem.at(subject.clone());
                 }
                 problem
             }
-            Self::Connect { reason, hint } => Problem::new("cannot connect to the cluster").because(reason.clone()).maybe_hint(hint.clone()),
+            Self::Connect { reason, hint } => Problem::new("cannot connect to the cluster")
+                .because(reason.clone())
+                .maybe_hint(hint.clone()),
             Self::Timeout { waiting } => {
-                let mut problem = Problem::new(format!("timed out waiting for {} object(s) to become ready", waiting.len()));
+                let mut problem = Problem::new(format!(
+                    "timed out waiting for {} object(s) to become ready",
+                    waiting.len()
+                ));
                 for (subject, status) in waiting {
                     problem = problem.because(format!("{subject}: {status}"));
                 }
                 problem.hint("raise --timeout, or look at the objects above with kubectl describe")
             }
-            Self::NotReady { subject, reason } => Problem::new(format!("{subject} failed")).at(subject.clone()).because(reason.clone()),
+            Self::NotReady { subject, reason } => Problem::new(format!("{subject} failed"))
+                .at(subject.clone())
+                .because(reason.clone()),
         }
     }
 }

@@ -13,12 +13,23 @@ pub fn normalize(object: &Value) -> Value {
     if let Some(map) = object.as_object_mut() {
         map.remove("status");
         if let Some(metadata) = map.get_mut("metadata").and_then(Value::as_object_mut) {
-            for key in ["managedFields", "resourceVersion", "uid", "generation", "creationTimestamp", "selfLink"] {
+            for key in [
+                "managedFields",
+                "resourceVersion",
+                "uid",
+                "generation",
+                "creationTimestamp",
+                "selfLink",
+            ] {
                 metadata.remove(key);
             }
             // Empty maps are how the server writes absent ones.
             for key in ["annotations", "labels"] {
-                if metadata.get(key).and_then(Value::as_object).is_some_and(Map::is_empty) {
+                if metadata
+                    .get(key)
+                    .and_then(Value::as_object)
+                    .is_some_and(Map::is_empty)
+                {
                     metadata.remove(key);
                 }
             }
@@ -42,8 +53,16 @@ fn parse_pattern(pattern: &str) -> Vec<Step> {
         if !key.is_empty() {
             steps.push(Step::Key(key.to_owned()));
         }
-        for index in rest.split('[').map(|s| s.trim_end_matches(']')).filter(|s| !s.is_empty()) {
-            steps.push(if index == "*" { Step::Every } else { index.parse().map_or(Step::Every, Step::Index) });
+        for index in rest
+            .split('[')
+            .map(|s| s.trim_end_matches(']'))
+            .filter(|s| !s.is_empty())
+        {
+            steps.push(if index == "*" {
+                Step::Every
+            } else {
+                index.parse().map_or(Step::Every, Step::Index)
+            });
         }
     }
     steps
@@ -53,7 +72,13 @@ fn parse_pattern(pattern: &str) -> Vec<Step> {
 pub fn controller_owned(object: &Value) -> Vec<String> {
     object["metadata"]["annotations"][CONTROLLER_OWNED]
         .as_str()
-        .map(|s| s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(str::to_owned).collect())
+        .map(|s| {
+            s.split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -102,16 +127,48 @@ pub fn mask_secrets(before: Option<&mut Value>, after: Option<&mut Value>) {
     let mut before = before;
     let mut after = after;
     for field in ["data", "stringData"] {
-        let old = before.as_ref().and_then(|b| b.get(field)).and_then(Value::as_object).cloned().unwrap_or_default();
-        let new = after.as_ref().and_then(|a| a.get(field)).and_then(Value::as_object).cloned().unwrap_or_default();
-        if let Some(map) = before.as_mut().and_then(|b| b.get_mut(field)).and_then(Value::as_object_mut) {
+        let old = before
+            .as_ref()
+            .and_then(|b| b.get(field))
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        let new = after
+            .as_ref()
+            .and_then(|a| a.get(field))
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        if let Some(map) = before
+            .as_mut()
+            .and_then(|b| b.get_mut(field))
+            .and_then(Value::as_object_mut)
+        {
             for (key, value) in map.iter_mut() {
-                *value = Value::String(if new.get(key) == Some(value) { "***" } else { "*** (before)" }.into());
+                *value = Value::String(
+                    if new.get(key) == Some(value) {
+                        "***"
+                    } else {
+                        "*** (before)"
+                    }
+                    .into(),
+                );
             }
         }
-        if let Some(map) = after.as_mut().and_then(|a| a.get_mut(field)).and_then(Value::as_object_mut) {
+        if let Some(map) = after
+            .as_mut()
+            .and_then(|a| a.get_mut(field))
+            .and_then(Value::as_object_mut)
+        {
             for (key, value) in map.iter_mut() {
-                *value = Value::String(if old.get(key) == Some(value) { "***" } else { "*** (after)" }.into());
+                *value = Value::String(
+                    if old.get(key) == Some(value) {
+                        "***"
+                    } else {
+                        "*** (after)"
+                    }
+                    .into(),
+                );
             }
         }
     }
@@ -128,7 +185,10 @@ mod tests {
     fn normalize_drops_server_bookkeeping() {
         let live = json!({"kind": "ConfigMap", "metadata": {"name": "a", "uid": "u", "resourceVersion": "7", "generation": 1,
             "creationTimestamp": "t", "managedFields": [], "annotations": {}}, "status": {"x": 1}, "data": {"k": "v"}});
-        assert_eq!(normalize(&live), json!({"kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"k": "v"}}));
+        assert_eq!(
+            normalize(&live),
+            json!({"kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"k": "v"}})
+        );
     }
 
     #[test]
@@ -139,7 +199,16 @@ mod tests {
         keep_controller_owned(&mut desired, &live);
         assert_eq!(desired["spec"]["workerGroupSpecs"][0]["replicas"], 3);
         assert_eq!(desired["spec"]["workerGroupSpecs"][0]["maxReplicas"], 3);
-        assert_eq!(parse_pattern("a.b[2].c[*]"), vec![Step::Key("a".into()), Step::Key("b".into()), Step::Index(2), Step::Key("c".into()), Step::Every]);
+        assert_eq!(
+            parse_pattern("a.b[2].c[*]"),
+            vec![
+                Step::Key("a".into()),
+                Step::Key("b".into()),
+                Step::Index(2),
+                Step::Key("c".into()),
+                Step::Every
+            ]
+        );
     }
 
     #[test]
@@ -147,8 +216,14 @@ mod tests {
         let mut before = json!({"kind": "Secret", "data": {"same": "c2FtZQ==", "changed": "b2xk", "gone": "eA=="}});
         let mut after = json!({"kind": "Secret", "data": {"same": "c2FtZQ==", "changed": "bmV3", "added": "eQ=="}});
         mask_secrets(Some(&mut before), Some(&mut after));
-        assert_eq!(before["data"], json!({"same": "***", "changed": "*** (before)", "gone": "*** (before)"}));
-        assert_eq!(after["data"], json!({"same": "***", "changed": "*** (after)", "added": "*** (after)"}));
+        assert_eq!(
+            before["data"],
+            json!({"same": "***", "changed": "*** (before)", "gone": "*** (before)"})
+        );
+        assert_eq!(
+            after["data"],
+            json!({"same": "***", "changed": "*** (after)", "added": "*** (after)"})
+        );
         let text = format!("{before}{after}");
         for secret in ["c2FtZQ==", "b2xk", "bmV3", "eA==", "eQ=="] {
             assert!(!text.contains(secret));
@@ -157,7 +232,10 @@ mod tests {
 
     #[test]
     fn digests_are_stable_and_sensitive() {
-        assert_eq!(digest(&json!({"a": 1, "b": 2})), digest(&json!({"b": 2, "a": 1})));
+        assert_eq!(
+            digest(&json!({"a": 1, "b": 2})),
+            digest(&json!({"b": 2, "a": 1}))
+        );
         assert_ne!(digest(&json!({"a": 1})), digest(&json!({"a": 2})));
     }
 }

@@ -8,11 +8,11 @@ use kube::api::{ListParams, Patch, PatchParams};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::KubeError;
 use super::inventory::Inventory;
 use super::normalize::{keep_controller_owned, mask_secrets, normalize};
 use super::resources::{Resources, Served};
 use super::retry::retry;
-use super::KubeError;
 use crate::bundle::Object;
 use crate::bundle::objects::RELEASE_LABEL;
 
@@ -43,7 +43,10 @@ impl Action {
 
     /// Whether the action writes to the cluster.
     pub fn writes(self) -> bool {
-        matches!(self, Self::Create | Self::Configure | Self::Prune | Self::Delete)
+        matches!(
+            self,
+            Self::Create | Self::Configure | Self::Prune | Self::Delete
+        )
     }
 }
 
@@ -112,23 +115,38 @@ impl Plan {
 type LiveKey = (String, String, Option<String>, String);
 
 fn group_of(api_version: &str) -> String {
-    api_version.rsplit_once('/').map_or(String::new(), |(g, _)| g.to_owned())
+    api_version
+        .rsplit_once('/')
+        .map_or(String::new(), |(g, _)| g.to_owned())
 }
 
 fn key(api_version: &str, kind: &str, namespace: Option<&str>, name: &str) -> LiveKey {
-    (group_of(api_version), kind.to_owned(), namespace.map(str::to_owned), name.to_owned())
+    (
+        group_of(api_version),
+        kind.to_owned(),
+        namespace.map(str::to_owned),
+        name.to_owned(),
+    )
 }
 
 /// Computes the plan for `rendered` against the cluster.
 ///
 /// # Errors
 /// Discovery or list failures, and every object the server rejects on dry-run, all at once.
-pub async fn plan(resources: &Resources, rendered: &[Object], release: &str, previous: Option<&Inventory>) -> Result<Plan, KubeError> {
+pub async fn plan(
+    resources: &Resources,
+    rendered: &[Object],
+    release: &str,
+    previous: Option<&Inventory>,
+) -> Result<Plan, KubeError> {
     let live = list_live(resources, rendered, release, previous).await?;
     let new_kinds = kinds_installed_by(rendered);
     let new_namespaces: BTreeSet<String> = rendered
         .iter()
-        .filter(|o| o.id.kind == "Namespace" && !live.contains_key(&key("v1", "Namespace", None, &o.id.name)))
+        .filter(|o| {
+            o.id.kind == "Namespace"
+                && !live.contains_key(&key("v1", "Namespace", None, &o.id.name))
+        })
         .map(|o| o.id.name.clone())
         .collect();
 
@@ -151,15 +169,39 @@ pub async fn plan(resources: &Resources, rendered: &[Object], release: &str, pre
 
     if let Some(previous) = previous {
         for old in &previous.objects {
-            let still_rendered = rendered.iter().any(|o| old.same(&o.id.api_version, &o.id.kind, o.id.namespace.as_deref(), &o.id.name));
+            let still_rendered = rendered.iter().any(|o| {
+                old.same(
+                    &o.id.api_version,
+                    &o.id.kind,
+                    o.id.namespace.as_deref(),
+                    &o.id.name,
+                )
+            });
             if still_rendered {
                 continue;
             }
-            let Some(live_object) = live.get(&key(&old.api_version, &old.kind, old.namespace.as_deref(), &old.name)) else { continue };
-            let protected = matches!(old.kind.as_str(), "Namespace" | "CustomResourceDefinition" | "PersistentVolumeClaim");
-            let opted_in = live_object["metadata"]["annotations"]["plane.datalayer.io/prune"] == "true";
+            let Some(live_object) = live.get(&key(
+                &old.api_version,
+                &old.kind,
+                old.namespace.as_deref(),
+                &old.name,
+            )) else {
+                continue;
+            };
+            let protected = matches!(
+                old.kind.as_str(),
+                "Namespace" | "CustomResourceDefinition" | "PersistentVolumeClaim"
+            );
+            let opted_in =
+                live_object["metadata"]["annotations"]["plane.datalayer.io/prune"] == "true";
             let (action, note) = if protected && !opted_in {
-                (Action::Skip, Some(format!("{} is never pruned unless it opts in with plane.datalayer.io/prune: \"true\"", old.kind)))
+                (
+                    Action::Skip,
+                    Some(format!(
+                        "{} is never pruned unless it opts in with plane.datalayer.io/prune: \"true\"",
+                        old.kind
+                    )),
+                )
             } else {
                 (Action::Prune, None)
             };
@@ -193,11 +235,21 @@ fn combine(mut errors: Vec<KubeError>) -> KubeError {
         .iter()
         .map(|e| {
             let problem = e.to_problem();
-            format!("{}: {}", problem.location.unwrap_or(problem.what), problem.causes.join(": "))
+            format!(
+                "{}: {}",
+                problem.location.unwrap_or(problem.what),
+                problem.causes.join(": ")
+            )
         })
         .collect::<Vec<_>>()
         .join("\n");
-    KubeError::Api { what: format!("the server rejected {} object(s)", errors.len()), subject: None, reason: reasons, code: None, hint: None }
+    KubeError::Api {
+        what: format!("the server rejected {} object(s)", errors.len()),
+        subject: None,
+        reason: reasons,
+        code: None,
+        hint: None,
+    }
 }
 
 /// Kinds whose CRD is part of the render: (group, kind).
@@ -214,43 +266,81 @@ fn kinds_installed_by(rendered: &[Object]) -> BTreeSet<(String, String)> {
 }
 
 /// Lists the release's live objects: one LIST per kind and namespace, by the release label.
-async fn list_live(resources: &Resources, rendered: &[Object], release: &str, previous: Option<&Inventory>) -> Result<HashMap<LiveKey, Value>, KubeError> {
+async fn list_live(
+    resources: &Resources,
+    rendered: &[Object],
+    release: &str,
+    previous: Option<&Inventory>,
+) -> Result<HashMap<LiveKey, Value>, KubeError> {
     let mut wanted: BTreeMap<(String, String), BTreeSet<Option<String>>> = BTreeMap::new();
     for object in rendered {
-        wanted.entry((object.id.api_version.clone(), object.id.kind.clone())).or_default().insert(object.id.namespace.clone());
+        wanted
+            .entry((object.id.api_version.clone(), object.id.kind.clone()))
+            .or_default()
+            .insert(object.id.namespace.clone());
     }
     for old in previous.map(|p| p.objects.as_slice()).unwrap_or_default() {
-        wanted.entry((old.api_version.clone(), old.kind.clone())).or_default().insert(old.namespace.clone());
+        wanted
+            .entry((old.api_version.clone(), old.kind.clone()))
+            .or_default()
+            .insert(old.namespace.clone());
     }
     let selector = format!("{RELEASE_LABEL}={release}");
     let mut calls = Vec::new();
     for ((api_version, kind), namespaces) in &wanted {
-        let Some(served) = resources.find(api_version, kind, false).await? else { continue };
+        let Some(served) = resources.find(api_version, kind, false).await? else {
+            continue;
+        };
         for namespace in namespaces {
             calls.push((served.clone(), namespace.clone(), kind.clone()));
         }
     }
     let lists: Vec<Vec<Value>> = stream::iter(calls)
-        .map(|(served, namespace, kind): (Served, Option<String>, String)| {
-            let api = resources.api(&served, namespace.as_deref());
-            let params = ListParams::default().labels(&selector);
-            async move {
-                match retry(|| api.list(&params)).await {
-                    Ok(list) => Ok(list.items.into_iter().filter_map(|o| serde_json::to_value(o).ok()).collect()),
-                    // A namespace that does not exist yet holds nothing.
-                    Err(kube::Error::Api(status)) if status.code == 404 => Ok(Vec::new()),
-                    Err(err) => Err(KubeError::api(format!("cannot list {kind} objects"), namespace.as_deref().map(|ns| format!("Namespace/{ns}")).as_deref(), &err)),
+        .map(
+            |(served, namespace, kind): (Served, Option<String>, String)| {
+                let api = resources.api(&served, namespace.as_deref());
+                let params = ListParams::default().labels(&selector);
+                async move {
+                    match retry(|| api.list(&params)).await {
+                        Ok(list) => Ok(list
+                            .items
+                            .into_iter()
+                            .filter_map(|o| serde_json::to_value(o).ok())
+                            .collect()),
+                        // A namespace that does not exist yet holds nothing.
+                        Err(kube::Error::Api(status)) if status.code == 404 => Ok(Vec::new()),
+                        Err(err) => Err(KubeError::api(
+                            format!("cannot list {kind} objects"),
+                            namespace
+                                .as_deref()
+                                .map(|ns| format!("Namespace/{ns}"))
+                                .as_deref(),
+                            &err,
+                        )),
+                    }
                 }
-            }
-        })
+            },
+        )
         .buffered(8)
         .try_collect()
         .await?;
     let mut live = HashMap::new();
     for object in lists.into_iter().flatten() {
         let text = |p: &str| object.pointer(p).and_then(Value::as_str).map(str::to_owned);
-        let (Some(api_version), Some(kind), Some(name)) = (text("/apiVersion"), text("/kind"), text("/metadata/name")) else { continue };
-        live.insert(key(&api_version, &kind, text("/metadata/namespace").as_deref(), &name), object);
+        let (Some(api_version), Some(kind), Some(name)) =
+            (text("/apiVersion"), text("/kind"), text("/metadata/name"))
+        else {
+            continue;
+        };
+        live.insert(
+            key(
+                &api_version,
+                &kind,
+                text("/metadata/namespace").as_deref(),
+                &name,
+            ),
+            object,
+        );
     }
     Ok(live)
 }
@@ -278,7 +368,14 @@ async fn plan_one(
         after: None,
         generated: object.generated_keys(),
     };
-    let mut live_object = live.get(&key(&id.api_version, &id.kind, id.namespace.as_deref(), &id.name)).cloned();
+    let mut live_object = live
+        .get(&key(
+            &id.api_version,
+            &id.kind,
+            id.namespace.as_deref(),
+            &id.name,
+        ))
+        .cloned();
 
     let served = resources.find(&id.api_version, &id.kind, false).await?;
     let Some(served) = served else {
@@ -303,7 +400,12 @@ async fn plan_one(
         planned.after = Some(masked_after(&object.value, None));
         return Ok(planned);
     }
-    if id.namespace.as_ref().is_some_and(|ns| new_namespaces.contains(ns)) && live_object.is_none() {
+    if id
+        .namespace
+        .as_ref()
+        .is_some_and(|ns| new_namespaces.contains(ns))
+        && live_object.is_none()
+    {
         planned.note = Some("its namespace is created by this release".into());
         planned.after = Some(masked_after(&object.value, None));
         return Ok(planned);
@@ -318,10 +420,20 @@ async fn plan_one(
     let patch = Patch::Apply(&desired);
     let dry = retry(|| api.patch(&id.name, &params, &patch))
         .await
-        .map_err(|err| KubeError::api("the server rejected the object on dry-run", Some(&subject), &err))?;
+        .map_err(|err| {
+            KubeError::api(
+                "the server rejected the object on dry-run",
+                Some(&subject),
+                &err,
+            )
+        })?;
     let dry = serde_json::to_value(dry).unwrap_or(Value::Null);
 
-    if live_object.is_none() && dry["metadata"]["resourceVersion"].as_str().is_some_and(|rv| !rv.is_empty()) {
+    if live_object.is_none()
+        && dry["metadata"]["resourceVersion"]
+            .as_str()
+            .is_some_and(|rv| !rv.is_empty())
+    {
         // It exists but without this release's labels: plane takes it over.
         live_object = retry(|| api.get_opt(&id.name))
             .await
@@ -337,7 +449,11 @@ async fn plan_one(
             let mut after = normalize(&dry);
             let same = before == after;
             mask_secrets(Some(&mut before), Some(&mut after));
-            planned.action = if same { Action::Unchanged } else { Action::Configure };
+            planned.action = if same {
+                Action::Unchanged
+            } else {
+                Action::Configure
+            };
             planned.before = Some(before);
             planned.after = Some(after);
         }

@@ -36,6 +36,59 @@ pub fn has_rule(kind: &str) -> bool {
     )
 }
 
+/// Container states that waiting will not fix.
+const TERMINAL_WAITING: &[&str] = &[
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "CrashLoopBackOff",
+    "InvalidImageName",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+];
+
+/// A terminal container state of a pod, as `pod NAME: container C: REASON: message`.
+pub fn pod_failure(pod: &Value) -> Option<String> {
+    let name = pod["metadata"]["name"].as_str().unwrap_or("?");
+    for field in ["initContainerStatuses", "containerStatuses"] {
+        for status in pod["status"][field].as_array().into_iter().flatten() {
+            let waiting = &status["state"]["waiting"];
+            let Some(reason) = waiting["reason"].as_str() else {
+                continue;
+            };
+            if TERMINAL_WAITING.contains(&reason) {
+                let container = status["name"].as_str().unwrap_or("?");
+                let message = waiting["message"]
+                    .as_str()
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default();
+                return Some(format!(
+                    "pod {name}: container {container}: {reason}{message}"
+                ));
+            }
+        }
+    }
+    None
+}
+
+/// The label selector of the pods a workload owns, from its spec.
+pub fn pod_selector(object: &Value) -> Option<String> {
+    match object["kind"].as_str()? {
+        "Deployment" | "StatefulSet" | "DaemonSet" | "Job" => {
+            let labels = object["spec"]["selector"]["matchLabels"].as_object()?;
+            let parts: Vec<String> = labels
+                .iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| format!("{k}={v}")))
+                .collect();
+            (!parts.is_empty()).then(|| parts.join(","))
+        }
+        "RayCluster" => Some(format!(
+            "ray.io/cluster={}",
+            object["metadata"]["name"].as_str()?
+        )),
+        _ => None,
+    }
+}
+
 /// Evaluates the readiness of a live object.
 pub fn evaluate(object: &Value) -> Readiness {
     let kind = object["kind"].as_str().unwrap_or_default();
@@ -84,7 +137,10 @@ fn is_builtin_without_status(kind: &str) -> bool {
 }
 
 fn condition<'a>(object: &'a Value, type_: &str) -> Option<&'a Value> {
-    object["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == type_)
+    object["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
 }
 
 fn condition_is(object: &Value, type_: &str, status: &str) -> bool {
@@ -105,7 +161,10 @@ fn reason_of(condition: &Value) -> String {
 /// `status.observedGeneration` has caught up with `metadata.generation` (absent counts as current
 /// only when the object has no generation).
 fn observed_current(object: &Value) -> bool {
-    match (object["metadata"]["generation"].as_i64(), object["status"]["observedGeneration"].as_i64()) {
+    match (
+        object["metadata"]["generation"].as_i64(),
+        object["status"]["observedGeneration"].as_i64(),
+    ) {
         (Some(generation), Some(observed)) => observed >= generation,
         (Some(_), None) => false,
         (None, _) => true,
@@ -126,7 +185,7 @@ fn crd(object: &Value) -> Readiness {
     }
 }
 
-fn pod_failure(object: &Value) -> Option<String> {
+fn deadline_exceeded(object: &Value) -> Option<String> {
     // A deployer cannot see pods from a Deployment's status; a failing rollout shows as
     // ProgressDeadlineExceeded, or in a condition message naming the container state.
     let progressing = condition(object, "Progressing")?;
@@ -140,7 +199,13 @@ fn container_failure(object: &Value) -> Option<String> {
     for type_ in ["Available", "Ready", "ReplicaFailure"] {
         if let Some(c) = condition(object, type_) {
             let text = reason_of(c);
-            for terminal in ["ImagePullBackOff", "ErrImagePull", "CrashLoopBackOff", "InvalidImageName", "CreateContainerConfigError"] {
+            for terminal in [
+                "ImagePullBackOff",
+                "ErrImagePull",
+                "CrashLoopBackOff",
+                "InvalidImageName",
+                "CreateContainerConfigError",
+            ] {
                 if text.contains(terminal) {
                     return Some(text);
                 }
@@ -151,31 +216,45 @@ fn container_failure(object: &Value) -> Option<String> {
 }
 
 fn deployment(object: &Value) -> Readiness {
-    if let Some(failure) = pod_failure(object).or_else(|| container_failure(object)) {
+    if let Some(failure) = deadline_exceeded(object).or_else(|| container_failure(object)) {
         return Readiness::Failed(failure);
     }
     if !observed_current(object) {
-        return Readiness::Progressing("waiting for the controller to observe the new generation".into());
+        return Readiness::Progressing(
+            "waiting for the controller to observe the new generation".into(),
+        );
     }
     let status = &object["status"];
     let desired = object["spec"]["replicas"].as_i64().unwrap_or(1);
-    let (updated, ready, available, total) =
-        (int(&status["updatedReplicas"]), int(&status["readyReplicas"]), int(&status["availableReplicas"]), int(&status["replicas"]));
+    let (updated, ready, available, total) = (
+        int(&status["updatedReplicas"]),
+        int(&status["readyReplicas"]),
+        int(&status["availableReplicas"]),
+        int(&status["replicas"]),
+    );
     if updated >= desired && ready >= desired && available >= desired && total <= desired {
         Readiness::Ready
     } else {
-        Readiness::Progressing(format!("{ready}/{desired} ready, {updated} updated, {available} available"))
+        Readiness::Progressing(format!(
+            "{ready}/{desired} ready, {updated} updated, {available} available"
+        ))
     }
 }
 
 fn stateful_set(object: &Value) -> Readiness {
     if !observed_current(object) {
-        return Readiness::Progressing("waiting for the controller to observe the new generation".into());
+        return Readiness::Progressing(
+            "waiting for the controller to observe the new generation".into(),
+        );
     }
     let status = &object["status"];
     let desired = object["spec"]["replicas"].as_i64().unwrap_or(1);
-    let (ready, updated) = (int(&status["readyReplicas"]), int(&status["updatedReplicas"]));
-    let revision_done = status["currentRevision"] == status["updateRevision"] || status["updateRevision"].is_null();
+    let (ready, updated) = (
+        int(&status["readyReplicas"]),
+        int(&status["updatedReplicas"]),
+    );
+    let revision_done =
+        status["currentRevision"] == status["updateRevision"] || status["updateRevision"].is_null();
     if ready >= desired && updated >= desired && revision_done {
         Readiness::Ready
     } else {
@@ -185,11 +264,16 @@ fn stateful_set(object: &Value) -> Readiness {
 
 fn daemon_set(object: &Value) -> Readiness {
     if !observed_current(object) {
-        return Readiness::Progressing("waiting for the controller to observe the new generation".into());
+        return Readiness::Progressing(
+            "waiting for the controller to observe the new generation".into(),
+        );
     }
     let status = &object["status"];
     let desired = int(&status["desiredNumberScheduled"]);
-    let (ready, updated) = (int(&status["numberReady"]), int(&status["updatedNumberScheduled"]));
+    let (ready, updated) = (
+        int(&status["numberReady"]),
+        int(&status["updatedNumberScheduled"]),
+    );
     if ready >= desired && updated >= desired {
         Readiness::Ready
     } else {
@@ -203,7 +287,11 @@ fn job(object: &Value) -> Readiness {
     } else if let Some(c) = condition(object, "Failed").filter(|c| c["status"] == "True") {
         Readiness::Failed(format!("job failed: {}", reason_of(c)))
     } else {
-        Readiness::Progressing(format!("{} succeeded, {} active", int(&object["status"]["succeeded"]), int(&object["status"]["active"])))
+        Readiness::Progressing(format!(
+            "{} succeeded, {} active",
+            int(&object["status"]["succeeded"]),
+            int(&object["status"]["active"])
+        ))
     }
 }
 
@@ -243,9 +331,13 @@ fn ray_cluster(object: &Value) -> Readiness {
         return Readiness::Progressing("no status yet".into());
     }
     if !observed_current(object) {
-        return Readiness::Progressing("waiting for the operator to observe the new generation".into());
+        return Readiness::Progressing(
+            "waiting for the operator to observe the new generation".into(),
+        );
     }
-    let has_conditions = object["status"]["conditions"].as_array().is_some_and(|c| !c.is_empty());
+    let has_conditions = object["status"]["conditions"]
+        .as_array()
+        .is_some_and(|c| !c.is_empty());
     if has_conditions {
         if !condition_is(object, "HeadPodReady", "True") {
             return Readiness::Progressing("waiting for condition HeadPodReady".into());
@@ -253,7 +345,9 @@ fn ray_cluster(object: &Value) -> Readiness {
         if condition_is(object, "RayClusterProvisioned", "True") {
             return Readiness::Ready;
         }
-        return Readiness::Progressing("head ready; waiting for condition RayClusterProvisioned".into());
+        return Readiness::Progressing(
+            "head ready; waiting for condition RayClusterProvisioned".into(),
+        );
     }
     match object["status"]["state"].as_str() {
         Some("ready") => Readiness::Ready,
@@ -265,7 +359,10 @@ fn ray_cluster(object: &Value) -> Readiness {
 fn ray_job(object: &Value) -> Readiness {
     match object["status"]["jobDeploymentStatus"].as_str() {
         Some("Complete") if object["status"]["jobStatus"] == "SUCCEEDED" => Readiness::Ready,
-        Some("Complete" | "Failed") => Readiness::Failed(format!("job status {}", object["status"]["jobStatus"].as_str().unwrap_or("unknown"))),
+        Some("Complete" | "Failed") => Readiness::Failed(format!(
+            "job status {}",
+            object["status"]["jobStatus"].as_str().unwrap_or("unknown")
+        )),
         Some(other) => Readiness::Progressing(format!("job deployment {other}")),
         None => Readiness::Progressing("no status yet".into()),
     }
@@ -281,11 +378,23 @@ fn generic(object: &Value) -> Readiness {
         return if c["status"] == "True" && observed_current(object) {
             Readiness::Ready
         } else {
-            Readiness::Progressing(format!("Ready={} {}", c["status"].as_str().unwrap_or("?"), reason_of(c)).trim_end().to_owned())
+            Readiness::Progressing(
+                format!(
+                    "Ready={} {}",
+                    c["status"].as_str().unwrap_or("?"),
+                    reason_of(c)
+                )
+                .trim_end()
+                .to_owned(),
+            )
         };
     }
     // A status without conditions: nothing better to wait on than the generation.
-    if observed_current(object) { Readiness::Ready } else { Readiness::Progressing("waiting for observedGeneration".into()) }
+    if observed_current(object) {
+        Readiness::Ready
+    } else {
+        Readiness::Progressing("waiting for observedGeneration".into())
+    }
 }
 
 #[cfg(test)]
@@ -298,43 +407,133 @@ mod tests {
 
     #[test]
     fn deployments_roll_out_fully_or_fail_on_the_deadline() {
-        let rolled = yaml("kind: Deployment\nmetadata: {generation: 2}\nspec: {replicas: 2}\nstatus: {observedGeneration: 2, replicas: 2, updatedReplicas: 2, readyReplicas: 2, availableReplicas: 2}\n");
+        let rolled = yaml(
+            "kind: Deployment\nmetadata: {generation: 2}\nspec: {replicas: 2}\nstatus: {observedGeneration: 2, replicas: 2, updatedReplicas: 2, readyReplicas: 2, availableReplicas: 2}\n",
+        );
         assert_eq!(evaluate(&rolled), Readiness::Ready);
-        let stale = yaml("kind: Deployment\nmetadata: {generation: 3}\nspec: {replicas: 2}\nstatus: {observedGeneration: 2, replicas: 2, updatedReplicas: 2, readyReplicas: 2, availableReplicas: 2}\n");
+        let stale = yaml(
+            "kind: Deployment\nmetadata: {generation: 3}\nspec: {replicas: 2}\nstatus: {observedGeneration: 2, replicas: 2, updatedReplicas: 2, readyReplicas: 2, availableReplicas: 2}\n",
+        );
         assert!(matches!(evaluate(&stale), Readiness::Progressing(_)));
-        let old_pods = yaml("kind: Deployment\nmetadata: {generation: 2}\nspec: {replicas: 2}\nstatus: {observedGeneration: 2, replicas: 3, updatedReplicas: 2, readyReplicas: 2, availableReplicas: 2}\n");
+        let old_pods = yaml(
+            "kind: Deployment\nmetadata: {generation: 2}\nspec: {replicas: 2}\nstatus: {observedGeneration: 2, replicas: 3, updatedReplicas: 2, readyReplicas: 2, availableReplicas: 2}\n",
+        );
         assert!(matches!(evaluate(&old_pods), Readiness::Progressing(_)));
-        let stuck = yaml("kind: Deployment\nmetadata: {generation: 1}\nspec: {replicas: 1}\nstatus: {observedGeneration: 1, conditions: [{type: Progressing, status: \"False\", reason: ProgressDeadlineExceeded, message: 'ReplicaSet \"x\" has timed out progressing.'}]}\n");
-        assert!(matches!(evaluate(&stuck), Readiness::Failed(m) if m.contains("ProgressDeadlineExceeded")));
-        let pull = yaml("kind: Deployment\nmetadata: {generation: 1}\nspec: {replicas: 1}\nstatus: {observedGeneration: 1, conditions: [{type: Available, status: \"False\", reason: MinimumReplicasUnavailable, message: 'container api: ImagePullBackOff'}]}\n");
+        let stuck = yaml(
+            "kind: Deployment\nmetadata: {generation: 1}\nspec: {replicas: 1}\nstatus: {observedGeneration: 1, conditions: [{type: Progressing, status: \"False\", reason: ProgressDeadlineExceeded, message: 'ReplicaSet \"x\" has timed out progressing.'}]}\n",
+        );
+        assert!(
+            matches!(evaluate(&stuck), Readiness::Failed(m) if m.contains("ProgressDeadlineExceeded"))
+        );
+        let pull = yaml(
+            "kind: Deployment\nmetadata: {generation: 1}\nspec: {replicas: 1}\nstatus: {observedGeneration: 1, conditions: [{type: Available, status: \"False\", reason: MinimumReplicasUnavailable, message: 'container api: ImagePullBackOff'}]}\n",
+        );
         assert!(matches!(evaluate(&pull), Readiness::Failed(m) if m.contains("ImagePullBackOff")));
     }
 
     #[test]
     fn rayclusters_need_head_then_provisioned_and_fail_on_replica_failure() {
         let fresh = yaml("kind: RayCluster\nmetadata: {generation: 1}\n");
-        assert_eq!(evaluate(&fresh), Readiness::Progressing("no status yet".into()));
-        let head = yaml("kind: RayCluster\nmetadata: {generation: 1}\nstatus: {observedGeneration: 1, conditions: [{type: HeadPodReady, status: \"True\"}, {type: RayClusterProvisioned, status: \"False\"}]}\n");
-        assert!(matches!(evaluate(&head), Readiness::Progressing(m) if m.contains("RayClusterProvisioned")));
-        let ready = yaml("kind: RayCluster\nmetadata: {generation: 1}\nstatus: {observedGeneration: 1, conditions: [{type: HeadPodReady, status: \"True\"}, {type: RayClusterProvisioned, status: \"True\"}]}\n");
+        assert_eq!(
+            evaluate(&fresh),
+            Readiness::Progressing("no status yet".into())
+        );
+        let head = yaml(
+            "kind: RayCluster\nmetadata: {generation: 1}\nstatus: {observedGeneration: 1, conditions: [{type: HeadPodReady, status: \"True\"}, {type: RayClusterProvisioned, status: \"False\"}]}\n",
+        );
+        assert!(
+            matches!(evaluate(&head), Readiness::Progressing(m) if m.contains("RayClusterProvisioned"))
+        );
+        let ready = yaml(
+            "kind: RayCluster\nmetadata: {generation: 1}\nstatus: {observedGeneration: 1, conditions: [{type: HeadPodReady, status: \"True\"}, {type: RayClusterProvisioned, status: \"True\"}]}\n",
+        );
         assert_eq!(evaluate(&ready), Readiness::Ready);
-        let legacy = yaml("kind: RayCluster\nmetadata: {generation: 1}\nstatus: {observedGeneration: 1, state: ready}\n");
+        let legacy = yaml(
+            "kind: RayCluster\nmetadata: {generation: 1}\nstatus: {observedGeneration: 1, state: ready}\n",
+        );
         assert_eq!(evaluate(&legacy), Readiness::Ready);
-        let failed = yaml("kind: RayCluster\nmetadata: {generation: 1}\nstatus: {conditions: [{type: ReplicaFailure, status: \"True\", reason: FailedCreateHeadPod, message: quota exceeded}]}\n");
-        assert_eq!(evaluate(&failed), Readiness::Failed("ReplicaFailure: FailedCreateHeadPod: quota exceeded".into()));
+        let failed = yaml(
+            "kind: RayCluster\nmetadata: {generation: 1}\nstatus: {conditions: [{type: ReplicaFailure, status: \"True\", reason: FailedCreateHeadPod, message: quota exceeded}]}\n",
+        );
+        assert_eq!(
+            evaluate(&failed),
+            Readiness::Failed("ReplicaFailure: FailedCreateHeadPod: quota exceeded".into())
+        );
+    }
+
+    #[test]
+    fn pods_reveal_terminal_container_states() {
+        let pod = yaml(
+            "kind: Pod\nmetadata: {name: api-1}\nstatus: {containerStatuses: [{name: api, state: {waiting: {reason: ImagePullBackOff, message: 'Back-off pulling image'}}}]}\n",
+        );
+        assert_eq!(
+            pod_failure(&pod).as_deref(),
+            Some("pod api-1: container api: ImagePullBackOff: Back-off pulling image")
+        );
+        let starting = yaml(
+            "kind: Pod\nmetadata: {name: api-1}\nstatus: {containerStatuses: [{name: api, state: {waiting: {reason: ContainerCreating}}}]}\n",
+        );
+        assert_eq!(pod_failure(&starting), None);
+        let deployment =
+            yaml("kind: Deployment\nspec: {selector: {matchLabels: {app: api, tier: web}}}\n");
+        assert_eq!(
+            pod_selector(&deployment).as_deref(),
+            Some("app=api,tier=web")
+        );
+        assert_eq!(
+            pod_selector(&yaml("kind: RayCluster\nmetadata: {name: rc}\n")).as_deref(),
+            Some("ray.io/cluster=rc")
+        );
     }
 
     #[test]
     fn other_rules() {
-        assert_eq!(evaluate(&yaml("kind: CustomResourceDefinition\nstatus: {conditions: [{type: Established, status: \"True\"}]}\n")), Readiness::Ready);
-        assert!(matches!(evaluate(&yaml("kind: CustomResourceDefinition\n")), Readiness::Progressing(_)));
-        assert_eq!(evaluate(&yaml("kind: Job\nstatus: {conditions: [{type: Complete, status: \"True\"}]}\n")), Readiness::Ready);
-        assert!(matches!(evaluate(&yaml("kind: Job\nstatus: {conditions: [{type: Failed, status: \"True\", reason: BackoffLimitExceeded}]}\n")), Readiness::Failed(_)));
-        assert_eq!(evaluate(&yaml("kind: PersistentVolumeClaim\nstatus: {phase: Bound}\n")), Readiness::Ready);
-        assert!(matches!(evaluate(&yaml("kind: Service\nspec: {type: LoadBalancer}\n")), Readiness::Progressing(_)));
-        assert_eq!(evaluate(&yaml("kind: Service\nspec: {type: ClusterIP}\n")), Readiness::Ready);
+        assert_eq!(
+            evaluate(&yaml(
+                "kind: CustomResourceDefinition\nstatus: {conditions: [{type: Established, status: \"True\"}]}\n"
+            )),
+            Readiness::Ready
+        );
+        assert!(matches!(
+            evaluate(&yaml("kind: CustomResourceDefinition\n")),
+            Readiness::Progressing(_)
+        ));
+        assert_eq!(
+            evaluate(&yaml(
+                "kind: Job\nstatus: {conditions: [{type: Complete, status: \"True\"}]}\n"
+            )),
+            Readiness::Ready
+        );
+        assert!(matches!(
+            evaluate(&yaml(
+                "kind: Job\nstatus: {conditions: [{type: Failed, status: \"True\", reason: BackoffLimitExceeded}]}\n"
+            )),
+            Readiness::Failed(_)
+        ));
+        assert_eq!(
+            evaluate(&yaml(
+                "kind: PersistentVolumeClaim\nstatus: {phase: Bound}\n"
+            )),
+            Readiness::Ready
+        );
+        assert!(matches!(
+            evaluate(&yaml("kind: Service\nspec: {type: LoadBalancer}\n")),
+            Readiness::Progressing(_)
+        ));
+        assert_eq!(
+            evaluate(&yaml("kind: Service\nspec: {type: ClusterIP}\n")),
+            Readiness::Ready
+        );
         assert_eq!(evaluate(&yaml("kind: ConfigMap\n")), Readiness::Ready);
-        assert!(matches!(evaluate(&yaml("kind: Widget\nmetadata: {generation: 1}\n")), Readiness::Progressing(_)));
-        assert_eq!(evaluate(&yaml("kind: Widget\nmetadata: {generation: 1}\nstatus: {observedGeneration: 1, conditions: [{type: Ready, status: \"True\"}]}\n")), Readiness::Ready);
+        assert!(matches!(
+            evaluate(&yaml("kind: Widget\nmetadata: {generation: 1}\n")),
+            Readiness::Progressing(_)
+        ));
+        assert_eq!(
+            evaluate(&yaml(
+                "kind: Widget\nmetadata: {generation: 1}\nstatus: {observedGeneration: 1, conditions: [{type: Ready, status: \"True\"}]}\n"
+            )),
+            Readiness::Ready
+        );
     }
 }

@@ -3,10 +3,10 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use kube::Client;
 use kube::api::{Api, DynamicObject};
 use kube::core::GroupVersion;
 use kube::discovery::{ApiResource, Scope};
-use kube::Client;
 
 use super::KubeError;
 use super::retry::retry;
@@ -27,7 +27,10 @@ pub struct Resources {
 
 impl Resources {
     pub fn new(client: Client) -> Self {
-        Self { client, cache: Mutex::new(HashMap::new()) }
+        Self {
+            client,
+            cache: Mutex::new(HashMap::new()),
+        }
     }
 
     pub fn client(&self) -> &Client {
@@ -39,9 +42,18 @@ impl Resources {
     ///
     /// # Errors
     /// When discovery itself fails.
-    pub async fn find(&self, api_version: &str, kind: &str, refresh: bool) -> Result<Option<Served>, KubeError> {
+    pub async fn find(
+        &self,
+        api_version: &str,
+        kind: &str,
+        refresh: bool,
+    ) -> Result<Option<Served>, KubeError> {
         if !refresh
-            && let Some(kinds) = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(api_version)
+            && let Some(kinds) = self
+                .cache
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(api_version)
         {
             return Ok(kinds.get(kind).cloned());
         }
@@ -58,14 +70,29 @@ impl Resources {
                 .into_iter()
                 .filter(|(resource, _)| !resource.plural.contains('/'))
                 .map(|(resource, caps)| {
-                    (resource.kind.clone(), Served { namespaced: caps.scope == Scope::Namespaced, resource })
+                    (
+                        resource.kind.clone(),
+                        Served {
+                            namespaced: caps.scope == Scope::Namespaced,
+                            resource,
+                        },
+                    )
                 })
                 .collect(),
             Err(kube::Error::Api(status)) if status.code == 404 => HashMap::new(),
-            Err(err) => return Err(KubeError::api(format!("cannot discover {api_version}"), None, &err)),
+            Err(err) => {
+                return Err(KubeError::api(
+                    format!("cannot discover {api_version}"),
+                    None,
+                    &err,
+                ));
+            }
         };
         let found = kinds.get(kind).cloned();
-        self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(api_version.to_owned(), kinds);
+        self.cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(api_version.to_owned(), kinds);
         Ok(found)
     }
 

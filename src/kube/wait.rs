@@ -21,6 +21,9 @@ pub struct WaitTarget {
     pub kind: String,
     pub namespace: Option<String>,
     pub name: String,
+    /// A label selector for the object's pods, whose container states reveal failures
+    /// (ImagePullBackOff, CrashLoopBackOff) that the object's own status does not show.
+    pub pods: Option<String>,
 }
 
 impl WaitTarget {
@@ -37,7 +40,9 @@ pub struct WaitOptions {
 
 impl WaitOptions {
     pub fn within(timeout: Duration) -> Self {
-        Self { deadline: Instant::now() + timeout }
+        Self {
+            deadline: Instant::now() + timeout,
+        }
     }
 }
 
@@ -46,30 +51,60 @@ impl WaitOptions {
 /// # Errors
 /// The first object that fails for good (naming it and its reason), or a timeout listing every
 /// object not ready with its last observed status.
-pub async fn wait_ready(resources: &Resources, targets: &[WaitTarget], options: WaitOptions, reporter: &dyn Reporter) -> Result<(), KubeError> {
-    let targets: Vec<&WaitTarget> = targets.iter().filter(|t| readiness::has_rule(&t.kind)).collect();
+pub async fn wait_ready(
+    resources: &Resources,
+    targets: &[WaitTarget],
+    options: WaitOptions,
+    reporter: &dyn Reporter,
+) -> Result<(), KubeError> {
+    let targets: Vec<&WaitTarget> = targets
+        .iter()
+        .filter(|t| readiness::has_rule(&t.kind))
+        .collect();
     if targets.is_empty() {
         return Ok(());
     }
     let total = targets.len();
-    let mut last: BTreeMap<String, String> = targets.iter().map(|t| (t.subject(), "not observed yet".to_owned())).collect();
+    let mut last: BTreeMap<String, String> = targets
+        .iter()
+        .map(|t| (t.subject(), "not observed yet".to_owned()))
+        .collect();
     let mut streams = Vec::new();
     for target in &targets {
-        let Some(served) = resources.find(&target.api_version, &target.kind, false).await? else {
+        let Some(served) = resources
+            .find(&target.api_version, &target.kind, false)
+            .await?
+        else {
             last.insert(target.subject(), "its kind is not served".into());
             continue;
         };
         let api = resources.api(&served, target.namespace.as_deref());
         let config = watcher::Config::default().fields(&format!("metadata.name={}", target.name));
         let subject = target.subject();
-        streams.push(watcher(api, config).map(move |event| (subject.clone(), event)).boxed());
+        streams.push(
+            watcher(api, config)
+                .map(move |event| (subject.clone(), event))
+                .boxed(),
+        );
+        if let (Some(selector), Some(namespace)) = (&target.pods, &target.namespace)
+            && let Some(pods) = resources.find("v1", "Pod", false).await?
+        {
+            let api = resources.api(&pods, Some(namespace));
+            let subject = target.subject();
+            streams.push(
+                watcher(api, watcher::Config::default().labels(selector))
+                    .map(move |event| (subject.clone(), event))
+                    .boxed(),
+            );
+        }
     }
     let mut merged = stream::select_all(streams);
     let mut ready = 0;
     loop {
         let next = tokio::time::timeout_at(options.deadline, merged.next()).await;
         let Ok(Some((subject, event))) = next else {
-            let waiting: Vec<(String, String)> = last.into_iter().filter(|(_, s)| s != "ready").collect();
+            let waiting: Vec<(String, String)> =
+                last.into_iter().filter(|(_, s)| s != "ready").collect();
             return Err(KubeError::Timeout { waiting });
         };
         let object = match event {
@@ -86,13 +121,24 @@ pub async fn wait_ready(resources: &Resources, targets: &[WaitTarget], options: 
             }
         };
         let value = serde_json::to_value(&object).unwrap_or(Value::Null);
+        if value["kind"] == "Pod" {
+            // A pod of the target: only a terminal container state matters.
+            if let Some(reason) = readiness::pod_failure(&value) {
+                return Err(KubeError::NotReady { subject, reason });
+            }
+            continue;
+        }
         let was_ready = last.get(&subject).is_some_and(|s| s == "ready");
         match readiness::evaluate(&value) {
             Readiness::Ready => {
                 if !was_ready {
                     ready += 1;
                     last.insert(subject.clone(), "ready".into());
-                    reporter.report(Event::Ready { subject, ready, total });
+                    reporter.report(Event::Ready {
+                        subject,
+                        ready,
+                        total,
+                    });
                 }
                 if ready == total {
                     return Ok(());
@@ -104,7 +150,10 @@ pub async fn wait_ready(resources: &Resources, targets: &[WaitTarget], options: 
                     ready -= 1;
                 }
                 if last.get(&subject) != Some(&status) {
-                    reporter.report(Event::Waiting { subject: subject.clone(), status: status.clone() });
+                    reporter.report(Event::Waiting {
+                        subject: subject.clone(),
+                        status: status.clone(),
+                    });
                 }
                 last.insert(subject, status);
             }
@@ -116,19 +165,29 @@ pub async fn wait_ready(resources: &Resources, targets: &[WaitTarget], options: 
 ///
 /// # Errors
 /// Discovery or read failures.
-pub async fn health(resources: &Resources, targets: &[WaitTarget]) -> Result<(usize, usize, Option<String>), KubeError> {
+pub async fn health(
+    resources: &Resources,
+    targets: &[WaitTarget],
+) -> Result<(usize, usize, Option<String>), KubeError> {
     let mut ready = 0;
     let mut first_failing = None;
     for target in targets {
         let subject = target.subject();
-        let status = match resources.find(&target.api_version, &target.kind, false).await? {
+        let status = match resources
+            .find(&target.api_version, &target.kind, false)
+            .await?
+        {
             None => Readiness::Failed("its kind is not served".into()),
             Some(served) => {
                 let api = resources.api(&served, target.namespace.as_deref());
                 match retry(|| api.get_opt(&target.name)).await {
-                    Ok(Some(object)) => readiness::evaluate(&serde_json::to_value(object).unwrap_or(Value::Null)),
+                    Ok(Some(object)) => {
+                        readiness::evaluate(&serde_json::to_value(object).unwrap_or(Value::Null))
+                    }
                     Ok(None) => Readiness::Failed("missing".into()),
-                    Err(err) => return Err(KubeError::api("cannot read object", Some(&subject), &err)),
+                    Err(err) => {
+                        return Err(KubeError::api("cannot read object", Some(&subject), &err));
+                    }
                 }
             }
         };

@@ -7,7 +7,9 @@ use similar::{ChangeTag, TextDiff};
 use crate::kube::{Action, Plan, PlannedObject};
 
 fn yaml(value: Option<&Value>) -> String {
-    value.map(|v| serde_yaml_ng::to_string(v).unwrap_or_default()).unwrap_or_default()
+    value
+        .map(|v| serde_yaml_ng::to_string(v).unwrap_or_default())
+        .unwrap_or_default()
 }
 
 fn paint(text: &str, color: Option<AnsiColor>, enabled: bool) -> String {
@@ -39,7 +41,11 @@ pub fn object_diff(object: &PlannedObject, color: bool) -> String {
         return out;
     }
     let before = yaml(object.before.as_ref());
-    let after = if object.action == Action::Prune { String::new() } else { yaml(object.after.as_ref()) };
+    let after = if object.action == Action::Prune {
+        String::new()
+    } else {
+        yaml(object.after.as_ref())
+    };
     let diff = TextDiff::from_lines(&before, &after);
     for group in diff.grouped_ops(3) {
         for op in group {
@@ -62,7 +68,11 @@ pub fn object_diff(object: &PlannedObject, color: bool) -> String {
 /// Every object that changes (or is kept though no longer rendered), then the summary line.
 pub fn plan_diff(plan: &Plan, color: bool) -> String {
     let mut out = String::new();
-    for object in plan.objects.iter().filter(|o| o.action != Action::Unchanged) {
+    for object in plan
+        .objects
+        .iter()
+        .filter(|o| o.action != Action::Unchanged)
+    {
         out.push_str(&object_diff(object, color));
         out.push('\n');
     }
@@ -97,17 +107,32 @@ mod tests {
     fn shows_only_changed_lines_with_context() {
         let before = json!({"data": {"a": "1", "b": "2"}, "kind": "ConfigMap"});
         let after = json!({"data": {"a": "1", "b": "3"}, "kind": "ConfigMap"});
-        let text = object_diff(&planned(Action::Configure, Some(before), Some(after)), false);
+        let text = object_diff(
+            &planned(Action::Configure, Some(before), Some(after)),
+            false,
+        );
         assert!(text.starts_with("configure ConfigMap/ns/a\n"), "{text}");
-        assert!(text.contains("-   b: '2'") && text.contains("+   b: '3'"), "{text}");
+        assert!(
+            text.contains("-   b: '2'") && text.contains("+   b: '3'"),
+            "{text}"
+        );
         assert!(text.contains("    a: '1'"), "{text}");
     }
 
     #[test]
     fn the_summary_counts_every_action() {
-        let plan = Plan { objects: vec![planned(Action::Create, None, Some(json!({}))), planned(Action::Unchanged, None, None), planned(Action::Prune, Some(json!({})), None)] };
+        let plan = Plan {
+            objects: vec![
+                planned(Action::Create, None, Some(json!({}))),
+                planned(Action::Unchanged, None, None),
+                planned(Action::Prune, Some(json!({})), None),
+            ],
+        };
         let text = plan_diff(&plan, false);
-        assert!(text.ends_with("1 to create, 0 to change, 1 to prune, 1 unchanged\n"), "{text}");
+        assert!(
+            text.ends_with("1 to create, 0 to change, 1 to prune, 1 unchanged\n"),
+            "{text}"
+        );
         assert!(!text.contains("unchanged ConfigMap"));
     }
 }

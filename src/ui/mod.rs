@@ -1,5 +1,9 @@
 //! The one gateway to the terminal: data on stdout, status and errors on stderr.
-#![allow(clippy::print_stdout, clippy::print_stderr, reason = "ui is the only module that prints")]
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "ui is the only module that prints"
+)]
 
 pub mod diff;
 mod progress;
@@ -30,14 +34,24 @@ impl Printer {
         let color = match global.color {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
-            ColorChoice::Auto => std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+            ColorChoice::Auto => {
+                std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+            }
         };
         let color_stdout = match global.color {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
-            ColorChoice::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+            ColorChoice::Auto => {
+                std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+            }
         };
-        Self { quiet: global.quiet, verbose: global.verbose, color, color_stdout, no_progress: global.no_progress }
+        Self {
+            quiet: global.quiet,
+            verbose: global.verbose,
+            color,
+            color_stdout,
+            no_progress: global.no_progress,
+        }
     }
 
     /// Whether data on stdout may be coloured (a terminal, or --color always).
@@ -58,7 +72,11 @@ impl Printer {
 
     /// Asks a yes/no question on the terminal; `false` unless the user says yes.
     pub fn confirm(&self, question: &str) -> bool {
-        dialoguer::Confirm::new().with_prompt(question).default(false).interact().unwrap_or(false)
+        dialoguer::Confirm::new()
+            .with_prompt(question)
+            .default(false)
+            .interact()
+            .unwrap_or(false)
     }
 
     /// Writes data to stdout. A closed pipe (`plane template | head`) is not an error.
@@ -98,9 +116,16 @@ impl Printer {
         let problems = err.problems();
         let mut out = String::new();
         for problem in problems {
-            out.push_str(&format!("{}: {}\n", self.paint("error", AnsiColor::Red), problem.what));
+            out.push_str(&format!(
+                "{}: {}\n",
+                self.paint("error", AnsiColor::Red),
+                problem.what
+            ));
             if let Some(location) = &problem.location {
-                out.push_str(&format!("  {} {location}\n", self.paint("-->", AnsiColor::Blue)));
+                out.push_str(&format!(
+                    "  {} {location}\n",
+                    self.paint("-->", AnsiColor::Blue)
+                ));
             }
             for cause in &problem.causes {
                 for (i, line) in cause.trim_end().lines().enumerate() {
@@ -109,11 +134,17 @@ impl Printer {
                 }
             }
             if let Some(hint) = &problem.hint {
-                out.push_str(&format!("  {}: {hint}\n", self.paint("hint", AnsiColor::Cyan)));
+                out.push_str(&format!(
+                    "  {}: {hint}\n",
+                    self.paint("hint", AnsiColor::Cyan)
+                ));
             }
         }
         if matches!(err, Error::Input { .. }) && problems.len() > 1 {
-            out.push_str(&format!("{} problems found; nothing was sent to a cluster\n", problems.len()));
+            out.push_str(&format!(
+                "{} problems found; nothing was sent to a cluster\n",
+                problems.len()
+            ));
         }
         eprint!("{out}");
     }

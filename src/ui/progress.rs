@@ -23,8 +23,15 @@ struct Bars {
 impl Progress {
     /// Bars when `fancy` (a terminal without --no-progress), plain lines otherwise.
     pub fn new(fancy: bool, quiet: bool) -> Self {
-        let bars = (fancy && !quiet).then(|| Bars { multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()), current: Mutex::new(None) });
-        Self { start: Instant::now(), quiet, bars }
+        let bars = (fancy && !quiet).then(|| Bars {
+            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+            current: Mutex::new(None),
+        });
+        Self {
+            start: Instant::now(),
+            quiet,
+            bars,
+        }
     }
 
     fn line(&self, text: &str) {
@@ -42,7 +49,10 @@ impl Progress {
 
     fn bar_message(&self, text: String) {
         if let Some(bars) = &self.bars {
-            let current = bars.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let current = bars
+                .current
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if let Some(bar) = current.as_ref() {
                 bar.set_message(text);
             }
@@ -51,12 +61,18 @@ impl Progress {
 
     fn new_bar(&self, text: String) {
         if let Some(bars) = &self.bars {
-            let mut current = bars.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut current = bars
+                .current
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if let Some(old) = current.take() {
                 old.finish_and_clear();
             }
             let bar = bars.multi.add(ProgressBar::new_spinner());
-            bar.set_style(ProgressStyle::with_template("{spinner} [{elapsed:>3}] {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} [{elapsed:>3}] {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
             bar.enable_steady_tick(Duration::from_millis(120));
             bar.set_message(text);
             *current = Some(bar);
@@ -66,7 +82,11 @@ impl Progress {
     /// Clears any bar before the final summary.
     pub fn finish(&self) {
         if let Some(bars) = &self.bars
-            && let Some(bar) = bars.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+            && let Some(bar) = bars
+                .current
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take()
         {
             bar.finish_and_clear();
         }
@@ -81,7 +101,10 @@ impl Reporter for Progress {
     fn report(&self, event: Event) {
         match event {
             Event::Stage { name, objects } => {
-                self.line(&format!("applying {name} ({objects} object{})", if objects == 1 { "" } else { "s" }));
+                self.line(&format!(
+                    "applying {name} ({objects} object{})",
+                    if objects == 1 { "" } else { "s" }
+                ));
                 self.new_bar(format!("applying {name}"));
             }
             Event::Done { subject, action } => {
@@ -94,7 +117,11 @@ impl Reporter for Progress {
                     self.line(&format!("  waiting for {subject}: {status}"));
                 }
             }
-            Event::Ready { subject, ready, total } => {
+            Event::Ready {
+                subject,
+                ready,
+                total,
+            } => {
                 self.line(&format!("  ready {ready}/{total} {subject}"));
                 self.bar_message(format!("ready {ready}/{total}"));
             }

@@ -8,7 +8,9 @@ pub struct Table {
 
 impl Table {
     pub fn new(header: &[&str]) -> Self {
-        Self { rows: vec![header.iter().map(|h| (*h).to_owned()).collect()] }
+        Self {
+            rows: vec![header.iter().map(|h| (*h).to_owned()).collect()],
+        }
     }
 
     pub fn row(&mut self, cells: Vec<String>) {
@@ -19,7 +21,14 @@ impl Table {
     pub fn render(&self) -> String {
         let columns = self.rows.iter().map(Vec::len).max().unwrap_or(0);
         let widths: Vec<usize> = (0..columns)
-            .map(|c| self.rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0))
+            .map(|c| {
+                self.rows
+                    .iter()
+                    .filter_map(|r| r.get(c))
+                    .map(|s| s.chars().count())
+                    .max()
+                    .unwrap_or(0)
+            })
             .collect();
         let mut out = String::new();
         for row in &self.rows {
@@ -45,6 +54,9 @@ mod tests {
     fn pads_columns_to_the_widest_cell() {
         let mut table = Table::new(&["NAME", "VERSION"]);
         table.row(vec!["datalayer-ray".into(), "0.1.0".into()]);
-        assert_eq!(table.render(), "NAME            VERSION\ndatalayer-ray   0.1.0\n");
+        assert_eq!(
+            table.render(),
+            "NAME            VERSION\ndatalayer-ray   0.1.0\n"
+        );
     }
 }

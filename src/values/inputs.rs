@@ -67,7 +67,9 @@ pub fn apply_inputs(
         let path = match ValuesPath::parse(&spec.path) {
             Ok(path) => path,
             Err(why) => {
-                problems.push(Problem::new(format!("input {var} has a malformed values path")).because(why));
+                problems.push(
+                    Problem::new(format!("input {var} has a malformed values path")).because(why),
+                );
                 continue;
             }
         };
@@ -85,7 +87,9 @@ pub fn apply_inputs(
                 ),
             }
         }
-        let present = values.get(&path).is_some_and(|v| !v.is_null() && v != &Value::String(String::new()));
+        let present = values
+            .get(&path)
+            .is_some_and(|v| !v.is_null() && v != &Value::String(String::new()));
         if !present {
             if let Some(default) = &spec.default {
                 let default = serde_json::to_value(default).unwrap_or(Value::Null);
@@ -137,9 +141,18 @@ fn typed(kind: InputType, raw: &str) -> Result<Value, String> {
 }
 
 /// Checks the final value of an input, whatever layer it came from, and says what derives from it.
-fn check(values: &Values, var: &str, spec: &InputSpec, path: &ValuesPath) -> Result<Vec<Derived>, Problem> {
-    let Some(value) = values.get(path) else { return Ok(Vec::new()) };
-    let origin = values.origin(path).map_or_else(|| format!("values path {path}"), ToString::to_string);
+fn check(
+    values: &Values,
+    var: &str,
+    spec: &InputSpec,
+    path: &ValuesPath,
+) -> Result<Vec<Derived>, Problem> {
+    let Some(value) = values.get(path) else {
+        return Ok(Vec::new());
+    };
+    let origin = values
+        .origin(path)
+        .map_or_else(|| format!("values path {path}"), ToString::to_string);
     let invalid = |why: String| {
         Problem::new(format!("{var} is not a valid {}", type_name(spec.kind)))
             .at(origin.clone())
@@ -147,31 +160,51 @@ fn check(values: &Values, var: &str, spec: &InputSpec, path: &ValuesPath) -> Res
             .hint(format!("set {var} to {}", example_text(spec)))
     };
     let wrong_type = |value: &Value| {
-        let shown = if spec.kind == InputType::Secret { "a value".to_owned() } else { kind_of(value).to_owned() };
+        let shown = if spec.kind == InputType::Secret {
+            "a value".to_owned()
+        } else {
+            kind_of(value).to_owned()
+        };
         invalid(format!("expected {}, found {shown}", type_name(spec.kind)))
     };
     let ok = match spec.kind {
         InputType::Url => {
-            let Value::String(text) = value else { return Err(wrong_type(value)) };
-            let host = check_url(text, spec.scheme.as_deref()).map_err(|why| invalid(format!("{text:?}: {why}")))?;
-            let Some(host_path) = &spec.derive.host else { return Ok(Vec::new()) };
-            let host_path = ValuesPath::parse(host_path)
-                .map_err(|why| Problem::new(format!("input {var} derives into a malformed path")).because(why))?;
+            let Value::String(text) = value else {
+                return Err(wrong_type(value));
+            };
+            let host = check_url(text, spec.scheme.as_deref())
+                .map_err(|why| invalid(format!("{text:?}: {why}")))?;
+            let Some(host_path) = &spec.derive.host else {
+                return Ok(Vec::new());
+            };
+            let host_path = ValuesPath::parse(host_path).map_err(|why| {
+                Problem::new(format!("input {var} derives into a malformed path")).because(why)
+            })?;
             let from = format!("{var} ({origin})");
-            return Ok(vec![Derived { path: host_path, value: Value::String(host), origin: Origin::Derived { from } }]);
+            return Ok(vec![Derived {
+                path: host_path,
+                value: Value::String(host),
+                origin: Origin::Derived { from },
+            }]);
         }
         InputType::String | InputType::Secret => value.is_string(),
         InputType::Int => value.is_i64() || value.is_u64(),
         InputType::Bool => value.is_boolean(),
     };
-    if ok { Ok(Vec::new()) } else { Err(wrong_type(value)) }
+    if ok {
+        Ok(Vec::new())
+    } else {
+        Err(wrong_type(value))
+    }
 }
 
 /// Checks that `text` is an absolute URL with a host, the right scheme and no query or fragment,
 /// and returns its host.
 fn check_url(text: &str, scheme: Option<&str>) -> Result<String, String> {
     let url = url::Url::parse(text).map_err(|err| match err {
-        url::ParseError::RelativeUrlWithoutBase => "not an absolute URL (it needs a scheme, like https://)".to_owned(),
+        url::ParseError::RelativeUrlWithoutBase => {
+            "not an absolute URL (it needs a scheme, like https://)".to_owned()
+        }
         url::ParseError::EmptyHost => "the URL has no host".to_owned(),
         other => other.to_string(),
     })?;
@@ -180,7 +213,10 @@ fn check_url(text: &str, scheme: Option<&str>) -> Result<String, String> {
     {
         return Err(format!("the scheme must be {scheme}, not {}", url.scheme()));
     }
-    let host = url.host_str().filter(|h| !h.is_empty()).ok_or("the URL has no host")?;
+    let host = url
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .ok_or("the URL has no host")?;
     if url.query().is_some() {
         return Err("the URL must not have a query (`?...`)".into());
     }
@@ -205,7 +241,10 @@ fn type_name(kind: InputType) -> &'static str {
 
 fn example_text(spec: &InputSpec) -> String {
     match spec.kind {
-        InputType::Url => format!("an absolute {}://host URL", spec.scheme.as_deref().unwrap_or("https")),
+        InputType::Url => format!(
+            "an absolute {}://host URL",
+            spec.scheme.as_deref().unwrap_or("https")
+        ),
         InputType::Int => "a whole number".into(),
         InputType::Bool => "true or false".into(),
         InputType::String | InputType::Secret => "a non-empty string".into(),
@@ -221,7 +260,11 @@ fn example(spec: &InputSpec) -> String {
 
 /// The reason a raw environment value was rejected; a secret's value is never shown.
 fn why_with_value(kind: InputType, raw: &str, why: &str) -> String {
-    if kind == InputType::Secret { why.to_owned() } else { format!("{raw:?}: {why}") }
+    if kind == InputType::Secret {
+        why.to_owned()
+    } else {
+        format!("{raw:?}: {why}")
+    }
 }
 
 #[cfg(test)]
@@ -241,7 +284,11 @@ mod tests {
         let mut values = Values::default();
         if let Some(url) = preset {
             values
-                .set(&ValuesPath::parse("global.runUrl").unwrap(), json!(url), &Origin::Set { arg: "p".into() })
+                .set(
+                    &ValuesPath::parse("global.runUrl").unwrap(),
+                    json!(url),
+                    &Origin::Set { arg: "p".into() },
+                )
                 .unwrap();
         }
         let env_value = env.map(str::to_owned);
@@ -254,10 +301,19 @@ mod tests {
 
     #[test]
     fn environment_beats_earlier_layers_and_derives_the_host() {
-        let (values, problems) = run(Some("https://ray.my-company.net"), Some("https://r-eastus.datalayer.run"));
+        let (values, problems) = run(
+            Some("https://ray.my-company.net"),
+            Some("https://r-eastus.datalayer.run"),
+        );
         assert!(problems.is_empty(), "{problems:?}");
-        assert_eq!(values.tree()["global"]["runHost"], json!("ray.my-company.net"));
-        let origin = values.origin(&ValuesPath::parse("global.runHost").unwrap()).unwrap().to_string();
+        assert_eq!(
+            values.tree()["global"]["runHost"],
+            json!("ray.my-company.net")
+        );
+        let origin = values
+            .origin(&ValuesPath::parse("global.runHost").unwrap())
+            .unwrap()
+            .to_string();
         assert!(origin.contains("DATALAYER_RUN_URL"), "{origin}");
     }
 
@@ -272,7 +328,10 @@ mod tests {
             let (_, problems) = run(Some(url), None);
             assert_eq!(problems.len(), 1, "{url}");
             let text = problems[0].to_string();
-            assert!(text.contains("DATALAYER_RUN_URL") && text.contains(why), "{url}: {text}");
+            assert!(
+                text.contains("DATALAYER_RUN_URL") && text.contains(why),
+                "{url}: {text}"
+            );
         }
     }
 
@@ -290,6 +349,10 @@ mod tests {
         assert!(typed(InputType::Int, "4x").is_err());
         assert_eq!(typed(InputType::Bool, "yes"), Ok(json!(true)));
         assert!(typed(InputType::Bool, "maybe").is_err());
-        assert!(why_with_value(InputType::Secret, "hunter2", "bad").find("hunter2").is_none());
+        assert!(
+            why_with_value(InputType::Secret, "hunter2", "bad")
+                .find("hunter2")
+                .is_none()
+        );
     }
 }

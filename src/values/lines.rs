@@ -22,7 +22,9 @@ impl LineMap {
         if parser.load(&mut builder, false).is_err() {
             return Self::default();
         }
-        Self { positions: builder.positions }
+        Self {
+            positions: builder.positions,
+        }
     }
 
     /// The position of `path`, or of its nearest ancestor that has one.
@@ -41,8 +43,14 @@ impl LineMap {
 }
 
 enum Frame {
-    Mapping { path: ValuesPath, key: Option<String> },
-    Sequence { path: ValuesPath, next: usize },
+    Mapping {
+        path: ValuesPath,
+        key: Option<String>,
+    },
+    Sequence {
+        path: ValuesPath,
+        next: usize,
+    },
 }
 
 #[derive(Default)]
@@ -57,7 +65,9 @@ impl Builder {
         let position = (mark.line(), mark.col() + 1);
         match self.stack.last_mut() {
             None => Some(ValuesPath::root()),
-            Some(Frame::Mapping { key: key @ None, .. }) => {
+            Some(Frame::Mapping {
+                key: key @ None, ..
+            }) => {
                 let _ = key;
                 None
             }
@@ -82,7 +92,9 @@ impl MarkedEventReceiver for Builder {
                 // A key: remember its position for the value that follows.
                 if let Some(Frame::Mapping { path, key }) = self.stack.last_mut() {
                     let child = path.key(&text);
-                    self.positions.entry(child).or_insert((mark.line(), mark.col() + 1));
+                    self.positions
+                        .entry(child)
+                        .or_insert((mark.line(), mark.col() + 1));
                     *key = Some(text);
                 }
             }
@@ -91,13 +103,21 @@ impl MarkedEventReceiver for Builder {
             }
             Event::MappingStart(..) => {
                 // A mapping used as a key has no values path; track it under a placeholder.
-                let path = self.node_path(mark).unwrap_or_else(|| ValuesPath::root().key("?"));
-                self.positions.entry(path.clone()).or_insert((mark.line(), mark.col() + 1));
+                let path = self
+                    .node_path(mark)
+                    .unwrap_or_else(|| ValuesPath::root().key("?"));
+                self.positions
+                    .entry(path.clone())
+                    .or_insert((mark.line(), mark.col() + 1));
                 self.stack.push(Frame::Mapping { path, key: None });
             }
             Event::SequenceStart(..) => {
-                let path = self.node_path(mark).unwrap_or_else(|| ValuesPath::root().key("?"));
-                self.positions.entry(path.clone()).or_insert((mark.line(), mark.col() + 1));
+                let path = self
+                    .node_path(mark)
+                    .unwrap_or_else(|| ValuesPath::root().key("?"));
+                self.positions
+                    .entry(path.clone())
+                    .or_insert((mark.line(), mark.col() + 1));
                 self.stack.push(Frame::Sequence { path, next: 0 });
             }
             Event::MappingEnd | Event::SequenceEnd => {

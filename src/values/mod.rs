@@ -29,7 +29,10 @@ pub struct Values {
 
 impl Default for Values {
     fn default() -> Self {
-        Self { tree: Value::Object(Map::new()), origins: BTreeMap::new() }
+        Self {
+            tree: Value::Object(Map::new()),
+            origins: BTreeMap::new(),
+        }
     }
 }
 
@@ -50,21 +53,31 @@ pub fn parse_yaml(text: &str, file: &str) -> Result<YamlLayer, Problem> {
         Err(err) => return Err(yaml_problem(&err, file, "invalid YAML")),
     };
     if !value.is_object() {
-        return Err(Problem::new("expected a mapping of values at the top level")
-            .at(format!("{file}:1:1"))
-            .because(format!("found {}", kind_of(&value))));
+        return Err(
+            Problem::new("expected a mapping of values at the top level")
+                .at(format!("{file}:1:1"))
+                .because(format!("found {}", kind_of(&value))),
+        );
     }
-    Ok(YamlLayer { value, lines: LineMap::of(text) })
+    Ok(YamlLayer {
+        value,
+        lines: LineMap::of(text),
+    })
 }
 
 /// A YAML error as a problem at `file:line:col`.
 pub fn yaml_problem(err: &serde_yaml_ng::Error, file: &str, what: &str) -> Problem {
-    let location = err
-        .location()
-        .map_or_else(|| file.to_owned(), |at| format!("{file}:{}:{}", at.line(), at.column()));
+    let location = err.location().map_or_else(
+        || file.to_owned(),
+        |at| format!("{file}:{}:{}", at.line(), at.column()),
+    );
     let message = err.to_string();
     // serde_yaml_ng appends " at line L column C"; the location already says that.
-    let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
+    let message = message
+        .split(" at line ")
+        .next()
+        .unwrap_or(&message)
+        .to_owned();
     Problem::new(what).at(location).because(message)
 }
 
@@ -172,7 +185,9 @@ impl Values {
                 };
             }
             node = match (seg, node) {
-                (Seg::Key(key), Value::Object(map)) => map.entry(key.clone()).or_insert(Value::Null),
+                (Seg::Key(key), Value::Object(map)) => {
+                    map.entry(key.clone()).or_insert(Value::Null)
+                }
                 (Seg::Index(index), Value::Array(list)) => {
                     if *index == list.len() {
                         list.push(Value::Null);
@@ -183,10 +198,16 @@ impl Values {
                     })?
                 }
                 (Seg::Key(key), other) => {
-                    return Err(format!("cannot set key `{key}` inside {here}, which is {}", kind_of(other)));
+                    return Err(format!(
+                        "cannot set key `{key}` inside {here}, which is {}",
+                        kind_of(other)
+                    ));
                 }
                 (Seg::Index(index), other) => {
-                    return Err(format!("cannot use index [{index}] on {here}, which is {}", kind_of(other)));
+                    return Err(format!(
+                        "cannot use index [{index}] on {here}, which is {}",
+                        kind_of(other)
+                    ));
                 }
             };
         }
@@ -201,7 +222,9 @@ impl Values {
         let mut node = &mut self.tree;
         for seg in &path.0 {
             node = match (seg, node) {
-                (Seg::Key(key), Value::Object(map)) => map.entry(key.clone()).or_insert(Value::Null),
+                (Seg::Key(key), Value::Object(map)) => {
+                    map.entry(key.clone()).or_insert(Value::Null)
+                }
                 (Seg::Index(index), Value::Array(list)) => &mut list[*index],
                 (_, other) => return other,
             };
@@ -213,7 +236,12 @@ impl Values {
         self.origins.retain(|known, _| !known.starts_with(path));
     }
 
-    fn remember(&mut self, path: &ValuesPath, value: &Value, origin_of: &dyn Fn(&ValuesPath) -> Origin) {
+    fn remember(
+        &mut self,
+        path: &ValuesPath,
+        value: &Value,
+        origin_of: &dyn Fn(&ValuesPath) -> Origin,
+    ) {
         self.origins.insert(path.clone(), origin_of(path));
         match value {
             Value::Object(map) => {
@@ -237,7 +265,11 @@ pub fn file_origin(file: &str, lines: &LineMap) -> impl Fn(&ValuesPath) -> Origi
     let lines = lines.clone();
     move |path| {
         let (line, col) = lines.find(path).unwrap_or((1, 1));
-        Origin::File { file: file.clone(), line, col }
+        Origin::File {
+            file: file.clone(),
+            line,
+            col,
+        }
     }
 }
 
@@ -258,15 +290,33 @@ mod tests {
     #[test]
     fn later_layers_win_and_remember_their_origin() {
         let mut values = Values::default();
-        layer(&mut values, "a:\n  b: 1\n  c: 2\nlist: [1, 2]\n", "values.yaml");
+        layer(
+            &mut values,
+            "a:\n  b: 1\n  c: 2\nlist: [1, 2]\n",
+            "values.yaml",
+        );
         layer(&mut values, "a:\n  c: 3\nlist: [9]\n", "profile.yaml");
-        values.set(&p("a.b"), json!(7), &Origin::Set { arg: "a.b=7".into() }).unwrap();
+        values
+            .set(
+                &p("a.b"),
+                json!(7),
+                &Origin::Set {
+                    arg: "a.b=7".into(),
+                },
+            )
+            .unwrap();
 
         assert_eq!(values.tree(), &json!({"a": {"b": 7, "c": 3}, "list": [9]}));
         assert_eq!(values.origin(&p("a.b")).unwrap().to_string(), "--set a.b=7");
-        assert_eq!(values.origin(&p("a.c")).unwrap().to_string(), "profile.yaml:2:3");
+        assert_eq!(
+            values.origin(&p("a.c")).unwrap().to_string(),
+            "profile.yaml:2:3"
+        );
         // A replaced list forgets the origins of the items it replaced.
-        assert_eq!(values.origin(&p("list[1]")).unwrap().to_string(), "profile.yaml:3:1");
+        assert_eq!(
+            values.origin(&p("list[1]")).unwrap().to_string(),
+            "profile.yaml:3:1"
+        );
     }
 
     #[test]
@@ -284,9 +334,21 @@ mod tests {
         let origin = Origin::Set { arg: "x".into() };
         values.set(&p("l[1]"), json!("b"), &origin).unwrap();
         assert_eq!(values.get(&p("l")), Some(&json!(["a", "b"])));
-        assert!(values.set(&p("l[5]"), json!("c"), &origin).unwrap_err().contains("past the end"));
-        assert!(values.set(&p("s.x"), json!(1), &origin).unwrap_err().contains("a number"));
-        values.set(&p("new.deep[0].k"), json!(true), &origin).unwrap();
+        assert!(
+            values
+                .set(&p("l[5]"), json!("c"), &origin)
+                .unwrap_err()
+                .contains("past the end")
+        );
+        assert!(
+            values
+                .set(&p("s.x"), json!(1), &origin)
+                .unwrap_err()
+                .contains("a number")
+        );
+        values
+            .set(&p("new.deep[0].k"), json!(true), &origin)
+            .unwrap();
         assert_eq!(values.get(&p("new")), Some(&json!({"deep": [{"k": true}]})));
     }
 

@@ -6,9 +6,18 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
     /// A YAML file: the bundle's values.yaml or a `-f` file, at a line and column.
-    File { file: String, line: usize, col: usize },
+    File {
+        file: String,
+        line: usize,
+        col: usize,
+    },
     /// A profile file.
-    Profile { name: String, file: String, line: usize, col: usize },
+    Profile {
+        name: String,
+        file: String,
+        line: usize,
+        col: usize,
+    },
     /// A `--set` argument.
     Set { arg: String },
     /// An environment variable named by one of the bundle's inputs.
@@ -23,7 +32,12 @@ impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::File { file, line, col } => write!(f, "{file}:{line}:{col}"),
-            Self::Profile { name, file, line, col } => write!(f, "profile {name} ({file}:{line}:{col})"),
+            Self::Profile {
+                name,
+                file,
+                line,
+                col,
+            } => write!(f, "profile {name} ({file}:{line}:{col})"),
             Self::Set { arg } => write!(f, "--set {arg}"),
             Self::Env { var } => write!(f, "environment variable {var}"),
             Self::InputDefault { var } => write!(f, "the default of input {var} in addon.yaml"),

@@ -83,7 +83,9 @@ impl ValuesPath {
                     if !key.is_empty() {
                         segs.push(Seg::Key(std::mem::take(&mut key)));
                     } else if segs.is_empty() {
-                        return Err("the path starts with an index; it must start with a key".into());
+                        return Err(
+                            "the path starts with an index; it must start with a key".into()
+                        );
                     }
                     let mut digits = String::new();
                     loop {
@@ -93,16 +95,18 @@ impl ValuesPath {
                             None => return Err("an index is not closed with `]`".into()),
                         }
                     }
-                    let index = digits
-                        .parse::<usize>()
-                        .map_err(|_| format!("`[{digits}]` is not a list index (a number from 0)"))?;
+                    let index = digits.parse::<usize>().map_err(|_| {
+                        format!("`[{digits}]` is not a list index (a number from 0)")
+                    })?;
                     segs.push(Seg::Index(index));
                     after_index = true;
                     if let Some(&next) = chars.peek()
                         && next != '.'
                         && next != '['
                     {
-                        return Err(format!("expected `.` or `[` after `[{index}]`, found `{next}`"));
+                        return Err(format!(
+                            "expected `.` or `[` after `[{index}]`, found `{next}`"
+                        ));
                     }
                 }
                 ']' => return Err("`]` without a matching `[`".into()),
@@ -161,7 +165,9 @@ mod tests {
 
     #[test]
     fn rejects_malformed_paths() {
-        for bad in ["", ".a", "a..b", "a.", "a[x]", "a[1", "[0]", "a]b", "a[0]b", "a\\"] {
+        for bad in [
+            "", ".a", "a..b", "a.", "a[x]", "a[1", "[0]", "a]b", "a[0]b", "a\\",
+        ] {
             assert!(ValuesPath::parse(bad).is_err(), "{bad} should be rejected");
         }
     }

@@ -10,19 +10,28 @@ const ORDERED: &str = "x-plane-ordered";
 
 /// Validates `values` against `schema`, naming each failing values path and where its value came
 /// from. Values under `secret_paths` are never shown.
-pub fn validate(values: &Values, schema: &Value, schema_file: &str, secret_paths: &[ValuesPath]) -> Vec<Problem> {
+pub fn validate(
+    values: &Values,
+    schema: &Value,
+    schema_file: &str,
+    secret_paths: &[ValuesPath],
+) -> Vec<Problem> {
     let validator = match jsonschema::validator_for(schema) {
         Ok(validator) => validator,
         Err(err) => {
-            return vec![Problem::new("the values schema is not a valid JSON Schema")
-                .at(schema_file.to_owned())
-                .because(err.to_string())];
+            return vec![
+                Problem::new("the values schema is not a valid JSON Schema")
+                    .at(schema_file.to_owned())
+                    .because(err.to_string()),
+            ];
         }
     };
     let mut problems = Vec::new();
     for err in validator.iter_errors(values.tree()) {
         let path = pointer_to_path(err.instance_path().as_str());
-        if let jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } = err.kind() {
+        if let jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } =
+            err.kind()
+        {
             let allowed = allowed_properties(schema, err.schema_path().as_str());
             for key in unexpected {
                 let child = path.key(key);
@@ -38,15 +47,28 @@ pub fn validate(values: &Values, schema: &Value, schema_file: &str, secret_paths
             }
             continue;
         }
-        let secret = secret_paths.iter().any(|s| path.starts_with(s) || s.starts_with(&path));
-        let message = if secret { err.masked().to_string() } else { err.to_string() };
+        let secret = secret_paths
+            .iter()
+            .any(|s| path.starts_with(s) || s.starts_with(&path));
+        let message = if secret {
+            err.masked().to_string()
+        } else {
+            err.to_string()
+        };
         problems.push(
             Problem::new(format!("invalid value at `{path}`"))
                 .at(origin_of(values, &path))
                 .because(message),
         );
     }
-    check_ordered(values, schema, schema, values.tree(), &ValuesPath::root(), &mut problems);
+    check_ordered(
+        values,
+        schema,
+        schema,
+        values.tree(),
+        &ValuesPath::root(),
+        &mut problems,
+    );
     problems
 }
 
@@ -60,7 +82,9 @@ fn suggestion(key: &str, allowed: &[String], path: &ValuesPath) -> String {
 }
 
 fn origin_of(values: &Values, path: &ValuesPath) -> String {
-    values.origin(path).map_or_else(|| format!("values path {path}"), ToString::to_string)
+    values
+        .origin(path)
+        .map_or_else(|| format!("values path {path}"), ToString::to_string)
 }
 
 /// Converts a JSON pointer such as `/a/b/0` to a values path (numbers under lists become indices).
@@ -78,7 +102,9 @@ fn pointer_to_path(pointer: &str) -> ValuesPath {
 
 /// The property names the object schema above an `additionalProperties` failure allows.
 fn allowed_properties(schema: &Value, schema_path: &str) -> Vec<String> {
-    let parent = schema_path.rsplit_once('/').map_or("", |(parent, _)| parent);
+    let parent = schema_path
+        .rsplit_once('/')
+        .map_or("", |(parent, _)| parent);
     schema
         .pointer(parent)
         .and_then(|s| s.get("properties"))
@@ -88,7 +114,14 @@ fn allowed_properties(schema: &Value, schema_path: &str) -> Vec<String> {
 }
 
 /// Walks schema and instance together and checks every `x-plane-ordered` rule on the way.
-fn check_ordered(values: &Values, root: &Value, schema: &Value, instance: &Value, path: &ValuesPath, problems: &mut Vec<Problem>) {
+fn check_ordered(
+    values: &Values,
+    root: &Value,
+    schema: &Value,
+    instance: &Value,
+    path: &ValuesPath,
+    problems: &mut Vec<Problem>,
+) {
     let schema = resolve(root, schema);
     if let Some(all) = schema.get("allOf").and_then(Value::as_array) {
         for sub in all {
@@ -109,17 +142,23 @@ fn check_ordered(values: &Values, root: &Value, schema: &Value, instance: &Value
                         if low > high {
                             let (low_path, high_path) = (path.key(low_key), path.key(high_key));
                             problems.push(
-                                Problem::new(format!("`{low_path}` ({low}) is greater than `{high_path}` ({high})"))
-                                    .at(format!(
-                                        "{low_path} from {}; {high_path} from {}",
-                                        origin_of(values, &low_path),
-                                        origin_of(values, &high_path)
-                                    ))
-                                    .because(format!(
-                                        "the schema requires {}",
-                                        order.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" <= ")
-                                    ))
-                                    .hint(format!("lower {low_path} or raise {high_path}")),
+                                Problem::new(format!(
+                                    "`{low_path}` ({low}) is greater than `{high_path}` ({high})"
+                                ))
+                                .at(format!(
+                                    "{low_path} from {}; {high_path} from {}",
+                                    origin_of(values, &low_path),
+                                    origin_of(values, &high_path)
+                                ))
+                                .because(format!(
+                                    "the schema requires {}",
+                                    order
+                                        .iter()
+                                        .filter_map(Value::as_str)
+                                        .collect::<Vec<_>>()
+                                        .join(" <= ")
+                                ))
+                                .hint(format!("lower {low_path} or raise {high_path}")),
                             );
                         }
                     }
@@ -127,7 +166,9 @@ fn check_ordered(values: &Values, root: &Value, schema: &Value, instance: &Value
             }
             let props = schema.get("properties").and_then(Value::as_object);
             for (key, child) in map {
-                let sub = props.and_then(|p| p.get(key)).or_else(|| schema.get("additionalProperties").filter(|s| s.is_object()));
+                let sub = props
+                    .and_then(|p| p.get(key))
+                    .or_else(|| schema.get("additionalProperties").filter(|s| s.is_object()));
                 if let Some(sub) = sub {
                     check_ordered(values, root, sub, child, &path.key(key), problems);
                 }
@@ -148,7 +189,11 @@ fn check_ordered(values: &Values, root: &Value, schema: &Value, instance: &Value
 fn resolve<'a>(root: &'a Value, schema: &'a Value) -> &'a Value {
     let mut schema = schema;
     for _ in 0..32 {
-        match schema.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix('#')) {
+        match schema
+            .get("$ref")
+            .and_then(Value::as_str)
+            .and_then(|r| r.strip_prefix('#'))
+        {
             Some(pointer) => match root.pointer(pointer) {
                 Some(target) => schema = target,
                 None => break,
@@ -198,14 +243,31 @@ mod tests {
     fn ordering_names_both_values_and_their_origins() {
         let mut v = values("worker:\n  minReplicas: 1\n  replicas: 1\n  maxReplicas: 3\n");
         assert!(validate(&v, &schema(), "s.json", &[]).is_empty());
-        v.set(&ValuesPath::parse("worker.minReplicas").unwrap(), json!(5), &Origin::Set { arg: "worker.minReplicas=5".into() }).unwrap();
+        v.set(
+            &ValuesPath::parse("worker.minReplicas").unwrap(),
+            json!(5),
+            &Origin::Set {
+                arg: "worker.minReplicas=5".into(),
+            },
+        )
+        .unwrap();
         let problems = validate(&v, &schema(), "s.json", &[]);
         // 5 > replicas (1) and 5 > maxReplicas (3): both pairs are named.
         assert_eq!(problems.len(), 2, "{problems:?}");
-        assert!(problems[1].to_string().contains("`worker.minReplicas` (5) is greater than `worker.maxReplicas` (3)"));
+        assert!(
+            problems[1]
+                .to_string()
+                .contains("`worker.minReplicas` (5) is greater than `worker.maxReplicas` (3)")
+        );
         let text = problems[0].to_string();
-        assert!(text.contains("worker.minReplicas") && text.contains("worker.replicas"), "{text}");
-        assert!(text.contains("--set worker.minReplicas=5") && text.contains("values.yaml:3:3"), "{text}");
+        assert!(
+            text.contains("worker.minReplicas") && text.contains("worker.replicas"),
+            "{text}"
+        );
+        assert!(
+            text.contains("--set worker.minReplicas=5") && text.contains("values.yaml:3:3"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -213,16 +275,36 @@ mod tests {
         let v = values("worker:\n  replcas: 2\nport: \"http\"\n");
         let problems = validate(&v, &schema(), "s.json", &[]);
         assert_eq!(problems.len(), 2, "{problems:?}");
-        let all = problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
-        assert!(all.contains("unknown value `worker.replcas`") && all.contains("values.yaml:2:3"), "{all}");
-        assert!(problems.iter().any(|p| p.hint.as_deref() == Some("did you mean `worker.replicas`?")), "{problems:?}");
-        assert!(all.contains("invalid value at `port`") && all.contains("values.yaml:3:1"), "{all}");
+        let all = problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(
+            all.contains("unknown value `worker.replcas`") && all.contains("values.yaml:2:3"),
+            "{all}"
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.hint.as_deref() == Some("did you mean `worker.replicas`?")),
+            "{problems:?}"
+        );
+        assert!(
+            all.contains("invalid value at `port`") && all.contains("values.yaml:3:1"),
+            "{all}"
+        );
     }
 
     #[test]
     fn secret_values_are_masked() {
         let v = values("port: \"hunter2\"\n");
-        let problems = validate(&v, &schema(), "s.json", &[ValuesPath::parse("port").unwrap()]);
+        let problems = validate(
+            &v,
+            &schema(),
+            "s.json",
+            &[ValuesPath::parse("port").unwrap()],
+        );
         assert!(!problems[0].to_string().contains("hunter2"));
     }
 }

@@ -36,12 +36,18 @@ impl SetArg {
             let parsed: Value = serde_yaml_ng::from_str(value)
                 .map_err(|err| bad(format!("the value is not valid YAML: {err}")))?;
             if value.contains('\n') {
-                return Err(bad("the value spans several lines; use -f FILE for that".into()));
+                return Err(bad(
+                    "the value spans several lines; use -f FILE for that".into()
+                ));
             }
             // `a=` is handled above; a bare `~` or `null` removes the key.
             parsed
         };
-        Ok(Self { raw: raw.to_owned(), path, value })
+        Ok(Self {
+            raw: raw.to_owned(),
+            path,
+            value,
+        })
     }
 }
 
@@ -60,12 +66,18 @@ mod tests {
             ("a=[x, y]", json!(["x", "y"])),
             ("a=", json!("")),
             ("a=1.5", json!(1.5)),
-            ("a=https://x.example/p?q=1", json!("https://x.example/p?q=1")),
+            (
+                "a=https://x.example/p?q=1",
+                json!("https://x.example/p?q=1"),
+            ),
         ];
         for (raw, expected) in cases {
             assert_eq!(SetArg::parse(raw).unwrap().value, expected, "{raw}");
         }
-        assert_eq!(SetArg::parse("w[0].n=1").unwrap().path.to_string(), "w[0].n");
+        assert_eq!(
+            SetArg::parse("w[0].n=1").unwrap().path.to_string(),
+            "w[0].n"
+        );
     }
 
     #[test]
@@ -79,7 +91,10 @@ mod tests {
         ] {
             let problem = SetArg::parse(raw).unwrap_err();
             assert!(problem.to_string().contains(why), "{raw}: {problem}");
-            assert_eq!(problem.location.as_deref(), Some(format!("--set {raw}").as_str()));
+            assert_eq!(
+                problem.location.as_deref(),
+                Some(format!("--set {raw}").as_str())
+            );
         }
     }
 }
