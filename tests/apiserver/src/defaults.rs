@@ -91,6 +91,16 @@ pub fn apply(rt: &ResourceType, obj: &mut Value, seed: u64) {
         ("", "Secret") => {
             if let Some(map) = obj.as_object_mut() {
                 set_default(map, "type", json!("Opaque"));
+                // Like the real server: stringData is write-only, merged into data as base64.
+                if let Some(Value::Object(strings)) = map.remove("stringData") {
+                    let data = map.entry("data").or_insert_with(|| json!({}));
+                    if let Some(data) = data.as_object_mut() {
+                        for (k, v) in strings {
+                            let s = v.as_str().unwrap_or_default().to_owned();
+                            data.insert(k, json!(crate::tls::base64(s.as_bytes())));
+                        }
+                    }
+                }
             }
         }
         _ => {}
@@ -218,6 +228,16 @@ mod tests {
         assert!(validate_name(&rt("Service"), "a.b").is_some());
         assert!(validate_name(&rt("ClusterRole"), "system:x").is_none());
         assert!(validate_name(&rt("Namespace"), "-x").is_some());
+    }
+
+    #[test]
+    fn secret_string_data_becomes_data() {
+        let mut s = serde_json::json!({"stringData": {"a": "foo"}, "data": {"b": "Zm8="}});
+        apply(&rt("Secret"), &mut s, 1);
+        assert_eq!(
+            s,
+            serde_json::json!({"type": "Opaque", "data": {"a": "Zm9v", "b": "Zm8="}})
+        );
     }
 
     #[test]

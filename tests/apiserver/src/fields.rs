@@ -282,6 +282,109 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
     }
 }
 
+/// RFC 6902 JSON patch: `add`, `remove`, `replace`, `move`, `copy`, `test`.
+pub fn json_patch(target: &mut Value, ops: &Value) -> Result<(), String> {
+    let ops = ops
+        .as_array()
+        .ok_or("a JSON patch must be a list of operations")?;
+    for op in ops {
+        let kind = op["op"]
+            .as_str()
+            .ok_or("a JSON patch operation needs \"op\"")?;
+        let path = op["path"]
+            .as_str()
+            .ok_or("a JSON patch operation needs \"path\"")?;
+        let value = || {
+            op.get("value")
+                .cloned()
+                .ok_or(format!("{kind} {path}: missing value"))
+        };
+        match kind {
+            "add" => pointer_add(target, path, value()?)?,
+            "remove" => {
+                pointer_remove(target, path)?;
+            }
+            "replace" => {
+                let slot = target
+                    .pointer_mut(path)
+                    .ok_or(format!("replace {path}: no such path"))?;
+                *slot = value()?;
+            }
+            "test" => {
+                if target.pointer(path) != Some(&value()?) {
+                    return Err(format!("test {path}: the value differs"));
+                }
+            }
+            "move" | "copy" => {
+                let from = op["from"]
+                    .as_str()
+                    .ok_or(format!("{kind} {path}: missing from"))?;
+                let v = if kind == "move" {
+                    pointer_remove(target, from)?
+                } else {
+                    target
+                        .pointer(from)
+                        .cloned()
+                        .ok_or(format!("copy {from}: no such path"))?
+                };
+                pointer_add(target, path, v)?;
+            }
+            other => return Err(format!("unknown JSON patch operation {other:?}")),
+        }
+    }
+    Ok(())
+}
+
+fn split_pointer(path: &str) -> Result<(String, String), String> {
+    let (parent, last) = path
+        .rsplit_once('/')
+        .ok_or(format!("{path:?} is not a JSON pointer"))?;
+    Ok((
+        parent.to_owned(),
+        last.replace("~1", "/").replace("~0", "~"),
+    ))
+}
+
+fn pointer_add(target: &mut Value, path: &str, v: Value) -> Result<(), String> {
+    if path.is_empty() {
+        *target = v;
+        return Ok(());
+    }
+    let (parent, last) = split_pointer(path)?;
+    match target.pointer_mut(&parent) {
+        Some(Value::Object(m)) => {
+            m.insert(last, v);
+        }
+        Some(Value::Array(a)) => {
+            let idx = if last == "-" {
+                a.len()
+            } else {
+                last.parse::<usize>()
+                    .map_err(|_| format!("add {path}: bad index"))?
+            };
+            if idx > a.len() {
+                return Err(format!("add {path}: index out of range"));
+            }
+            a.insert(idx, v);
+        }
+        _ => return Err(format!("add {path}: no such parent")),
+    }
+    Ok(())
+}
+
+fn pointer_remove(target: &mut Value, path: &str) -> Result<Value, String> {
+    let (parent, last) = split_pointer(path)?;
+    let removed = match target.pointer_mut(&parent) {
+        Some(Value::Object(m)) => m.remove(&last),
+        Some(Value::Array(a)) => match last.parse::<usize>() {
+            Ok(i) if i < a.len() => Some(a.remove(i)),
+            _ => None,
+        },
+        _ => None,
+    };
+    removed.ok_or(format!("remove {path}: no such path"))
+}
+
 /// Strategic merge patch, simplified: a JSON merge patch in which keyed lists (items with a
 /// `name`) merge item by item instead of being replaced, and `$patch: delete` on an item
 /// removes it. Other directives (`$setElementOrder`, `$retainKeys`, ...) are dropped.
@@ -405,6 +508,36 @@ mod tests {
             live,
             json!({"spec": {"c": [{"name": "b"}, {"name": "a", "x": 3, "y": 2}], "args": [3]}})
         );
+    }
+
+    #[test]
+    fn json_patches() {
+        let mut t =
+            json!({"metadata": {"finalizers": ["a", "b"], "labels": {"x/y": "1"}}, "spec": {}});
+        json_patch(
+            &mut t,
+            &json!([
+                {"op": "test", "path": "/metadata/finalizers/0", "value": "a"},
+                {"op": "remove", "path": "/metadata/finalizers/0"},
+                {"op": "add", "path": "/metadata/finalizers/-", "value": "c"},
+                {"op": "replace", "path": "/metadata/labels/x~1y", "value": "2"},
+                {"op": "copy", "from": "/metadata/labels", "path": "/spec/labels"},
+                {"op": "move", "from": "/spec/labels", "path": "/spec/moved"},
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            t,
+            json!({"metadata": {"finalizers": ["b", "c"], "labels": {"x/y": "2"}}, "spec": {"moved": {"x/y": "2"}}})
+        );
+        assert!(
+            json_patch(
+                &mut t,
+                &json!([{"op": "test", "path": "/spec", "value": 1}])
+            )
+            .is_err()
+        );
+        assert!(json_patch(&mut t, &json!([{"op": "remove", "path": "/nope"}])).is_err());
     }
 
     #[test]

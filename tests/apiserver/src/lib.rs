@@ -82,7 +82,7 @@ mod tls;
 mod util;
 
 pub use config::{Config, DEFAULT_TOKEN, FAIL_ANNOTATION, FaultRule, PolicyRule, RequestRecord};
-pub use error::StartError;
+pub use error::{ApiError, Cause, StartError};
 
 use serde_json::Value;
 use server::State;
@@ -240,6 +240,97 @@ impl TestServer {
         let mut v = inner.get(&key)?.value.clone();
         v["apiVersion"] = Value::String(rt.api_version());
         Some(v)
+    }
+
+    /// Changes an object the way another client would, without a request in the log: a JSON
+    /// merge patch recorded as an `Update` by `manager` (an autoscaler changing replicas, an
+    /// operator adding a finalizer). `status` patches the status subresource instead.
+    pub fn patch_object(
+        &self,
+        manager: &str,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+        merge_patch: &Value,
+    ) -> Result<Value, ApiError> {
+        self.patch(
+            manager,
+            api_version,
+            kind,
+            namespace,
+            name,
+            None,
+            merge_patch,
+        )
+    }
+
+    /// Like [`TestServer::patch_object`], on the status subresource (which kinds without one
+    /// do not have: they answer 404).
+    pub fn patch_status(
+        &self,
+        manager: &str,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+        merge_patch: &Value,
+    ) -> Result<Value, ApiError> {
+        self.patch(
+            manager,
+            api_version,
+            kind,
+            namespace,
+            name,
+            Some("status"),
+            merge_patch,
+        )
+    }
+
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the public wrappers name them all"
+    )]
+    fn patch(
+        &self,
+        manager: &str,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+        sub: Option<&str>,
+        merge_patch: &Value,
+    ) -> Result<Value, ApiError> {
+        let mut inner = self.state.store.lock();
+        let types = inner.types();
+        let rt = resources::by_kind(&types, api_version, kind)
+            .ok_or_else(ApiError::no_route)?
+            .clone();
+        if sub.is_some() && !rt.status_subresource {
+            return Err(ApiError::no_route());
+        }
+        let target = ops::Target {
+            namespace: rt
+                .namespaced
+                .then(|| namespace.unwrap_or("default").to_owned()),
+            rt,
+            name: Some(name.to_owned()),
+            sub: sub.map(str::to_owned),
+        };
+        let params = ops::WriteParams {
+            field_manager: Some(manager.to_owned()),
+            default_manager: manager.to_owned(),
+            ..ops::WriteParams::default()
+        };
+        let body = serde_json::to_vec(merge_patch).unwrap_or_default();
+        ops::patch(
+            &mut inner,
+            &target,
+            "application/merge-patch+json",
+            &body,
+            &params,
+        )
+        .map(|(_, v)| v)
     }
 
     /// The stored objects of a kind (in one namespace, or all with `None`), sorted by namespace

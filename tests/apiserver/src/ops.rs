@@ -597,6 +597,21 @@ pub fn patch(
         "application/strategic-merge-patch+json" if !t.rt.custom => {
             fields::strategic_merge_patch(&mut obj, &patch);
         }
+        "application/json-patch+json" => {
+            if let Err(message) = fields::json_patch(&mut obj, &patch) {
+                let name = t.name.clone().unwrap_or_default();
+                return Err(ApiError::invalid(
+                    &t.rt.group,
+                    &t.rt.kind,
+                    &name,
+                    vec![Cause {
+                        reason: "FieldValueInvalid".to_owned(),
+                        message,
+                        field: String::new(),
+                    }],
+                ));
+            }
+        }
         "application/strategic-merge-patch+json" => {
             return Err(ApiError::UnsupportedMediaType {
                 message: "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml".to_owned(),
@@ -605,7 +620,7 @@ pub fn patch(
         other => {
             return Err(ApiError::UnsupportedMediaType {
                 message: format!(
-                    "the body of the request was in an unknown format ({other}) - accepted media types include: application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml"
+                    "the body of the request was in an unknown format ({other}) - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml"
                 ),
             });
         }

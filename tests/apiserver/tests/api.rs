@@ -1346,3 +1346,185 @@ async fn next_event(
         .unwrap()
         .unwrap()
 }
+
+#[tokio::test]
+async fn apply_removes_dropped_list_items_and_leaves_other_managers_items() {
+    let srv = TestServer::start(Config::default());
+    let c = client(&srv).await;
+    let deploys = api(&c, Some("default"), "apps/v1", "Deployment", "deployments");
+    let d = |containers: Value| {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+            "spec": {"selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": containers}}}})
+    };
+    deploys
+        .patch(
+            "web",
+            &ssa("plane"),
+            &Patch::Apply(d(json!([{"name": "web", "image": "i:1",
+            "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]}]))),
+        )
+        .await
+        .unwrap();
+    deploys
+        .patch(
+            "web",
+            &ssa("sidecar-injector"),
+            &Patch::Apply(d(json!([{"name": "side", "image": "s:1"}]))),
+        )
+        .await
+        .unwrap();
+    let after = deploys
+        .patch(
+            "web",
+            &ssa("plane"),
+            &Patch::Apply(d(json!([{"name": "web", "image": "i:2",
+            "env": [{"name": "A", "value": "1"}]}]))),
+        )
+        .await
+        .unwrap();
+    let containers = &after.data["spec"]["template"]["spec"]["containers"];
+    let web = containers
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "web")
+        .unwrap();
+    assert_eq!(web["env"], json!([{"name": "A", "value": "1"}]));
+    assert_eq!(web["image"], "i:2");
+    assert!(
+        containers
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == "side"),
+        "{containers}"
+    );
+    // Dropping the env list entirely removes it; the sidecar stays the injector's.
+    let after = deploys
+        .patch(
+            "web",
+            &ssa("plane"),
+            &Patch::Apply(d(json!([{"name": "web", "image": "i:2"}]))),
+        )
+        .await
+        .unwrap();
+    let containers = after.data["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(containers[0].get("env").is_none(), "{containers:?}");
+    assert_eq!(containers.len(), 2);
+}
+
+#[tokio::test]
+async fn apply_to_the_status_subresource_changes_only_status() {
+    let srv = TestServer::start(Config::default());
+    let c = client(&srv).await;
+    let crds = api(
+        &c,
+        None,
+        "apiextensions.k8s.io/v1",
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+    );
+    crds.patch(
+        "widgets.example.com",
+        &ssa("plane"),
+        &Patch::Apply(widget_crd("Namespaced")),
+    )
+    .await
+    .unwrap();
+    wait_until(&crds, "widgets.example.com", |v| {
+        condition(v, "Established").is_some_and(|(s, _)| s == "True")
+    })
+    .await;
+    let widgets = api(&c, Some("default"), "example.com/v1", "Widget", "widgets");
+    let w = |size: i64| {
+        json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"},
+        "spec": {"size": size}, "status": {"phase": "Ready"}})
+    };
+    let created = widgets
+        .patch("w", &ssa("plane"), &Patch::Apply(w(1)))
+        .await
+        .unwrap();
+    assert!(
+        created.data.get("status").is_none(),
+        "status is not written through the main resource"
+    );
+    let st = widgets
+        .patch_status("w", &ssa("operator"), &Patch::Apply(w(5)))
+        .await
+        .unwrap();
+    assert_eq!(st.data["status"]["phase"], "Ready");
+    assert_eq!(
+        st.data["spec"]["size"], 1,
+        "spec is not written through /status"
+    );
+    assert_eq!(st.metadata.generation, Some(1));
+}
+
+#[tokio::test]
+async fn tests_can_change_objects_as_another_manager() {
+    let srv = TestServer::start(Config::default());
+    let c = client(&srv).await;
+    let cms = api(&c, Some("default"), "v1", "ConfigMap", "configmaps");
+    cms.patch(
+        "x",
+        &ssa("plane"),
+        &Patch::Apply(cm("x", json!({"replicas": "1"}))),
+    )
+    .await
+    .unwrap();
+    srv.clear_requests();
+    let changed = srv
+        .patch_object(
+            "autoscaler",
+            "v1",
+            "ConfigMap",
+            Some("default"),
+            "x",
+            &json!({"data": {"replicas": "3"}}),
+        )
+        .unwrap();
+    assert_eq!(changed["data"]["replicas"], "3");
+    assert!(srv.requests().is_empty(), "direct changes are not requests");
+    let e = cms
+        .patch(
+            "x",
+            &ssa("plane"),
+            &Patch::Apply(cm("x", json!({"replicas": "1"}))),
+        )
+        .await
+        .unwrap_err();
+    let kube::Error::Api(s) = &e else { panic!() };
+    assert!(
+        s.message.contains("conflict with \"autoscaler\""),
+        "{}",
+        s.message
+    );
+    let missing = srv.patch_object("a", "v1", "ConfigMap", Some("default"), "nope", &json!({}));
+    assert_eq!(missing.unwrap_err().code(), 404);
+    assert_eq!(
+        srv.patch_status("a", "v1", "ConfigMap", Some("default"), "x", &json!({}))
+            .unwrap_err()
+            .code(),
+        404,
+        "ConfigMaps have no status subresource"
+    );
+
+    // JSON patch, as `kubectl patch --type=json` sends it
+    let p = cms
+        .patch(
+            "x",
+            &PatchParams::default(),
+            &Patch::<()>::Json(
+                serde_json::from_value(json!([
+            {"op": "add", "path": "/data/extra", "value": "y"}]))
+                .unwrap(),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(p.data["data"]["extra"], "y");
+}
