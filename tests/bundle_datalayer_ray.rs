@@ -21,7 +21,12 @@ const COMPONENTS: [(&str, &str); 5] = [
 /// The real binary, with no input leaking in from the developer's environment.
 fn plane() -> Command {
     let mut cmd = Command::cargo_bin("plane").expect("the plane binary is built");
-    for var in ["DATALAYER_RUN_URL", "PLANE_ADDONS_DIR", "PLANE_PROFILES_DIR", "KUBECONFIG"] {
+    for var in [
+        "DATALAYER_RUN_URL",
+        "PLANE_ADDONS_DIR",
+        "PLANE_PROFILES_DIR",
+        "KUBECONFIG",
+    ] {
         cmd.env_remove(var);
     }
     cmd.env("NO_COLOR", "1");
@@ -53,7 +58,10 @@ fn render_with(profile: &str, sets: &[&str], env: &[(&str, &str)]) -> Vec<Value>
     );
     let list: Value = serde_json::from_slice(&out.stdout).expect("-o json prints JSON");
     assert_eq!(list["kind"], "List");
-    list["items"].as_array().expect("a v1/List has items").clone()
+    list["items"]
+        .as_array()
+        .expect("a v1/List has items")
+        .clone()
 }
 
 fn render(profile: &str, sets: &[&str]) -> Vec<Value> {
@@ -68,20 +76,36 @@ fn render_error(profile: &str, sets: &[&str], env: &[(&str, &str)]) -> String {
         cmd.env(k, v);
     }
     let out = cmd.output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "{profile} {sets:?} should be refused; stdout:\n{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{profile} {sets:?} should be refused; stdout:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 fn subject(o: &Value) -> String {
     let m = &o["metadata"];
     match m["namespace"].as_str() {
-        Some(ns) => format!("{}/{}/{}", o["kind"].as_str().unwrap(), ns, m["name"].as_str().unwrap()),
-        None => format!("{}/{}", o["kind"].as_str().unwrap(), m["name"].as_str().unwrap()),
+        Some(ns) => format!(
+            "{}/{}/{}",
+            o["kind"].as_str().unwrap(),
+            ns,
+            m["name"].as_str().unwrap()
+        ),
+        None => format!(
+            "{}/{}",
+            o["kind"].as_str().unwrap(),
+            m["name"].as_str().unwrap()
+        ),
     }
 }
 
 fn component(o: &Value) -> &str {
-    o["metadata"]["labels"]["plane.datalayer.io/component"].as_str().unwrap_or_else(|| panic!("{} has no component label", subject(o)))
+    o["metadata"]["labels"]["plane.datalayer.io/component"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{} has no component label", subject(o)))
 }
 
 fn by_subject(items: &[Value]) -> BTreeMap<String, Value> {
@@ -92,7 +116,12 @@ fn find<'a>(items: &'a [Value], kind: &str, name: &str) -> &'a Value {
     items
         .iter()
         .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
-        .unwrap_or_else(|| panic!("{kind}/{name} not rendered; have {:?}", items.iter().map(subject).collect::<Vec<_>>()))
+        .unwrap_or_else(|| {
+            panic!(
+                "{kind}/{name} not rendered; have {:?}",
+                items.iter().map(subject).collect::<Vec<_>>()
+            )
+        })
 }
 
 fn all_of<'a>(items: &'a [Value], kind: &str) -> Vec<&'a Value> {
@@ -126,23 +155,43 @@ fn every_profile_and_every_component_combination_renders() {
         for on in 0..(1u32 << COMPONENTS.len()) {
             let sets = switches(on);
             let out = template_cmd(profile, &sets).output().unwrap();
-            let enabled: BTreeSet<&str> =
-                COMPONENTS.iter().enumerate().filter(|(i, _)| on & (1 << i) != 0).map(|(_, (name, _))| *name).collect();
+            let enabled: BTreeSet<&str> = COMPONENTS
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| on & (1 << i) != 0)
+                .map(|(_, (name, _))| *name)
+                .collect();
             let missing: Vec<(&str, &str)> = enabled
                 .iter()
-                .flat_map(|c| dependencies(c).iter().filter(|d| !enabled.contains(*d)).map(move |d| (*c, *d)))
+                .flat_map(|c| {
+                    dependencies(c)
+                        .iter()
+                        .filter(|d| !enabled.contains(*d))
+                        .map(move |d| (*c, *d))
+                })
                 .collect();
             if !missing.is_empty() {
                 // Values do not allow this combination: refused before anything renders.
-                assert_eq!(out.status.code(), Some(2), "{profile} {sets:?} should be refused");
+                assert_eq!(
+                    out.status.code(),
+                    Some(2),
+                    "{profile} {sets:?} should be refused"
+                );
                 let stderr = String::from_utf8_lossy(&out.stderr);
                 for (c, d) in missing {
-                    assert!(stderr.contains(&format!("`{c}`")) && stderr.contains(&format!("`{d}`")), "{stderr}");
+                    assert!(
+                        stderr.contains(&format!("`{c}`")) && stderr.contains(&format!("`{d}`")),
+                        "{stderr}"
+                    );
                 }
                 continue;
             }
             rendered_combinations += 1;
-            assert!(out.status.success(), "{profile} {sets:?}: {}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{profile} {sets:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             let list: Value = serde_json::from_slice(&out.stdout).unwrap();
             let items = list["items"].as_array().unwrap();
             let rendered: BTreeSet<&str> = items.iter().map(component).collect();
@@ -150,7 +199,11 @@ fn every_profile_and_every_component_combination_renders() {
             assert_eq!(rendered, enabled, "{profile} {sets:?}");
             let subjects: Vec<String> = items.iter().map(subject).collect();
             let unique: BTreeSet<&String> = subjects.iter().collect();
-            assert_eq!(unique.len(), subjects.len(), "{profile} {sets:?}: duplicate objects in {subjects:?}");
+            assert_eq!(
+                unique.len(),
+                subjects.len(),
+                "{profile} {sets:?}: duplicate objects in {subjects:?}"
+            );
         }
     }
     // 2^5 combinations, of which those with api or ray but no kuberay are refused: 20 per profile.
@@ -170,12 +223,19 @@ fn switching_a_component_off_removes_exactly_its_objects() {
             }
             let base: Vec<&str> = base.iter().map(String::as_str).collect();
             let full = by_subject(&render(profile, &base));
-            assert!(full.values().any(|o| component(o) == name), "{profile}: {name} renders nothing");
+            assert!(
+                full.values().any(|o| component(o) == name),
+                "{profile}: {name} renders nothing"
+            );
             let off = format!("{path}=false");
             let mut sets = base.clone();
             sets.push(&off);
             let without = by_subject(&render(profile, &sets));
-            let expected: BTreeSet<&String> = full.iter().filter(|(_, o)| component(o) != name).map(|(s, _)| s).collect();
+            let expected: BTreeSet<&String> = full
+                .iter()
+                .filter(|(_, o)| component(o) != name)
+                .map(|(s, _)| s)
+                .collect();
             let got: BTreeSet<&String> = without.keys().collect();
             assert_eq!(got, expected, "{profile}: switching {name} off");
             for (s, o) in &without {
@@ -192,40 +252,80 @@ fn switching_a_component_off_removes_exactly_its_objects() {
 #[test]
 fn value_switches_render_and_touch_only_their_objects() {
     let kinds = |items: &[Value], comp: &str| -> BTreeSet<String> {
-        items.iter().filter(|o| component(o) == comp).map(subject).collect()
+        items
+            .iter()
+            .filter(|o| component(o) == comp)
+            .map(subject)
+            .collect()
     };
     for profile in PROFILES {
         let base = render(profile, &[]);
 
         let no_crds = render(profile, &["kuberay.installCRDs=false"]);
-        let removed: BTreeSet<String> = kinds(&base, "kuberay").difference(&kinds(&no_crds, "kuberay")).cloned().collect();
+        let removed: BTreeSet<String> = kinds(&base, "kuberay")
+            .difference(&kinds(&no_crds, "kuberay"))
+            .cloned()
+            .collect();
         assert_eq!(
             removed,
-            ["CustomResourceDefinition/rayclusters.ray.io", "CustomResourceDefinition/rayjobs.ray.io", "CustomResourceDefinition/rayservices.ray.io"]
-                .map(String::from)
-                .into(),
+            [
+                "CustomResourceDefinition/rayclusters.ray.io",
+                "CustomResourceDefinition/rayjobs.ray.io",
+                "CustomResourceDefinition/rayservices.ray.io"
+            ]
+            .map(String::from)
+            .into(),
             "{profile}"
         );
 
         let cron = render(profile, &["kuberay.featureGates.RayCronJob=true"]);
         find(&cron, "CustomResourceDefinition", "raycronjobs.ray.io");
-        let args = find(&cron, "Deployment", "kuberay-operator")["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
+        let args =
+            find(&cron, "Deployment", "kuberay-operator")["spec"]["template"]["spec"]["containers"]
+                [0]["args"]
+                .to_string();
         assert!(args.contains("RayCronJob=true"), "{args}");
 
         let operator = render(profile, &["observability.mode=operator"]);
         let obs: BTreeSet<String> = kinds(&operator, "observability");
-        for s in ["PodMonitor/ray-observability/ray-head-monitor", "PodMonitor/ray-observability/ray-workers-monitor", "ServiceMonitor/ray-observability/kuberay-operator", "ConfigMap/ray-observability/grafana-dashboards-ray"] {
-            assert!(obs.contains(s), "{profile}: operator mode lacks {s}: {obs:?}");
+        for s in [
+            "PodMonitor/ray-observability/ray-head-monitor",
+            "PodMonitor/ray-observability/ray-workers-monitor",
+            "ServiceMonitor/ray-observability/kuberay-operator",
+            "ConfigMap/ray-observability/grafana-dashboards-ray",
+        ] {
+            assert!(
+                obs.contains(s),
+                "{profile}: operator mode lacks {s}: {obs:?}"
+            );
         }
-        assert!(!obs.iter().any(|s| s.contains("Deployment/")), "{profile}: operator mode deploys {obs:?}");
-        assert!(!kinds(&base, "observability").iter().any(|s| s.contains("Monitor/")), "{profile}: standalone renders monitors");
+        assert!(
+            !obs.iter().any(|s| s.contains("Deployment/")),
+            "{profile}: operator mode deploys {obs:?}"
+        );
+        assert!(
+            !kinds(&base, "observability")
+                .iter()
+                .any(|s| s.contains("Monitor/")),
+            "{profile}: standalone renders monitors"
+        );
 
         let no_ingress = render(profile, &["api.ingress.enabled=false"]);
         assert!(all_of(&no_ingress, "Ingress").is_empty());
-        assert_eq!(no_ingress.len() + 1, base.len(), "{profile}: only the Ingress goes");
+        assert_eq!(
+            no_ingress.len() + 1,
+            base.len(),
+            "{profile}: only the Ingress goes"
+        );
 
         let two_ns = render(profile, &["global.rayNamespaces=[default, tenants]"]);
-        assert_eq!(all_of(&two_ns, "ConfigMap").iter().filter(|o| o["metadata"]["name"] == "fluentbit-config").count(), 2);
+        assert_eq!(
+            all_of(&two_ns, "ConfigMap")
+                .iter()
+                .filter(|o| o["metadata"]["name"] == "fluentbit-config")
+                .count(),
+            2
+        );
     }
 }
 
@@ -234,7 +334,12 @@ fn value_switches_render_and_touch_only_their_objects() {
 #[test]
 fn ingress_host_follows_each_profile_url() {
     for (profile, host, class, tls) in [
-        ("r-eastus", "r-eastus.datalayer.run", "datalayer-traefik", true),
+        (
+            "r-eastus",
+            "r-eastus.datalayer.run",
+            "datalayer-traefik",
+            true,
+        ),
         ("prod1", "prod1.datalayer.run", "datalayer-traefik", true),
         ("local", "ray.localtest.me", "traefik", false),
     ] {
@@ -252,32 +357,61 @@ fn ingress_host_follows_each_profile_url() {
         assert_eq!(path["backend"]["service"]["name"], "datalayer-ray-svc");
         let issuer = &ingress["metadata"]["annotations"]["cert-manager.io/cluster-issuer"];
         if tls {
-            assert_eq!(spec["tls"], json!([{"hosts": [host], "secretName": "datalayer-ray-cert-secret"}]), "{profile}");
+            assert_eq!(
+                spec["tls"],
+                json!([{"hosts": [host], "secretName": "datalayer-ray-cert-secret"}]),
+                "{profile}"
+            );
             assert_eq!(issuer, "letsencrypt", "{profile}");
         } else {
             assert!(spec.get("tls").is_none(), "{profile}: {spec}");
             assert!(issuer.is_null(), "{profile}: {issuer}");
         }
         // The API gets the same URL.
-        let env = &find(&items, "Deployment", "datalayer-ray")["spec"]["template"]["spec"]["containers"][0]["env"];
-        assert!(env.as_array().unwrap().contains(&json!({"name": "DATALAYER_RUN_URL", "value": format!("https://{host}")})), "{env}");
+        let env = &find(&items, "Deployment", "datalayer-ray")["spec"]["template"]["spec"]["containers"]
+            [0]["env"];
+        assert!(
+            env.as_array().unwrap().contains(
+                &json!({"name": "DATALAYER_RUN_URL", "value": format!("https://{host}")})
+            ),
+            "{env}"
+        );
     }
 }
 
 #[test]
 fn datalayer_run_url_from_the_environment_beats_the_profile() {
     for profile in PROFILES {
-        let items = render_with(profile, &[], &[("DATALAYER_RUN_URL", "https://ray.example.com/base")]);
+        let items = render_with(
+            profile,
+            &[],
+            &[("DATALAYER_RUN_URL", "https://ray.example.com/base")],
+        );
         let ingress = find(&items, "Ingress", "datalayer-ray");
-        assert_eq!(ingress["spec"]["rules"][0]["host"], "ray.example.com", "{profile}");
+        assert_eq!(
+            ingress["spec"]["rules"][0]["host"], "ray.example.com",
+            "{profile}"
+        );
         if let Some(tls) = ingress["spec"].get("tls") {
             assert_eq!(tls[0]["hosts"], json!(["ray.example.com"]), "{profile}");
         }
-        let env = &find(&items, "Deployment", "datalayer-ray")["spec"]["template"]["spec"]["containers"][0]["env"];
-        assert_eq!(env[0], json!({"name": "DATALAYER_RUN_URL", "value": "https://ray.example.com/base"}), "{profile}");
+        let env = &find(&items, "Deployment", "datalayer-ray")["spec"]["template"]["spec"]["containers"]
+            [0]["env"];
+        assert_eq!(
+            env[0],
+            json!({"name": "DATALAYER_RUN_URL", "value": "https://ray.example.com/base"}),
+            "{profile}"
+        );
     }
-    let err = render_error("local", &[], &[("DATALAYER_RUN_URL", "http://ray.example.com")]);
-    assert!(err.contains("DATALAYER_RUN_URL") && err.contains("https"), "{err}");
+    let err = render_error(
+        "local",
+        &[],
+        &[("DATALAYER_RUN_URL", "http://ray.example.com")],
+    );
+    assert!(
+        err.contains("DATALAYER_RUN_URL") && err.contains("https"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -287,19 +421,39 @@ fn api_rbac_is_exactly_the_documented_rules() {
         let role = find(&items, "ClusterRole", "datalayer-ray");
         let mut rules: Vec<(String, String, Vec<String>)> = Vec::new();
         for rule in role["rules"].as_array().unwrap() {
-            let keys: BTreeSet<&str> = rule.as_object().unwrap().keys().map(String::as_str).collect();
-            assert_eq!(keys, ["apiGroups", "resources", "verbs"].into(), "no resourceNames or nonResourceURLs: {rule}");
-            let mut verbs: Vec<String> = rule["verbs"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect();
+            let keys: BTreeSet<&str> = rule
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
+            assert_eq!(
+                keys,
+                ["apiGroups", "resources", "verbs"].into(),
+                "no resourceNames or nonResourceURLs: {rule}"
+            );
+            let mut verbs: Vec<String> = rule["verbs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_owned())
+                .collect();
             verbs.sort();
             for group in rule["apiGroups"].as_array().unwrap() {
                 for resource in rule["resources"].as_array().unwrap() {
-                    rules.push((group.as_str().unwrap().to_owned(), resource.as_str().unwrap().to_owned(), verbs.clone()));
+                    rules.push((
+                        group.as_str().unwrap().to_owned(),
+                        resource.as_str().unwrap().to_owned(),
+                        verbs.clone(),
+                    ));
                 }
             }
         }
         rules.sort();
         let v = |list: &[&str]| list.iter().map(ToString::to_string).collect::<Vec<_>>();
-        let manage = v(&["create", "delete", "get", "list", "patch", "update", "watch"]);
+        let manage = v(&[
+            "create", "delete", "get", "list", "patch", "update", "watch",
+        ]);
         let read = v(&["get", "list", "watch"]);
         assert_eq!(
             rules,
@@ -313,8 +467,14 @@ fn api_rbac_is_exactly_the_documented_rules() {
             "{profile}"
         );
         let binding = find(&items, "ClusterRoleBinding", "datalayer-ray");
-        assert_eq!(binding["roleRef"], json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "datalayer-ray"}));
-        assert_eq!(binding["subjects"], json!([{"kind": "ServiceAccount", "name": "datalayer-ray", "namespace": "datalayer-api"}]));
+        assert_eq!(
+            binding["roleRef"],
+            json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "datalayer-ray"})
+        );
+        assert_eq!(
+            binding["subjects"],
+            json!([{"kind": "ServiceAccount", "name": "datalayer-ray", "namespace": "datalayer-api"}])
+        );
         let pod = &find(&items, "Deployment", "datalayer-ray")["spec"]["template"]["spec"];
         assert_eq!(pod["serviceAccountName"], "datalayer-ray");
     }
@@ -331,37 +491,72 @@ fn bootstrap_cluster_autoscales_by_default_and_leaves_worker_replicas_to_ray() {
     assert_eq!(spec["rayVersion"], "2.58.0");
     let workers = spec["workerGroupSpecs"].as_array().unwrap();
     assert_eq!(workers.len(), 1);
-    assert_eq!((&workers[0]["replicas"], &workers[0]["minReplicas"], &workers[0]["maxReplicas"]), (&json!(1), &json!(1), &json!(3)));
-    assert_eq!(cluster["metadata"]["annotations"]["plane.datalayer.io/controller-owned"], "spec.workerGroupSpecs[*].replicas");
+    assert_eq!(
+        (
+            &workers[0]["replicas"],
+            &workers[0]["minReplicas"],
+            &workers[0]["maxReplicas"]
+        ),
+        (&json!(1), &json!(1), &json!(3))
+    );
+    assert_eq!(
+        cluster["metadata"]["annotations"]["plane.datalayer.io/controller-owned"],
+        "spec.workerGroupSpecs[*].replicas"
+    );
     let head_env = &spec["headGroupSpec"]["template"]["spec"]["containers"][0]["env"];
     assert!(head_env.as_array().unwrap().contains(&json!({"name": "RAY_PROMETHEUS_HOST", "value": "http://prometheus.ray-observability.svc:9090"})), "{head_env}");
     assert!(head_env.as_array().unwrap().contains(&json!({"name": "RAY_GRAFANA_HOST", "value": "http://grafana.ray-observability.svc:3000"})), "{head_env}");
-    for params in [&spec["headGroupSpec"]["rayStartParams"], &workers[0]["rayStartParams"]] {
+    for params in [
+        &spec["headGroupSpec"]["rayStartParams"],
+        &workers[0]["rayStartParams"],
+    ] {
         assert_eq!(params["metrics-export-port"], "8080");
     }
 
     // The tuning values reach the cluster; without autoscaling plane owns replicas again.
-    let items = render("local", &["ray.autoscaler.idleTimeoutSeconds=300", "ray.autoscaler.upscalingMode=Conservative"]);
+    let items = render(
+        "local",
+        &[
+            "ray.autoscaler.idleTimeoutSeconds=300",
+            "ray.autoscaler.upscalingMode=Conservative",
+        ],
+    );
     let options = &find(&items, "RayCluster", "raycluster")["spec"]["autoscalerOptions"];
-    assert_eq!((&options["idleTimeoutSeconds"], &options["upscalingMode"]), (&json!(300), &json!("Conservative")));
+    assert_eq!(
+        (&options["idleTimeoutSeconds"], &options["upscalingMode"]),
+        (&json!(300), &json!("Conservative"))
+    );
     let items = render("local", &["ray.autoscaler.enabled=false"]);
     let cluster = find(&items, "RayCluster", "raycluster");
     assert_eq!(cluster["spec"]["enableInTreeAutoscaling"], false);
     assert!(cluster["spec"].get("autoscalerOptions").is_none());
-    assert!(cluster["metadata"].get("annotations").is_none_or(|a| a.get("plane.datalayer.io/controller-owned").is_none()));
+    assert!(
+        cluster["metadata"]
+            .get("annotations")
+            .is_none_or(|a| a.get("plane.datalayer.io/controller-owned").is_none())
+    );
 
     // The bootstrap cluster is opt-in outside the local profile.
     for profile in ["r-eastus", "prod1"] {
-        assert!(all_of(&render(profile, &[]), "RayCluster").is_empty(), "{profile}");
+        assert!(
+            all_of(&render(profile, &[]), "RayCluster").is_empty(),
+            "{profile}"
+        );
     }
 }
 
 #[test]
 fn worker_bounds_must_be_ordered() {
     let err = render_error("local", &["ray.worker.minReplicas=4"], &[]);
-    assert!(err.contains("ray.worker.minReplicas") && err.contains("ray.worker.replicas"), "{err}");
+    assert!(
+        err.contains("ray.worker.minReplicas") && err.contains("ray.worker.replicas"),
+        "{err}"
+    );
     let err = render_error("local", &["ray.worker.replicas=5"], &[]);
-    assert!(err.contains("ray.worker.replicas") && err.contains("ray.worker.maxReplicas"), "{err}");
+    assert!(
+        err.contains("ray.worker.replicas") && err.contains("ray.worker.maxReplicas"),
+        "{err}"
+    );
     let err = render_error("local", &["api.replcas=2"], &[]);
     assert!(err.contains("api.replcas"), "{err}");
     let err = render_error("local", &["api.port=70000"], &[]);
@@ -375,8 +570,14 @@ fn worker_bounds_must_be_ordered() {
 #[test]
 fn fluentbit_config_has_its_three_keys_in_every_ray_namespace() {
     let items = render("local", &["global.rayNamespaces=[default, team-a]"]);
-    let maps: Vec<&Value> = items.iter().filter(|o| o["kind"] == "ConfigMap" && o["metadata"]["name"] == "fluentbit-config").collect();
-    let namespaces: BTreeSet<&str> = maps.iter().map(|o| o["metadata"]["namespace"].as_str().unwrap()).collect();
+    let maps: Vec<&Value> = items
+        .iter()
+        .filter(|o| o["kind"] == "ConfigMap" && o["metadata"]["name"] == "fluentbit-config")
+        .collect();
+    let namespaces: BTreeSet<&str> = maps
+        .iter()
+        .map(|o| o["metadata"]["namespace"].as_str().unwrap())
+        .collect();
     assert_eq!(namespaces, ["default", "team-a"].into());
     for map in maps {
         let data = map["data"].as_object().unwrap();
@@ -393,10 +594,23 @@ fn fluentbit_config_has_its_three_keys_in_every_ray_namespace() {
             "ray_cluster=${RAY_CLUSTER}",
             "Parsers_File       /fluent-bit/etc/parsers.conf",
         ] {
-            assert!(conf.contains(needle), "fluent-bit.conf lacks {needle:?}:\n{conf}");
+            assert!(
+                conf.contains(needle),
+                "fluent-bit.conf lacks {needle:?}:\n{conf}"
+            );
         }
-        assert!(data["parsers.conf"].as_str().unwrap().contains("[MULTILINE_PARSER]"));
-        assert!(data["script.lua"].as_str().unwrap().contains("function ray_record(tag, timestamp, record)"));
+        assert!(
+            data["parsers.conf"]
+                .as_str()
+                .unwrap()
+                .contains("[MULTILINE_PARSER]")
+        );
+        assert!(
+            data["script.lua"]
+                .as_str()
+                .unwrap()
+                .contains("function ray_record(tag, timestamp, record)")
+        );
     }
     // A bootstrap cluster outside the Ray namespaces would have no fluent-bit config: refused.
     let err = render_error("local", &["ray.namespace=elsewhere"], &[]);
@@ -408,40 +622,84 @@ fn the_ray_container_comes_first_and_shares_its_logs_with_fluent_bit() {
     let items = render("local", &[]);
     let spec = &find(&items, "RayCluster", "raycluster")["spec"];
     let mut pods = vec![("head", &spec["headGroupSpec"]["template"]["spec"])];
-    pods.extend(spec["workerGroupSpecs"].as_array().unwrap().iter().map(|g| ("worker", &g["template"]["spec"])));
+    pods.extend(
+        spec["workerGroupSpecs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| ("worker", &g["template"]["spec"])),
+    );
     for (role, pod) in pods {
         let containers = pod["containers"].as_array().unwrap();
-        let names: Vec<&str> = containers.iter().map(|c| c["name"].as_str().unwrap()).collect();
-        assert_eq!(names, [format!("ray-{role}").as_str(), "fluentbit"], "{role}");
+        let names: Vec<&str> = containers
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [format!("ray-{role}").as_str(), "fluentbit"],
+            "{role}"
+        );
         for c in containers {
             let mounts = c["volumeMounts"].as_array().unwrap();
-            assert!(mounts.contains(&json!({"name": "ray-logs", "mountPath": "/tmp/ray"})), "{role}/{}: {mounts:?}", c["name"]);
+            assert!(
+                mounts.contains(&json!({"name": "ray-logs", "mountPath": "/tmp/ray"})),
+                "{role}/{}: {mounts:?}",
+                c["name"]
+            );
         }
         let volumes = pod["volumes"].as_array().unwrap();
-        assert!(volumes.contains(&json!({"name": "ray-logs", "emptyDir": {}})), "{volumes:?}");
-        assert!(volumes.contains(&json!({"name": "fluentbit-config", "configMap": {"name": "fluentbit-config"}})), "{volumes:?}");
+        assert!(
+            volumes.contains(&json!({"name": "ray-logs", "emptyDir": {}})),
+            "{volumes:?}"
+        );
+        assert!(
+            volumes.contains(
+                &json!({"name": "fluentbit-config", "configMap": {"name": "fluentbit-config"}})
+            ),
+            "{volumes:?}"
+        );
     }
     // Logging off: no sidecar, the Ray container alone.
     let items = render("local", &["logging.enabled=false"]);
     let spec = &find(&items, "RayCluster", "raycluster")["spec"];
-    assert_eq!(spec["headGroupSpec"]["template"]["spec"]["containers"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        spec["headGroupSpec"]["template"]["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[test]
 fn generated_secrets_are_never_printed() {
     for profile in PROFILES {
         for output in ["json", "yaml"] {
-            let out = plane().args(["template", ADDON, "--profile", profile, "-o", output]).output().unwrap();
+            let out = plane()
+                .args(["template", ADDON, "--profile", profile, "-o", output])
+                .output()
+                .unwrap();
             assert!(out.status.success());
             let stdout = String::from_utf8(out.stdout).unwrap();
-            assert!(!stdout.contains("plane.datalayer.io/generate"), "{profile} -o {output} prints a generated Secret");
-            assert!(!stdout.contains("kind: Secret") && !stdout.contains("\"kind\": \"Secret\""), "{profile} -o {output} prints a Secret");
+            assert!(
+                !stdout.contains("plane.datalayer.io/generate"),
+                "{profile} -o {output} prints a generated Secret"
+            );
+            assert!(
+                !stdout.contains("kind: Secret") && !stdout.contains("\"kind\": \"Secret\""),
+                "{profile} -o {output} prints a Secret"
+            );
             let stderr = String::from_utf8(out.stderr).unwrap();
-            assert!(stderr.contains("Secret/ray-observability/grafana-admin"), "{stderr}");
+            assert!(
+                stderr.contains("Secret/ray-observability/grafana-admin"),
+                "{stderr}"
+            );
         }
         // Grafana still reads its password from that Secret.
         let items = render(profile, &[]);
-        let env = &find(&items, "Deployment", "grafana")["spec"]["template"]["spec"]["containers"][0]["env"];
+        let env = &find(&items, "Deployment", "grafana")["spec"]["template"]["spec"]["containers"]
+            [0]["env"];
         assert!(env.as_array().unwrap().contains(&json!({"name": "GF_SECURITY_ADMIN_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "grafana-admin", "key": "admin-password"}}})), "{env}");
     }
 }
@@ -455,19 +713,31 @@ fn pod_specs(items: &[Value]) -> Vec<(String, Value)> {
     for o in items {
         let s = subject(o);
         match o["kind"].as_str().unwrap() {
-            "Deployment" | "StatefulSet" | "DaemonSet" => pods.push((s, o["spec"]["template"]["spec"].clone())),
+            "Deployment" | "StatefulSet" | "DaemonSet" => {
+                pods.push((s, o["spec"]["template"]["spec"].clone()));
+            }
             "RayCluster" => {
                 let spec = &o["spec"];
-                pods.push((format!("{s} head"), spec["headGroupSpec"]["template"]["spec"].clone()));
+                pods.push((
+                    format!("{s} head"),
+                    spec["headGroupSpec"]["template"]["spec"].clone(),
+                ));
                 for g in spec["workerGroupSpecs"].as_array().unwrap() {
-                    pods.push((format!("{s} {}", g["groupName"]), g["template"]["spec"].clone()));
+                    pods.push((
+                        format!("{s} {}", g["groupName"]),
+                        g["template"]["spec"].clone(),
+                    ));
                 }
                 if spec["enableInTreeAutoscaling"] == true {
                     let options = &spec["autoscalerOptions"];
                     let autoscaler = json!({"name": "autoscaler", "image": spec["headGroupSpec"]["template"]["spec"]["containers"][0]["image"],
                         "resources": options["resources"], "securityContext": options["securityContext"]});
-                    let pod_security = spec["headGroupSpec"]["template"]["spec"]["securityContext"].clone();
-                    pods.push((format!("{s} autoscaler"), json!({"securityContext": pod_security, "containers": [autoscaler]})));
+                    let pod_security =
+                        spec["headGroupSpec"]["template"]["spec"]["securityContext"].clone();
+                    pods.push((
+                        format!("{s} autoscaler"),
+                        json!({"securityContext": pod_security, "containers": [autoscaler]}),
+                    ));
                 }
             }
             _ => {}
@@ -485,30 +755,59 @@ fn every_container_is_hardened_and_sized() {
     for profile in PROFILES {
         let items = render(profile, &["ray.enabled=true"]);
         let pods = pod_specs(&items);
-        assert!(pods.len() >= 7, "{profile}: {:?}", pods.iter().map(|p| &p.0).collect::<Vec<_>>());
+        assert!(
+            pods.len() >= 7,
+            "{profile}: {:?}",
+            pods.iter().map(|p| &p.0).collect::<Vec<_>>()
+        );
         for (name, pod) in pods {
             let pod_sc = &pod["securityContext"];
-            let containers = pod["containers"].as_array().unwrap().iter().chain(pod["initContainers"].as_array().into_iter().flatten());
+            let containers = pod["containers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .chain(pod["initContainers"].as_array().into_iter().flatten());
             for c in containers {
                 let at = format!("{profile}: {name} container {}", c["name"]);
                 let sc = &c["securityContext"];
-                for (key, want) in [("requests", "cpu"), ("requests", "memory"), ("limits", "cpu"), ("limits", "memory")] {
-                    assert!(!c["resources"][key][want].is_null(), "{at}: no resources.{key}.{want}");
+                for (key, want) in [
+                    ("requests", "cpu"),
+                    ("requests", "memory"),
+                    ("limits", "cpu"),
+                    ("limits", "memory"),
+                ] {
+                    assert!(
+                        !c["resources"][key][want].is_null(),
+                        "{at}: no resources.{key}.{want}"
+                    );
                 }
-                assert!(sc["runAsNonRoot"] == true || pod_sc["runAsNonRoot"] == true, "{at}: runAsNonRoot");
+                assert!(
+                    sc["runAsNonRoot"] == true || pod_sc["runAsNonRoot"] == true,
+                    "{at}: runAsNonRoot"
+                );
                 assert_eq!(sc["allowPrivilegeEscalation"], false, "{at}");
                 assert_eq!(sc["capabilities"]["drop"], json!(["ALL"]), "{at}");
                 assert!(sc["capabilities"].get("add").is_none(), "{at}");
                 assert_ne!(sc["privileged"], true, "{at}");
-                let seccomp = if sc["seccompProfile"].is_null() { &pod_sc["seccompProfile"] } else { &sc["seccompProfile"] };
+                let seccomp = if sc["seccompProfile"].is_null() {
+                    &pod_sc["seccompProfile"]
+                } else {
+                    &sc["seccompProfile"]
+                };
                 assert_eq!(seccomp["type"], "RuntimeDefault", "{at}");
                 let writable = WRITABLE_ROOT.contains(&c["name"].as_str().unwrap());
-                assert_eq!(sc["readOnlyRootFilesystem"], !writable, "{at}: readOnlyRootFilesystem");
+                assert_eq!(
+                    sc["readOnlyRootFilesystem"], !writable,
+                    "{at}: readOnlyRootFilesystem"
+                );
                 if pod_sc["runAsUser"].is_number() {
                     assert_ne!(pod_sc["runAsUser"], 0, "{at}");
                 }
             }
-            assert!(pod.get("hostNetwork").is_none() && pod.get("hostPID").is_none(), "{profile}: {name}");
+            assert!(
+                pod.get("hostNetwork").is_none() && pod.get("hostPID").is_none(),
+                "{profile}: {name}"
+            );
         }
     }
 }
@@ -520,14 +819,23 @@ fn every_image_is_pinned() {
         let mut images = BTreeSet::new();
         for (name, pod) in pod_specs(&items) {
             for c in pod["containers"].as_array().unwrap() {
-                let image = c["image"].as_str().unwrap_or_else(|| panic!("{name}: container without image"));
+                let image = c["image"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{name}: container without image"));
                 images.insert(image.to_owned());
                 let last = image.rsplit('/').next().unwrap();
-                let pinned = image.contains("@sha256:") || last.split_once(':').is_some_and(|(_, tag)| !tag.is_empty() && tag != "latest");
+                let pinned = image.contains("@sha256:")
+                    || last
+                        .split_once(':')
+                        .is_some_and(|(_, tag)| !tag.is_empty() && tag != "latest");
                 assert!(pinned, "{profile}: {name} uses unpinned image {image}");
             }
         }
-        for expected in ["quay.io/kuberay/operator:v1.7.1", "rayproject/ray:2.58.0-py312", "fluent/fluent-bit:4.2.7"] {
+        for expected in [
+            "quay.io/kuberay/operator:v1.7.1",
+            "rayproject/ray:2.58.0-py312",
+            "fluent/fluent-bit:4.2.7",
+        ] {
             assert!(images.contains(expected), "{profile}: {images:?}");
         }
     }
@@ -539,13 +847,26 @@ fn no_rbac_rule_uses_a_wildcard() {
         for mode in ["standalone", "operator"] {
             let mode = format!("observability.mode={mode}");
             let items = render(profile, &[mode.as_str()]);
-            let roles: Vec<&Value> = items.iter().filter(|o| o["kind"] == "ClusterRole" || o["kind"] == "Role").collect();
+            let roles: Vec<&Value> = items
+                .iter()
+                .filter(|o| o["kind"] == "ClusterRole" || o["kind"] == "Role")
+                .collect();
             assert!(roles.len() >= 3, "{profile}");
             for role in roles {
                 for rule in role["rules"].as_array().unwrap() {
-                    for key in ["verbs", "resources", "apiGroups", "nonResourceURLs", "resourceNames"] {
+                    for key in [
+                        "verbs",
+                        "resources",
+                        "apiGroups",
+                        "nonResourceURLs",
+                        "resourceNames",
+                    ] {
                         for v in rule[key].as_array().into_iter().flatten() {
-                            assert!(!v.as_str().unwrap().contains('*'), "{profile}: {} {key} {v}", subject(role));
+                            assert!(
+                                !v.as_str().unwrap().contains('*'),
+                                "{profile}: {} {key} {v}",
+                                subject(role)
+                            );
                         }
                     }
                 }
@@ -561,7 +882,10 @@ fn the_operator_gets_the_kuberay_rules_and_its_leader_election_role() {
     let grants = |group: &str, resource: &str, verb: &str| {
         role["rules"].as_array().unwrap().iter().any(|r| {
             r["apiGroups"].as_array().unwrap().contains(&json!(group))
-                && r["resources"].as_array().unwrap().contains(&json!(resource))
+                && r["resources"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&json!(resource))
                 && r["verbs"].as_array().unwrap().contains(&json!(verb))
         })
     };
@@ -576,14 +900,29 @@ fn the_operator_gets_the_kuberay_rules_and_its_leader_election_role() {
         ("coordination.k8s.io", "leases", "update"),
         ("networking.k8s.io", "ingresses", "create"),
     ] {
-        assert!(grants(group, resource, verb), "kuberay-operator lacks {group}/{resource} {verb}");
+        assert!(
+            grants(group, resource, verb),
+            "kuberay-operator lacks {group}/{resource} {verb}"
+        );
     }
     let lease = find(&items, "Role", "kuberay-operator-leader-election");
     assert_eq!(lease["metadata"]["namespace"], "ray-system");
     let deploy = find(&items, "Deployment", "kuberay-operator");
-    let args = deploy["spec"]["template"]["spec"]["containers"][0]["args"].as_array().unwrap();
-    assert!(args.contains(&json!("--enable-leader-election=true")), "{args:?}");
-    assert!(args.iter().any(|a| a.as_str().unwrap().starts_with("--feature-gates=") && a.as_str().unwrap().contains("RayClusterStatusConditions=true")), "{args:?}");
+    let args = deploy["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap();
+    assert!(
+        args.contains(&json!("--enable-leader-election=true")),
+        "{args:?}"
+    );
+    assert!(
+        args.iter()
+            .any(|a| a.as_str().unwrap().starts_with("--feature-gates=")
+                && a.as_str()
+                    .unwrap()
+                    .contains("RayClusterStatusConditions=true")),
+        "{args:?}"
+    );
 }
 
 #[test]
@@ -601,10 +940,24 @@ fn services_select_their_pods_and_target_declared_ports() {
                     selector.iter().all(|(k, v)| &labels[k] == v)
                 })
                 .collect();
-            assert_eq!(targets.len(), 1, "{profile}: {} selects {} Deployments", subject(svc), targets.len());
+            assert_eq!(
+                targets.len(),
+                1,
+                "{profile}: {} selects {} Deployments",
+                subject(svc),
+                targets.len()
+            );
             let deploy = targets[0];
-            let match_labels = deploy["spec"]["selector"]["matchLabels"].as_object().unwrap();
-            assert!(match_labels.iter().all(|(k, v)| &deploy["spec"]["template"]["metadata"]["labels"][k] == v), "{}", subject(deploy));
+            let match_labels = deploy["spec"]["selector"]["matchLabels"]
+                .as_object()
+                .unwrap();
+            assert!(
+                match_labels
+                    .iter()
+                    .all(|(k, v)| &deploy["spec"]["template"]["metadata"]["labels"][k] == v),
+                "{}",
+                subject(deploy)
+            );
             let ports: Vec<&Value> = deploy["spec"]["template"]["spec"]["containers"]
                 .as_array()
                 .unwrap()
@@ -614,7 +967,9 @@ fn services_select_their_pods_and_target_declared_ports() {
             for port in svc["spec"]["ports"].as_array().unwrap() {
                 let target = &port["targetPort"];
                 assert!(
-                    ports.iter().any(|p| &p["name"] == target || &p["containerPort"] == target),
+                    ports
+                        .iter()
+                        .any(|p| &p["name"] == target || &p["containerPort"] == target),
                     "{profile}: {} targets {target}, which {} does not declare",
                     subject(svc),
                     subject(deploy)
@@ -628,11 +983,22 @@ fn services_select_their_pods_and_target_declared_ports() {
 fn every_object_belongs_to_a_namespace_the_bundle_creates_or_a_ray_namespace() {
     for profile in PROFILES {
         let items = render(profile, &["ray.enabled=true"]);
-        let created: BTreeSet<&str> = all_of(&items, "Namespace").iter().map(|n| n["metadata"]["name"].as_str().unwrap()).collect();
-        assert_eq!(created, ["datalayer-api", "ray-observability", "ray-system"].into(), "{profile}");
+        let created: BTreeSet<&str> = all_of(&items, "Namespace")
+            .iter()
+            .map(|n| n["metadata"]["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            created,
+            ["datalayer-api", "ray-observability", "ray-system"].into(),
+            "{profile}"
+        );
         for o in &items {
             if let Some(ns) = o["metadata"]["namespace"].as_str() {
-                assert!(created.contains(ns) || ns == "default", "{profile}: {} is in a namespace nobody creates", subject(o));
+                assert!(
+                    created.contains(ns) || ns == "default",
+                    "{profile}: {} is in a namespace nobody creates",
+                    subject(o)
+                );
             }
         }
     }
@@ -643,13 +1009,23 @@ fn a_replicated_api_is_spread_and_protected_from_voluntary_disruption() {
     let prod = render("prod1", &[]);
     let api = &find(&prod, "Deployment", "datalayer-ray")["spec"];
     assert_eq!(api["replicas"], 2);
-    assert_eq!(api["template"]["spec"]["topologySpreadConstraints"][0]["topologyKey"], "kubernetes.io/hostname");
+    assert_eq!(
+        api["template"]["spec"]["topologySpreadConstraints"][0]["topologyKey"],
+        "kubernetes.io/hostname"
+    );
     let pdb = find(&prod, "PodDisruptionBudget", "datalayer-ray");
-    assert_eq!(pdb["spec"]["selector"]["matchLabels"], find(&prod, "Deployment", "datalayer-ray")["spec"]["selector"]["matchLabels"]);
+    assert_eq!(
+        pdb["spec"]["selector"]["matchLabels"],
+        find(&prod, "Deployment", "datalayer-ray")["spec"]["selector"]["matchLabels"]
+    );
     // A single replica gets neither: a PDB would block every node drain.
     let local = render("local", &[]);
     assert!(all_of(&local, "PodDisruptionBudget").is_empty());
-    assert!(find(&local, "Deployment", "datalayer-ray")["spec"]["template"]["spec"].get("topologySpreadConstraints").is_none());
+    assert!(
+        find(&local, "Deployment", "datalayer-ray")["spec"]["template"]["spec"]
+            .get("topologySpreadConstraints")
+            .is_none()
+    );
 }
 
 #[test]
@@ -658,8 +1034,13 @@ fn the_ray_dashboard_charts_the_core_ray_metrics() {
         let mode = format!("observability.mode={mode}");
         let items = render("prod1", &[mode.as_str()]);
         let map = find(&items, "ConfigMap", "grafana-dashboards-ray");
-        assert_eq!(map["metadata"]["labels"]["grafana_dashboard"], "1", "the Grafana sidecar label");
-        let dashboard: Value = serde_json::from_str(map["data"]["ray-cluster.json"].as_str().unwrap()).expect("the dashboard is JSON");
+        assert_eq!(
+            map["metadata"]["labels"]["grafana_dashboard"], "1",
+            "the Grafana sidecar label"
+        );
+        let dashboard: Value =
+            serde_json::from_str(map["data"]["ray-cluster.json"].as_str().unwrap())
+                .expect("the dashboard is JSON");
         assert_eq!(dashboard["uid"], "datalayer-ray-cluster");
         let panels = dashboard["panels"].as_array().unwrap();
         let exprs: Vec<&str> = panels
@@ -667,15 +1048,34 @@ fn the_ray_dashboard_charts_the_core_ray_metrics() {
             .flat_map(|p| p["targets"].as_array().into_iter().flatten())
             .map(|t| t["expr"].as_str().unwrap())
             .collect();
-        assert!(panels.iter().filter(|p| p["type"] != "row").count() >= 12, "{} panels", panels.len());
-        for metric in ["ray_node_cpu_utilization", "ray_node_mem_used", "ray_tasks", "ray_actors", "ray_cluster_active_nodes", "ray_object_store_memory"] {
-            assert!(exprs.iter().any(|e| e.contains(metric)), "no panel charts {metric}");
+        assert!(
+            panels.iter().filter(|p| p["type"] != "row").count() >= 12,
+            "{} panels",
+            panels.len()
+        );
+        for metric in [
+            "ray_node_cpu_utilization",
+            "ray_node_mem_used",
+            "ray_tasks",
+            "ray_actors",
+            "ray_cluster_active_nodes",
+            "ray_object_store_memory",
+        ] {
+            assert!(
+                exprs.iter().any(|e| e.contains(metric)),
+                "no panel charts {metric}"
+            );
         }
         // Every Ray query filters on the Cluster variable that the scrape relabelling fills.
         for e in exprs.iter().filter(|e| e.contains("ray_")) {
             assert!(e.contains("ray_io_cluster=~\"$Cluster\""), "{e}");
         }
-        let variables: Vec<&str> = dashboard["templating"]["list"].as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap()).collect();
+        let variables: Vec<&str> = dashboard["templating"]["list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["name"].as_str().unwrap())
+            .collect();
         assert_eq!(variables, ["datasource", "Cluster"]);
     }
 }
