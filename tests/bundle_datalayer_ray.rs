@@ -615,6 +615,12 @@ fn fluentbit_config_has_its_three_keys_in_every_ray_namespace() {
     // A bootstrap cluster outside the Ray namespaces would have no fluent-bit config: refused.
     let err = render_error("local", &["ray.namespace=elsewhere"], &[]);
     assert!(err.contains("global.rayNamespaces"), "{err}");
+    // Only a cluster that exists needs it.
+    render("prod1", &["ray.namespace=elsewhere"]);
+    render(
+        "local",
+        &["ray.namespace=elsewhere", "logging.enabled=false"],
+    );
 }
 
 #[test]
