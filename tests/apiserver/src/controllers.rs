@@ -8,6 +8,7 @@ use crate::store::{EventKind, Inner, Key};
 use crate::util::{self, get_str, now_rfc3339};
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Marks pods the failure simulation created, so the pod controller leaves them alone.
@@ -22,6 +23,20 @@ struct Progress {
     /// The resourceVersion last reconciled at the final stage: unchanged means nothing to do.
     settled_rv: Option<String>,
 }
+
+/// The group/resources `reconcile` drives.
+const CONTROLLED: &[(&str, &str)] = &[
+    ("apps", "deployments"),
+    ("apps", "statefulsets"),
+    ("apps", "daemonsets"),
+    ("apps", "replicasets"),
+    ("batch", "jobs"),
+    ("", "persistentvolumeclaims"),
+    ("", "services"),
+    ("", "pods"),
+    ("apiextensions.k8s.io", "customresourcedefinitions"),
+    ("ray.io", "rayclusters"),
+];
 
 /// The last stage any controller distinguishes (RayClusters use 0, 1 and 2+).
 const FINAL_STAGE: u32 = 3;
@@ -127,7 +142,11 @@ impl Controllers {
                 ops::delete_key(inner, &key, None);
                 continue;
             }
-            // Settled objects are skipped before cloning: CRDs can be a megabyte each.
+            // Kinds no controller drives, and settled objects, are skipped before cloning: CRDs
+            // can be a megabyte each.
+            if !deleting && !CONTROLLED.contains(&(key.group.as_str(), key.resource.as_str())) {
+                continue;
+            }
             if !deleting
                 && let Some(p) = self.progress.get(&key)
                 && p.settled_rv.is_some()
@@ -136,7 +155,7 @@ impl Controllers {
             {
                 continue;
             }
-            let v = stored.value.clone();
+            let v = Value::clone(&stored.value);
             if deleting {
                 finalize(inner, &key, &v);
                 continue;
@@ -244,7 +263,7 @@ fn finalize(inner: &mut Inner, key: &Key, v: &Value) {
     if finalizers.iter().any(|f| f == "orphan") {
         for d in &dependents {
             if let Some(s) = inner.get(d).cloned() {
-                let mut dv = s.value.clone();
+                let mut dv = Value::clone(&s.value);
                 if let Some(os) = dv
                     .pointer_mut("/metadata/ownerReferences")
                     .and_then(Value::as_array_mut)
@@ -291,7 +310,7 @@ fn write_status(inner: &mut Inner, key: &Key, mut status: Value) {
     if stored.value.get("status").map(normalized) == Some(normalized(&status)) {
         return;
     }
-    let mut v = stored.value;
+    let mut v = Arc::unwrap_or_clone(stored.value);
     v["status"] = status;
     inner.put(key.clone(), v, stored.managers, EventKind::Modified);
 }
@@ -426,7 +445,7 @@ fn reconcile(
             if v.pointer("/spec/volumeName").is_none()
                 && let Some(stored) = inner.get(key).cloned()
             {
-                let mut nv = stored.value;
+                let mut nv = Arc::unwrap_or_clone(stored.value);
                 nv["spec"]["volumeName"] = json!(volume);
                 inner.put(key.clone(), nv, stored.managers, EventKind::Modified);
             }

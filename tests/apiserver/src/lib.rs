@@ -237,7 +237,7 @@ impl TestServer {
         let types = inner.types();
         let rt = resources::by_kind(&types, api_version, kind)?;
         let key = store::Key::new(rt, namespace.unwrap_or(""), name);
-        let mut v = inner.get(&key)?.value.clone();
+        let mut v = Value::clone(&inner.get(&key)?.value);
         v["apiVersion"] = Value::String(rt.api_version());
         Some(v)
     }
@@ -350,7 +350,7 @@ impl TestServer {
             .list(&rt.group, &rt.plural, namespace)
             .into_iter()
             .map(|(_, s)| {
-                let mut v = s.value.clone();
+                let mut v = Value::clone(&s.value);
                 v["apiVersion"] = Value::String(rt.api_version());
                 v
             })

@@ -73,7 +73,7 @@ pub fn get(inner: &Inner, t: &Target) -> Result<Value, ApiError> {
     let stored = inner
         .get(&t.key(name))
         .ok_or_else(|| ApiError::not_found(&t.rt.group, &t.rt.plural, name))?;
-    Ok(with_api_version(&t.rt, stored.value.clone()))
+    Ok(with_api_version(&t.rt, Value::clone(&stored.value)))
 }
 
 /// The matching objects and the list's resourceVersion.
@@ -89,7 +89,7 @@ pub fn list(
         .filter(|(_, s)| {
             labels.matches(s.value.pointer("/metadata/labels")) && fields_sel.matches(&s.value)
         })
-        .map(|(_, s)| with_api_version(&t.rt, s.value.clone()))
+        .map(|(_, s)| with_api_version(&t.rt, Value::clone(&s.value)))
         .collect();
     (items, inner.rv)
 }
@@ -251,24 +251,35 @@ fn name_check(t: &Target, obj: &Value) -> Result<(), ApiError> {
     }
 }
 
-/// Everything but metadata and status: what `generation` counts changes of.
-fn spec_part(v: &Value) -> Value {
-    let mut v = v.clone();
-    if let Some(m) = v.as_object_mut() {
-        m.remove("metadata");
-        m.remove("status");
-    }
-    v
+/// Whether two objects' maps are equal apart from the keys `skip` names (compared in place:
+/// objects can be a megabyte).
+fn equal_except(a: Option<&Value>, b: Option<&Value>, skip: &[&str]) -> bool {
+    let empty = serde_json::Map::new();
+    let (a, b) = (
+        a.and_then(Value::as_object).unwrap_or(&empty),
+        b.and_then(Value::as_object).unwrap_or(&empty),
+    );
+    let keep = |k: &&String| !skip.contains(&k.as_str());
+    a.keys().filter(keep).count() == b.keys().filter(keep).count()
+        && a.iter()
+            .filter(|(k, _)| keep(k))
+            .all(|(k, v)| b.get(k) == Some(v))
 }
 
-/// An object without what every write changes anyway, for no-op detection.
-fn comparable(v: &Value) -> Value {
-    let mut v = v.clone();
-    if let Some(md) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-        md.remove("managedFields");
-        md.remove("resourceVersion");
-    }
-    v
+/// Whether anything but metadata and status differs: what `generation` counts.
+fn spec_changed(old: &Value, new: &Value) -> bool {
+    !equal_except(Some(old), Some(new), &["metadata", "status"])
+}
+
+/// Whether two versions of an object are the same but for what every write changes anyway,
+/// for no-op detection.
+fn same_object(old: &Value, new: &Value) -> bool {
+    equal_except(Some(old), Some(new), &["metadata"])
+        && equal_except(
+            old.get("metadata"),
+            new.get("metadata"),
+            &["managedFields", "resourceVersion"],
+        )
 }
 
 /// Records an `Update` by `manager`: it takes the fields whose values changed; fields that are
@@ -288,7 +299,7 @@ fn record_update(
     for m in managers.iter_mut() {
         if m.manager != manager || m.operation != "Update" {
             m.fields
-                .retain(|q| !changed.iter().any(|p| fields::overlaps(p, q)));
+                .retain(|q| !fields::covered(&changed, q) && !fields::covers(&changed, q));
         }
     }
     if !changed.is_empty() {
@@ -368,7 +379,7 @@ fn finish(
             }
         }
     }
-    if spec_part(&old.value) != spec_part(&new) {
+    if spec_changed(&old.value, &new) {
         let g = old_md["generation"].as_i64().unwrap_or(1) + 1;
         util::metadata_mut(&mut new).insert("generation".to_owned(), json!(g));
     }
@@ -389,9 +400,9 @@ fn finish(
         && old.managers.iter().zip(&managers).all(|(a, b)| {
             a.manager == b.manager && a.operation == b.operation && a.fields == b.fields
         });
-    if comparable(&old.value) == comparable(&new) && same_fields {
+    if same_object(&old.value, &new) && same_fields {
         // A no-op write stores nothing: no new resourceVersion, no watch event.
-        return Ok((200, with_api_version(&t.rt, old.value.clone())));
+        return Ok((200, with_api_version(&t.rt, Value::clone(&old.value))));
     }
     if params.dry_run {
         return Ok((200, render(new, &managers)));
@@ -527,7 +538,7 @@ fn replace(
     if t.status_only() {
         // The status subresource changes status and nothing else.
         let status = obj.get("status").cloned();
-        obj = old.value.clone();
+        obj = Value::clone(&old.value);
         match status {
             Some(s) => obj["status"] = s,
             None => {
@@ -553,7 +564,7 @@ fn replace(
     {
         obj["spec"]["clusterIP"] = ip.clone();
     }
-    let mut managers = old.managers.clone();
+    let mut managers = Vec::clone(&old.managers);
     if !t.status_only() {
         record_update(
             &mut managers,
@@ -591,7 +602,7 @@ pub fn patch(
     }
     let patch = parse_body(body)?;
     let (_, old) = existing(inner, t)?;
-    let mut obj = old.value.clone();
+    let mut obj = Value::clone(&old.value);
     match ct {
         "application/merge-patch+json" => fields::merge_patch(&mut obj, &patch),
         "application/strategic-merge-patch+json" if !t.rt.custom => {
@@ -716,36 +727,39 @@ fn apply(
     {
         return Err(conflict_modified(t));
     }
-    let live = old.value.clone();
+    let live: &Value = &old.value;
     let is_self = |m: &Manager| m.manager == manager && m.operation == "Apply";
-    let differs = |p: &fields::Path| fields::get(&live, p) != fields::get(&cfg, p);
+    let differs = |p: &fields::Path| fields::get(live, p) != fields::get(&cfg, p);
     let mut conflicts: Vec<(String, String)> = Vec::new();
     // A field conflicts when another manager owns it and the applied value differs, or when
     // the applied value replaces a structure (a non-object) under which another manager owns
-    // fields. Owning a map does not conflict with others owning its keys.
-    let clashes = |p: &fields::Path, q: &fields::Path| {
-        differs(p)
-            && (p == q
-                || (q.len() > p.len()
-                    && fields::overlaps(p, q)
-                    && !fields::get(&cfg, p).is_some_and(Value::is_object)))
-    };
-    for m in old.managers.iter().filter(|m| !is_self(m)) {
-        for p in &new_fields {
-            if m.fields.iter().any(|q| clashes(p, q)) {
-                conflicts.push((m.manager.clone(), fields::display(p)));
+    // fields. Owning a map does not conflict with others owning its keys. `taken[i]` is what
+    // manager i loses if the apply is forced.
+    let mut taken: Vec<FieldSet> = Vec::with_capacity(old.managers.len());
+    for m in old.managers.iter() {
+        let mut lost = FieldSet::new();
+        if !is_self(m) {
+            for p in &new_fields {
+                let exact = m.fields.contains(p);
+                let replaces_structure = !fields::get(&cfg, p).is_some_and(Value::is_object)
+                    && fields::descendants(&m.fields, p).next().is_some();
+                if (exact || replaces_structure) && differs(p) {
+                    conflicts.push((m.manager.clone(), fields::display(p)));
+                    if exact {
+                        lost.insert(p.clone());
+                    }
+                    lost.extend(fields::descendants(&m.fields, p).cloned());
+                }
             }
         }
+        taken.push(lost);
     }
     if !conflicts.is_empty() && !params.force {
         return Err(apply_conflict(t, &name, &conflicts));
     }
-    let mut managers = old.managers.clone();
-    if params.force {
-        for m in managers.iter_mut().filter(|m| !is_self(m)) {
-            m.fields
-                .retain(|q| !new_fields.iter().any(|p| clashes(p, q)));
-        }
+    let mut managers = Vec::clone(&old.managers);
+    for (m, lost) in managers.iter_mut().zip(&taken) {
+        m.fields.retain(|q| !lost.contains(q));
     }
     let previous: FieldSet = managers
         .iter()
@@ -755,12 +769,11 @@ fn apply(
     let mut merged = live.clone();
     for p in &previous {
         // p itself or something under it is still applied, or still someone else's.
-        let covers = |q: &fields::Path| q.len() >= p.len() && fields::overlaps(p, q);
-        let still_applied = new_fields.iter().any(covers);
+        let still_applied = fields::covers(&new_fields, p);
         let owned_by_others = managers
             .iter()
             .filter(|m| !is_self(m))
-            .any(|m| m.fields.iter().any(covers));
+            .any(|m| fields::covers(&m.fields, p));
         if !still_applied && !owned_by_others {
             fields::remove(&mut merged, p);
         }
@@ -860,7 +873,7 @@ pub fn delete(inner: &mut Inner, t: &Target, params: &DeleteParams) -> Result<Va
         _ => None,
     };
     if params.dry_run {
-        return Ok(with_api_version(&t.rt, old.value.clone()));
+        return Ok(with_api_version(&t.rt, Value::clone(&old.value)));
     }
     let out = delete_key(inner, &key, finalizer).unwrap_or_default();
     Ok(with_api_version(&t.rt, out))
@@ -871,9 +884,9 @@ pub fn delete(inner: &mut Inner, t: &Target, params: &DeleteParams) -> Result<Va
 pub fn delete_key(inner: &mut Inner, key: &Key, add_finalizer: Option<&str>) -> Option<Value> {
     let old = inner.get(key)?.clone();
     if old.value.pointer("/metadata/deletionTimestamp").is_some() {
-        return Some(old.value);
+        return Some(Value::clone(&old.value));
     }
-    let mut v = old.value.clone();
+    let mut v = Value::clone(&old.value);
     let is_namespace = key.group.is_empty() && key.resource == "namespaces";
     if let Some(f) = add_finalizer {
         let md = util::metadata_mut(&mut v);
@@ -907,7 +920,7 @@ pub fn drop_finalizer(inner: &mut Inner, key: &Key, finalizer: &str) {
     let Some(old) = inner.get(key).cloned() else {
         return;
     };
-    let mut v = old.value.clone();
+    let mut v = Value::clone(&old.value);
     let Some(list) = v
         .pointer_mut("/metadata/finalizers")
         .and_then(Value::as_array_mut)

@@ -64,8 +64,10 @@ impl Manager {
 /// A stored object: its JSON (with rendered `managedFields`) and the field sets behind them.
 #[derive(Debug, Clone)]
 pub struct Stored {
-    pub value: Value,
-    pub managers: Vec<Manager>,
+    /// Shared with the watch event that announced it; objects can be a megabyte (CRDs), so
+    /// reads and the controllers avoid deep copies.
+    pub value: Arc<Value>,
+    pub managers: Arc<Vec<Manager>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,7 +186,7 @@ impl Inner {
             namespace: String::new(),
             name: format!("{plural}.{group}"),
         };
-        self.objects.get(&key).map(|s| &s.value)
+        self.objects.get(&key).map(|s| s.value.as_ref())
     }
 
     pub fn next_seq(&mut self) -> u64 {
@@ -213,7 +215,7 @@ impl Inner {
                 namespace: String::new(),
                 name: ns.to_owned(),
             })
-            .map(|s| &s.value)
+            .map(|s| s.value.as_ref())
     }
 
     /// Stores an object under a new resourceVersion and tells the watches; returns what was
@@ -222,9 +224,10 @@ impl Inner {
         &mut self,
         key: Key,
         mut value: Value,
-        managers: Vec<Manager>,
+        managers: impl Into<Arc<Vec<Manager>>>,
         kind: EventKind,
     ) -> Value {
+        let managers = managers.into();
         self.rv += 1;
         let md = util::metadata_mut(&mut value);
         md.insert("resourceVersion".to_owned(), json!(self.rv.to_string()));
@@ -236,6 +239,7 @@ impl Inner {
                 Value::Array(managers.iter().map(Manager::to_json).collect()),
             );
         }
+        let value = Arc::new(value);
         self.emit(kind, key.clone(), value.clone());
         self.objects.insert(
             key,
@@ -244,26 +248,28 @@ impl Inner {
                 managers,
             },
         );
-        value
+        Arc::unwrap_or_clone(value)
     }
 
     /// Removes an object for good and sends DELETED (with a fresh resourceVersion, as the real
     /// server does).
     pub fn remove(&mut self, key: &Key) -> Option<Value> {
-        let mut stored = self.objects.remove(key)?;
+        let stored = self.objects.remove(key)?;
         self.rv += 1;
-        util::metadata_mut(&mut stored.value)
+        let mut value = Arc::unwrap_or_clone(stored.value);
+        util::metadata_mut(&mut value)
             .insert("resourceVersion".to_owned(), json!(self.rv.to_string()));
-        self.emit(EventKind::Deleted, key.clone(), stored.value.clone());
-        Some(stored.value)
+        let value = Arc::new(value);
+        self.emit(EventKind::Deleted, key.clone(), value.clone());
+        Some(Arc::unwrap_or_clone(value))
     }
 
-    fn emit(&mut self, kind: EventKind, key: Key, object: Value) {
+    fn emit(&mut self, kind: EventKind, key: Key, object: Arc<Value>) {
         let ev = Event {
             rv: self.rv,
             kind,
             key,
-            object: Arc::new(object),
+            object,
         };
         if self.history.len() == HISTORY {
             self.history.pop_front();

@@ -1528,3 +1528,46 @@ async fn tests_can_change_objects_as_another_manager() {
         .unwrap();
     assert_eq!(p.data["data"]["extra"], "y");
 }
+
+#[tokio::test]
+async fn large_objects_with_several_managers_apply_quickly() {
+    // Field ownership uses set lookups; a quadratic scan would take minutes here.
+    let srv = TestServer::start(Config::default());
+    let c = client(&srv).await;
+    let cms = api(&c, Some("default"), "v1", "ConfigMap", "configmaps");
+    let data = |prefix: &str| -> Value {
+        (0..20_000)
+            .map(|i| (format!("k{i}"), json!(format!("{prefix}{i}"))))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    };
+    cms.patch("big", &ssa("plane"), &Patch::Apply(cm("big", data("a"))))
+        .await
+        .unwrap();
+    cms.patch("big", &ssa("other"), &Patch::Apply(cm("big", data("a"))))
+        .await
+        .unwrap();
+    let e = cms
+        .patch("big", &ssa("other"), &Patch::Apply(cm("big", data("b"))))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("20000 conflicts"), "{e}");
+    let forced = cms
+        .patch(
+            "big",
+            &ssa("other").force(),
+            &Patch::Apply(cm("big", data("b"))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(forced.data["data"]["k19999"], "b19999");
+    let again = cms
+        .patch("big", &ssa("plane"), &Patch::Apply(cm("big", json!({}))))
+        .await
+        .unwrap();
+    assert_eq!(
+        again.data["data"].as_object().unwrap().len(),
+        20_000,
+        "other owns them all now"
+    );
+}
