@@ -57,6 +57,9 @@ pub enum Command {
     /// List the releases on the cluster with their live health.
     #[command(after_help = LS_EXAMPLES)]
     Ls(LsArgs),
+    /// Remove a release: custom resources first, then workloads, services, RBAC, namespaces.
+    #[command(after_help = DOWN_EXAMPLES)]
+    Down(DownArgs),
 }
 
 /// Which cluster, like kubectl.
@@ -102,6 +105,39 @@ pub struct UpArgs {
     /// Apply and record without waiting for readiness.
     #[arg(long)]
     pub no_wait: bool,
+    /// If another run holds the release's lock, wait for it (default 10m) instead of failing.
+    #[arg(long, value_name = "DURATION", num_args = 0..=1, default_missing_value = "10m", value_parser = humantime::parse_duration)]
+    pub wait_for_lock: Option<std::time::Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// The release to remove (see `plane ls`).
+    pub release: String,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// The namespace that holds plane's release records.
+    #[arg(long, default_value = "plane-system", value_name = "NAMESPACE")]
+    pub state_namespace: String,
+    /// Do not ask before deleting.
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Show what would be deleted and delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Also delete the release's CustomResourceDefinitions, and with them every custom resource
+    /// of their kinds in the whole cluster.
+    #[arg(long)]
+    pub include_crds: bool,
+    /// Also delete the release's PersistentVolumeClaims, and with them their data.
+    #[arg(long)]
+    pub include_volumes: bool,
+    /// How long to wait for each stage's objects to be gone.
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
+    /// If another run holds the release's lock, wait for it (default 10m) instead of failing.
+    #[arg(long, value_name = "DURATION", num_args = 0..=1, default_missing_value = "10m", value_parser = humantime::parse_duration)]
+    pub wait_for_lock: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Args)]
@@ -217,6 +253,12 @@ const LS_EXAMPLES: &str = "\
 Examples:
   plane ls
   plane ls -o json | jq '.[] | select(.health.ready < .health.total)'";
+
+const DOWN_EXAMPLES: &str = "\
+Examples:
+  plane down datalayer-ray --dry-run
+  plane down datalayer-ray
+  plane down datalayer-ray --yes --include-crds";
 
 const PROFILES_EXAMPLES: &str = "\
 Examples:

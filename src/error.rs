@@ -76,6 +76,9 @@ pub enum Error {
     /// The operation itself failed.
     #[error("{problem}")]
     Failed { problem: Problem },
+    /// Ctrl-C: new writes stopped, the release's phase was recorded.
+    #[error("interrupted")]
+    Interrupted { problem: Problem },
 }
 
 impl Error {
@@ -88,7 +91,7 @@ impl Error {
     pub fn problems(&self) -> &[Problem] {
         match self {
             Self::Input { problems } => problems,
-            Self::Failed { problem } => std::slice::from_ref(problem),
+            Self::Failed { problem } | Self::Interrupted { problem } => std::slice::from_ref(problem),
         }
     }
 
@@ -97,6 +100,7 @@ impl Error {
         match self {
             Self::Input { .. } => ExitCode::from(2),
             Self::Failed { .. } => ExitCode::from(1),
+            Self::Interrupted { .. } => ExitCode::from(130),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! The steps diff, up and ls share: a runtime, a connection checked against the profile's pin,
 //! and the plan.
 
+use std::collections::BTreeSet;
+
 use crate::bundle::{Profile, Rendered};
 use crate::cli::ClusterArgs;
 use crate::error::{Error, Problem};
@@ -37,6 +39,22 @@ pub async fn connect(
     })
     .await
     .map_err(|err| failed(&err))?;
+    check_pin(profile, &target)?;
+    printer.status(&format!(
+        "target: context {} ({})",
+        if target.context.is_empty() {
+            "-"
+        } else {
+            &target.context
+        },
+        target.server
+    ));
+    let resources = Resources::new(target.client.clone());
+    Ok((target, resources))
+}
+
+/// Refuses a cluster other than the one the profile pins (context and/or server).
+pub fn check_pin(profile: Option<&Profile>, target: &Target) -> Result<(), Error> {
     if let Some(pin) = profile.and_then(|p| p.spec.cluster.as_ref().map(|c| (p, c))) {
         let (profile, cluster) = pin;
         let mut wrong = Vec::new();
@@ -70,17 +88,7 @@ pub async fn connect(
             )));
         }
     }
-    printer.status(&format!(
-        "target: context {} ({})",
-        if target.context.is_empty() {
-            "-"
-        } else {
-            &target.context
-        },
-        target.server
-    ));
-    let resources = Resources::new(target.client.clone());
-    Ok((target, resources))
+    Ok(())
 }
 
 /// Refuses an empty render over a release that has objects: that would prune everything.
@@ -96,4 +104,95 @@ pub fn refuse_empty_render(
         ));
     }
     Ok(())
+}
+
+/// The resource, verbs and namespace of each permission an `up` needs, from the render and the
+/// previous inventory; kinds the cluster does not serve (and the render does not install) are
+/// refused here, before anything is sent.
+pub async fn preflight_up(
+    resources: &Resources,
+    rendered: &Rendered,
+    previous: Option<&kube::Inventory>,
+    state_ns: &str,
+    reporter: &dyn kube::Reporter,
+) -> Result<(), Error> {
+    let mut needs = state_needs(state_ns);
+    let mut missing = Vec::new();
+    for object in &rendered.objects {
+        let id = &object.id;
+        let Some(resolved) = kube::resolve(resources, &id.api_version, &id.kind, &rendered.objects).await.map_err(|e| failed(&e))? else {
+            missing.push(format!("{} in {} (for {id})", id.kind, id.api_version));
+            continue;
+        };
+        let namespace = if resolved.namespaced { id.namespace.clone() } else { None };
+        let existed = previous.is_some_and(|p| p.objects.iter().any(|o| o.same(&id.api_version, &id.kind, id.namespace.as_deref(), &id.name)));
+        let mut verbs = vec!["list", "patch"];
+        if !existed {
+            verbs.push("create");
+        }
+        if kube::readiness::has_rule(&id.kind) {
+            verbs.push("watch");
+        }
+        if kube::readiness::pod_selector(&object.value).is_some() {
+            needs.insert(kube::Need { verb: "watch", group: String::new(), resource: "pods".into(), namespace: namespace.clone() });
+        }
+        for verb in verbs {
+            needs.insert(kube::Need { verb, group: resolved.group.clone(), resource: resolved.plural.clone(), namespace: namespace.clone() });
+        }
+    }
+    if !missing.is_empty() {
+        return Err(failed(&KubeError::MissingKinds { missing }));
+    }
+    for old in previous.map(|p| p.objects.as_slice()).unwrap_or_default() {
+        let rendered_now = rendered.objects.iter().any(|o| old.same(&o.id.api_version, &o.id.kind, o.id.namespace.as_deref(), &o.id.name));
+        if rendered_now {
+            continue;
+        }
+        if let Some(resolved) = kube::resolve(resources, &old.api_version, &old.kind, &[]).await.map_err(|e| failed(&e))? {
+            let namespace = if resolved.namespaced { old.namespace.clone() } else { None };
+            for verb in ["list", "delete"] {
+                needs.insert(kube::Need { verb, group: resolved.group.clone(), resource: resolved.plural.clone(), namespace: namespace.clone() });
+            }
+        }
+    }
+    kube::check_access(&resources_client(resources), needs).await.map_err(|e| failed(&e))?;
+    kube::warn_ingress_classes(resources, &rendered.objects, reporter).await.map_err(|e| failed(&e))
+}
+
+/// What every `up` and `down` needs in the state namespace: the inventory Secret and the lock.
+pub fn state_needs(state_ns: &str) -> BTreeSet<kube::Need> {
+    let mut needs = BTreeSet::new();
+    for verb in ["get", "patch", "create"] {
+        needs.insert(kube::Need { verb, group: String::new(), resource: "secrets".into(), namespace: Some(state_ns.to_owned()) });
+    }
+    for verb in ["get", "create", "update", "delete"] {
+        needs.insert(kube::Need { verb, group: "coordination.k8s.io".into(), resource: "leases".into(), namespace: Some(state_ns.to_owned()) });
+    }
+    needs
+}
+
+fn resources_client(resources: &Resources) -> kube::Client {
+    resources.client().clone()
+}
+
+/// Runs `work` unless Ctrl-C comes first; then the work is dropped (no new writes start) and
+/// `Interrupted` is returned for the caller to record.
+pub async fn interruptible<T>(work: impl std::future::Future<Output = Result<T, KubeError>>) -> Result<Result<T, KubeError>, Interrupted> {
+    tokio::select! {
+        result = work => Ok(result),
+        _ = tokio::signal::ctrl_c() => Err(Interrupted),
+    }
+}
+
+/// Ctrl-C arrived.
+#[derive(Debug, Clone, Copy)]
+pub struct Interrupted;
+
+/// The error for an interrupted run.
+pub fn interrupted(what: &str) -> Error {
+    Error::Interrupted {
+        problem: Problem::new(format!("interrupted: {what}"))
+            .because("no new writes were started; the release's phase was recorded")
+            .hint("run the same command again to converge"),
+    }
 }

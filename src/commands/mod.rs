@@ -3,6 +3,7 @@
 mod addons;
 mod cluster;
 mod diff;
+mod down;
 mod ls;
 mod profiles;
 pub mod template;
@@ -24,6 +25,7 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<Status, Error> {
         Command::Diff(args) => diff::run(&args, printer),
         Command::Up(args) => up::run(&args, printer),
         Command::Ls(args) => ls::run(&args, printer),
+        Command::Down(args) => down::run(&args, printer),
     }
 }
 

@@ -84,7 +84,7 @@ fn with_earlier(mut problems: Problems, err: Error) -> Error {
                 problems: Vec::new(),
             })
         }
-        other @ Error::Failed { .. } => other,
+        other @ (Error::Failed { .. } | Error::Interrupted { .. }) => other,
     }
 }
 

@@ -14,70 +14,72 @@ use crate::ui::{Printer, Progress};
 
 pub fn run(args: &UpArgs, printer: &Printer) -> Result<Status, Error> {
     let (rendered, profile) = template::render_with_profile(&args.render)?;
-    let release = args
-        .render
-        .release
-        .clone()
-        .unwrap_or_else(|| args.render.addon.clone());
+    let release = args.render.release.clone().unwrap_or_else(|| args.render.addon.clone());
     let state_ns = args.render.state_namespace.clone();
     let runtime = cluster::runtime()?;
     runtime.block_on(async {
-        let (target, resources) =
-            cluster::connect(&args.cluster, profile.as_ref(), printer).await?;
+        let (target, resources) = cluster::connect(&args.cluster, profile.as_ref(), printer).await?;
         let client = target.client.clone();
-        let previous = kube::read_inventory(&client, &state_ns, &release)
-            .await
-            .map_err(|e| cluster::failed(&e))?;
+        let previous = kube::read_inventory(&client, &state_ns, &release).await.map_err(|e| cluster::failed(&e))?;
         cluster::refuse_empty_render(&rendered, previous.as_ref())?;
-        let plan = kube::plan(&resources, &rendered.objects, &release, previous.as_ref())
-            .await
-            .map_err(|e| cluster::failed(&e))?;
         if args.dry_run {
+            let plan = kube::plan(&resources, &rendered.objects, &release, previous.as_ref()).await.map_err(|e| cluster::failed(&e))?;
             diff::show(&plan, PlanFormat::Diff, printer)?;
             return Ok(Status::Success);
         }
-        printer.status(&format!("plan: {}", plan.summary()));
-        confirm_prune(&plan, args.yes, printer)?;
-
-        let mut inventory = start_inventory(
-            &rendered,
-            &release,
-            profile.as_ref().map(|p| p.name.clone()),
-            previous.as_ref(),
-        );
         let progress = printer.progress();
-        let outcome = converge(
-            &resources,
-            &client,
-            &state_ns,
-            &plan,
-            &rendered,
-            &mut inventory,
-            args,
-            &progress,
-        )
-        .await;
+        cluster::preflight_up(&resources, &rendered, previous.as_ref(), &state_ns, &progress).await?;
+        let lock = kube::lock(&client, &state_ns, &release, args.wait_for_lock, &progress).await.map_err(|e| cluster::failed(&e))?;
+        let result = locked(args, printer, &progress, &rendered, profile.as_ref().map(|p| p.name.clone()), &release, &resources).await;
         progress.finish();
-        match outcome {
-            Ok(()) => {
-                printer.status(&format!(
-                    "release {release} revision {} deployed in {:.1}s: {}",
-                    inventory.revision,
-                    progress.elapsed().as_secs_f64(),
-                    done_summary(&plan)
-                ));
-                Ok(Status::Success)
-            }
-            Err(err) => {
-                inventory.phase = Phase::Failed;
-                inventory.updated_at = now();
-                inventory.push_history();
-                // Best effort: the original failure is what the user needs to see.
-                let _ = kube::write_inventory(&client, &state_ns, &inventory).await;
-                Err(cluster::failed(&err))
-            }
-        }
+        lock.release().await;
+        result
     })
+}
+
+/// Everything `up` does while it holds the lock.
+async fn locked(
+    args: &UpArgs,
+    printer: &Printer,
+    progress: &Progress,
+    rendered: &Rendered,
+    profile: Option<String>,
+    release: &str,
+    resources: &Resources,
+) -> Result<Status, Error> {
+    let client = resources.client().clone();
+    let state_ns = &args.render.state_namespace;
+    // Read again under the lock: another run may have finished while this one waited.
+    let previous = kube::read_inventory(&client, state_ns, release).await.map_err(|e| cluster::failed(&e))?;
+    cluster::refuse_empty_render(rendered, previous.as_ref())?;
+    let plan = kube::plan(resources, &rendered.objects, release, previous.as_ref()).await.map_err(|e| cluster::failed(&e))?;
+    printer.status(&format!("plan: {}", plan.summary()));
+    confirm_prune(&plan, args.yes, printer)?;
+
+    let mut inventory = start_inventory(rendered, &plan, release, profile, previous.as_ref());
+    let outcome = cluster::interruptible(converge(resources, state_ns, &plan, rendered, &mut inventory, args, progress)).await;
+    progress.finish();
+    let failure = match outcome {
+        Ok(Ok(())) => {
+            printer.status(&format!(
+                "release {release} revision {} deployed in {:.1}s: {}",
+                inventory.revision,
+                progress.elapsed().as_secs_f64(),
+                done_summary(&plan)
+            ));
+            return Ok(Status::Success);
+        }
+        Ok(Err(err)) => cluster::failed(&err),
+        Err(cluster::Interrupted) => cluster::interrupted("up stopped before it finished"),
+    };
+    if plan.has_changes() || previous.is_some() {
+        inventory.phase = Phase::Failed;
+        inventory.updated_at = now();
+        inventory.push_history();
+        // Best effort: the original failure is what the user needs to see.
+        let _ = kube::write_inventory(&client, state_ns, &inventory).await;
+    }
+    Err(failure)
 }
 
 /// Prunes are deletions: ask first on a terminal, refuse without one unless --yes.
@@ -116,6 +118,7 @@ fn confirm_prune(plan: &Plan, yes: bool, printer: &Printer) -> Result<(), Error>
 /// every object that may exist (previous ∪ rendered), so a crash forgets nothing.
 fn start_inventory(
     rendered: &Rendered,
+    plan: &Plan,
     release: &str,
     profile: Option<String>,
     previous: Option<&Inventory>,
@@ -130,6 +133,13 @@ fn start_inventory(
             name: o.id.name.clone(),
             component: o.component.clone(),
             digest: kube::normalize::digest(&o.value),
+            // Taken over now, or taken over by an earlier run: either way it predates the release.
+            adopted: plan.objects.iter().any(|p| p.adopted && p.subject == o.id.to_string())
+                || previous.is_some_and(|prev| {
+                    prev.objects.iter().any(|old| {
+                        old.adopted && old.same(&o.id.api_version, &o.id.kind, o.id.namespace.as_deref(), &o.id.name)
+                    })
+                }),
         })
         .collect();
     if let Some(previous) = previous {
@@ -166,7 +176,6 @@ fn start_inventory(
 )]
 async fn converge(
     resources: &Resources,
-    client: &kube::Client,
     state_ns: &str,
     plan: &Plan,
     rendered: &Rendered,
@@ -174,6 +183,7 @@ async fn converge(
     args: &UpArgs,
     progress: &Progress,
 ) -> Result<(), KubeError> {
+    let client = resources.client();
     let wait = WaitOptions::within(args.timeout);
     if plan.has_changes() {
         // Record first: everything that may exist is listed before anything is written.

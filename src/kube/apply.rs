@@ -55,7 +55,7 @@ pub async fn apply(
         .collect();
     if !first_stage.is_empty() {
         reporter.report(Event::Stage {
-            name: "crds and namespaces".into(),
+            name: "applying crds and namespaces".into(),
             objects: first_stage.len(),
         });
         apply_group(resources, &first_stage, options.concurrency, reporter).await?;
@@ -81,7 +81,7 @@ pub async fn apply(
             continue;
         }
         reporter.report(Event::Stage {
-            name: component.clone(),
+            name: format!("applying {component}"),
             objects: objects.len(),
         });
         // Same kind priority → one concurrent batch; batches in order.
@@ -295,7 +295,7 @@ pub async fn prune(
     }
     objects.sort_by_key(|o| std::cmp::Reverse(kind_priority(&o.kind)));
     reporter.report(Event::Stage {
-        name: "prune".into(),
+        name: "pruning".into(),
         objects: objects.len(),
     });
     for object in objects {

@@ -29,6 +29,7 @@ pub enum Phase {
     Waiting,
     Deployed,
     Failed,
+    Deleting,
 }
 
 impl Phase {
@@ -39,6 +40,7 @@ impl Phase {
             Self::Waiting => "waiting",
             Self::Deployed => "deployed",
             Self::Failed => "failed",
+            Self::Deleting => "deleting",
         }
     }
 }
@@ -57,6 +59,9 @@ pub struct InventoryObject {
     /// Digest of the applied object (not of its values, which may be secret).
     #[serde(default)]
     pub digest: String,
+    /// It existed before the release took it over; `down` keeps adopted Namespaces and CRDs.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopted: bool,
 }
 
 impl InventoryObject {
@@ -237,7 +242,7 @@ pub async fn write_inventory(
     }
 }
 
-async fn ensure_namespace(client: &kube::Client, namespace: &str) -> Result<(), KubeError> {
+pub(super) async fn ensure_namespace(client: &kube::Client, namespace: &str) -> Result<(), KubeError> {
     let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
     let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": {"app.kubernetes.io/managed-by": "plane"}}});
     let (params, patch) = (PatchParams::apply("plane").force(), Patch::Apply(&body));
@@ -354,6 +359,7 @@ mod tests {
             name: "x".into(),
             component: String::new(),
             digest: String::new(),
+            adopted: false,
         };
         assert!(object.same("apps/v1beta1", "Deployment", Some("n"), "x"));
         assert!(!object.same("apps/v1", "Deployment", None, "x"));

@@ -3,9 +3,12 @@
 
 mod apply;
 mod connect;
+mod delete;
 mod inventory;
+mod lock;
 pub mod normalize;
 mod plan;
+mod preflight;
 pub mod readiness;
 mod resources;
 mod retry;
@@ -14,13 +17,16 @@ mod wait;
 use std::fmt;
 
 pub use apply::{ApplyOptions, apply, prune, target};
+pub use delete::{CrdUsage, Removal, plan_removal, remove};
 pub use connect::{ConnectOptions, Target, connect};
+pub use lock::{Lock, acquire as lock};
 pub use inventory::{
     HISTORY, Inventory, InventoryObject, Phase, Release, delete_inventory, list_releases,
     read_inventory, write_inventory,
 };
 pub use kube::Client;
 pub use plan::{Action, Plan, PlannedObject, plan};
+pub use preflight::{Need, Resolved, check_access, resolve, warn_ingress_classes};
 pub use resources::Resources;
 pub use wait::{WaitOptions, WaitTarget, health, wait_ready};
 
@@ -29,7 +35,7 @@ use crate::error::Problem;
 /// Something the cluster work wants the user to know, as it happens.
 #[derive(Debug, Clone)]
 pub enum Event {
-    /// A stage begins: `crds`, a component name, `prune`, `wait`.
+    /// A stage begins, named with its verb: `applying kuberay`, `pruning`, `deleting workloads`.
     Stage { name: String, objects: usize },
     /// One object was written or deleted with this action.
     Done { subject: String, action: Action },
@@ -77,6 +83,12 @@ pub enum KubeError {
     Timeout { waiting: Vec<(String, String)> },
     #[error("{subject} failed: {reason}")]
     NotReady { subject: String, reason: String },
+    #[error("{} permission(s) missing", denials.len())]
+    Denied { denials: Vec<String> },
+    #[error("the cluster does not serve {} kind(s)", missing.len())]
+    MissingKinds { missing: Vec<String> },
+    #[error("release {release} is locked")]
+    LockHeld { release: String, holder: String, since: String, waited: bool },
 }
 
 impl KubeError {
@@ -149,6 +161,37 @@ impl KubeError {
             Self::NotReady { subject, reason } => Problem::new(format!("{subject} failed"))
                 .at(subject.clone())
                 .because(reason.clone()),
+            Self::Denied { denials } => {
+                let mut problem = Problem::new(format!(
+                    "the current credentials lack {} permission(s) this run needs; nothing was changed",
+                    denials.len()
+                ));
+                for denial in denials {
+                    problem = problem.because(format!("cannot {denial}"));
+                }
+                problem.hint("ask a cluster admin for these RBAC rules, or run with credentials that have them")
+            }
+            Self::MissingKinds { missing } => {
+                let mut problem = Problem::new("the cluster does not serve kinds this bundle renders; nothing was changed");
+                for kind in missing {
+                    problem = problem.because(kind.clone());
+                }
+                problem.hint("install the CRDs that define them first, or turn off the components that render them")
+            }
+            Self::LockHeld { release, holder, since, waited } => {
+                let problem = Problem::new(format!("release {release} is locked by another run"))
+                    .at(format!("Lease plane-lock-{release}"))
+                    .because(format!("held by {holder} since {since}"));
+                if *waited {
+                    problem
+                        .because("the wait for it ran out")
+                        .hint("try again later, or wait longer with --wait-for-lock=DURATION")
+                } else {
+                    problem.hint(
+                        "wait for it with --wait-for-lock[=DURATION]; a crashed run's lock expires 30s after its last renewal",
+                    )
+                }
+            }
         }
     }
 }

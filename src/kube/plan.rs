@@ -77,6 +77,10 @@ pub struct PlannedObject {
     /// The keys of a generated Secret.
     #[serde(skip)]
     pub generated: Option<Vec<String>>,
+    /// It existed before without this release's labels and plane takes it over; `down` keeps
+    /// adopted Namespaces and CRDs.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub adopted: bool,
 }
 
 /// The whole plan, in apply order, with prunes last.
@@ -112,7 +116,7 @@ impl Plan {
 }
 
 /// A live object found by listing, by (group, kind, namespace, name).
-type LiveKey = (String, String, Option<String>, String);
+pub(super) type LiveKey = (String, String, Option<String>, String);
 
 fn group_of(api_version: &str) -> String {
     api_version
@@ -120,7 +124,7 @@ fn group_of(api_version: &str) -> String {
         .map_or(String::new(), |(g, _)| g.to_owned())
 }
 
-fn key(api_version: &str, kind: &str, namespace: Option<&str>, name: &str) -> LiveKey {
+pub(super) fn key(api_version: &str, kind: &str, namespace: Option<&str>, name: &str) -> LiveKey {
     (
         group_of(api_version),
         kind.to_owned(),
@@ -220,6 +224,7 @@ pub async fn plan(
                 before: Some(before),
                 after: None,
                 generated: None,
+                adopted: false,
             });
         }
     }
@@ -266,7 +271,7 @@ fn kinds_installed_by(rendered: &[Object]) -> BTreeSet<(String, String)> {
 }
 
 /// Lists the release's live objects: one LIST per kind and namespace, by the release label.
-async fn list_live(
+pub(super) async fn list_live(
     resources: &Resources,
     rendered: &[Object],
     release: &str,
@@ -367,6 +372,7 @@ async fn plan_one(
         before: None,
         after: None,
         generated: object.generated_keys(),
+        adopted: false,
     };
     let mut live_object = live
         .get(&key(
@@ -440,6 +446,7 @@ async fn plan_one(
             .map_err(|err| KubeError::api("cannot read the live object", Some(&subject), &err))?
             .and_then(|o| serde_json::to_value(o).ok());
         planned.note = Some("exists without this release's labels; plane will take it over".into());
+        planned.adopted = true;
     }
     planned.desired = Some(desired);
     match live_object {

@@ -100,6 +100,7 @@ mod tests {
             before,
             after,
             generated: None,
+            adopted: false,
         }
     }
 

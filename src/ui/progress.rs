@@ -101,11 +101,8 @@ impl Reporter for Progress {
     fn report(&self, event: Event) {
         match event {
             Event::Stage { name, objects } => {
-                self.line(&format!(
-                    "applying {name} ({objects} object{})",
-                    if objects == 1 { "" } else { "s" }
-                ));
-                self.new_bar(format!("applying {name}"));
+                self.line(&format!("{name} ({objects} object{})", if objects == 1 { "" } else { "s" }));
+                self.new_bar(name);
             }
             Event::Done { subject, action } => {
                 self.line(&format!("  {action} {subject}"));

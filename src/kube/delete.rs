@@ -1,0 +1,232 @@
+//! Removing a release (`down`): stage its recorded objects so that custom resources go while
+//! their operator still runs, and wait until each stage is gone.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PropagationPolicy};
+use kube::discovery::ApiResource;
+use serde_json::Value;
+
+use super::inventory::{Inventory, InventoryObject};
+use super::plan::{Action, key, list_live};
+use super::resources::Resources;
+use super::retry::retry;
+use super::wait::WaitOptions;
+use super::{Event, KubeError, Reporter};
+
+/// API groups of Kubernetes itself; objects of any other group are custom resources.
+const BUILTIN_GROUPS: &[&str] = &[
+    "",
+    "apps",
+    "batch",
+    "autoscaling",
+    "policy",
+    "networking.k8s.io",
+    "rbac.authorization.k8s.io",
+    "coordination.k8s.io",
+    "apiextensions.k8s.io",
+    "storage.k8s.io",
+    "scheduling.k8s.io",
+    "admissionregistration.k8s.io",
+    "apiregistration.k8s.io",
+    "discovery.k8s.io",
+    "node.k8s.io",
+    "certificates.k8s.io",
+    "events.k8s.io",
+    "flowcontrol.apiserver.k8s.io",
+];
+
+/// Stages in deletion order.
+const STAGES: &[&str] = &["custom resources", "workloads", "services and configuration", "rbac and cluster objects", "namespaces", "crds"];
+
+fn stage_of(object: &InventoryObject) -> usize {
+    let group = object.api_version.rsplit_once('/').map_or("", |(g, _)| g);
+    match object.kind.as_str() {
+        _ if !BUILTIN_GROUPS.contains(&group) => 0,
+        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" | "CronJob" | "Pod" | "HorizontalPodAutoscaler" | "PodDisruptionBudget" => 1,
+        "ServiceAccount" | "Role" | "RoleBinding" | "ClusterRole" | "ClusterRoleBinding" => 3,
+        "Namespace" => 4,
+        "CustomResourceDefinition" => 5,
+        _ if object.namespace.is_none() => 3,
+        _ => 2,
+    }
+}
+
+/// Custom resources that would die with a CRD: how many, in which namespaces.
+#[derive(Debug, Clone)]
+pub struct CrdUsage {
+    pub crd: String,
+    pub kind: String,
+    pub by_namespace: BTreeMap<String, usize>,
+}
+
+impl CrdUsage {
+    pub fn total(&self) -> usize {
+        self.by_namespace.values().sum()
+    }
+}
+
+/// What `down` will do.
+#[derive(Debug, Clone, Default)]
+pub struct Removal {
+    /// Each stage's name and its objects, in order; only objects that still exist with the release's labels.
+    pub stages: Vec<(String, Vec<InventoryObject>)>,
+    /// Objects left in place, with why.
+    pub kept: Vec<(InventoryObject, String)>,
+    /// For each CRD to delete, the custom resources of its kind in the whole cluster.
+    pub crd_usage: Vec<CrdUsage>,
+}
+
+impl Removal {
+    pub fn count(&self) -> usize {
+        self.stages.iter().map(|(_, objects)| objects.len()).sum()
+    }
+}
+
+/// Which recorded objects exist and how they will go.
+///
+/// # Errors
+/// Discovery and list failures.
+pub async fn plan_removal(resources: &Resources, inventory: &Inventory, include_crds: bool, include_volumes: bool) -> Result<Removal, KubeError> {
+    let live = list_live(resources, &[], &inventory.release, Some(inventory)).await?;
+    let mut stages: Vec<Vec<InventoryObject>> = vec![Vec::new(); STAGES.len()];
+    let mut kept = Vec::new();
+    let mut crds = Vec::new();
+    for object in &inventory.objects {
+        let Some(live_object) = live.get(&key(&object.api_version, &object.kind, object.namespace.as_deref(), &object.name)) else { continue };
+        let keep = match object.kind.as_str() {
+            "CustomResourceDefinition" if !include_crds => Some("CRDs are kept unless --include-crds".to_owned()),
+            "PersistentVolumeClaim" if !include_volumes => Some("volumes are kept unless --include-volumes".to_owned()),
+            "Namespace" | "CustomResourceDefinition" if object.adopted => Some("it existed before this release".to_owned()),
+            _ => None,
+        };
+        if let Some(why) = keep {
+            kept.push((object.clone(), why));
+            continue;
+        }
+        if object.kind == "CustomResourceDefinition" {
+            crds.push(live_object.clone());
+        }
+        stages[stage_of(object)].push(object.clone());
+    }
+    let mut crd_usage = Vec::new();
+    for crd in crds {
+        crd_usage.push(usage(resources, &crd).await?);
+    }
+    let stages = STAGES.iter().zip(stages).filter(|(_, objects)| !objects.is_empty()).map(|(name, objects)| ((*name).to_owned(), objects)).collect();
+    Ok(Removal { stages, kept, crd_usage })
+}
+
+/// Counts the custom resources of a CRD's kind in every namespace.
+async fn usage(resources: &Resources, crd: &Value) -> Result<CrdUsage, KubeError> {
+    let spec = &crd["spec"];
+    let name = crd["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+    let group = spec["group"].as_str().unwrap_or_default();
+    let kind = spec["names"]["kind"].as_str().unwrap_or_default().to_owned();
+    let plural = spec["names"]["plural"].as_str().unwrap_or_default();
+    let version = spec["versions"]
+        .as_array()
+        .and_then(|versions| versions.iter().find(|v| v["storage"] == true).or_else(|| versions.first()))
+        .and_then(|v| v["name"].as_str())
+        .unwrap_or("v1");
+    let resource = ApiResource {
+        group: group.to_owned(),
+        version: version.to_owned(),
+        api_version: format!("{group}/{version}"),
+        kind: kind.clone(),
+        plural: plural.to_owned(),
+    };
+    let api: Api<DynamicObject> = Api::all_with(resources.client().clone(), &resource);
+    let params = ListParams::default();
+    let list = match retry(|| api.list(&params)).await {
+        Ok(list) => list.items,
+        Err(kube::Error::Api(status)) if status.code == 404 => Vec::new(),
+        Err(err) => return Err(KubeError::api(format!("cannot count {kind} objects"), Some(&format!("CustomResourceDefinition/{name}")), &err)),
+    };
+    let mut by_namespace = BTreeMap::new();
+    for object in list {
+        *by_namespace.entry(object.metadata.namespace.unwrap_or_else(|| "(cluster)".into())).or_insert(0) += 1;
+    }
+    Ok(CrdUsage { crd: format!("CustomResourceDefinition/{name}"), kind, by_namespace })
+}
+
+/// Deletes stage by stage, waiting until each stage's objects are gone.
+///
+/// # Errors
+/// Refused deletions, or a stage whose objects are not gone by the deadline.
+pub async fn remove(resources: &Resources, removal: &Removal, wait: WaitOptions, reporter: &dyn Reporter) -> Result<(), KubeError> {
+    for (stage, objects) in &removal.stages {
+        reporter.report(Event::Stage { name: format!("deleting {stage}"), objects: objects.len() });
+        for object in objects {
+            let Some(served) = resources.find(&object.api_version, &object.kind, false).await? else { continue };
+            let api = resources.api(&served, object.namespace.as_deref());
+            let params = DeleteParams { propagation_policy: Some(PropagationPolicy::Background), ..DeleteParams::default() };
+            match retry(|| api.delete(&object.name, &params)).await {
+                Ok(_) => reporter.report(Event::Done { subject: object.subject(), action: Action::Delete }),
+                Err(kube::Error::Api(status)) if status.code == 404 => {}
+                Err(err) => return Err(KubeError::api("cannot delete the object", Some(&object.subject()), &err)),
+            }
+        }
+        for object in objects {
+            wait_gone(resources, object, wait, reporter).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Waits until an object no longer exists (finalizers done), with backoff up to a second.
+async fn wait_gone(resources: &Resources, object: &InventoryObject, wait: WaitOptions, reporter: &dyn Reporter) -> Result<(), KubeError> {
+    let Some(served) = resources.find(&object.api_version, &object.kind, false).await? else { return Ok(()) };
+    let api = resources.api(&served, object.namespace.as_deref());
+    let mut delay = Duration::from_millis(50);
+    let mut told = false;
+    loop {
+        match retry(|| api.get_opt(&object.name)).await {
+            Ok(None) => return Ok(()),
+            Ok(Some(live)) => {
+                if !told {
+                    let finalizers = live.metadata.finalizers.clone().unwrap_or_default();
+                    let status = if finalizers.is_empty() { "being deleted".to_owned() } else { format!("waiting for finalizers {}", finalizers.join(", ")) };
+                    reporter.report(Event::Waiting { subject: object.subject(), status });
+                    told = true;
+                }
+            }
+            Err(kube::Error::Api(status)) if status.code == 404 => return Ok(()),
+            Err(err) => return Err(KubeError::api("cannot check the deletion", Some(&object.subject()), &err)),
+        }
+        if tokio::time::Instant::now() + delay > wait.deadline {
+            return Err(KubeError::Timeout { waiting: vec![(object.subject(), "still exists (finalizers or a stuck controller)".into())] });
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(api_version: &str, kind: &str, namespace: Option<&str>) -> InventoryObject {
+        InventoryObject {
+            api_version: api_version.into(),
+            kind: kind.into(),
+            namespace: namespace.map(str::to_owned),
+            name: "x".into(),
+            component: String::new(),
+            digest: String::new(),
+            adopted: false,
+        }
+    }
+
+    #[test]
+    fn custom_resources_go_first_and_crds_last() {
+        let order = |o: &InventoryObject| STAGES[stage_of(o)];
+        assert_eq!(order(&object("ray.io/v1", "RayCluster", Some("d"))), "custom resources");
+        assert_eq!(order(&object("apps/v1", "Deployment", Some("d"))), "workloads");
+        assert_eq!(order(&object("v1", "Service", Some("d"))), "services and configuration");
+        assert_eq!(order(&object("rbac.authorization.k8s.io/v1", "ClusterRole", None)), "rbac and cluster objects");
+        assert_eq!(order(&object("v1", "Namespace", None)), "namespaces");
+        assert_eq!(order(&object("apiextensions.k8s.io/v1", "CustomResourceDefinition", None)), "crds");
+    }
+}

@@ -1,0 +1,210 @@
+//! The release lock (DESIGN §8): a Lease per release, taken by `up` and `down`, renewed while
+//! they run, released on exit, and expiring after a crash.
+//!
+//! The Lease is written with create and update, not server-side apply: a lock needs
+//! compare-and-swap (create fails if it exists, update fails on a stale resourceVersion).
+
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, PostParams, Preconditions};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::retry::retry;
+use super::{Event, KubeError, Reporter};
+
+/// How long a lock lives without renewal.
+const LEASE_SECONDS: i32 = 30;
+/// How often a held lock is renewed.
+const RENEW_EVERY: Duration = Duration::from_secs(10);
+const HOST: &str = "plane.datalayer.io/host";
+const PID: &str = "plane.datalayer.io/pid";
+
+/// A held lock; call [`Lock::release`] when done (a crash lets it expire instead).
+pub struct Lock {
+    api: Api<Lease>,
+    name: String,
+    identity: String,
+    stop: watch::Sender<bool>,
+    renewer: JoinHandle<()>,
+}
+
+/// Who this process is, for the Lease and for messages.
+fn identity() -> (String, String, u32) {
+    let user = std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_else(|_| "unknown".into());
+    let host = hostname();
+    let pid = std::process::id();
+    let mut nonce = [0u8; 4];
+    let _ = getrandom::fill(&mut nonce);
+    let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+    (format!("{user}@{host} pid {pid} ({nonce})"), host, pid)
+}
+
+/// This machine's host name.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+fn lease_name(release: &str) -> String {
+    format!("plane-lock-{release}")
+}
+
+/// Whether a lease's holder is gone: its lease expired, or it ran on this host under a process
+/// that no longer exists (a crashed or killed run need not make the next one wait).
+fn is_stale(lease: &Lease, now: Timestamp) -> bool {
+    let spec = lease.spec.clone().unwrap_or_default();
+    let Some(renewed) = spec.renew_time.or(spec.acquire_time) else { return true };
+    let duration = i64::from(spec.lease_duration_seconds.unwrap_or(LEASE_SECONDS));
+    if renewed.0.as_second() + duration < now.as_second() {
+        return true;
+    }
+    let annotations = lease.metadata.annotations.clone().unwrap_or_default();
+    let same_host = annotations.get(HOST).is_some_and(|h| *h == hostname());
+    let pid = annotations.get(PID).and_then(|p| p.parse::<u32>().ok());
+    same_host && pid.is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
+}
+
+fn lease_body(name: &str, identity: &str, host: &str, pid: u32, transitions: i32, now: Timestamp) -> Lease {
+    Lease {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            labels: Some([("app.kubernetes.io/managed-by".to_owned(), "plane".to_owned())].into()),
+            annotations: Some([(HOST.to_owned(), host.to_owned()), (PID.to_owned(), pid.to_string())].into()),
+            ..ObjectMeta::default()
+        },
+        spec: Some(LeaseSpec {
+            holder_identity: Some(identity.to_owned()),
+            lease_duration_seconds: Some(LEASE_SECONDS),
+            acquire_time: Some(MicroTime(now)),
+            renew_time: Some(MicroTime(now)),
+            lease_transitions: Some(transitions),
+            ..LeaseSpec::default()
+        }),
+    }
+}
+
+/// Takes the release's lock, waiting up to `wait` for another holder to let go.
+///
+/// # Errors
+/// [`KubeError::LockHeld`] naming the holder, its host and since when; API failures.
+pub async fn acquire(client: &kube::Client, namespace: &str, release: &str, wait: Option<Duration>, reporter: &dyn Reporter) -> Result<Lock, KubeError> {
+    let api: Api<Lease> = Api::namespaced(client.clone(), namespace);
+    let name = lease_name(release);
+    let subject = super::subject("Lease", Some(namespace), &name);
+    let (identity, host, pid) = identity();
+    let deadline = wait.map(|w| tokio::time::Instant::now() + w);
+    let mut told = false;
+    loop {
+        let now = Timestamp::now();
+        let existing = retry(|| api.get_opt(&name)).await.map_err(|err| KubeError::api("cannot read the release lock", Some(&subject), &err))?;
+        let attempt = match &existing {
+            None => {
+                let body = lease_body(&name, &identity, &host, pid, 0, now);
+                match api.create(&PostParams::default(), &body).await {
+                    Err(kube::Error::Api(status)) if status.code == 404 => {
+                        super::inventory::ensure_namespace(client, namespace).await?;
+                        continue;
+                    }
+                    other => other,
+                }
+            }
+            Some(lease) if is_stale(lease, now) => {
+                if let Some(holder) = lease.spec.as_ref().and_then(|s| s.holder_identity.clone()) {
+                    reporter.report(Event::Note(format!("taking over the lock of {holder}, which is no longer running")));
+                }
+                let transitions = lease.spec.as_ref().and_then(|s| s.lease_transitions).unwrap_or(0) + 1;
+                let mut body = lease_body(&name, &identity, &host, pid, transitions, now);
+                body.metadata.resource_version.clone_from(&lease.metadata.resource_version);
+                api.replace(&name, &PostParams::default(), &body).await
+            }
+            Some(lease) => {
+                let spec = lease.spec.clone().unwrap_or_default();
+                let holder = spec.holder_identity.unwrap_or_else(|| "someone".into());
+                let since = spec.acquire_time.map_or_else(|| "an unknown time".into(), |t| t.0.round(jiff::Unit::Second).map(|t| t.to_string()).unwrap_or_default());
+                match deadline {
+                    Some(deadline) if tokio::time::Instant::now() < deadline => {
+                        if !told {
+                            reporter.report(Event::Note(format!("waiting for the lock held by {holder} since {since}")));
+                            told = true;
+                        }
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                    _ => return Err(KubeError::LockHeld { release: release.to_owned(), holder, since, waited: wait.is_some() }),
+                }
+            }
+        };
+        match attempt {
+            Ok(_) => break,
+            // Someone else won the race (or a retried create already succeeded): look again.
+            Err(kube::Error::Api(status)) if status.code == 409 => {}
+            Err(err) if super::retry::is_transient(&err) => tokio::time::sleep(Duration::from_millis(200)).await,
+            Err(err) => return Err(KubeError::api("cannot take the release lock", Some(&subject), &err)),
+        }
+    }
+    let (stop, mut stopped) = watch::channel(false);
+    let renew_api = api.clone();
+    let renew_name = name.clone();
+    let renew_identity = identity.clone();
+    let renewer = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stopped.changed() => return,
+                () = tokio::time::sleep(RENEW_EVERY) => {}
+            }
+            let Ok(Some(mut lease)) = renew_api.get_opt(&renew_name).await else { continue };
+            let Some(spec) = lease.spec.as_mut() else { continue };
+            if spec.holder_identity.as_deref() != Some(renew_identity.as_str()) {
+                return;
+            }
+            spec.renew_time = Some(MicroTime(Timestamp::now()));
+            let _ = renew_api.replace(&renew_name, &PostParams::default(), &lease).await;
+        }
+    });
+    Ok(Lock { api, name, identity, stop, renewer })
+}
+
+impl Lock {
+    /// Stops renewing and deletes the Lease if this process still holds it.
+    pub async fn release(self) {
+        let _ = self.stop.send(true);
+        let _ = self.renewer.await;
+        if let Ok(Some(lease)) = retry(|| self.api.get_opt(&self.name)).await
+            && lease.spec.as_ref().and_then(|s| s.holder_identity.as_deref()) == Some(self.identity.as_str())
+        {
+            let params = DeleteParams {
+                preconditions: Some(Preconditions { resource_version: lease.metadata.resource_version.clone(), uid: None }),
+                ..DeleteParams::default()
+            };
+            let _ = retry(|| self.api.delete(&self.name, &params)).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease(renewed_seconds_ago: i64, host: &str, pid: u32) -> Lease {
+        let now = Timestamp::now();
+        let then = Timestamp::from_second(now.as_second() - renewed_seconds_ago).unwrap();
+        let mut lease = lease_body("l", "someone", host, pid, 0, then);
+        lease.spec.as_mut().unwrap().acquire_time = Some(MicroTime(then));
+        lease
+    }
+
+    #[test]
+    fn a_lock_is_stale_when_expired_or_its_local_holder_is_gone() {
+        let now = Timestamp::now();
+        assert!(is_stale(&lease(120, "elsewhere", 1), now), "expired");
+        assert!(!is_stale(&lease(5, "elsewhere", 1), now), "fresh, held elsewhere");
+        assert!(!is_stale(&lease(5, &hostname(), std::process::id()), now), "held by a live local process");
+        assert!(is_stale(&lease(5, &hostname(), u32::MAX - 7), now), "held by a dead local process");
+    }
+}

@@ -1,0 +1,128 @@
+//! Refuse up front what cannot work: permissions the run lacks (one SelfSubjectAccessReview per
+//! verb × resource × namespace), kinds the cluster does not serve, missing IngressClasses.
+
+use std::collections::BTreeSet;
+
+use futures::{StreamExt, stream};
+use k8s_openapi::api::authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec};
+use kube::api::{Api, PostParams};
+use serde_json::Value;
+
+use super::resources::Resources;
+use super::retry::retry;
+use super::{Event, KubeError, Reporter};
+use crate::bundle::Object;
+
+/// One permission a run needs.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Need {
+    pub verb: &'static str,
+    pub group: String,
+    pub resource: String,
+    pub namespace: Option<String>,
+}
+
+impl Need {
+    fn describe(&self) -> String {
+        let resource = if self.group.is_empty() { self.resource.clone() } else { format!("{}.{}", self.resource, self.group) };
+        match &self.namespace {
+            Some(ns) => format!("{} {resource} in namespace {ns}", self.verb),
+            None => format!("{} {resource} (cluster-wide)", self.verb),
+        }
+    }
+}
+
+/// An object reference with what discovery (or a CRD in the render) says about its resource.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub group: String,
+    pub plural: String,
+    pub namespaced: bool,
+}
+
+/// Resolves a kind through discovery, or through a CRD in `rendered` that will install it.
+///
+/// # Errors
+/// Discovery failures.
+pub async fn resolve(resources: &Resources, api_version: &str, kind: &str, rendered: &[Object]) -> Result<Option<Resolved>, KubeError> {
+    if let Some(served) = resources.find(api_version, kind, false).await? {
+        return Ok(Some(Resolved { group: served.resource.group.clone(), plural: served.resource.plural.clone(), namespaced: served.namespaced }));
+    }
+    let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+    Ok(rendered.iter().filter(|o| o.id.kind == "CustomResourceDefinition").find_map(|crd| {
+        let spec = &crd.value["spec"];
+        (spec["group"] == group && spec["names"]["kind"] == kind).then(|| Resolved {
+            group: group.to_owned(),
+            plural: spec["names"]["plural"].as_str().unwrap_or_default().to_owned(),
+            namespaced: spec["scope"] != "Cluster",
+        })
+    }))
+}
+
+/// Asks the server about every need at once and lists every denial.
+///
+/// # Errors
+/// [`KubeError::Denied`] with each missing permission; API failures of the reviews themselves.
+pub async fn check_access(client: &kube::Client, needs: BTreeSet<Need>) -> Result<(), KubeError> {
+    let api: Api<SelfSubjectAccessReview> = Api::all(client.clone());
+    let results: Vec<Result<Option<String>, KubeError>> = stream::iter(needs)
+        .map(|need| {
+            let api = api.clone();
+            async move {
+                let review = SelfSubjectAccessReview {
+                    spec: SelfSubjectAccessReviewSpec {
+                        resource_attributes: Some(ResourceAttributes {
+                            verb: Some(need.verb.to_owned()),
+                            group: Some(need.group.clone()),
+                            resource: Some(need.resource.clone()),
+                            namespace: need.namespace.clone(),
+                            ..ResourceAttributes::default()
+                        }),
+                        ..SelfSubjectAccessReviewSpec::default()
+                    },
+                    ..SelfSubjectAccessReview::default()
+                };
+                let params = PostParams::default();
+                let answer = retry(|| api.create(&params, &review))
+                    .await
+                    .map_err(|err| KubeError::api("cannot check permissions", None, &err))?;
+                let allowed = answer.status.is_some_and(|s| s.allowed);
+                Ok((!allowed).then(|| need.describe()))
+            }
+        })
+        .buffered(8)
+        .collect()
+        .await;
+    let mut denials = Vec::new();
+    for result in results {
+        if let Some(denial) = result? {
+            denials.push(denial);
+        }
+    }
+    if denials.is_empty() { Ok(()) } else { Err(KubeError::Denied { denials }) }
+}
+
+/// Warns about Ingresses whose IngressClass does not exist: they would never be served.
+///
+/// # Errors
+/// Discovery failures; a missing IngressClass is only a warning.
+pub async fn warn_ingress_classes(resources: &Resources, rendered: &[Object], reporter: &dyn Reporter) -> Result<(), KubeError> {
+    let classes: BTreeSet<&str> = rendered
+        .iter()
+        .filter(|o| o.id.kind == "Ingress")
+        .filter_map(|o| o.value.pointer("/spec/ingressClassName").and_then(Value::as_str))
+        .collect();
+    if classes.is_empty() {
+        return Ok(());
+    }
+    let Some(served) = resources.find("networking.k8s.io/v1", "IngressClass", false).await? else { return Ok(()) };
+    let api = resources.api(&served, None);
+    for class in classes {
+        if let Ok(None) = retry(|| api.get_opt(class)).await {
+            reporter.report(Event::Note(format!(
+                "warning: IngressClass {class} does not exist in this cluster; Ingresses that name it will not be served"
+            )));
+        }
+    }
+    Ok(())
+}
