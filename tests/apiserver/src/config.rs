@@ -173,11 +173,11 @@ impl RequestRecord {
             && !self.path.contains("/selfsubject")
     }
 
-    /// A query parameter's (undecoded) value.
-    pub fn query_param(&self, key: &str) -> Option<&str> {
+    /// A query parameter's value, percent-decoded (`labelSelector` -> `app=web`).
+    pub fn query_param(&self, key: &str) -> Option<String> {
         self.query.split('&').find_map(|kv| {
             let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            (k == key).then_some(v)
+            (crate::util::decode(k) == key).then(|| crate::util::decode(v))
         })
     }
 }

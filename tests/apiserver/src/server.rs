@@ -9,7 +9,7 @@ use crate::ops::{self, DeleteParams, Target, WriteParams};
 use crate::resources::{self, ResourceType};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::store::{Event, Store};
-use crate::util::{self, get_str};
+use crate::util::{self, decode, get_str};
 use bytes::Bytes;
 use http_body::Frame;
 use http_body_util::{BodyExt, Full};
@@ -163,31 +163,6 @@ fn json_response(code: u16, v: &Value) -> Response<Body> {
 
 fn error_response(e: &ApiError) -> Response<Body> {
     json_response(e.code(), &e.to_status())
-}
-
-/// Decodes `%XX` and `+` in a query component.
-fn decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => {
-                let hex = std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("");
-                match u8::from_str_radix(hex, 16) {
-                    Ok(v) => {
-                        out.push(v);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn parse_query(q: &str) -> HashMap<String, String> {

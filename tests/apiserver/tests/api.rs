@@ -843,7 +843,7 @@ async fn faults_and_the_request_log() {
         Some("application/apply-patch+yaml")
     );
     assert_eq!(last.field_manager.as_deref(), Some("plane"));
-    assert_eq!(last.query_param("fieldManager"), Some("plane"));
+    assert_eq!(last.query_param("fieldManager").as_deref(), Some("plane"));
     assert!(last.is_mutating());
     let gets: Vec<u16> = log
         .iter()
