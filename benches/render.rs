@@ -18,10 +18,16 @@ fn args(addon: &str, profile: &str) -> plane::cli::RenderArgs {
 fn render(c: &mut Criterion) {
     for profile in ["r-eastus", "local"] {
         let args = args("datalayer-ray", profile);
-        let objects = template::render(&args).expect("datalayer-ray renders").objects.len();
-        c.bench_function(&format!("render datalayer-ray --profile {profile} ({objects} objects)"), |b| {
-            b.iter(|| template::render(black_box(&args)).expect("renders"));
-        });
+        let objects = template::render(&args)
+            .expect("datalayer-ray renders")
+            .objects
+            .len();
+        c.bench_function(
+            &format!("render datalayer-ray --profile {profile} ({objects} objects)"),
+            |b| {
+                b.iter(|| template::render(black_box(&args)).expect("renders"));
+            },
+        );
     }
 }
 

@@ -91,7 +91,9 @@ impl Error {
     pub fn problems(&self) -> &[Problem] {
         match self {
             Self::Input { problems } => problems,
-            Self::Failed { problem } | Self::Interrupted { problem } => std::slice::from_ref(problem),
+            Self::Failed { problem } | Self::Interrupted { problem } => {
+                std::slice::from_ref(problem)
+            }
         }
     }
 

@@ -8,9 +8,17 @@ use serde_json::Value;
 
 fn names(command: &str) -> Vec<String> {
     let out = plane().args([command, "-o", "json"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
-    rows.as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap().to_owned()).collect()
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 #[test]
@@ -20,8 +28,15 @@ fn every_builtin_addon_and_profile() {
     assert!(!addons.is_empty() && !profiles.is_empty());
     for addon in &addons {
         for profile in &profiles {
-            let out = plane().args(["template", addon, "--profile", profile]).output().unwrap();
-            assert!(out.status.success(), "{addon} × {profile}: {}", String::from_utf8_lossy(&out.stderr));
+            let out = plane()
+                .args(["template", addon, "--profile", profile])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{addon} × {profile}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             let text = String::from_utf8(out.stdout).unwrap();
             insta::assert_snapshot!(format!("{addon}@{profile}"), text);
         }

@@ -120,12 +120,23 @@ pub async fn preflight_up(
     let mut missing = Vec::new();
     for object in &rendered.objects {
         let id = &object.id;
-        let Some(resolved) = kube::resolve(resources, &id.api_version, &id.kind, &rendered.objects).await.map_err(|e| failed(&e))? else {
+        let Some(resolved) = kube::resolve(resources, &id.api_version, &id.kind, &rendered.objects)
+            .await
+            .map_err(|e| failed(&e))?
+        else {
             missing.push(format!("{} in {} (for {id})", id.kind, id.api_version));
             continue;
         };
-        let namespace = if resolved.namespaced { id.namespace.clone() } else { None };
-        let existed = previous.is_some_and(|p| p.objects.iter().any(|o| o.same(&id.api_version, &id.kind, id.namespace.as_deref(), &id.name)));
+        let namespace = if resolved.namespaced {
+            id.namespace.clone()
+        } else {
+            None
+        };
+        let existed = previous.is_some_and(|p| {
+            p.objects
+                .iter()
+                .any(|o| o.same(&id.api_version, &id.kind, id.namespace.as_deref(), &id.name))
+        });
         let mut verbs = vec!["list", "patch"];
         if !existed {
             verbs.push("create");
@@ -134,39 +145,82 @@ pub async fn preflight_up(
             verbs.push("watch");
         }
         if kube::readiness::pod_selector(&object.value).is_some() {
-            needs.insert(kube::Need { verb: "watch", group: String::new(), resource: "pods".into(), namespace: namespace.clone() });
+            needs.insert(kube::Need {
+                verb: "watch",
+                group: String::new(),
+                resource: "pods".into(),
+                namespace: namespace.clone(),
+            });
         }
         for verb in verbs {
-            needs.insert(kube::Need { verb, group: resolved.group.clone(), resource: resolved.plural.clone(), namespace: namespace.clone() });
+            needs.insert(kube::Need {
+                verb,
+                group: resolved.group.clone(),
+                resource: resolved.plural.clone(),
+                namespace: namespace.clone(),
+            });
         }
     }
     if !missing.is_empty() {
         return Err(failed(&KubeError::MissingKinds { missing }));
     }
     for old in previous.map(|p| p.objects.as_slice()).unwrap_or_default() {
-        let rendered_now = rendered.objects.iter().any(|o| old.same(&o.id.api_version, &o.id.kind, o.id.namespace.as_deref(), &o.id.name));
+        let rendered_now = rendered.objects.iter().any(|o| {
+            old.same(
+                &o.id.api_version,
+                &o.id.kind,
+                o.id.namespace.as_deref(),
+                &o.id.name,
+            )
+        });
         if rendered_now {
             continue;
         }
-        if let Some(resolved) = kube::resolve(resources, &old.api_version, &old.kind, &[]).await.map_err(|e| failed(&e))? {
-            let namespace = if resolved.namespaced { old.namespace.clone() } else { None };
+        if let Some(resolved) = kube::resolve(resources, &old.api_version, &old.kind, &[])
+            .await
+            .map_err(|e| failed(&e))?
+        {
+            let namespace = if resolved.namespaced {
+                old.namespace.clone()
+            } else {
+                None
+            };
             for verb in ["list", "delete"] {
-                needs.insert(kube::Need { verb, group: resolved.group.clone(), resource: resolved.plural.clone(), namespace: namespace.clone() });
+                needs.insert(kube::Need {
+                    verb,
+                    group: resolved.group.clone(),
+                    resource: resolved.plural.clone(),
+                    namespace: namespace.clone(),
+                });
             }
         }
     }
-    kube::check_access(&resources_client(resources), needs).await.map_err(|e| failed(&e))?;
-    kube::warn_ingress_classes(resources, &rendered.objects, reporter).await.map_err(|e| failed(&e))
+    kube::check_access(&resources_client(resources), needs)
+        .await
+        .map_err(|e| failed(&e))?;
+    kube::warn_ingress_classes(resources, &rendered.objects, reporter)
+        .await
+        .map_err(|e| failed(&e))
 }
 
 /// What every `up` and `down` needs in the state namespace: the inventory Secret and the lock.
 pub fn state_needs(state_ns: &str) -> BTreeSet<kube::Need> {
     let mut needs = BTreeSet::new();
     for verb in ["get", "patch", "create"] {
-        needs.insert(kube::Need { verb, group: String::new(), resource: "secrets".into(), namespace: Some(state_ns.to_owned()) });
+        needs.insert(kube::Need {
+            verb,
+            group: String::new(),
+            resource: "secrets".into(),
+            namespace: Some(state_ns.to_owned()),
+        });
     }
     for verb in ["get", "create", "update", "delete"] {
-        needs.insert(kube::Need { verb, group: "coordination.k8s.io".into(), resource: "leases".into(), namespace: Some(state_ns.to_owned()) });
+        needs.insert(kube::Need {
+            verb,
+            group: "coordination.k8s.io".into(),
+            resource: "leases".into(),
+            namespace: Some(state_ns.to_owned()),
+        });
     }
     needs
 }
@@ -177,7 +231,9 @@ fn resources_client(resources: &Resources) -> kube::Client {
 
 /// Runs `work` unless Ctrl-C comes first; then the work is dropped (no new writes start) and
 /// `Interrupted` is returned for the caller to record.
-pub async fn interruptible<T>(work: impl std::future::Future<Output = Result<T, KubeError>>) -> Result<Result<T, KubeError>, Interrupted> {
+pub async fn interruptible<T>(
+    work: impl std::future::Future<Output = Result<T, KubeError>>,
+) -> Result<Result<T, KubeError>, Interrupted> {
     tokio::select! {
         result = work => Ok(result),
         _ = tokio::signal::ctrl_c() => Err(Interrupted),

@@ -14,30 +14,75 @@ use crate::ui::{Printer, Progress};
 
 pub fn run(args: &UpArgs, printer: &Printer) -> Result<Status, Error> {
     let (rendered, profile) = template::render_with_profile(&args.render)?;
-    let release = args.render.release.clone().unwrap_or_else(|| args.render.addon.clone());
+    let release = args
+        .render
+        .release
+        .clone()
+        .unwrap_or_else(|| args.render.addon.clone());
     let state_ns = args.render.state_namespace.clone();
     let runtime = cluster::runtime()?;
     runtime.block_on(async {
-        let (target, resources) = cluster::connect(&args.cluster, profile.as_ref(), printer).await?;
+        let (target, resources) =
+            cluster::connect(&args.cluster, profile.as_ref(), printer).await?;
         let client = target.client.clone();
-        let previous = kube::read_inventory(&client, &state_ns, &release).await.map_err(|e| cluster::failed(&e))?;
+        let previous = kube::read_inventory(&client, &state_ns, &release)
+            .await
+            .map_err(|e| cluster::failed(&e))?;
         cluster::refuse_empty_render(&rendered, previous.as_ref())?;
         if args.dry_run {
-            let plan = kube::plan(&resources, &rendered.objects, &release, previous.as_ref()).await.map_err(|e| cluster::failed(&e))?;
+            let plan = kube::plan(&resources, &rendered.objects, &release, previous.as_ref())
+                .await
+                .map_err(|e| cluster::failed(&e))?;
             diff::show(&plan, PlanFormat::Diff, printer)?;
             return Ok(Status::Success);
         }
         let progress = printer.progress();
-        cluster::preflight_up(&resources, &rendered, previous.as_ref(), &state_ns, &progress).await?;
-        let lock = kube::lock(&client, &state_ns, &release, args.wait_for_lock, &progress).await.map_err(|e| cluster::failed(&e))?;
-        let result = locked(args, printer, &progress, &rendered, profile.as_ref().map(|p| p.name.clone()), &release, &resources).await;
+        cluster::preflight_up(
+            &resources,
+            &rendered,
+            previous.as_ref(),
+            &state_ns,
+            &progress,
+        )
+        .await?;
+        // Plan and confirm before the lock, so a refusal writes nothing at all.
+        let plan = kube::plan(&resources, &rendered.objects, &release, previous.as_ref())
+            .await
+            .map_err(|e| cluster::failed(&e))?;
+        printer.status(&format!("plan: {}", plan.summary()));
+        confirm_prune(&plan, args.yes, printer)?;
+        let lock = kube::lock(&client, &state_ns, &release, args.wait_for_lock, &progress)
+            .await
+            .map_err(|e| cluster::failed(&e))?;
+        let planned = Planned { plan, previous };
+        let result = locked(
+            args,
+            printer,
+            &progress,
+            &rendered,
+            profile.as_ref().map(|p| p.name.clone()),
+            &release,
+            &resources,
+            planned,
+        )
+        .await;
         progress.finish();
         lock.release().await;
         result
     })
 }
 
+/// A plan and the inventory it was made against.
+struct Planned {
+    plan: Plan,
+    previous: Option<Inventory>,
+}
+
 /// Everything `up` does while it holds the lock.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call site; the steps read better with their inputs named"
+)]
 async fn locked(
     args: &UpArgs,
     printer: &Printer,
@@ -46,18 +91,40 @@ async fn locked(
     profile: Option<String>,
     release: &str,
     resources: &Resources,
+    planned: Planned,
 ) -> Result<Status, Error> {
     let client = resources.client().clone();
     let state_ns = &args.render.state_namespace;
-    // Read again under the lock: another run may have finished while this one waited.
-    let previous = kube::read_inventory(&client, state_ns, release).await.map_err(|e| cluster::failed(&e))?;
-    cluster::refuse_empty_render(rendered, previous.as_ref())?;
-    let plan = kube::plan(resources, &rendered.objects, release, previous.as_ref()).await.map_err(|e| cluster::failed(&e))?;
-    printer.status(&format!("plan: {}", plan.summary()));
-    confirm_prune(&plan, args.yes, printer)?;
+    // Read again under the lock: another run may have changed the release while this one waited.
+    let previous = kube::read_inventory(&client, state_ns, release)
+        .await
+        .map_err(|e| cluster::failed(&e))?;
+    let plan = if previous == planned.previous {
+        planned.plan
+    } else {
+        cluster::refuse_empty_render(rendered, previous.as_ref())?;
+        let plan = kube::plan(resources, &rendered.objects, release, previous.as_ref())
+            .await
+            .map_err(|e| cluster::failed(&e))?;
+        printer.status(&format!(
+            "the release changed while waiting for the lock; new plan: {}",
+            plan.summary()
+        ));
+        confirm_prune(&plan, args.yes, printer)?;
+        plan
+    };
 
     let mut inventory = start_inventory(rendered, &plan, release, profile, previous.as_ref());
-    let outcome = cluster::interruptible(converge(resources, state_ns, &plan, rendered, &mut inventory, args, progress)).await;
+    let outcome = cluster::interruptible(converge(
+        resources,
+        state_ns,
+        &plan,
+        rendered,
+        &mut inventory,
+        args,
+        progress,
+    ))
+    .await;
     progress.finish();
     let failure = match outcome {
         Ok(Ok(())) => {
@@ -134,10 +201,19 @@ fn start_inventory(
             component: o.component.clone(),
             digest: kube::normalize::digest(&o.value),
             // Taken over now, or taken over by an earlier run: either way it predates the release.
-            adopted: plan.objects.iter().any(|p| p.adopted && p.subject == o.id.to_string())
+            adopted: plan
+                .objects
+                .iter()
+                .any(|p| p.adopted && p.subject == o.id.to_string())
                 || previous.is_some_and(|prev| {
                     prev.objects.iter().any(|old| {
-                        old.adopted && old.same(&o.id.api_version, &o.id.kind, o.id.namespace.as_deref(), &o.id.name)
+                        old.adopted
+                            && old.same(
+                                &o.id.api_version,
+                                &o.id.kind,
+                                o.id.namespace.as_deref(),
+                                &o.id.name,
+                            )
                     })
                 }),
         })

@@ -38,13 +38,28 @@ const BUILTIN_GROUPS: &[&str] = &[
 ];
 
 /// Stages in deletion order.
-const STAGES: &[&str] = &["custom resources", "workloads", "services and configuration", "rbac and cluster objects", "namespaces", "crds"];
+const STAGES: &[&str] = &[
+    "custom resources",
+    "workloads",
+    "services and configuration",
+    "rbac and cluster objects",
+    "namespaces",
+    "crds",
+];
 
 fn stage_of(object: &InventoryObject) -> usize {
     let group = object.api_version.rsplit_once('/').map_or("", |(g, _)| g);
     match object.kind.as_str() {
         _ if !BUILTIN_GROUPS.contains(&group) => 0,
-        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" | "CronJob" | "Pod" | "HorizontalPodAutoscaler" | "PodDisruptionBudget" => 1,
+        "Deployment"
+        | "StatefulSet"
+        | "DaemonSet"
+        | "ReplicaSet"
+        | "Job"
+        | "CronJob"
+        | "Pod"
+        | "HorizontalPodAutoscaler"
+        | "PodDisruptionBudget" => 1,
         "ServiceAccount" | "Role" | "RoleBinding" | "ClusterRole" | "ClusterRoleBinding" => 3,
         "Namespace" => 4,
         "CustomResourceDefinition" => 5,
@@ -88,17 +103,35 @@ impl Removal {
 ///
 /// # Errors
 /// Discovery and list failures.
-pub async fn plan_removal(resources: &Resources, inventory: &Inventory, include_crds: bool, include_volumes: bool) -> Result<Removal, KubeError> {
+pub async fn plan_removal(
+    resources: &Resources,
+    inventory: &Inventory,
+    include_crds: bool,
+    include_volumes: bool,
+) -> Result<Removal, KubeError> {
     let live = list_live(resources, &[], &inventory.release, Some(inventory)).await?;
     let mut stages: Vec<Vec<InventoryObject>> = vec![Vec::new(); STAGES.len()];
     let mut kept = Vec::new();
     let mut crds = Vec::new();
     for object in &inventory.objects {
-        let Some(live_object) = live.get(&key(&object.api_version, &object.kind, object.namespace.as_deref(), &object.name)) else { continue };
+        let Some(live_object) = live.get(&key(
+            &object.api_version,
+            &object.kind,
+            object.namespace.as_deref(),
+            &object.name,
+        )) else {
+            continue;
+        };
         let keep = match object.kind.as_str() {
-            "CustomResourceDefinition" if !include_crds => Some("CRDs are kept unless --include-crds".to_owned()),
-            "PersistentVolumeClaim" if !include_volumes => Some("volumes are kept unless --include-volumes".to_owned()),
-            "Namespace" | "CustomResourceDefinition" if object.adopted => Some("it existed before this release".to_owned()),
+            "CustomResourceDefinition" if !include_crds => {
+                Some("CRDs are kept unless --include-crds".to_owned())
+            }
+            "PersistentVolumeClaim" if !include_volumes => {
+                Some("volumes are kept unless --include-volumes".to_owned())
+            }
+            "Namespace" | "CustomResourceDefinition" if object.adopted => {
+                Some("it existed before this release".to_owned())
+            }
             _ => None,
         };
         if let Some(why) = keep {
@@ -114,20 +147,40 @@ pub async fn plan_removal(resources: &Resources, inventory: &Inventory, include_
     for crd in crds {
         crd_usage.push(usage(resources, &crd).await?);
     }
-    let stages = STAGES.iter().zip(stages).filter(|(_, objects)| !objects.is_empty()).map(|(name, objects)| ((*name).to_owned(), objects)).collect();
-    Ok(Removal { stages, kept, crd_usage })
+    let stages = STAGES
+        .iter()
+        .zip(stages)
+        .filter(|(_, objects)| !objects.is_empty())
+        .map(|(name, objects)| ((*name).to_owned(), objects))
+        .collect();
+    Ok(Removal {
+        stages,
+        kept,
+        crd_usage,
+    })
 }
 
 /// Counts the custom resources of a CRD's kind in every namespace.
 async fn usage(resources: &Resources, crd: &Value) -> Result<CrdUsage, KubeError> {
     let spec = &crd["spec"];
-    let name = crd["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+    let name = crd["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let group = spec["group"].as_str().unwrap_or_default();
-    let kind = spec["names"]["kind"].as_str().unwrap_or_default().to_owned();
+    let kind = spec["names"]["kind"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let plural = spec["names"]["plural"].as_str().unwrap_or_default();
     let version = spec["versions"]
         .as_array()
-        .and_then(|versions| versions.iter().find(|v| v["storage"] == true).or_else(|| versions.first()))
+        .and_then(|versions| {
+            versions
+                .iter()
+                .find(|v| v["storage"] == true)
+                .or_else(|| versions.first())
+        })
         .and_then(|v| v["name"].as_str())
         .unwrap_or("v1");
     let resource = ApiResource {
@@ -142,30 +195,72 @@ async fn usage(resources: &Resources, crd: &Value) -> Result<CrdUsage, KubeError
     let list = match retry(|| api.list(&params)).await {
         Ok(list) => list.items,
         Err(kube::Error::Api(status)) if status.code == 404 => Vec::new(),
-        Err(err) => return Err(KubeError::api(format!("cannot count {kind} objects"), Some(&format!("CustomResourceDefinition/{name}")), &err)),
+        Err(err) => {
+            return Err(KubeError::api(
+                format!("cannot count {kind} objects"),
+                Some(&format!("CustomResourceDefinition/{name}")),
+                &err,
+            ));
+        }
     };
     let mut by_namespace = BTreeMap::new();
     for object in list {
-        *by_namespace.entry(object.metadata.namespace.unwrap_or_else(|| "(cluster)".into())).or_insert(0) += 1;
+        *by_namespace
+            .entry(
+                object
+                    .metadata
+                    .namespace
+                    .unwrap_or_else(|| "(cluster)".into()),
+            )
+            .or_insert(0) += 1;
     }
-    Ok(CrdUsage { crd: format!("CustomResourceDefinition/{name}"), kind, by_namespace })
+    Ok(CrdUsage {
+        crd: format!("CustomResourceDefinition/{name}"),
+        kind,
+        by_namespace,
+    })
 }
 
 /// Deletes stage by stage, waiting until each stage's objects are gone.
 ///
 /// # Errors
 /// Refused deletions, or a stage whose objects are not gone by the deadline.
-pub async fn remove(resources: &Resources, removal: &Removal, wait: WaitOptions, reporter: &dyn Reporter) -> Result<(), KubeError> {
+pub async fn remove(
+    resources: &Resources,
+    removal: &Removal,
+    wait: WaitOptions,
+    reporter: &dyn Reporter,
+) -> Result<(), KubeError> {
     for (stage, objects) in &removal.stages {
-        reporter.report(Event::Stage { name: format!("deleting {stage}"), objects: objects.len() });
+        reporter.report(Event::Stage {
+            name: format!("deleting {stage}"),
+            objects: objects.len(),
+        });
         for object in objects {
-            let Some(served) = resources.find(&object.api_version, &object.kind, false).await? else { continue };
+            let Some(served) = resources
+                .find(&object.api_version, &object.kind, false)
+                .await?
+            else {
+                continue;
+            };
             let api = resources.api(&served, object.namespace.as_deref());
-            let params = DeleteParams { propagation_policy: Some(PropagationPolicy::Background), ..DeleteParams::default() };
+            let params = DeleteParams {
+                propagation_policy: Some(PropagationPolicy::Background),
+                ..DeleteParams::default()
+            };
             match retry(|| api.delete(&object.name, &params)).await {
-                Ok(_) => reporter.report(Event::Done { subject: object.subject(), action: Action::Delete }),
+                Ok(_) => reporter.report(Event::Done {
+                    subject: object.subject(),
+                    action: Action::Delete,
+                }),
                 Err(kube::Error::Api(status)) if status.code == 404 => {}
-                Err(err) => return Err(KubeError::api("cannot delete the object", Some(&object.subject()), &err)),
+                Err(err) => {
+                    return Err(KubeError::api(
+                        "cannot delete the object",
+                        Some(&object.subject()),
+                        &err,
+                    ));
+                }
             }
         }
         for object in objects {
@@ -176,8 +271,18 @@ pub async fn remove(resources: &Resources, removal: &Removal, wait: WaitOptions,
 }
 
 /// Waits until an object no longer exists (finalizers done), with backoff up to a second.
-async fn wait_gone(resources: &Resources, object: &InventoryObject, wait: WaitOptions, reporter: &dyn Reporter) -> Result<(), KubeError> {
-    let Some(served) = resources.find(&object.api_version, &object.kind, false).await? else { return Ok(()) };
+async fn wait_gone(
+    resources: &Resources,
+    object: &InventoryObject,
+    wait: WaitOptions,
+    reporter: &dyn Reporter,
+) -> Result<(), KubeError> {
+    let Some(served) = resources
+        .find(&object.api_version, &object.kind, false)
+        .await?
+    else {
+        return Ok(());
+    };
     let api = resources.api(&served, object.namespace.as_deref());
     let mut delay = Duration::from_millis(50);
     let mut told = false;
@@ -187,16 +292,34 @@ async fn wait_gone(resources: &Resources, object: &InventoryObject, wait: WaitOp
             Ok(Some(live)) => {
                 if !told {
                     let finalizers = live.metadata.finalizers.clone().unwrap_or_default();
-                    let status = if finalizers.is_empty() { "being deleted".to_owned() } else { format!("waiting for finalizers {}", finalizers.join(", ")) };
-                    reporter.report(Event::Waiting { subject: object.subject(), status });
+                    let status = if finalizers.is_empty() {
+                        "being deleted".to_owned()
+                    } else {
+                        format!("waiting for finalizers {}", finalizers.join(", "))
+                    };
+                    reporter.report(Event::Waiting {
+                        subject: object.subject(),
+                        status,
+                    });
                     told = true;
                 }
             }
             Err(kube::Error::Api(status)) if status.code == 404 => return Ok(()),
-            Err(err) => return Err(KubeError::api("cannot check the deletion", Some(&object.subject()), &err)),
+            Err(err) => {
+                return Err(KubeError::api(
+                    "cannot check the deletion",
+                    Some(&object.subject()),
+                    &err,
+                ));
+            }
         }
         if tokio::time::Instant::now() + delay > wait.deadline {
-            return Err(KubeError::Timeout { waiting: vec![(object.subject(), "still exists (finalizers or a stuck controller)".into())] });
+            return Err(KubeError::Timeout {
+                waiting: vec![(
+                    object.subject(),
+                    "still exists (finalizers or a stuck controller)".into(),
+                )],
+            });
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(1));
@@ -222,11 +345,30 @@ mod tests {
     #[test]
     fn custom_resources_go_first_and_crds_last() {
         let order = |o: &InventoryObject| STAGES[stage_of(o)];
-        assert_eq!(order(&object("ray.io/v1", "RayCluster", Some("d"))), "custom resources");
-        assert_eq!(order(&object("apps/v1", "Deployment", Some("d"))), "workloads");
-        assert_eq!(order(&object("v1", "Service", Some("d"))), "services and configuration");
-        assert_eq!(order(&object("rbac.authorization.k8s.io/v1", "ClusterRole", None)), "rbac and cluster objects");
+        assert_eq!(
+            order(&object("ray.io/v1", "RayCluster", Some("d"))),
+            "custom resources"
+        );
+        assert_eq!(
+            order(&object("apps/v1", "Deployment", Some("d"))),
+            "workloads"
+        );
+        assert_eq!(
+            order(&object("v1", "Service", Some("d"))),
+            "services and configuration"
+        );
+        assert_eq!(
+            order(&object("rbac.authorization.k8s.io/v1", "ClusterRole", None)),
+            "rbac and cluster objects"
+        );
         assert_eq!(order(&object("v1", "Namespace", None)), "namespaces");
-        assert_eq!(order(&object("apiextensions.k8s.io/v1", "CustomResourceDefinition", None)), "crds");
+        assert_eq!(
+            order(&object(
+                "apiextensions.k8s.io/v1",
+                "CustomResourceDefinition",
+                None
+            )),
+            "crds"
+        );
     }
 }

@@ -242,7 +242,10 @@ pub async fn write_inventory(
     }
 }
 
-pub(super) async fn ensure_namespace(client: &kube::Client, namespace: &str) -> Result<(), KubeError> {
+pub(super) async fn ensure_namespace(
+    client: &kube::Client,
+    namespace: &str,
+) -> Result<(), KubeError> {
     let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
     let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": {"app.kubernetes.io/managed-by": "plane"}}});
     let (params, patch) = (PatchParams::apply("plane").force(), Patch::Apply(&body));

@@ -34,7 +34,9 @@ pub struct Lock {
 
 /// Who this process is, for the Lease and for messages.
 fn identity() -> (String, String, u32) {
-    let user = std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_else(|_| "unknown".into());
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "unknown".into());
     let host = hostname();
     let pid = std::process::id();
     let mut nonce = [0u8; 4];
@@ -59,7 +61,9 @@ fn lease_name(release: &str) -> String {
 /// that no longer exists (a crashed or killed run need not make the next one wait).
 fn is_stale(lease: &Lease, now: Timestamp) -> bool {
     let spec = lease.spec.clone().unwrap_or_default();
-    let Some(renewed) = spec.renew_time.or(spec.acquire_time) else { return true };
+    let Some(renewed) = spec.renew_time.or(spec.acquire_time) else {
+        return true;
+    };
     let duration = i64::from(spec.lease_duration_seconds.unwrap_or(LEASE_SECONDS));
     if renewed.0.as_second() + duration < now.as_second() {
         return true;
@@ -70,12 +74,31 @@ fn is_stale(lease: &Lease, now: Timestamp) -> bool {
     same_host && pid.is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
 }
 
-fn lease_body(name: &str, identity: &str, host: &str, pid: u32, transitions: i32, now: Timestamp) -> Lease {
+fn lease_body(
+    name: &str,
+    identity: &str,
+    host: &str,
+    pid: u32,
+    transitions: i32,
+    now: Timestamp,
+) -> Lease {
     Lease {
         metadata: ObjectMeta {
             name: Some(name.to_owned()),
-            labels: Some([("app.kubernetes.io/managed-by".to_owned(), "plane".to_owned())].into()),
-            annotations: Some([(HOST.to_owned(), host.to_owned()), (PID.to_owned(), pid.to_string())].into()),
+            labels: Some(
+                [(
+                    "app.kubernetes.io/managed-by".to_owned(),
+                    "plane".to_owned(),
+                )]
+                .into(),
+            ),
+            annotations: Some(
+                [
+                    (HOST.to_owned(), host.to_owned()),
+                    (PID.to_owned(), pid.to_string()),
+                ]
+                .into(),
+            ),
             ..ObjectMeta::default()
         },
         spec: Some(LeaseSpec {
@@ -93,7 +116,13 @@ fn lease_body(name: &str, identity: &str, host: &str, pid: u32, transitions: i32
 ///
 /// # Errors
 /// [`KubeError::LockHeld`] naming the holder, its host and since when; API failures.
-pub async fn acquire(client: &kube::Client, namespace: &str, release: &str, wait: Option<Duration>, reporter: &dyn Reporter) -> Result<Lock, KubeError> {
+pub async fn acquire(
+    client: &kube::Client,
+    namespace: &str,
+    release: &str,
+    wait: Option<Duration>,
+    reporter: &dyn Reporter,
+) -> Result<Lock, KubeError> {
     let api: Api<Lease> = Api::namespaced(client.clone(), namespace);
     let name = lease_name(release);
     let subject = super::subject("Lease", Some(namespace), &name);
@@ -102,7 +131,9 @@ pub async fn acquire(client: &kube::Client, namespace: &str, release: &str, wait
     let mut told = false;
     loop {
         let now = Timestamp::now();
-        let existing = retry(|| api.get_opt(&name)).await.map_err(|err| KubeError::api("cannot read the release lock", Some(&subject), &err))?;
+        let existing = retry(|| api.get_opt(&name))
+            .await
+            .map_err(|err| KubeError::api("cannot read the release lock", Some(&subject), &err))?;
         let attempt = match &existing {
             None => {
                 let body = lease_body(&name, &identity, &host, pid, 0, now);
@@ -116,27 +147,52 @@ pub async fn acquire(client: &kube::Client, namespace: &str, release: &str, wait
             }
             Some(lease) if is_stale(lease, now) => {
                 if let Some(holder) = lease.spec.as_ref().and_then(|s| s.holder_identity.clone()) {
-                    reporter.report(Event::Note(format!("taking over the lock of {holder}, which is no longer running")));
+                    reporter.report(Event::Note(format!(
+                        "taking over the lock of {holder}, which is no longer running"
+                    )));
                 }
-                let transitions = lease.spec.as_ref().and_then(|s| s.lease_transitions).unwrap_or(0) + 1;
+                let transitions = lease
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.lease_transitions)
+                    .unwrap_or(0)
+                    + 1;
                 let mut body = lease_body(&name, &identity, &host, pid, transitions, now);
-                body.metadata.resource_version.clone_from(&lease.metadata.resource_version);
+                body.metadata
+                    .resource_version
+                    .clone_from(&lease.metadata.resource_version);
                 api.replace(&name, &PostParams::default(), &body).await
             }
             Some(lease) => {
                 let spec = lease.spec.clone().unwrap_or_default();
                 let holder = spec.holder_identity.unwrap_or_else(|| "someone".into());
-                let since = spec.acquire_time.map_or_else(|| "an unknown time".into(), |t| t.0.round(jiff::Unit::Second).map(|t| t.to_string()).unwrap_or_default());
+                let since = spec.acquire_time.map_or_else(
+                    || "an unknown time".into(),
+                    |t| {
+                        t.0.round(jiff::Unit::Second)
+                            .map(|t| t.to_string())
+                            .unwrap_or_default()
+                    },
+                );
                 match deadline {
                     Some(deadline) if tokio::time::Instant::now() < deadline => {
                         if !told {
-                            reporter.report(Event::Note(format!("waiting for the lock held by {holder} since {since}")));
+                            reporter.report(Event::Note(format!(
+                                "waiting for the lock held by {holder} since {since}"
+                            )));
                             told = true;
                         }
                         tokio::time::sleep(Duration::from_secs(1)).await;
                         continue;
                     }
-                    _ => return Err(KubeError::LockHeld { release: release.to_owned(), holder, since, waited: wait.is_some() }),
+                    _ => {
+                        return Err(KubeError::LockHeld {
+                            release: release.to_owned(),
+                            holder,
+                            since,
+                            waited: wait.is_some(),
+                        });
+                    }
                 }
             }
         };
@@ -144,8 +200,16 @@ pub async fn acquire(client: &kube::Client, namespace: &str, release: &str, wait
             Ok(_) => break,
             // Someone else won the race (or a retried create already succeeded): look again.
             Err(kube::Error::Api(status)) if status.code == 409 => {}
-            Err(err) if super::retry::is_transient(&err) => tokio::time::sleep(Duration::from_millis(200)).await,
-            Err(err) => return Err(KubeError::api("cannot take the release lock", Some(&subject), &err)),
+            Err(err) if super::retry::is_transient(&err) => {
+                tokio::time::sleep(Duration::from_millis(200)).await
+            }
+            Err(err) => {
+                return Err(KubeError::api(
+                    "cannot take the release lock",
+                    Some(&subject),
+                    &err,
+                ));
+            }
         }
     }
     let (stop, mut stopped) = watch::channel(false);
@@ -158,16 +222,28 @@ pub async fn acquire(client: &kube::Client, namespace: &str, release: &str, wait
                 _ = stopped.changed() => return,
                 () = tokio::time::sleep(RENEW_EVERY) => {}
             }
-            let Ok(Some(mut lease)) = renew_api.get_opt(&renew_name).await else { continue };
-            let Some(spec) = lease.spec.as_mut() else { continue };
+            let Ok(Some(mut lease)) = renew_api.get_opt(&renew_name).await else {
+                continue;
+            };
+            let Some(spec) = lease.spec.as_mut() else {
+                continue;
+            };
             if spec.holder_identity.as_deref() != Some(renew_identity.as_str()) {
                 return;
             }
             spec.renew_time = Some(MicroTime(Timestamp::now()));
-            let _ = renew_api.replace(&renew_name, &PostParams::default(), &lease).await;
+            let _ = renew_api
+                .replace(&renew_name, &PostParams::default(), &lease)
+                .await;
         }
     });
-    Ok(Lock { api, name, identity, stop, renewer })
+    Ok(Lock {
+        api,
+        name,
+        identity,
+        stop,
+        renewer,
+    })
 }
 
 impl Lock {
@@ -176,10 +252,17 @@ impl Lock {
         let _ = self.stop.send(true);
         let _ = self.renewer.await;
         if let Ok(Some(lease)) = retry(|| self.api.get_opt(&self.name)).await
-            && lease.spec.as_ref().and_then(|s| s.holder_identity.as_deref()) == Some(self.identity.as_str())
+            && lease
+                .spec
+                .as_ref()
+                .and_then(|s| s.holder_identity.as_deref())
+                == Some(self.identity.as_str())
         {
             let params = DeleteParams {
-                preconditions: Some(Preconditions { resource_version: lease.metadata.resource_version.clone(), uid: None }),
+                preconditions: Some(Preconditions {
+                    resource_version: lease.metadata.resource_version.clone(),
+                    uid: None,
+                }),
                 ..DeleteParams::default()
             };
             let _ = retry(|| self.api.delete(&self.name, &params)).await;
@@ -203,8 +286,17 @@ mod tests {
     fn a_lock_is_stale_when_expired_or_its_local_holder_is_gone() {
         let now = Timestamp::now();
         assert!(is_stale(&lease(120, "elsewhere", 1), now), "expired");
-        assert!(!is_stale(&lease(5, "elsewhere", 1), now), "fresh, held elsewhere");
-        assert!(!is_stale(&lease(5, &hostname(), std::process::id()), now), "held by a live local process");
-        assert!(is_stale(&lease(5, &hostname(), u32::MAX - 7), now), "held by a dead local process");
+        assert!(
+            !is_stale(&lease(5, "elsewhere", 1), now),
+            "fresh, held elsewhere"
+        );
+        assert!(
+            !is_stale(&lease(5, &hostname(), std::process::id()), now),
+            "held by a live local process"
+        );
+        assert!(
+            is_stale(&lease(5, &hostname(), u32::MAX - 7), now),
+            "held by a dead local process"
+        );
     }
 }

@@ -17,14 +17,14 @@ mod wait;
 use std::fmt;
 
 pub use apply::{ApplyOptions, apply, prune, target};
-pub use delete::{CrdUsage, Removal, plan_removal, remove};
 pub use connect::{ConnectOptions, Target, connect};
-pub use lock::{Lock, acquire as lock};
+pub use delete::{CrdUsage, Removal, plan_removal, remove};
 pub use inventory::{
     HISTORY, Inventory, InventoryObject, Phase, Release, delete_inventory, list_releases,
     read_inventory, write_inventory,
 };
 pub use kube::Client;
+pub use lock::{Lock, acquire as lock};
 pub use plan::{Action, Plan, PlannedObject, plan};
 pub use preflight::{Need, Resolved, check_access, resolve, warn_ingress_classes};
 pub use resources::Resources;
@@ -88,19 +88,33 @@ pub enum KubeError {
     #[error("the cluster does not serve {} kind(s)", missing.len())]
     MissingKinds { missing: Vec<String> },
     #[error("release {release} is locked")]
-    LockHeld { release: String, holder: String, since: String, waited: bool },
+    LockHeld {
+        release: String,
+        holder: String,
+        since: String,
+        waited: bool,
+    },
 }
 
 impl KubeError {
     /// Builds an API error for an action on an object from a kube-rs error.
+    ///
+    /// Every call goes through [`retry::retry`], so a transient error that arrives here has
+    /// outlasted every attempt; the message says so.
     pub fn api(what: impl Into<String>, subject: Option<&str>, err: &kube::Error) -> Self {
-        let (reason, code) = match err {
+        let (mut reason, code) = match err {
             kube::Error::Api(status) => (
-                format!("{} ({})", status.message, status.reason),
+                format!("{} ({} {})", status.message, status.code, status.reason),
                 Some(status.code),
             ),
             other => (error_chain(other), None),
         };
+        if retry::is_transient(err) {
+            reason.push_str(&format!(
+                " (still failing after {} attempts)",
+                retry::ATTEMPTS
+            ));
+        }
         let hint = match code {
             Some(401) => Some(
                 "the credentials were refused: check the kubeconfig user or refresh the token"
@@ -109,6 +123,9 @@ impl KubeError {
             Some(403) => Some(
                 "the credentials lack permission for this; ask a cluster admin for RBAC".to_owned(),
             ),
+            Some(429 | 500..=504) => {
+                Some("the API server is overloaded or failing; try again later".to_owned())
+            }
             _ => None,
         };
         Self::Api {
@@ -172,13 +189,20 @@ impl KubeError {
                 problem.hint("ask a cluster admin for these RBAC rules, or run with credentials that have them")
             }
             Self::MissingKinds { missing } => {
-                let mut problem = Problem::new("the cluster does not serve kinds this bundle renders; nothing was changed");
+                let mut problem = Problem::new(
+                    "the cluster does not serve kinds this bundle renders; nothing was changed",
+                );
                 for kind in missing {
                     problem = problem.because(kind.clone());
                 }
                 problem.hint("install the CRDs that define them first, or turn off the components that render them")
             }
-            Self::LockHeld { release, holder, since, waited } => {
+            Self::LockHeld {
+                release,
+                holder,
+                since,
+                waited,
+            } => {
                 let problem = Problem::new(format!("release {release} is locked by another run"))
                     .at(format!("Lease plane-lock-{release}"))
                     .because(format!("held by {holder} since {since}"));

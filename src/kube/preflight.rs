@@ -4,7 +4,9 @@
 use std::collections::BTreeSet;
 
 use futures::{StreamExt, stream};
-use k8s_openapi::api::authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec};
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+};
 use kube::api::{Api, PostParams};
 use serde_json::Value;
 
@@ -24,7 +26,11 @@ pub struct Need {
 
 impl Need {
     fn describe(&self) -> String {
-        let resource = if self.group.is_empty() { self.resource.clone() } else { format!("{}.{}", self.resource, self.group) };
+        let resource = if self.group.is_empty() {
+            self.resource.clone()
+        } else {
+            format!("{}.{}", self.resource, self.group)
+        };
         match &self.namespace {
             Some(ns) => format!("{} {resource} in namespace {ns}", self.verb),
             None => format!("{} {resource} (cluster-wide)", self.verb),
@@ -44,19 +50,34 @@ pub struct Resolved {
 ///
 /// # Errors
 /// Discovery failures.
-pub async fn resolve(resources: &Resources, api_version: &str, kind: &str, rendered: &[Object]) -> Result<Option<Resolved>, KubeError> {
+pub async fn resolve(
+    resources: &Resources,
+    api_version: &str,
+    kind: &str,
+    rendered: &[Object],
+) -> Result<Option<Resolved>, KubeError> {
     if let Some(served) = resources.find(api_version, kind, false).await? {
-        return Ok(Some(Resolved { group: served.resource.group.clone(), plural: served.resource.plural.clone(), namespaced: served.namespaced }));
+        return Ok(Some(Resolved {
+            group: served.resource.group.clone(),
+            plural: served.resource.plural.clone(),
+            namespaced: served.namespaced,
+        }));
     }
     let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
-    Ok(rendered.iter().filter(|o| o.id.kind == "CustomResourceDefinition").find_map(|crd| {
-        let spec = &crd.value["spec"];
-        (spec["group"] == group && spec["names"]["kind"] == kind).then(|| Resolved {
-            group: group.to_owned(),
-            plural: spec["names"]["plural"].as_str().unwrap_or_default().to_owned(),
-            namespaced: spec["scope"] != "Cluster",
-        })
-    }))
+    Ok(rendered
+        .iter()
+        .filter(|o| o.id.kind == "CustomResourceDefinition")
+        .find_map(|crd| {
+            let spec = &crd.value["spec"];
+            (spec["group"] == group && spec["names"]["kind"] == kind).then(|| Resolved {
+                group: group.to_owned(),
+                plural: spec["names"]["plural"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                namespaced: spec["scope"] != "Cluster",
+            })
+        }))
 }
 
 /// Asks the server about every need at once and lists every denial.
@@ -99,23 +120,40 @@ pub async fn check_access(client: &kube::Client, needs: BTreeSet<Need>) -> Resul
             denials.push(denial);
         }
     }
-    if denials.is_empty() { Ok(()) } else { Err(KubeError::Denied { denials }) }
+    if denials.is_empty() {
+        Ok(())
+    } else {
+        Err(KubeError::Denied { denials })
+    }
 }
 
 /// Warns about Ingresses whose IngressClass does not exist: they would never be served.
 ///
 /// # Errors
 /// Discovery failures; a missing IngressClass is only a warning.
-pub async fn warn_ingress_classes(resources: &Resources, rendered: &[Object], reporter: &dyn Reporter) -> Result<(), KubeError> {
+pub async fn warn_ingress_classes(
+    resources: &Resources,
+    rendered: &[Object],
+    reporter: &dyn Reporter,
+) -> Result<(), KubeError> {
     let classes: BTreeSet<&str> = rendered
         .iter()
         .filter(|o| o.id.kind == "Ingress")
-        .filter_map(|o| o.value.pointer("/spec/ingressClassName").and_then(Value::as_str))
+        .filter_map(|o| {
+            o.value
+                .pointer("/spec/ingressClassName")
+                .and_then(Value::as_str)
+        })
         .collect();
     if classes.is_empty() {
         return Ok(());
     }
-    let Some(served) = resources.find("networking.k8s.io/v1", "IngressClass", false).await? else { return Ok(()) };
+    let Some(served) = resources
+        .find("networking.k8s.io/v1", "IngressClass", false)
+        .await?
+    else {
+        return Ok(());
+    };
     let api = resources.api(&served, None);
     for class in classes {
         if let Ok(None) = retry(|| api.get_opt(class)).await {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::{StreamExt, stream};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -83,6 +83,7 @@ pub async fn wait_ready(
         let subject = target.subject();
         streams.push(
             watcher(api, config)
+                .default_backoff()
                 .map(move |event| (subject.clone(), event))
                 .boxed(),
         );
@@ -93,6 +94,7 @@ pub async fn wait_ready(
             let subject = target.subject();
             streams.push(
                 watcher(api, watcher::Config::default().labels(selector))
+                    .default_backoff()
                     .map(move |event| (subject.clone(), event))
                     .boxed(),
             );

@@ -101,7 +101,10 @@ impl Reporter for Progress {
     fn report(&self, event: Event) {
         match event {
             Event::Stage { name, objects } => {
-                self.line(&format!("{name} ({objects} object{})", if objects == 1 { "" } else { "s" }));
+                self.line(&format!(
+                    "{name} ({objects} object{})",
+                    if objects == 1 { "" } else { "s" }
+                ));
                 self.new_bar(name);
             }
             Event::Done { subject, action } => {

@@ -1,9 +1,12 @@
 //! Test vocabulary: fixture bundles copied into a temporary folder, and the real binary.
-#![allow(dead_code, reason = "each test crate uses a different part of this module")]
+#![allow(
+    dead_code,
+    reason = "each test crate uses a different part of this module"
+)]
 
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
+use std::process::Command;
 
 /// The fixtures folder (tests/fixtures), which has addons/, templates/ and profiles/.
 pub fn fixtures() -> PathBuf {
@@ -12,8 +15,15 @@ pub fn fixtures() -> PathBuf {
 
 /// The real `plane` binary with a clean environment: no inputs leak in from the developer's shell.
 pub fn plane() -> Command {
-    let mut cmd = Command::cargo_bin("plane").expect("the plane binary is built");
-    for var in ["DATALAYER_RUN_URL", "RUN_URL", "WEB_REPLICAS", "PLANE_ADDONS_DIR", "PLANE_PROFILES_DIR", "KUBECONFIG"] {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_plane"));
+    for var in [
+        "DATALAYER_RUN_URL",
+        "RUN_URL",
+        "WEB_REPLICAS",
+        "PLANE_ADDONS_DIR",
+        "PLANE_PROFILES_DIR",
+        "KUBECONFIG",
+    ] {
         cmd.env_remove(var);
     }
     cmd.env("NO_COLOR", "1");
@@ -31,7 +41,10 @@ impl Fixture {
     pub fn addon(addon: &str) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         copy_tree(&fixtures(), dir.path());
-        Self { dir, addon: addon.to_owned() }
+        Self {
+            dir,
+            addon: addon.to_owned(),
+        }
     }
 
     /// Writes (or replaces) a file inside the selected bundle.
@@ -63,7 +76,11 @@ impl Fixture {
     /// `plane template <addon> --addons-dir <copy>/addons` plus `args`, run in the fixture root.
     pub fn template(&self, args: &[&str]) -> Command {
         let mut cmd = plane();
-        cmd.current_dir(self.root()).arg("template").arg(&self.addon).arg("--addons-dir").arg(self.root().join("addons"));
+        cmd.current_dir(self.root())
+            .arg("template")
+            .arg(&self.addon)
+            .arg("--addons-dir")
+            .arg(self.root().join("addons"));
         cmd.args(args);
         cmd
     }
@@ -88,7 +105,10 @@ pub fn builtin(addon: &str) -> Fixture {
     for folder in ["addons", "templates", "profiles"] {
         copy_tree(&root.join(folder), &dir.path().join(folder));
     }
-    Fixture { dir, addon: addon.to_owned() }
+    Fixture {
+        dir,
+        addon: addon.to_owned(),
+    }
 }
 
 impl Fixture {

@@ -1,0 +1,908 @@
+//! End-to-end safety: down, the release lock, refusals that send nothing, crash recovery,
+//! transient API failures, and a soak of many cycles — the real binary against the test server.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Fixture, builtin, plane};
+use plane_test_apiserver::{Config, FaultRule, PolicyRule, RequestRecord, TestServer};
+use serde_json::Value;
+
+const LOCAL: &[&str] = &["--profile", "local"];
+const RELEASE_LABEL: &str = "plane.datalayer.io/release";
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn mutating(requests: &[RequestRecord]) -> Vec<String> {
+    requests
+        .iter()
+        .filter(|r| r.is_mutating())
+        .map(|r| format!("{} {} -> {}", r.method, r.path, r.status))
+        .collect()
+}
+
+/// Every kind the datalayer-ray bundle can render, as (apiVersion, kind).
+const KINDS: &[(&str, &str)] = &[
+    ("v1", "Namespace"),
+    ("v1", "ServiceAccount"),
+    ("v1", "ConfigMap"),
+    ("v1", "Secret"),
+    ("v1", "Service"),
+    ("apps/v1", "Deployment"),
+    ("policy/v1", "PodDisruptionBudget"),
+    ("networking.k8s.io/v1", "Ingress"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
+    ("rbac.authorization.k8s.io/v1", "Role"),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinition"),
+    ("ray.io/v1", "RayCluster"),
+];
+
+/// Subjects of the live objects that carry `release`'s label.
+fn labelled(srv: &TestServer, release: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for (api_version, kind) in KINDS {
+        for object in srv.list_objects(api_version, kind, None) {
+            if object["metadata"]["labels"][RELEASE_LABEL] != release {
+                continue;
+            }
+            let name = object["metadata"]["name"].as_str().unwrap();
+            out.insert(match object["metadata"]["namespace"].as_str() {
+                Some(ns) => format!("{kind}/{ns}/{name}"),
+                None => format!("{kind}/{name}"),
+            });
+        }
+    }
+    out
+}
+
+/// The release's inventory as stored in the cluster.
+fn inventory(srv: &TestServer, release: &str) -> Option<Value> {
+    let secret = srv.get_object(
+        "v1",
+        "Secret",
+        Some("plane-system"),
+        &format!("plane-release-{release}"),
+    )?;
+    let encoded = secret["data"]["release.json"].as_str()?;
+    serde_json::from_slice(&decode_base64(encoded)).ok()
+}
+
+fn inventory_subjects(inventory: &Value) -> BTreeSet<String> {
+    inventory["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| match o["namespace"].as_str() {
+            Some(ns) => format!(
+                "{}/{ns}/{}",
+                o["kind"].as_str().unwrap(),
+                o["name"].as_str().unwrap()
+            ),
+            None => format!(
+                "{}/{}",
+                o["kind"].as_str().unwrap(),
+                o["name"].as_str().unwrap()
+            ),
+        })
+        .collect()
+}
+
+fn decode_base64(text: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::new();
+    let (mut buffer, mut bits) = (0u32, 0);
+    for c in text.bytes().filter(|&c| c != b'=') {
+        buffer = (buffer << 6)
+            | u32::try_from(ALPHABET.iter().position(|&a| a == c).expect("base64")).unwrap();
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push(u8::try_from((buffer >> bits) & 0xff).unwrap());
+        }
+    }
+    out
+}
+
+fn down(kc: &Path, release: &str, args: &[&str]) -> Command {
+    let mut cmd: Command = plane().into();
+    cmd.args(["down", release, "--kubeconfig"])
+        .arg(kc)
+        .args(args);
+    cmd
+}
+
+fn ls_json(kc: &Path) -> Value {
+    let out = plane()
+        .args(["ls", "-o", "json", "--kubeconfig"])
+        .arg(kc)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn down_removes_the_release_custom_resources_first() {
+    let srv = TestServer::start(Config::default());
+    let kc = srv.kubeconfig_path().to_path_buf();
+    let fixture = builtin("datalayer-ray");
+    let out = fixture.cluster("up", &kc, LOCAL).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let installed = labelled(&srv, "datalayer-ray");
+    assert!(installed.contains("RayCluster/default/raycluster"));
+
+    // Without --yes and without a terminal: a hint, and nothing deleted.
+    srv.clear_requests();
+    let out = down(&kc, "datalayer-ray", &[])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("pass --yes"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        mutating(&srv.requests()).is_empty(),
+        "{:?}",
+        mutating(&srv.requests())
+    );
+    assert_eq!(labelled(&srv, "datalayer-ray"), installed);
+
+    // --include-crds reports how many custom resources die with each CRD, before anything goes.
+    let out = down(&kc, "datalayer-ray", &["--include-crds", "--dry-run"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let plan = text(&out.stdout);
+    assert!(plan.contains("CustomResourceDefinition/rayclusters.ray.io: deleting it also deletes 1 RayCluster object(s) cluster-wide: default (1)"), "{plan}");
+    assert!(
+        plan.contains("delete RayCluster (1): default/raycluster"),
+        "{plan}"
+    );
+    assert!(mutating(&srv.requests()).is_empty());
+
+    // down --yes: CRs before the operator; only the kept CRDs still carry the release label.
+    srv.clear_requests();
+    let out = down(&kc, "datalayer-ray", &["--yes"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let deletes: Vec<String> = srv
+        .requests()
+        .iter()
+        .filter(|r| r.method == "DELETE")
+        .map(|r| r.path.clone())
+        .collect();
+    let position = |needle: &str| {
+        deletes
+            .iter()
+            .position(|p| p.ends_with(needle))
+            .unwrap_or_else(|| panic!("no DELETE of {needle}: {deletes:#?}"))
+    };
+    assert!(
+        position("/rayclusters/raycluster") < position("/deployments/kuberay-operator"),
+        "{deletes:#?}"
+    );
+    let left = labelled(&srv, "datalayer-ray");
+    assert!(
+        left.iter()
+            .all(|s| s.starts_with("CustomResourceDefinition/")),
+        "left behind: {left:#?}"
+    );
+    assert_eq!(left.len(), 3, "{left:?}");
+    assert!(
+        inventory(&srv, "datalayer-ray").is_none(),
+        "the inventory outlived the release"
+    );
+    assert_eq!(ls_json(&kc), Value::Array(Vec::new()));
+
+    // A second down says the release is gone.
+    let out = down(&kc, "datalayer-ray", &["--yes"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("release datalayer-ray not found"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn down_with_include_crds_removes_everything() {
+    let srv = TestServer::start(Config::default());
+    let kc = srv.kubeconfig_path().to_path_buf();
+    let fixture = builtin("datalayer-ray");
+    assert!(
+        fixture
+            .cluster("up", &kc, LOCAL)
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let out = down(&kc, "datalayer-ray", &["--yes", "--include-crds"])
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let report = stderr
+        .find("deleting it also deletes 1 RayCluster")
+        .expect("the CR count is reported");
+    let first_delete = stderr
+        .find("delete RayCluster/default/raycluster")
+        .expect("the CR is deleted");
+    assert!(
+        report < first_delete,
+        "the count came after the deletion:\n{stderr}"
+    );
+    assert!(
+        labelled(&srv, "datalayer-ray").is_empty(),
+        "{:?}",
+        labelled(&srv, "datalayer-ray")
+    );
+}
+
+/// Writes a Lease as another machine's run would hold it.
+fn hold_lock(srv: &TestServer, release: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let stamp = format_rfc3339(now);
+    let path = dir.path().join("lease.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata: {{name: plane-system}}\n---\napiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata:\n  name: plane-lock-{release}\n  namespace: plane-system\n  annotations: {{plane.datalayer.io/host: ci-runner-7, plane.datalayer.io/pid: '4242'}}\nspec:\n  holderIdentity: ci@ci-runner-7 pid 4242 (beef)\n  leaseDurationSeconds: 3600\n  acquireTime: {stamp}\n  renewTime: {stamp}\n"
+        ),
+    )
+    .unwrap();
+    let out = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(srv.kubeconfig_path())
+        .args(["apply", "--server-side", "-f"])
+        .arg(&path)
+        .output()
+        .expect("kubectl runs");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+/// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SS.000000Z`.
+fn format_rfc3339(secs: u64) -> String {
+    let days = i64::try_from(secs / 86_400).unwrap();
+    let rem = secs % 86_400;
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.000000Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Bad inputs and refusals: each exits with its documented code and sends no mutating request.
+#[test]
+fn refusals_send_nothing() {
+    let srv = TestServer::start(Config::default());
+    let kc = srv.kubeconfig_path().to_path_buf();
+    let ray = builtin("datalayer-ray");
+    let minimal = Fixture::addon("minimal").with_root_file(
+        "pinned.yaml",
+        "env:\n  RUN_URL: https://dev.example.com\ncluster:\n  context: aks-r-eastus\n",
+    );
+    // A release to refuse things about.
+    assert!(
+        ray.cluster("up", &kc, LOCAL)
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+
+    struct Case {
+        name: &'static str,
+        cmd: Command,
+        code: i32,
+        expect: &'static str,
+    }
+    let up =
+        |fixture: &Fixture, args: &[&str]| -> Command { fixture.cluster("up", &kc, args).into() };
+    let all_off = [
+        "--profile",
+        "local",
+        "--set",
+        "kuberay.enabled=false",
+        "--set",
+        "api.enabled=false",
+        "--set",
+        "ray.enabled=false",
+        "--set",
+        "logging.enabled=false",
+        "--set",
+        "observability.enabled=false",
+    ];
+    let mut cases = vec![
+        Case {
+            name: "unknown addon",
+            cmd: {
+                let mut c: Command = plane().into();
+                c.args(["up", "datalayer-rya", "--profile", "local", "--kubeconfig"])
+                    .arg(&kc);
+                c
+            },
+            code: 2,
+            expect: "did you mean `datalayer-ray`?",
+        },
+        Case {
+            name: "unknown profile",
+            cmd: up(&ray, &["--profile", "locl"]),
+            code: 2,
+            expect: "unknown profile `locl`",
+        },
+        Case {
+            name: "malformed --set",
+            cmd: up(&ray, &["--profile", "local", "--set", "api.replicas"]),
+            code: 2,
+            expect: "malformed --set",
+        },
+        Case {
+            name: "schema violation",
+            cmd: up(
+                &ray,
+                &["--profile", "local", "--set", "ray.worker.minReplicas=9"],
+            ),
+            code: 2,
+            expect: "is greater than",
+        },
+        Case {
+            name: "wrong type",
+            cmd: up(&ray, &["--profile", "local", "--set", "api.port=http"]),
+            code: 2,
+            expect: "invalid value at `api.port`",
+        },
+        Case {
+            name: "missing input",
+            cmd: up(&ray, &[]),
+            code: 2,
+            expect: "DATALAYER_RUN_URL is required",
+        },
+        Case {
+            name: "http URL",
+            cmd: {
+                let mut c = up(&ray, LOCAL);
+                c.env("DATALAYER_RUN_URL", "http://ray.example.com");
+                c
+            },
+            code: 2,
+            expect: "scheme must be https",
+        },
+        Case {
+            name: "bad flag value",
+            cmd: up(&ray, &["--profile", "local", "--timeout", "soon"]),
+            code: 2,
+            expect: "invalid value",
+        },
+        Case {
+            name: "empty render over a release",
+            cmd: up(&ray, &all_off),
+            code: 2,
+            expect: "the render is empty but the release has objects",
+        },
+        Case {
+            name: "wrong pinned context (up)",
+            cmd: up(&minimal, &["--profile", "pinned.yaml"]),
+            code: 2,
+            expect: "may not touch this cluster",
+        },
+        Case {
+            name: "wrong pinned context (diff)",
+            cmd: minimal
+                .cluster("diff", &kc, &["--profile", "pinned.yaml"])
+                .into(),
+            code: 2,
+            expect: "may not touch this cluster",
+        },
+        Case {
+            name: "missing CRD",
+            cmd: up(
+                &ray,
+                &["--profile", "local", "--set", "observability.mode=operator"],
+            ),
+            code: 1,
+            expect: "PodMonitor in monitoring.coreos.com/v1",
+        },
+        Case {
+            name: "prune without --yes",
+            cmd: up(&ray, &["--profile", "local", "--set", "ray.enabled=false"]),
+            code: 1,
+            expect: "pass --yes",
+        },
+        Case {
+            name: "down without --yes",
+            cmd: down(&kc, "datalayer-ray", &[]),
+            code: 1,
+            expect: "pass --yes",
+        },
+        Case {
+            name: "down of an unknown release",
+            cmd: down(&kc, "nope", &["--yes"]),
+            code: 1,
+            expect: "release nope not found",
+        },
+        Case {
+            name: "unreadable kubeconfig",
+            cmd: {
+                let mut c: Command = plane().into();
+                c.args(["ls", "--kubeconfig", "/nonexistent/kubeconfig"]);
+                c
+            },
+            code: 1,
+            expect: "cannot read kubeconfig",
+        },
+        Case {
+            name: "unknown context",
+            cmd: {
+                let mut c: Command = plane().into();
+                c.args(["ls", "--context", "nope", "--kubeconfig"]).arg(&kc);
+                c
+            },
+            code: 1,
+            expect: "cannot connect",
+        },
+    ];
+    for case in &mut cases {
+        srv.clear_requests();
+        let out = case.cmd.stdin(Stdio::null()).output().unwrap();
+        let stderr = text(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(case.code),
+            "{}: {stderr}",
+            case.name
+        );
+        assert!(
+            stderr.contains(case.expect),
+            "{}: expected {:?} in:\n{stderr}",
+            case.name,
+            case.expect
+        );
+        assert!(
+            mutating(&srv.requests()).is_empty(),
+            "{} wrote: {:?}",
+            case.name,
+            mutating(&srv.requests())
+        );
+    }
+    let mut count = cases.len();
+
+    // The lock held by a run on another machine: up and down refuse, naming the holder.
+    hold_lock(&srv, "datalayer-ray");
+    for (name, mut cmd) in [
+        ("up, lock held", up(&ray, LOCAL)),
+        ("down, lock held", down(&kc, "datalayer-ray", &["--yes"])),
+    ] {
+        srv.clear_requests();
+        let out = cmd.output().unwrap();
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
+        assert!(
+            stderr.contains("is locked by another run")
+                && stderr.contains("ci@ci-runner-7 pid 4242")
+                && stderr.contains("--wait-for-lock"),
+            "{name}: {stderr}"
+        );
+        assert!(
+            mutating(&srv.requests()).is_empty(),
+            "{name} wrote: {:?}",
+            mutating(&srv.requests())
+        );
+        count += 1;
+    }
+    let started = Instant::now();
+    let out = up(&ray, &["--profile", "local", "--wait-for-lock=2s"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(started.elapsed() >= Duration::from_secs(2), "did not wait");
+    assert!(
+        text(&out.stderr).contains("the wait for it ran out"),
+        "{}",
+        text(&out.stderr)
+    );
+    count += 1;
+
+    // RBAC: read-only credentials are refused up front with every denial listed.
+    srv.set_token_rules(
+        srv.token(),
+        vec![PolicyRule::new(&["get", "list", "watch"], &["*"], &["*"])],
+    );
+    srv.clear_requests();
+    let out = up(
+        &builtin("datalayer-ray"),
+        &["--profile", "local", "--set", "api.replicas=2"],
+    )
+    .output()
+    .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("lack")
+            && stderr.contains("cannot patch deployments.apps in namespace datalayer-api"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("cannot create poddisruptionbudgets.policy in namespace datalayer-api"),
+        "{stderr}"
+    );
+    assert!(
+        mutating(&srv.requests()).is_empty(),
+        "{:?}",
+        mutating(&srv.requests())
+    );
+    count += 1;
+    srv.clear_requests();
+    let out = down(&kc, "datalayer-ray", &["--yes"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("cannot delete"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(mutating(&srv.requests()).is_empty());
+    count += 1;
+    assert!(count >= 20, "{count} refusals");
+}
+
+/// Starts `plane up` and SIGKILLs it once the server has seen `writes` writes to release objects.
+fn kill_after(fixture: &Fixture, srv: &TestServer, writes: usize) {
+    srv.clear_requests();
+    let mut child: Command = fixture.cluster("up", srv.kubeconfig_path(), LOCAL).into();
+    let mut child = child
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let seen = srv
+            .requests()
+            .iter()
+            .filter(|r| r.is_mutating() && !r.path.contains("/leases"))
+            .count();
+        if seen >= writes || Instant::now() > deadline {
+            break;
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().ok(); // SIGKILL
+    child.wait().unwrap();
+}
+
+#[test]
+fn a_killed_up_is_followed_by_a_rerun_that_converges() {
+    for writes in [1, 3, 12, 30] {
+        let srv = TestServer::start(Config::default());
+        // Slow writes down a little so the kill lands in the middle of the apply.
+        srv.add_fault(FaultRule {
+            method: Some("PATCH".into()),
+            path: "*".into(),
+            delay_ms: Some(15),
+            ..FaultRule::default()
+        });
+        let fixture = builtin("datalayer-ray");
+        kill_after(&fixture, &srv, writes);
+        srv.clear_faults();
+        let out = fixture
+            .cluster("up", srv.kubeconfig_path(), LOCAL)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "rerun after {writes} writes: {}",
+            text(&out.stderr)
+        );
+        let out = fixture
+            .cluster(
+                "diff",
+                srv.kubeconfig_path(),
+                &["--profile", "local", "--exit-code"],
+            )
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "after {writes} writes: {}",
+            text(&out.stdout)
+        );
+        let recorded = inventory_subjects(&inventory(&srv, "datalayer-ray").expect("an inventory"));
+        let live = labelled(&srv, "datalayer-ray");
+        let orphans: Vec<&String> = live.difference(&recorded).collect();
+        assert!(
+            orphans.is_empty(),
+            "after {writes} writes, live but not recorded: {orphans:?}"
+        );
+    }
+}
+
+#[test]
+fn two_concurrent_ups_do_not_interleave() {
+    let srv = TestServer::start(Config::default());
+    srv.add_fault(FaultRule {
+        method: Some("PATCH".into()),
+        path: "*".into(),
+        delay_ms: Some(20),
+        ..FaultRule::default()
+    });
+    let fixture = builtin("datalayer-ray");
+    let spawn = |extra: &[&str]| {
+        let mut cmd: Command = fixture
+            .cluster("up", srv.kubeconfig_path(), &[LOCAL, extra].concat())
+            .into();
+        cmd.stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let first = spawn(&[]);
+    std::thread::sleep(Duration::from_millis(300));
+    let second = spawn(&[]);
+    let (first, second) = (
+        first.wait_with_output().unwrap(),
+        second.wait_with_output().unwrap(),
+    );
+    let outcomes = [first, second];
+    let succeeded = outcomes.iter().filter(|o| o.status.success()).count();
+    assert!(succeeded >= 1, "neither run succeeded");
+    for out in outcomes.iter().filter(|o| !o.status.success()) {
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("is locked by another run") && stderr.contains("pid"),
+            "{stderr}"
+        );
+    }
+    // With --wait-for-lock the second waits instead and both succeed.
+    let first = spawn(&["--set", "api.replicas=2"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let second = spawn(&["--set", "api.replicas=2", "--wait-for-lock=60s"]);
+    assert!(first.wait_with_output().unwrap().status.success());
+    let second = second.wait_with_output().unwrap();
+    assert!(second.status.success(), "{}", text(&second.stderr));
+    srv.clear_faults();
+    let out = fixture
+        .cluster(
+            "diff",
+            srv.kubeconfig_path(),
+            &[
+                "--profile",
+                "local",
+                "--set",
+                "api.replicas=2",
+                "--exit-code",
+            ],
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert_eq!(ls_json(srv.kubeconfig_path())[0]["status"], "deployed");
+}
+
+#[test]
+fn transient_failures_are_retried_and_reported_when_they_persist() {
+    let srv = TestServer::start(Config::default());
+    let kc = srv.kubeconfig_path().to_path_buf();
+    let fixture = builtin("datalayer-ray");
+    let flaky = [
+        FaultRule::status("PATCH", "*/deployments/*", 500, 2),
+        FaultRule::status("GET", "*/secrets/plane-release-*", 429, 2),
+        FaultRule::status("PATCH", "*/configmaps/*", 503, 2),
+        FaultRule {
+            method: Some("GET".into()),
+            path: "/apis/apps/v1".into(),
+            drop_connection: true,
+            times: Some(1),
+            ..FaultRule::default()
+        },
+        FaultRule {
+            method: Some("GET".into()),
+            path: "*/deployments*".into(),
+            drop_connection: true,
+            times: Some(2),
+            ..FaultRule::default()
+        },
+        FaultRule::status("DELETE", "*/rayclusters/*", 500, 2),
+        FaultRule::status("POST", "*/selfsubjectaccessreviews", 429, 3),
+    ];
+    srv.clear_faults();
+    for rule in &flaky {
+        srv.add_fault(rule.clone());
+    }
+    let out = fixture.cluster("up", &kc, LOCAL).output().unwrap();
+    assert!(out.status.success(), "up: {}", text(&out.stderr));
+    srv.clear_faults();
+    for rule in &flaky {
+        srv.add_fault(rule.clone());
+    }
+    let out = fixture
+        .cluster("diff", &kc, &["--profile", "local", "--exit-code"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "diff: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    srv.clear_faults();
+    for rule in &flaky {
+        srv.add_fault(rule.clone());
+    }
+    assert_eq!(ls_json(&kc)[0]["status"], "deployed");
+    let statuses: Vec<u16> = srv.requests().iter().map(|r| r.status).collect();
+    assert!(
+        statuses.contains(&500) && statuses.contains(&429),
+        "the faults did not fire: {statuses:?}"
+    );
+    srv.clear_faults();
+    for rule in &flaky {
+        srv.add_fault(rule.clone());
+    }
+    let out = down(&kc, "datalayer-ray", &["--yes"]).output().unwrap();
+    assert!(out.status.success(), "down: {}", text(&out.stderr));
+    assert!(
+        labelled(&srv, "datalayer-ray")
+            .iter()
+            .all(|s| s.starts_with("CustomResourceDefinition/"))
+    );
+
+    // A failure that does not go away is reported with the object and the server's answer.
+    srv.clear_faults();
+    srv.add_fault(FaultRule {
+        method: Some("PATCH".into()),
+        path: "*/deployments/kuberay-operator".into(),
+        status: Some(503),
+        ..FaultRule::default()
+    });
+    let out = fixture.cluster("up", &kc, LOCAL).output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("Deployment/ray-system/kuberay-operator")
+            && stderr.contains("503")
+            && stderr.contains("attempts"),
+        "{stderr}"
+    );
+}
+
+/// A small deterministic random source for the soak.
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % n
+    }
+}
+
+#[test]
+fn soak_fifty_cycles_leave_nothing_behind() {
+    let srv = TestServer::start(Config::default());
+    let kc = srv.kubeconfig_path().to_path_buf();
+    let fixture = Fixture::addon("minimal");
+    let mut rng = Lcg(0x5eed);
+    let kinds = [
+        ("v1", "Namespace"),
+        ("v1", "ConfigMap"),
+        ("v1", "Secret"),
+        ("v1", "Service"),
+        ("apps/v1", "Deployment"),
+    ];
+    let live = |srv: &TestServer| -> BTreeSet<String> {
+        kinds
+            .iter()
+            .flat_map(|(v, k)| {
+                srv.list_objects(v, k, None)
+                    .into_iter()
+                    .map(move |o| (k, o))
+            })
+            .filter(|(_, o)| o["metadata"]["labels"][RELEASE_LABEL] == "minimal")
+            .map(|(k, o)| {
+                format!(
+                    "{k}/{}/{}",
+                    o["metadata"]["namespace"].as_str().unwrap_or("-"),
+                    o["metadata"]["name"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    for cycle in 0..50 {
+        let replicas = rng.below(3) + 1;
+        let web = rng.below(4) != 0;
+        let token = format!("token-{}", rng.below(1000));
+        let sets = [
+            format!("web.replicas={replicas}"),
+            format!("web.maxReplicas={}", replicas + 1),
+            format!("web.enabled={web}"),
+            format!("web.token={token}"),
+        ];
+        let mut args = vec!["--profile", "dev", "--yes", "--timeout", "30s"];
+        for set in &sets {
+            args.extend(["--set", set.as_str()]);
+        }
+        let out = fixture.cluster("up", &kc, &args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "cycle {cycle} up: {}",
+            text(&out.stderr)
+        );
+        let diff_args: Vec<&str> = args
+            .iter()
+            .copied()
+            .filter(|a| *a != "--yes" && *a != "--timeout" && *a != "30s")
+            .chain(["--exit-code"])
+            .collect();
+        let out = fixture.cluster("diff", &kc, &diff_args).output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "cycle {cycle}: drift after up:\n{}",
+            text(&out.stdout)
+        );
+        let inv = inventory(&srv, "minimal").expect("inventory");
+        assert!(
+            inv["history"].as_array().unwrap().len() <= 10,
+            "history grew: {}",
+            inv["history"].as_array().unwrap().len()
+        );
+        let recorded: BTreeSet<String> = inventory_subjects(&inv)
+            .into_iter()
+            .map(|s| {
+                let parts: Vec<&str> = s.split('/').collect();
+                if parts.len() == 2 {
+                    format!("{}/-/{}", parts[0], parts[1])
+                } else {
+                    s.clone()
+                }
+            })
+            .collect();
+        assert_eq!(live(&srv), recorded, "cycle {cycle}: inventory drift");
+        if cycle % 10 == 9 {
+            let out = down(&kc, "minimal", &["--yes"]).output().unwrap();
+            assert!(
+                out.status.success(),
+                "cycle {cycle} down: {}",
+                text(&out.stderr)
+            );
+            assert!(
+                live(&srv).is_empty(),
+                "cycle {cycle}: left behind {:?}",
+                live(&srv)
+            );
+            assert!(inventory(&srv, "minimal").is_none());
+        }
+    }
+}
