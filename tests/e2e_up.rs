@@ -1,5 +1,10 @@
 //! End-to-end: the real binary runs diff, up and ls against the test API server.
 
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "a tiny base64 decoder over 6-bit values"
+)]
+
 mod common;
 
 use std::collections::BTreeSet;
@@ -104,7 +109,7 @@ fn lifecycle_of_datalayer_ray_with_the_local_profile() {
         "RayCluster/default/raycluster",
     ] {
         assert!(
-            stderr.contains(&format!("ready")) && stderr.contains(subject),
+            stderr.contains("ready") && stderr.contains(subject),
             "{subject} not awaited:\n{stderr}"
         );
     }

@@ -41,7 +41,8 @@ fn identity() -> (String, String, u32) {
     let pid = std::process::id();
     let mut nonce = [0u8; 4];
     let _ = getrandom::fill(&mut nonce);
-    let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+    let nonce = u32::from_le_bytes(nonce);
+    let nonce = format!("{nonce:08x}");
     (format!("{user}@{host} pid {pid} ({nonce})"), host, pid)
 }
 
@@ -201,7 +202,7 @@ pub async fn acquire(
             // Someone else won the race (or a retried create already succeeded): look again.
             Err(kube::Error::Api(status)) if status.code == 409 => {}
             Err(err) if super::retry::is_transient(&err) => {
-                tokio::time::sleep(Duration::from_millis(200)).await
+                tokio::time::sleep(Duration::from_millis(200)).await;
             }
             Err(err) => {
                 return Err(KubeError::api(
