@@ -6,7 +6,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use futures::{StreamExt, stream};
-use kube::api::{DeleteParams, Patch, PatchParams, PropagationPolicy};
+use kube::api::{Patch, PatchParams};
 use serde_json::{Map, Value};
 
 use super::plan::{Action, Plan, PlannedObject};
@@ -299,36 +299,16 @@ pub async fn prune(
         objects: objects.len(),
     });
     for object in objects {
-        let Some(served) = resources
-            .find(&object.api_version, &object.kind, false)
-            .await?
-        else {
-            continue;
-        };
-        let api = resources.api(&served, object.namespace.as_deref());
-        let params = DeleteParams {
-            propagation_policy: Some(PropagationPolicy::Background),
-            ..DeleteParams::default()
-        };
-        match retry(|| api.delete(&object.name, &params)).await {
-            Ok(_) => reporter.report(Event::Done {
-                subject: object.subject.clone(),
-                action: Action::Prune,
-            }),
-            Err(kube::Error::Api(status)) if status.code == 404 => {
-                reporter.report(Event::Done {
-                    subject: object.subject.clone(),
-                    action: Action::Prune,
-                });
-            }
-            Err(err) => {
-                return Err(KubeError::api(
-                    "cannot prune the object",
-                    Some(&object.subject),
-                    &err,
-                ));
-            }
-        }
+        super::delete::delete_one(
+            resources,
+            &object.api_version,
+            &object.kind,
+            object.namespace.as_deref(),
+            &object.name,
+            Action::Prune,
+            reporter,
+        )
+        .await?;
     }
     Ok(())
 }

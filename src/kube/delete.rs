@@ -237,34 +237,55 @@ pub async fn remove(
             objects: objects.len(),
         });
         for object in objects {
-            let Some(served) = resources
-                .find(&object.api_version, &object.kind, false)
-                .await?
-            else {
-                continue;
-            };
-            let api = resources.api(&served, object.namespace.as_deref());
-            let params = DeleteParams {
-                propagation_policy: Some(PropagationPolicy::Background),
-                ..DeleteParams::default()
-            };
-            match retry(|| api.delete(&object.name, &params)).await {
-                Ok(_) => reporter.report(Event::Done {
-                    subject: object.subject(),
-                    action: Action::Delete,
-                }),
-                Err(kube::Error::Api(status)) if status.code == 404 => {}
-                Err(err) => {
-                    return Err(KubeError::api(
-                        "cannot delete the object",
-                        Some(&object.subject()),
-                        &err,
-                    ));
-                }
-            }
+            delete_one(
+                resources,
+                &object.api_version,
+                &object.kind,
+                object.namespace.as_deref(),
+                &object.name,
+                Action::Delete,
+                reporter,
+            )
+            .await?;
         }
         for object in objects {
             wait_gone(resources, object, wait, reporter).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Deletes one object in the background (an object already gone is fine) and reports `action`.
+///
+/// # Errors
+/// Discovery failures and refused deletions, naming the object.
+pub(super) async fn delete_one(
+    resources: &Resources,
+    api_version: &str,
+    kind: &str,
+    namespace: Option<&str>,
+    name: &str,
+    action: Action,
+    reporter: &dyn Reporter,
+) -> Result<(), KubeError> {
+    let Some(served) = resources.find(api_version, kind, false).await? else {
+        return Ok(());
+    };
+    let api = resources.api(&served, namespace);
+    let params = DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Background),
+        ..DeleteParams::default()
+    };
+    let subject = super::subject(kind, namespace, name);
+    match retry(|| api.delete(name, &params)).await {
+        Ok(_) => reporter.report(Event::Done { subject, action }),
+        Err(kube::Error::Api(status)) if status.code == 404 => {}
+        Err(err) => {
+            return Err(KubeError::api(
+                format!("cannot {action} the object"),
+                Some(&subject),
+                &err,
+            ));
         }
     }
     Ok(())
