@@ -71,6 +71,9 @@ pub struct ClusterArgs {
     /// The kubeconfig context (default: its current context).
     #[arg(long, value_name = "NAME")]
     pub context: Option<String>,
+    /// How long one API request may wait for an answer before it is retried; 0 waits forever.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub request_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Args)]

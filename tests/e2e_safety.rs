@@ -15,6 +15,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use common::{Fixture, builtin, plane};
 use plane_test_apiserver::{Config, FaultRule, PolicyRule, RequestRecord, TestServer};
 use serde_json::Value;
@@ -79,7 +81,7 @@ fn inventory(srv: &TestServer, release: &str) -> Option<Value> {
         &format!("plane-release-{release}"),
     )?;
     let encoded = secret["data"]["release.json"].as_str()?;
-    serde_json::from_slice(&decode_base64(encoded)).ok()
+    serde_json::from_slice(&STANDARD.decode(encoded).ok()?).ok()
 }
 
 fn inventory_subjects(inventory: &Value) -> BTreeSet<String> {
@@ -100,22 +102,6 @@ fn inventory_subjects(inventory: &Value) -> BTreeSet<String> {
             ),
         })
         .collect()
-}
-
-fn decode_base64(text: &str) -> Vec<u8> {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = Vec::new();
-    let (mut buffer, mut bits) = (0u32, 0);
-    for c in text.bytes().filter(|&c| c != b'=') {
-        buffer = (buffer << 6)
-            | u32::try_from(ALPHABET.iter().position(|&a| a == c).expect("base64")).unwrap();
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push(u8::try_from((buffer >> bits) & 0xff).unwrap());
-        }
-    }
-    out
 }
 
 fn down(kc: &Path, release: &str, args: &[&str]) -> Command {
@@ -219,6 +205,79 @@ fn down_removes_the_release_custom_resources_first() {
         "{}",
         text(&out.stderr)
     );
+}
+
+/// Runs `plane down RELEASE` on a pseudo-terminal (util-linux `script`), answers its question
+/// with `answer` once it is on the screen, and returns the exit code and what the screen showed.
+fn down_on_a_terminal(kc: &Path, release: &str, answer: &str) -> (Option<i32>, String) {
+    use std::io::{Read, Write};
+    let command = format!(
+        "{} down {release} --kubeconfig {}",
+        env!("CARGO_BIN_EXE_plane"),
+        kc.display()
+    );
+    let mut child = Command::new("script")
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("util-linux `script` is needed to give plane a terminal");
+    let mut stdout = child.stdout.take().unwrap();
+    let (chunks, screen_output) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || chunks.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut screen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !text(&screen).contains("[y/N]") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(chunk) = screen_output.recv_timeout(left) else {
+            child.kill().ok();
+            panic!("down never asked; the screen showed:\n{}", text(&screen));
+        };
+        screen.extend(chunk);
+    }
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(answer.as_bytes()).unwrap();
+    stdin.flush().unwrap();
+    while let Ok(chunk) = screen_output.recv_timeout(Duration::from_secs(60)) {
+        screen.extend(chunk);
+    }
+    drop(stdin);
+    let status = child.wait().unwrap();
+    (status.code(), text(&screen))
+}
+
+#[test]
+fn down_on_a_terminal_asks_first() {
+    let srv = TestServer::start(Config::default());
+    let kc = srv.kubeconfig_path().to_path_buf();
+    let fixture = builtin("datalayer-ray");
+    let out = fixture.cluster("up", &kc, LOCAL).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let before = labelled(&srv, "datalayer-ray");
+
+    srv.clear_requests();
+    let (code, screen) = down_on_a_terminal(&kc, "datalayer-ray", "n");
+    assert_eq!(code, Some(1), "{screen}");
+    assert!(screen.contains("not confirmed"), "{screen}");
+    assert!(
+        screen.contains("Deployment") && screen.contains("ray-system/kuberay-operator"),
+        "the question comes after the list of what would be deleted:\n{screen}"
+    );
+    assert_eq!(mutating(&srv.requests()), Vec::<String>::new());
+    assert_eq!(labelled(&srv, "datalayer-ray"), before);
+
+    let (code, screen) = down_on_a_terminal(&kc, "datalayer-ray", "y");
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(screen.contains("release datalayer-ray removed"), "{screen}");
+    assert!(inventory(&srv, "datalayer-ray").is_none());
 }
 
 #[test]
@@ -653,6 +712,70 @@ fn a_killed_up_is_followed_by_a_rerun_that_converges() {
 }
 
 #[test]
+fn ctrl_c_stops_up_records_the_phase_and_exits_130() {
+    let srv = TestServer::start(Config::default());
+    // Slow writes so the signal lands in the middle of the apply.
+    srv.add_fault(FaultRule {
+        method: Some("PATCH".into()),
+        path: "*".into(),
+        delay_ms: Some(40),
+        ..FaultRule::default()
+    });
+    let fixture = builtin("datalayer-ray");
+    let mut child = fixture
+        .cluster("up", srv.kubeconfig_path(), LOCAL)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let writes = |srv: &TestServer| {
+        srv.requests()
+            .iter()
+            .filter(|r| r.is_mutating() && !r.dry_run && r.method == "PATCH")
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while writes(&srv) < 5 {
+        assert!(Instant::now() < deadline, "up never started writing");
+        assert!(child.try_wait().unwrap().is_none(), "up ended too soon");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    let written = writes(&srv);
+    assert!(
+        written < 33,
+        "up went on writing after Ctrl-C: {written} writes"
+    );
+
+    // The phase is recorded, the inventory covers everything live, the lock is gone.
+    let recorded = inventory(&srv, "datalayer-ray").expect("an inventory");
+    assert_eq!(recorded["phase"], "failed");
+    let live = labelled(&srv, "datalayer-ray");
+    let listed = inventory_subjects(&recorded);
+    let orphans: Vec<&String> = live.difference(&listed).collect();
+    assert!(orphans.is_empty(), "live but not recorded: {orphans:?}");
+    assert!(
+        srv.list_objects("coordination.k8s.io/v1", "Lease", Some("plane-system"))
+            .is_empty(),
+        "the lock was not released"
+    );
+
+    // The next run converges.
+    srv.clear_faults();
+    let out = output_within(fixture.cluster("up", srv.kubeconfig_path(), LOCAL), LIMIT);
+    assert!(out.status.success(), "rerun: {}", text(&out.stderr));
+    assert_eq!(ls_json(srv.kubeconfig_path())[0]["status"], "deployed");
+}
+
+#[test]
 fn two_concurrent_ups_do_not_interleave() {
     let srv = TestServer::start(Config::default());
     srv.add_fault(FaultRule {
@@ -712,6 +835,218 @@ fn two_concurrent_ups_do_not_interleave() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
     assert_eq!(ls_json(srv.kubeconfig_path())[0]["status"], "deployed");
+}
+
+/// Runs `cmd` to the end, but kills it and fails the test if it takes longer than `limit`: a
+/// request that never returns must fail this test, not stall CI.
+fn output_within(mut cmd: Command, limit: Duration) -> std::process::Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().ok();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "still running after {limit:?}; stderr so far:\n{}",
+                text(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Faults that each fire a few times, on every kind of request the commands send.
+fn flaky_rules() -> Vec<FaultRule> {
+    let dropped = |method: &str, path: &str, times| FaultRule {
+        method: Some(method.into()),
+        path: path.into(),
+        drop_connection: true,
+        times: Some(times),
+        ..FaultRule::default()
+    };
+    vec![
+        FaultRule::status("PATCH", "*/deployments/*", 500, 2),
+        FaultRule::status("GET", "*/secrets/plane-release-*", 429, 2),
+        FaultRule::status("GET", "/api/v1/namespaces/plane-system/secrets", 429, 2),
+        FaultRule::status("PATCH", "*/configmaps/*", 503, 2),
+        FaultRule::status("PUT", "*/secrets/plane-release-*", 503, 1),
+        FaultRule::status("DELETE", "*/rayclusters/*", 500, 2),
+        FaultRule::status("DELETE", "*/deployments/*", 502, 1),
+        FaultRule::status("POST", "*/selfsubjectaccessreviews", 429, 3),
+        FaultRule::status("POST", "*/leases", 503, 1),
+        dropped("GET", "/apis/apps/v1", 1),
+        dropped("GET", "*/deployments*", 2),
+        dropped("PATCH", "*/services/*", 1),
+    ]
+}
+
+fn arm(srv: &TestServer, rules: &[FaultRule]) {
+    srv.clear_faults();
+    for rule in rules {
+        srv.add_fault(rule.clone());
+    }
+}
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+#[test]
+fn transient_failures_are_retried() {
+    let srv = TestServer::start(Config::default());
+    let kc = srv.kubeconfig_path().to_path_buf();
+    let fixture = builtin("datalayer-ray");
+    let rules = flaky_rules();
+
+    arm(&srv, &rules);
+    let out = output_within(fixture.cluster("up", &kc, LOCAL), LIMIT);
+    assert!(out.status.success(), "up: {}", text(&out.stderr));
+
+    arm(&srv, &rules);
+    let diff = fixture.cluster("diff", &kc, &["--profile", "local", "--exit-code"]);
+    let out = output_within(diff, LIMIT);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "diff: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+
+    arm(&srv, &rules);
+    assert_eq!(ls_json(&kc)[0]["status"], "deployed");
+
+    arm(&srv, &rules);
+    let out = output_within(down(&kc, "datalayer-ray", &["--yes"]), LIMIT);
+    assert!(out.status.success(), "down: {}", text(&out.stderr));
+    let left = labelled(&srv, "datalayer-ray");
+    assert!(
+        left.iter()
+            .all(|s| s.starts_with("CustomResourceDefinition/")),
+        "{left:?}"
+    );
+    assert!(inventory(&srv, "datalayer-ray").is_none());
+
+    // Every kind of fault fired on the way: error statuses, and dropped connections (status 0).
+    let statuses: BTreeSet<u16> = srv.requests().iter().map(|r| r.status).collect();
+    for code in [0, 429, 500, 502, 503] {
+        assert!(
+            statuses.contains(&code),
+            "no {code} was injected: {statuses:?}"
+        );
+    }
+}
+
+#[test]
+fn failures_that_persist_are_reported_once_retries_run_out() {
+    let srv = TestServer::start(Config::default());
+    let kc = srv.kubeconfig_path().to_path_buf();
+    let fixture = builtin("datalayer-ray");
+    let forever = |method: &str, path: &str, status| FaultRule {
+        method: Some(String::from(method)),
+        path: String::from(path),
+        status: Some(status),
+        ..FaultRule::default()
+    };
+    let expect_failure = |out: &std::process::Output, needles: &[&str]| {
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        for needle in needles {
+            assert!(
+                stderr.contains(needle),
+                "{needle:?} missing from:\n{stderr}"
+            );
+        }
+    };
+
+    // up: the operator's Deployment keeps failing; the objects before it were applied.
+    srv.add_fault(forever("PATCH", "*/deployments/kuberay-operator", 503));
+    let out = output_within(fixture.cluster("up", &kc, LOCAL), LIMIT);
+    expect_failure(
+        &out,
+        &[
+            "Deployment/ray-system/kuberay-operator",
+            "503",
+            "after 6 attempts",
+            "hint:",
+        ],
+    );
+    let failed = srv
+        .requests()
+        .iter()
+        .filter(|r| r.status == 503 && r.path.ends_with("/kuberay-operator"))
+        .count();
+    assert_eq!(failed, 6, "one call, tried six times");
+    srv.clear_faults();
+    let out = output_within(fixture.cluster("up", &kc, LOCAL), LIMIT);
+    assert!(out.status.success(), "rerun: {}", text(&out.stderr));
+
+    // diff: a dry-run that keeps failing.
+    srv.add_fault(forever("PATCH", "*/configmaps/prometheus-config", 500));
+    let diff = fixture.cluster("diff", &kc, &["--profile", "local"]);
+    expect_failure(
+        &output_within(diff, LIMIT),
+        &[
+            "ConfigMap/ray-observability/prometheus-config",
+            "500",
+            "attempts",
+        ],
+    );
+    srv.clear_faults();
+
+    // ls: the list of releases keeps being throttled.
+    srv.add_fault(forever(
+        "GET",
+        "/api/v1/namespaces/plane-system/secrets",
+        429,
+    ));
+    let mut ls: Command = plane().into();
+    ls.args(["ls", "--kubeconfig"]).arg(&kc);
+    expect_failure(
+        &output_within(ls, LIMIT),
+        &["cannot list releases", "429", "attempts"],
+    );
+    srv.clear_faults();
+
+    // A server that accepts the request and never answers: bounded by --request-timeout.
+    srv.add_fault(FaultRule {
+        method: Some("GET".into()),
+        path: "*/secrets/plane-release-*".into(),
+        delay_ms: Some(60_000),
+        ..FaultRule::default()
+    });
+    let diff = fixture.cluster(
+        "diff",
+        &kc,
+        &["--profile", "local", "--request-timeout", "200ms"],
+    );
+    expect_failure(
+        &output_within(diff, LIMIT),
+        &[
+            "did not answer within the request timeout",
+            "--request-timeout",
+        ],
+    );
+    srv.clear_faults();
+
+    // down: a custom resource that cannot be deleted stops down before the operator goes, and
+    // a later down finishes the job.
+    srv.add_fault(forever("DELETE", "*/rayclusters/raycluster", 500));
+    let out = output_within(down(&kc, "datalayer-ray", &["--yes"]), LIMIT);
+    expect_failure(&out, &["RayCluster/default/raycluster", "500", "attempts"]);
+    let live = labelled(&srv, "datalayer-ray");
+    assert!(
+        live.contains("Deployment/ray-system/kuberay-operator"),
+        "the operator must outlive its custom resources: {live:?}"
+    );
+    assert!(inventory(&srv, "datalayer-ray").is_some(), "inventory kept");
+    srv.clear_faults();
+    let out = output_within(down(&kc, "datalayer-ray", &["--yes"]), LIMIT);
+    assert!(out.status.success(), "second down: {}", text(&out.stderr));
+    assert!(inventory(&srv, "datalayer-ray").is_none());
 }
 
 /// A small deterministic random source for the soak.

@@ -36,6 +36,7 @@ pub async fn connect(
     let target = kube::connect(&ConnectOptions {
         kubeconfig: args.kubeconfig.clone(),
         context: args.context.clone(),
+        request_timeout: Some(args.request_timeout).filter(|t| !t.is_zero()),
     })
     .await
     .map_err(|err| failed(&err))?;

@@ -1,9 +1,12 @@
 //! Connect like kubectl: --kubeconfig, --context, KUBECONFIG, ~/.kube/config, in-cluster.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
+use kube::client::ClientBuilder;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
+use tower::timeout::TimeoutLayer;
 
 use super::KubeError;
 
@@ -12,6 +15,9 @@ use super::KubeError;
 pub struct ConnectOptions {
     pub kubeconfig: Option<PathBuf>,
     pub context: Option<String>,
+    /// How long one request may wait for the server's answer (its headers; a watch then streams
+    /// for as long as it needs). `None` waits forever.
+    pub request_timeout: Option<Duration>,
 }
 
 /// A connected cluster and how it was named.
@@ -32,7 +38,7 @@ pub async fn connect(options: &ConnectOptions) -> Result<Target, KubeError> {
         context: options.context.clone(),
         ..KubeConfigOptions::default()
     };
-    let (config, context) = if let Some(path) = &options.kubeconfig {
+    let (mut config, context) = if let Some(path) = &options.kubeconfig {
         let kubeconfig = Kubeconfig::read_from(path).map_err(|err| KubeError::Connect {
             reason: format!(
                 "cannot read kubeconfig {}: {}",
@@ -100,10 +106,17 @@ pub async fn connect(options: &ConnectOptions) -> Result<Target, KubeError> {
         .to_string()
         .trim_end_matches('/')
         .to_owned();
-    let client = Client::try_from(config).map_err(|err| KubeError::Connect {
+    // One retry policy, bounded and visible: plane's own (see retry.rs). kube's built-in layer
+    // retries 429/503 up to 15 times with backoff growing to minutes, under every plane retry.
+    config.default_retry = false;
+    let builder = ClientBuilder::try_from(config).map_err(|err| KubeError::Connect {
         reason: super::error_chain(&err),
         hint: None,
     })?;
+    let client: Client = match options.request_timeout {
+        Some(limit) => builder.with_layer(&TimeoutLayer::new(limit)).build(),
+        None => builder.build(),
+    };
     Ok(Target {
         client,
         context,

@@ -130,6 +130,7 @@ pub async fn acquire(
     let (identity, host, pid) = identity();
     let deadline = wait.map(|w| tokio::time::Instant::now() + w);
     let mut told = false;
+    let mut transient_failures = 0;
     loop {
         let now = Timestamp::now();
         let existing = retry(|| api.get_opt(&name))
@@ -201,7 +202,11 @@ pub async fn acquire(
             Ok(_) => break,
             // Someone else won the race (or a retried create already succeeded): look again.
             Err(kube::Error::Api(status)) if status.code == 409 => {}
-            Err(err) if super::retry::is_transient(&err) => {
+            Err(err)
+                if super::retry::is_transient(&err)
+                    && transient_failures + 1 < super::retry::ATTEMPTS =>
+            {
+                transient_failures += 1;
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             Err(err) => {

@@ -107,6 +107,10 @@ impl KubeError {
                 format!("{} ({} {})", status.message, status.code, status.reason),
                 Some(status.code),
             ),
+            other if timed_out(other) => (
+                "the API server did not answer within the request timeout".to_owned(),
+                None,
+            ),
             other => (error_chain(other), None),
         };
         if retry::is_transient(err) {
@@ -126,6 +130,10 @@ impl KubeError {
             Some(429 | 500..=504) => {
                 Some("the API server is overloaded or failing; try again later".to_owned())
             }
+            _ if timed_out(err) => Some(
+                "check the API server's health, or allow more time with --request-timeout"
+                    .to_owned(),
+            ),
             _ => None,
         };
         Self::Api {
@@ -221,6 +229,11 @@ impl KubeError {
 }
 
 /// Every message of an error's source chain, joined.
+/// Whether a request failed because `--request-timeout` passed without an answer.
+fn timed_out(err: &kube::Error) -> bool {
+    matches!(err, kube::Error::Service(inner) if inner.is::<tower::timeout::error::Elapsed>())
+}
+
 pub fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();

@@ -427,11 +427,12 @@ async fn plan_one(
     let dry = retry(|| api.patch(&id.name, &params, &patch))
         .await
         .map_err(|err| {
-            KubeError::api(
-                "the server rejected the object on dry-run",
-                Some(&subject),
-                &err,
-            )
+            let what = if super::retry::is_transient(&err) {
+                "cannot dry-run the object"
+            } else {
+                "the server rejected the object on dry-run"
+            };
+            KubeError::api(what, Some(&subject), &err)
         })?;
     let dry = serde_json::to_value(dry).unwrap_or(Value::Null);
 
