@@ -776,6 +776,64 @@ fn ctrl_c_stops_up_records_the_phase_and_exits_130() {
 }
 
 #[test]
+fn an_up_that_loses_its_lock_stops_and_leaves_the_release_to_the_new_holder() {
+    // Slow controllers keep `up` waiting for readiness long enough to lose its lock.
+    let srv = TestServer::start(Config {
+        controller_step: Duration::from_secs(8),
+        ..Config::default()
+    });
+    let fixture = builtin("datalayer-ray");
+    let child = fixture
+        .cluster("up", srv.kubeconfig_path(), LOCAL)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lease = || {
+        srv.get_object(
+            "coordination.k8s.io/v1",
+            "Lease",
+            Some("plane-system"),
+            "plane-lock-datalayer-ray",
+        )
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while lease().is_none() {
+        assert!(Instant::now() < deadline, "up never took its lock");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Another run takes the Lease over (as it would after a missed renewal).
+    srv.patch_object(
+        "another-plane",
+        "coordination.k8s.io/v1",
+        "Lease",
+        Some("plane-system"),
+        "plane-lock-datalayer-ray",
+        &serde_json::json!({"spec": {"holderIdentity": "someone@elsewhere pid 1 (0000)"}}),
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("lost the lock of release datalayer-ray"),
+        "{stderr}"
+    );
+    // It neither released the new holder's lock nor wrote the release's record after losing it.
+    assert_eq!(
+        lease().unwrap()["spec"]["holderIdentity"],
+        "someone@elsewhere pid 1 (0000)"
+    );
+    // The record still says the run was in progress: the failure was not written over it.
+    let recorded = inventory(&srv, "datalayer-ray").expect("an inventory");
+    assert!(
+        ["applying", "pruning", "waiting"].contains(&recorded["phase"].as_str().unwrap()),
+        "{}",
+        recorded["phase"]
+    );
+}
+
+#[test]
 fn two_concurrent_ups_do_not_interleave() {
     let srv = TestServer::start(Config::default());
     srv.add_fault(FaultRule {

@@ -230,26 +230,39 @@ fn resources_client(resources: &Resources) -> kube::Client {
     resources.client().clone()
 }
 
-/// Runs `work` unless Ctrl-C comes first; then the work is dropped (no new writes start) and
-/// `Interrupted` is returned for the caller to record.
+/// Runs `work` under the release lock unless Ctrl-C comes first or the lock is lost; then the
+/// work is dropped, so no new write starts, and the caller records (or, for a lost lock, leaves
+/// alone) the release's phase.
 pub async fn interruptible<T>(
     work: impl std::future::Future<Output = Result<T, KubeError>>,
-) -> Result<Result<T, KubeError>, Interrupted> {
+    loss: kube::LockLoss,
+) -> Result<Result<T, KubeError>, Stopped> {
     tokio::select! {
         result = work => Ok(result),
-        _ = tokio::signal::ctrl_c() => Err(Interrupted),
+        _ = tokio::signal::ctrl_c() => Err(Stopped::Interrupted),
+        () = loss.wait() => Err(Stopped::LockLost),
     }
 }
 
-/// Ctrl-C arrived.
-#[derive(Debug, Clone, Copy)]
-pub struct Interrupted;
+/// Why work under the lock stopped before it finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// Ctrl-C.
+    Interrupted,
+    /// The lock went to another run (or expired); the release is no longer this run's to write.
+    LockLost,
+}
 
-/// The error for an interrupted run.
-pub fn interrupted(what: &str) -> Error {
-    Error::Interrupted {
-        problem: Problem::new(format!("interrupted: {what}"))
-            .because("no new writes were started; the release's phase was recorded")
-            .hint("run the same command again to converge"),
+/// The error for a run stopped under the lock: exit 130 for Ctrl-C.
+pub fn stopped(why: Stopped, what: &str, release: &str) -> Error {
+    match why {
+        Stopped::Interrupted => Error::Interrupted {
+            problem: Problem::new(format!("interrupted: {what}"))
+                .because("no new writes were started; the release's phase was recorded")
+                .hint("run the same command again to converge"),
+        },
+        Stopped::LockLost => failed(&KubeError::LockLost {
+            release: release.to_owned(),
+        }),
     }
 }

@@ -54,7 +54,16 @@ pub fn run(args: &DownArgs, printer: &Printer) -> Result<Status, Error> {
         )
         .await
         .map_err(|e| cluster::failed(&e))?;
-        let result = locked(args, printer, &progress, &resources, inventory, removal).await;
+        let result = locked(
+            args,
+            printer,
+            &progress,
+            &resources,
+            inventory,
+            removal,
+            lock.loss(),
+        )
+        .await;
         progress.finish();
         lock.release().await;
         result
@@ -166,6 +175,7 @@ async fn locked(
     resources: &Resources,
     planned_from: Inventory,
     removal: Removal,
+    loss: kube::LockLoss,
 ) -> Result<Status, Error> {
     let client = resources.client().clone();
     // Read again under the lock: another run may have changed the release while this one waited.
@@ -198,7 +208,8 @@ async fn locked(
         .map_err(|e| cluster::failed(&e))?;
     let wait = WaitOptions::within(args.timeout);
     let failure =
-        match cluster::interruptible(kube::remove(resources, &removal, wait, progress)).await {
+        match cluster::interruptible(kube::remove(resources, &removal, wait, progress), loss).await
+        {
             Ok(Ok(())) => {
                 kube::delete_inventory(&client, &args.state_namespace, &args.release)
                     .await
@@ -213,7 +224,14 @@ async fn locked(
                 return Ok(Status::Success);
             }
             Ok(Err(err)) => cluster::failed(&err),
-            Err(cluster::Interrupted) => cluster::interrupted("down stopped before it finished"),
+            Err(why) => {
+                let error = cluster::stopped(why, "down stopped before it finished", &args.release);
+                if why == cluster::Stopped::LockLost {
+                    // The release is another run's now: its record is that run's to write.
+                    return Err(error);
+                }
+                error
+            }
         };
     inventory.phase = Phase::Failed;
     let _ = kube::write_inventory(&client, &args.state_namespace, &inventory).await;

@@ -64,6 +64,7 @@ pub fn run(args: &UpArgs, printer: &Printer) -> Result<Status, Error> {
             &release,
             &resources,
             planned,
+            lock.loss(),
         )
         .await;
         progress.finish();
@@ -92,6 +93,7 @@ async fn locked(
     release: &str,
     resources: &Resources,
     planned: Planned,
+    loss: kube::LockLoss,
 ) -> Result<Status, Error> {
     let client = resources.client().clone();
     let state_ns = &args.render.state_namespace;
@@ -115,15 +117,18 @@ async fn locked(
     };
 
     let mut inventory = start_inventory(rendered, &plan, release, profile, previous.as_ref());
-    let outcome = cluster::interruptible(converge(
-        resources,
-        state_ns,
-        &plan,
-        rendered,
-        &mut inventory,
-        args,
-        progress,
-    ))
+    let outcome = cluster::interruptible(
+        converge(
+            resources,
+            state_ns,
+            &plan,
+            rendered,
+            &mut inventory,
+            args,
+            progress,
+        ),
+        loss,
+    )
     .await;
     progress.finish();
     let failure = match outcome {
@@ -137,7 +142,14 @@ async fn locked(
             return Ok(Status::Success);
         }
         Ok(Err(err)) => cluster::failed(&err),
-        Err(cluster::Interrupted) => cluster::interrupted("up stopped before it finished"),
+        Err(why) => {
+            let error = cluster::stopped(why, "up stopped before it finished", release);
+            if why == cluster::Stopped::LockLost {
+                // The release is another run's now: its record is that run's to write.
+                return Err(error);
+            }
+            error
+        }
     };
     if plan.has_changes() || previous.is_some() {
         inventory.phase = Phase::Failed;

@@ -20,6 +20,9 @@ use super::{Event, KubeError, Reporter};
 const LEASE_SECONDS: i32 = 30;
 /// How often a held lock is renewed.
 const RENEW_EVERY: Duration = Duration::from_secs(10);
+/// A holder that could not renew for this long gives up before its Lease can expire under it.
+#[allow(clippy::cast_sign_loss, reason = "a positive constant")]
+const GIVE_UP_AFTER: Duration = Duration::from_secs(LEASE_SECONDS as u64 - 10);
 const HOST: &str = "plane.datalayer.io/host";
 const PID: &str = "plane.datalayer.io/pid";
 
@@ -30,6 +33,30 @@ pub struct Lock {
     identity: String,
     stop: watch::Sender<bool>,
     renewer: JoinHandle<()>,
+    lost: watch::Receiver<bool>,
+}
+
+/// Resolves once a held lock is lost: another run took it over, it was deleted, or it could not
+/// be renewed in time. Never resolves while the lock is held.
+pub struct LockLoss(watch::Receiver<bool>);
+
+impl LockLoss {
+    pub async fn wait(mut self) {
+        if self.0.wait_for(|lost| *lost).await.is_err() {
+            // The renewer ended without losing the lock (it was released): never lost.
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// What one renewal found.
+#[derive(Debug, PartialEq, Eq)]
+enum Renewal {
+    Renewed,
+    /// The API did not answer or refused; try again next round.
+    Failed,
+    /// Someone else holds the Lease, or it is gone.
+    Lost,
 }
 
 /// Who this process is, for the Lease and for messages.
@@ -219,28 +246,25 @@ pub async fn acquire(
         }
     }
     let (stop, mut stopped) = watch::channel(false);
+    let (lost_sender, lost) = watch::channel(false);
     let renew_api = api.clone();
     let renew_name = name.clone();
     let renew_identity = identity.clone();
     let renewer = tokio::spawn(async move {
+        let mut renewed_at = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 _ = stopped.changed() => return,
                 () = tokio::time::sleep(RENEW_EVERY) => {}
             }
-            let Ok(Some(mut lease)) = renew_api.get_opt(&renew_name).await else {
-                continue;
-            };
-            let Some(spec) = lease.spec.as_mut() else {
-                continue;
-            };
-            if spec.holder_identity.as_deref() != Some(renew_identity.as_str()) {
-                return;
+            match renew(&renew_api, &renew_name, &renew_identity).await {
+                Renewal::Renewed => renewed_at = tokio::time::Instant::now(),
+                Renewal::Failed if renewed_at.elapsed() < GIVE_UP_AFTER => {}
+                Renewal::Failed | Renewal::Lost => {
+                    let _ = lost_sender.send(true);
+                    return;
+                }
             }
-            spec.renew_time = Some(MicroTime(Timestamp::now()));
-            let _ = renew_api
-                .replace(&renew_name, &PostParams::default(), &lease)
-                .await;
         }
     });
     Ok(Lock {
@@ -249,10 +273,36 @@ pub async fn acquire(
         identity,
         stop,
         renewer,
+        lost,
     })
 }
 
+/// Renews the Lease if this process still holds it.
+async fn renew(api: &Api<Lease>, name: &str, identity: &str) -> Renewal {
+    let mut lease = match api.get_opt(name).await {
+        Ok(Some(lease)) => lease,
+        Ok(None) => return Renewal::Lost,
+        Err(_) => return Renewal::Failed,
+    };
+    let Some(spec) = lease.spec.as_mut() else {
+        return Renewal::Lost;
+    };
+    if spec.holder_identity.as_deref() != Some(identity) {
+        return Renewal::Lost;
+    }
+    spec.renew_time = Some(MicroTime(Timestamp::now()));
+    match api.replace(name, &PostParams::default(), &lease).await {
+        Ok(_) => Renewal::Renewed,
+        Err(_) => Renewal::Failed,
+    }
+}
+
 impl Lock {
+    /// A future that resolves if this lock is lost while held.
+    pub fn loss(&self) -> LockLoss {
+        LockLoss(self.lost.clone())
+    }
+
     /// Stops renewing and deletes the Lease if this process still holds it.
     pub async fn release(self) {
         let _ = self.stop.send(true);

@@ -24,7 +24,7 @@ pub use inventory::{
     read_inventory, write_inventory,
 };
 pub use kube::Client;
-pub use lock::{Lock, acquire as lock};
+pub use lock::{Lock, LockLoss, acquire as lock};
 pub use plan::{Action, Plan, PlannedObject, plan};
 pub use preflight::{Need, Resolved, check_access, resolve, warn_ingress_classes};
 pub use resources::Resources;
@@ -94,6 +94,8 @@ pub enum KubeError {
         since: String,
         waited: bool,
     },
+    #[error("the lock of release {release} was lost")]
+    LockLost { release: String },
 }
 
 impl KubeError {
@@ -224,16 +226,22 @@ impl KubeError {
                     )
                 }
             }
+            Self::LockLost { release } => Problem::new(format!(
+                "lost the lock of release {release}; stopped before starting more writes"
+            ))
+            .at(format!("Lease plane-lock-{release}"))
+            .because("it could not be renewed in time, or another run took it over")
+            .hint("see who holds it and the release's state with `plane ls`, then run again"),
         }
     }
 }
 
-/// Every message of an error's source chain, joined.
 /// Whether a request failed because `--request-timeout` passed without an answer.
 fn timed_out(err: &kube::Error) -> bool {
     matches!(err, kube::Error::Service(inner) if inner.is::<tower::timeout::error::Elapsed>())
 }
 
+/// Every message of an error's source chain, joined.
 pub fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
