@@ -222,26 +222,27 @@ fn build_tera(addon: &Addon, shared: &Tree) -> Result<tera::Tera, Error> {
             template.text.clone(),
         ));
     }
-    // Parse one by one first, so a syntax error names its own file and line.
-    let mut problems = Problems::default();
-    for (name, display, text) in &sources {
-        if let Err(err) = tera::Template::new(name, None, text) {
-            problems.push(parse_problem(&err, display));
-        }
-    }
-    problems.into_result()?;
-    tera.add_raw_templates(
+    let loaded = tera.add_raw_templates(
         sources
             .iter()
             .map(|(name, _, text)| (name.as_str(), text.as_str())),
-    )
-    .map_err(|err| {
-        Error::input(
+    );
+    if let Err(err) = loaded {
+        // Parse one by one (only now: parsing is most of a render's time), so a syntax error
+        // names its own file and line.
+        let mut problems = Problems::default();
+        for (name, display, text) in &sources {
+            if let Err(err) = tera::Template::new(name, None, text) {
+                problems.push(parse_problem(&err, display));
+            }
+        }
+        problems.into_result()?;
+        return Err(Error::input(
             Problem::new("cannot load the templates")
                 .because(innermost(&err))
                 .hint("check the {% import %} lines"),
-        )
-    })?;
+        ));
+    }
     let files = Arc::new(addon.files.clone());
     tera.register_function(
         "file",
