@@ -164,6 +164,7 @@ pub async fn wait_ready(
 }
 
 /// Live health of a set of objects: (ready, total, first object not ready with its status).
+/// Reads up to 16 objects at once.
 ///
 /// # Errors
 /// Discovery or read failures.
@@ -171,31 +172,17 @@ pub async fn health(
     resources: &Resources,
     targets: &[WaitTarget],
 ) -> Result<(usize, usize, Option<String>), KubeError> {
+    let statuses: Vec<Result<(String, Readiness), KubeError>> = stream::iter(targets)
+        .map(|target| observe(resources, target))
+        .buffered(16)
+        .collect()
+        .await;
     let mut ready = 0;
     let mut first_failing = None;
-    for target in targets {
-        let subject = target.subject();
-        let status = match resources
-            .find(&target.api_version, &target.kind, false)
-            .await?
-        {
-            None => Readiness::Failed("its kind is not served".into()),
-            Some(served) => {
-                let api = resources.api(&served, target.namespace.as_deref());
-                match retry(|| api.get_opt(&target.name)).await {
-                    Ok(Some(object)) => {
-                        readiness::evaluate(&serde_json::to_value(object).unwrap_or(Value::Null))
-                    }
-                    Ok(None) => Readiness::Failed("missing".into()),
-                    Err(err) => {
-                        return Err(KubeError::api("cannot read object", Some(&subject), &err));
-                    }
-                }
-            }
-        };
-        match status {
-            Readiness::Ready => ready += 1,
-            Readiness::Progressing(why) | Readiness::Failed(why) => {
+    for status in statuses {
+        match status? {
+            (_, Readiness::Ready) => ready += 1,
+            (subject, Readiness::Progressing(why) | Readiness::Failed(why)) => {
                 if first_failing.is_none() {
                     first_failing = Some(format!("{subject}: {why}"));
                 }
@@ -203,4 +190,27 @@ pub async fn health(
         }
     }
     Ok((ready, targets.len(), first_failing))
+}
+
+/// One object's readiness, read once.
+async fn observe(
+    resources: &Resources,
+    target: &WaitTarget,
+) -> Result<(String, Readiness), KubeError> {
+    let subject = target.subject();
+    let Some(served) = resources
+        .find(&target.api_version, &target.kind, false)
+        .await?
+    else {
+        return Ok((subject, Readiness::Failed("its kind is not served".into())));
+    };
+    let api = resources.api(&served, target.namespace.as_deref());
+    let status = match retry(|| api.get_opt(&target.name)).await {
+        Ok(Some(object)) => {
+            readiness::evaluate(&serde_json::to_value(object).unwrap_or(Value::Null))
+        }
+        Ok(None) => Readiness::Failed("missing".into()),
+        Err(err) => return Err(KubeError::api("cannot read object", Some(&subject), &err)),
+    };
+    Ok((subject, status))
 }
