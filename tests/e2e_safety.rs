@@ -1105,6 +1105,22 @@ fn failures_that_persist_are_reported_once_retries_run_out() {
     let out = output_within(down(&kc, "datalayer-ray", &["--yes"]), LIMIT);
     assert!(out.status.success(), "second down: {}", text(&out.stderr));
     assert!(inventory(&srv, "datalayer-ray").is_none());
+
+    // A cluster that cannot be reached is reported as such, with what to check.
+    let dead = tempfile::tempdir().unwrap();
+    let dead_kc = dead.path().join("kubeconfig");
+    let config = std::fs::read_to_string(&kc)
+        .unwrap()
+        .replace(&format!("127.0.0.1:{}", srv.port()), "127.0.0.1:1");
+    std::fs::write(&dead_kc, config).unwrap();
+    let diff = fixture.cluster("diff", &dead_kc, LOCAL);
+    expect_failure(
+        &output_within(diff, LIMIT),
+        &[
+            "cannot connect to the API server",
+            "hint: check that the cluster is reachable",
+        ],
+    );
 }
 
 /// A small deterministic random source for the soak.

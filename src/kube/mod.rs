@@ -113,6 +113,13 @@ impl KubeError {
                 "the API server did not answer within the request timeout".to_owned(),
                 None,
             ),
+            other if unreachable(other) => (
+                format!(
+                    "cannot connect to the API server: {}",
+                    innermost_message(other)
+                ),
+                None,
+            ),
             other => (error_chain(other), None),
         };
         if retry::is_transient(err) {
@@ -132,6 +139,11 @@ impl KubeError {
             Some(429 | 500..=504) => {
                 Some("the API server is overloaded or failing; try again later".to_owned())
             }
+            _ if unreachable(err) => Some(
+                "check that the cluster is reachable from here (VPN, proxy, firewall) and that \
+                 the kubeconfig context points at it"
+                    .to_owned(),
+            ),
             _ if timed_out(err) => Some(
                 "check the API server's health, or allow more time with --request-timeout"
                     .to_owned(),
@@ -239,6 +251,23 @@ impl KubeError {
 /// Whether a request failed because `--request-timeout` passed without an answer.
 fn timed_out(err: &kube::Error) -> bool {
     matches!(err, kube::Error::Service(inner) if inner.is::<tower::timeout::error::Elapsed>())
+}
+
+/// Whether a request failed before reaching the server: refused, unresolvable, unroutable.
+fn unreachable(err: &kube::Error) -> bool {
+    matches!(err, kube::Error::Service(_) | kube::Error::HyperError(_))
+        && error_chain(err).contains("client error (Connect)")
+}
+
+/// The last message of an error's source chain: the cause itself.
+fn innermost_message(err: &dyn std::error::Error) -> String {
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(inner) = source {
+        message = inner.to_string();
+        source = inner.source();
+    }
+    message
 }
 
 /// Every message of an error's source chain, joined.
