@@ -834,6 +834,56 @@ fn an_up_that_loses_its_lock_stops_and_leaves_the_release_to_the_new_holder() {
 }
 
 #[test]
+fn an_up_that_cannot_renew_its_lock_stops_before_the_lock_expires() {
+    // Slow controllers keep `up` waiting for readiness well past the 20s it may go unrenewed.
+    let srv = TestServer::start(Config {
+        controller_step: Duration::from_secs(15),
+        ..Config::default()
+    });
+    let fixture = builtin("datalayer-ray");
+    let child = fixture
+        .cluster("up", srv.kubeconfig_path(), LOCAL)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while srv
+        .get_object(
+            "coordination.k8s.io/v1",
+            "Lease",
+            Some("plane-system"),
+            "plane-lock-datalayer-ray",
+        )
+        .is_none()
+    {
+        assert!(Instant::now() < deadline, "up never took its lock");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // From now on every renewal fails.
+    srv.add_fault(FaultRule {
+        method: Some("PUT".into()),
+        path: "*/leases/plane-lock-datalayer-ray".into(),
+        status: Some(500),
+        ..FaultRule::default()
+    });
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("lost the lock of release datalayer-ray"),
+        "{stderr}"
+    );
+    // It gave up at the second failed renewal (20s), before the 30s Lease could expire under it.
+    let renewals = srv
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PUT" && r.path.ends_with("/leases/plane-lock-datalayer-ray"))
+        .count();
+    assert_eq!(renewals, 2, "two renewals were tried");
+}
+
+#[test]
 fn two_concurrent_ups_do_not_interleave() {
     let srv = TestServer::start(Config::default());
     srv.add_fault(FaultRule {
