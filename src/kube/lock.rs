@@ -257,7 +257,12 @@ pub async fn acquire(
                 _ = stopped.changed() => return,
                 () = tokio::time::sleep(RENEW_EVERY) => {}
             }
-            match renew(&renew_api, &renew_name, &renew_identity).await {
+            // A renewal that hangs must not outlast the Lease: it counts as failed.
+            let renewal =
+                tokio::time::timeout(RENEW_EVERY, renew(&renew_api, &renew_name, &renew_identity))
+                    .await
+                    .unwrap_or(Renewal::Failed);
+            match renewal {
                 Renewal::Renewed => renewed_at = tokio::time::Instant::now(),
                 Renewal::Failed if renewed_at.elapsed() < GIVE_UP_AFTER => {}
                 Renewal::Failed | Renewal::Lost => {
