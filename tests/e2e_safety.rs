@@ -776,6 +776,131 @@ fn ctrl_c_stops_up_records_the_phase_and_exits_130() {
 }
 
 #[test]
+fn ctrl_c_after_the_lock_but_before_any_write_changes_nothing() {
+    let srv = TestServer::start(Config::default());
+    // The first read of the inventory is served at once; the second, under the lock, is slow.
+    srv.add_fault(FaultRule {
+        method: Some("GET".into()),
+        path: "*/secrets/plane-release-datalayer-ray".into(),
+        times: Some(1),
+        ..FaultRule::default()
+    });
+    srv.add_fault(FaultRule {
+        method: Some("GET".into()),
+        path: "*/secrets/plane-release-datalayer-ray".into(),
+        delay_ms: Some(3000),
+        times: Some(1),
+        ..FaultRule::default()
+    });
+    let fixture = builtin("datalayer-ray");
+    let child = fixture
+        .cluster("up", srv.kubeconfig_path(), LOCAL)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while srv
+        .list_objects("coordination.k8s.io/v1", "Lease", Some("plane-system"))
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "up never took its lock");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Well inside the slow read: the run holds the lock and has written nothing else.
+    std::thread::sleep(Duration::from_millis(300));
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("before any write"), "{stderr}");
+    let writes: Vec<String> = mutating(&srv.requests())
+        .into_iter()
+        .filter(|w| !w.contains("/leases") && !w.contains("/namespaces/plane-system ->"))
+        .filter(|w| !w.starts_with("POST /api/v1/namespaces ->"))
+        .collect();
+    assert_eq!(writes, Vec::<String>::new(), "only the lock was written");
+    assert!(inventory(&srv, "datalayer-ray").is_none());
+    assert!(labelled(&srv, "datalayer-ray").is_empty());
+    assert!(
+        srv.list_objects("coordination.k8s.io/v1", "Lease", Some("plane-system"))
+            .is_empty(),
+        "the lock was not released"
+    );
+}
+
+#[test]
+fn ctrl_c_stops_down_keeps_the_record_and_a_rerun_finishes() {
+    let srv = TestServer::start(Config::default());
+    let kc = srv.kubeconfig_path().to_path_buf();
+    let fixture = builtin("datalayer-ray");
+    let out = fixture.cluster("up", &kc, LOCAL).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // Slow deletes so the signal lands in the middle of the removal.
+    srv.add_fault(FaultRule {
+        method: Some("DELETE".into()),
+        path: "*".into(),
+        delay_ms: Some(60),
+        ..FaultRule::default()
+    });
+    srv.clear_requests();
+    let mut child = down(&kc, "datalayer-ray", &["--yes"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deletes = |srv: &TestServer| {
+        srv.requests()
+            .iter()
+            .filter(|r| r.method == "DELETE" && !r.path.contains("/leases"))
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while deletes(&srv) < 3 {
+        assert!(Instant::now() < deadline, "down never started deleting");
+        assert!(child.try_wait().unwrap().is_none(), "down ended too soon");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+
+    // The record stays (marked failed) and still covers every live object; the lock is gone.
+    let recorded = inventory(&srv, "datalayer-ray").expect("the inventory is kept");
+    assert_eq!(recorded["phase"], "failed");
+    let listed = inventory_subjects(&recorded);
+    let live = labelled(&srv, "datalayer-ray");
+    let orphans: Vec<&String> = live.difference(&listed).collect();
+    assert!(orphans.is_empty(), "live but not recorded: {orphans:?}");
+    assert!(
+        srv.list_objects("coordination.k8s.io/v1", "Lease", Some("plane-system"))
+            .is_empty(),
+        "the lock was not released"
+    );
+
+    srv.clear_faults();
+    let out = output_within(down(&kc, "datalayer-ray", &["--yes"]), LIMIT);
+    assert!(out.status.success(), "rerun: {}", text(&out.stderr));
+    let left = labelled(&srv, "datalayer-ray");
+    assert!(
+        left.iter()
+            .all(|s| s.starts_with("CustomResourceDefinition/")),
+        "{left:?}"
+    );
+    assert!(inventory(&srv, "datalayer-ray").is_none());
+}
+
+#[test]
 fn an_up_that_loses_its_lock_stops_and_leaves_the_release_to_the_new_holder() {
     // Slow controllers keep `up` waiting for readiness long enough to lose its lock.
     let srv = TestServer::start(Config {

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeSet;
 
+use tokio::sync::watch;
+
 use crate::bundle::{Profile, Rendered};
 use crate::cli::ClusterArgs;
 use crate::error::{Error, Problem};
@@ -230,17 +232,66 @@ fn resources_client(resources: &Resources) -> kube::Client {
     resources.client().clone()
 }
 
-/// Runs `work` under the release lock unless Ctrl-C comes first or the lock is lost; then the
-/// work is dropped, so no new write starts, and the caller records (or, for a lost lock, leaves
-/// alone) the release's phase.
-pub async fn interruptible<T>(
-    work: impl std::future::Future<Output = Result<T, KubeError>>,
+/// What can stop work under the release lock: Ctrl-C, listened for from the moment the lock is
+/// held (so the signal is noticed and handled rather than ending the process with the Lease
+/// still held; a second one ends it at once), and the loss of the lock.
+pub struct Guard {
+    interrupted: watch::Receiver<bool>,
     loss: kube::LockLoss,
-) -> Result<Result<T, KubeError>, Stopped> {
-    tokio::select! {
-        result = work => Ok(result),
-        _ = tokio::signal::ctrl_c() => Err(Stopped::Interrupted),
-        () = loss.wait() => Err(Stopped::LockLost),
+}
+
+impl Guard {
+    /// Starts listening for Ctrl-C. Call it once the lock is held: before that (say while waiting
+    /// for the lock) Ctrl-C should end the process at once, as usual.
+    pub fn new(lock: &kube::Lock) -> Self {
+        let (sender, interrupted) = watch::channel(false);
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                let _ = sender.send(true);
+                // A second Ctrl-C does not wait for the phase to be recorded.
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(130);
+                }
+            }
+        });
+        Self {
+            interrupted,
+            loss: lock.loss(),
+        }
+    }
+
+    /// Refuses to go on if Ctrl-C came before the first write: nothing to record then.
+    pub fn check(&self, command: &str) -> Result<(), Error> {
+        if *self.interrupted.borrow() {
+            return Err(Error::Interrupted {
+                problem: Problem::new(format!("interrupted: {command} stopped before any write"))
+                    .because("nothing was changed")
+                    .hint("run the same command again"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Runs `work` unless Ctrl-C comes first or the lock is lost; then the work is dropped, so
+    /// no new write starts, and the caller records (or, for a lost lock, leaves alone) the
+    /// release's phase.
+    pub async fn run<T>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, KubeError>>,
+    ) -> Result<Result<T, KubeError>, Stopped> {
+        let mut interrupted = self.interrupted.clone();
+        let interrupt = async move {
+            if interrupted.wait_for(|i| *i).await.is_err() {
+                // No handler could be installed: Ctrl-C ends the process as usual.
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            biased;
+            () = interrupt => Err(Stopped::Interrupted),
+            () = self.loss.wait() => Err(Stopped::LockLost),
+            result = work => Ok(result),
+        }
     }
 }
 

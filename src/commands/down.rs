@@ -61,7 +61,7 @@ pub fn run(args: &DownArgs, printer: &Printer) -> Result<Status, Error> {
             &resources,
             inventory,
             removal,
-            lock.loss(),
+            &cluster::Guard::new(&lock),
         )
         .await;
         progress.finish();
@@ -175,7 +175,7 @@ async fn locked(
     resources: &Resources,
     planned_from: Inventory,
     removal: Removal,
-    loss: kube::LockLoss,
+    guard: &cluster::Guard,
 ) -> Result<Status, Error> {
     let client = resources.client().clone();
     // Read again under the lock: another run may have changed the release while this one waited.
@@ -198,6 +198,7 @@ async fn locked(
         confirm(args, printer, &removal)?;
         removal
     };
+    guard.check("down")?;
     inventory.phase = Phase::Deleting;
     inventory.updated_at = jiff::Timestamp::now()
         .round(jiff::Unit::Second)
@@ -207,32 +208,33 @@ async fn locked(
         .await
         .map_err(|e| cluster::failed(&e))?;
     let wait = WaitOptions::within(args.timeout);
-    let failure =
-        match cluster::interruptible(kube::remove(resources, &removal, wait, progress), loss).await
-        {
-            Ok(Ok(())) => {
-                kube::delete_inventory(&client, &args.state_namespace, &args.release)
-                    .await
-                    .map_err(|e| cluster::failed(&e))?;
-                progress.finish();
-                printer.status(&format!(
-                    "release {} removed: {} deleted, {} kept",
-                    args.release,
-                    removal.count(),
-                    removal.kept.len()
-                ));
-                return Ok(Status::Success);
+    let failure = match guard
+        .run(kube::remove(resources, &removal, wait, progress))
+        .await
+    {
+        Ok(Ok(())) => {
+            kube::delete_inventory(&client, &args.state_namespace, &args.release)
+                .await
+                .map_err(|e| cluster::failed(&e))?;
+            progress.finish();
+            printer.status(&format!(
+                "release {} removed: {} deleted, {} kept",
+                args.release,
+                removal.count(),
+                removal.kept.len()
+            ));
+            return Ok(Status::Success);
+        }
+        Ok(Err(err)) => cluster::failed(&err),
+        Err(why) => {
+            let error = cluster::stopped(why, "down stopped before it finished", &args.release);
+            if why == cluster::Stopped::LockLost {
+                // The release is another run's now: its record is that run's to write.
+                return Err(error);
             }
-            Ok(Err(err)) => cluster::failed(&err),
-            Err(why) => {
-                let error = cluster::stopped(why, "down stopped before it finished", &args.release);
-                if why == cluster::Stopped::LockLost {
-                    // The release is another run's now: its record is that run's to write.
-                    return Err(error);
-                }
-                error
-            }
-        };
+            error
+        }
+    };
     inventory.phase = Phase::Failed;
     let _ = kube::write_inventory(&client, &args.state_namespace, &inventory).await;
     Err(failure)

@@ -64,7 +64,7 @@ pub fn run(args: &UpArgs, printer: &Printer) -> Result<Status, Error> {
             &release,
             &resources,
             planned,
-            lock.loss(),
+            &cluster::Guard::new(&lock),
         )
         .await;
         progress.finish();
@@ -93,7 +93,7 @@ async fn locked(
     release: &str,
     resources: &Resources,
     planned: Planned,
-    loss: kube::LockLoss,
+    guard: &cluster::Guard,
 ) -> Result<Status, Error> {
     let client = resources.client().clone();
     let state_ns = &args.render.state_namespace;
@@ -116,9 +116,10 @@ async fn locked(
         plan
     };
 
+    guard.check("up")?;
     let mut inventory = start_inventory(rendered, &plan, release, profile, previous.as_ref());
-    let outcome = cluster::interruptible(
-        converge(
+    let outcome = guard
+        .run(converge(
             resources,
             state_ns,
             &plan,
@@ -126,10 +127,8 @@ async fn locked(
             &mut inventory,
             args,
             progress,
-        ),
-        loss,
-    )
-    .await;
+        ))
+        .await;
     progress.finish();
     let failure = match outcome {
         Ok(Ok(())) => {

@@ -41,8 +41,9 @@ pub struct Lock {
 pub struct LockLoss(watch::Receiver<bool>);
 
 impl LockLoss {
-    pub async fn wait(mut self) {
-        if self.0.wait_for(|lost| *lost).await.is_err() {
+    pub async fn wait(&self) {
+        let mut lost = self.0.clone();
+        if lost.wait_for(|lost| *lost).await.is_err() {
             // The renewer ended without losing the lock (it was released): never lost.
             std::future::pending::<()>().await;
         }
