@@ -151,6 +151,18 @@ impl Problems {
     }
 }
 
+/// The innermost message of an error's source chain: the cause itself, where libraries that wrap
+/// errors (Tera, hyper) keep the useful text.
+pub fn innermost(err: &dyn std::error::Error) -> String {
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(inner) = source {
+        message = inner.to_string();
+        source = inner.source();
+    }
+    message
+}
+
 /// Suggests the closest of `candidates` to a misspelt `name`, if one is close enough.
 pub fn did_you_mean<'a>(
     name: &str,

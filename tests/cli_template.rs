@@ -509,6 +509,20 @@ const BAD_INPUTS: &[Bad] = &[
         expect: &["invalid addon.yaml", "addon.yaml:5:"],
     },
     Bad {
+        name: "a component without templates",
+        files: &[(
+            "addon.yaml",
+            "name: minimal\nversion: 1.2.3\ndescription: d\ncomponents:\n  - name: base\n  - name: web\n  - name: cache\n",
+        )],
+        args: &[],
+        env: &[URL],
+        expect: &[
+            "component `cache` has no templates",
+            "addon.yaml",
+            "add components/cache/*.yaml.tera",
+        ],
+    },
+    Bad {
         name: "an invalid release name",
         files: &[],
         args: &["--release", "My_Release"],

@@ -701,14 +701,55 @@ fn a_killed_up_is_followed_by_a_rerun_that_converges() {
             "after {writes} writes: {}",
             text(&out.stdout)
         );
-        let recorded = inventory_subjects(&inventory(&srv, "datalayer-ray").expect("an inventory"));
-        let live = labelled(&srv, "datalayer-ray");
-        let orphans: Vec<&String> = live.difference(&recorded).collect();
-        assert!(
-            orphans.is_empty(),
-            "after {writes} writes, live but not recorded: {orphans:?}"
-        );
+        recorded_covering_live(&srv, "datalayer-ray");
     }
+}
+
+/// Starts `cmd` with its output captured, waits until `ready` holds on the server, sends the
+/// process SIGINT (Ctrl-C) and returns its output.
+fn interrupt_when(
+    mut cmd: Command,
+    srv: &TestServer,
+    ready: impl Fn(&TestServer) -> bool,
+) -> std::process::Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ready(srv) {
+        assert!(
+            Instant::now() < deadline,
+            "the moment to interrupt never came"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended too soon"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    child.wait_with_output().unwrap()
+}
+
+/// The release's inventory, after checking that it lists every live object of the release.
+fn recorded_covering_live(srv: &TestServer, release: &str) -> Value {
+    let recorded = inventory(srv, release).expect("an inventory");
+    let listed = inventory_subjects(&recorded);
+    let live = labelled(srv, release);
+    let orphans: Vec<&String> = live.difference(&listed).collect();
+    assert!(orphans.is_empty(), "live but not recorded: {orphans:?}");
+    recorded
+}
+
+fn no_lock_held(srv: &TestServer) -> bool {
+    srv.list_objects("coordination.k8s.io/v1", "Lease", Some("plane-system"))
+        .is_empty()
 }
 
 #[test]
@@ -722,30 +763,14 @@ fn ctrl_c_stops_up_records_the_phase_and_exits_130() {
         ..FaultRule::default()
     });
     let fixture = builtin("datalayer-ray");
-    let mut child = fixture
-        .cluster("up", srv.kubeconfig_path(), LOCAL)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     let writes = |srv: &TestServer| {
         srv.requests()
             .iter()
             .filter(|r| r.is_mutating() && !r.dry_run && r.method == "PATCH")
             .count()
     };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while writes(&srv) < 5 {
-        assert!(Instant::now() < deadline, "up never started writing");
-        assert!(child.try_wait().unwrap().is_none(), "up ended too soon");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = child.wait_with_output().unwrap();
+    let up = fixture.cluster("up", srv.kubeconfig_path(), LOCAL);
+    let out = interrupt_when(up, &srv, |srv| writes(srv) >= 5);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("interrupted"), "{stderr}");
@@ -756,17 +781,11 @@ fn ctrl_c_stops_up_records_the_phase_and_exits_130() {
     );
 
     // The phase is recorded, the inventory covers everything live, the lock is gone.
-    let recorded = inventory(&srv, "datalayer-ray").expect("an inventory");
-    assert_eq!(recorded["phase"], "failed");
-    let live = labelled(&srv, "datalayer-ray");
-    let listed = inventory_subjects(&recorded);
-    let orphans: Vec<&String> = live.difference(&listed).collect();
-    assert!(orphans.is_empty(), "live but not recorded: {orphans:?}");
-    assert!(
-        srv.list_objects("coordination.k8s.io/v1", "Lease", Some("plane-system"))
-            .is_empty(),
-        "the lock was not released"
+    assert_eq!(
+        recorded_covering_live(&srv, "datalayer-ray")["phase"],
+        "failed"
     );
+    assert!(no_lock_held(&srv), "the lock was not released");
 
     // The next run converges.
     srv.clear_faults();
@@ -793,28 +812,15 @@ fn ctrl_c_after_the_lock_but_before_any_write_changes_nothing() {
         ..FaultRule::default()
     });
     let fixture = builtin("datalayer-ray");
-    let child = fixture
-        .cluster("up", srv.kubeconfig_path(), LOCAL)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while srv
-        .list_objects("coordination.k8s.io/v1", "Lease", Some("plane-system"))
-        .is_empty()
-    {
-        assert!(Instant::now() < deadline, "up never took its lock");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    // Well inside the slow read: the run holds the lock and has written nothing else.
-    std::thread::sleep(Duration::from_millis(300));
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = child.wait_with_output().unwrap();
+    let up = fixture.cluster("up", srv.kubeconfig_path(), LOCAL);
+    let out = interrupt_when(up, &srv, |srv| {
+        if no_lock_held(srv) {
+            return false;
+        }
+        // Well inside the slow read: the run holds the lock and has written nothing else.
+        std::thread::sleep(Duration::from_millis(300));
+        true
+    });
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("before any write"), "{stderr}");
@@ -826,11 +832,7 @@ fn ctrl_c_after_the_lock_but_before_any_write_changes_nothing() {
     assert_eq!(writes, Vec::<String>::new(), "only the lock was written");
     assert!(inventory(&srv, "datalayer-ray").is_none());
     assert!(labelled(&srv, "datalayer-ray").is_empty());
-    assert!(
-        srv.list_objects("coordination.k8s.io/v1", "Lease", Some("plane-system"))
-            .is_empty(),
-        "the lock was not released"
-    );
+    assert!(no_lock_held(&srv), "the lock was not released");
 }
 
 #[test]
@@ -848,45 +850,25 @@ fn ctrl_c_stops_down_keeps_the_record_and_a_rerun_finishes() {
         ..FaultRule::default()
     });
     srv.clear_requests();
-    let mut child = down(&kc, "datalayer-ray", &["--yes"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     let deletes = |srv: &TestServer| {
         srv.requests()
             .iter()
             .filter(|r| r.method == "DELETE" && !r.path.contains("/leases"))
             .count()
     };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while deletes(&srv) < 3 {
-        assert!(Instant::now() < deadline, "down never started deleting");
-        assert!(child.try_wait().unwrap().is_none(), "down ended too soon");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = child.wait_with_output().unwrap();
+    let out = interrupt_when(down(&kc, "datalayer-ray", &["--yes"]), &srv, |srv| {
+        deletes(srv) >= 3
+    });
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("interrupted"), "{stderr}");
 
     // The record stays (marked failed) and still covers every live object; the lock is gone.
-    let recorded = inventory(&srv, "datalayer-ray").expect("the inventory is kept");
-    assert_eq!(recorded["phase"], "failed");
-    let listed = inventory_subjects(&recorded);
-    let live = labelled(&srv, "datalayer-ray");
-    let orphans: Vec<&String> = live.difference(&listed).collect();
-    assert!(orphans.is_empty(), "live but not recorded: {orphans:?}");
-    assert!(
-        srv.list_objects("coordination.k8s.io/v1", "Lease", Some("plane-system"))
-            .is_empty(),
-        "the lock was not released"
+    assert_eq!(
+        recorded_covering_live(&srv, "datalayer-ray")["phase"],
+        "failed"
     );
+    assert!(no_lock_held(&srv), "the lock was not released");
 
     srv.clear_faults();
     let out = output_within(down(&kc, "datalayer-ray", &["--yes"]), LIMIT);
@@ -900,11 +882,25 @@ fn ctrl_c_stops_down_keeps_the_record_and_a_rerun_finishes() {
     assert!(inventory(&srv, "datalayer-ray").is_none());
 }
 
-#[test]
-fn an_up_that_loses_its_lock_stops_and_leaves_the_release_to_the_new_holder() {
-    // Slow controllers keep `up` waiting for readiness long enough to lose its lock.
+const LOCK: &str = "plane-lock-datalayer-ray";
+
+fn lease(srv: &TestServer) -> Option<Value> {
+    srv.get_object(
+        "coordination.k8s.io/v1",
+        "Lease",
+        Some("plane-system"),
+        LOCK,
+    )
+}
+
+/// Starts `up` against a server whose controllers take a step every `controller_step` (so the
+/// run waits for readiness that long, or two or three times that), once it holds its lock.
+/// The fixture must outlive the run: it holds the bundle the run reads.
+fn slow_up_holding_its_lock(
+    controller_step: Duration,
+) -> (TestServer, Fixture, std::process::Child) {
     let srv = TestServer::start(Config {
-        controller_step: Duration::from_secs(8),
+        controller_step,
         ..Config::default()
     });
     let fixture = builtin("datalayer-ray");
@@ -914,26 +910,25 @@ fn an_up_that_loses_its_lock_stops_and_leaves_the_release_to_the_new_holder() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let lease = || {
-        srv.get_object(
-            "coordination.k8s.io/v1",
-            "Lease",
-            Some("plane-system"),
-            "plane-lock-datalayer-ray",
-        )
-    };
     let deadline = Instant::now() + Duration::from_secs(30);
-    while lease().is_none() {
+    while lease(&srv).is_none() {
         assert!(Instant::now() < deadline, "up never took its lock");
         std::thread::sleep(Duration::from_millis(10));
     }
+    (srv, fixture, child)
+}
+
+#[test]
+fn an_up_that_loses_its_lock_stops_and_leaves_the_release_to_the_new_holder() {
+    // Slow controllers keep `up` waiting for readiness long enough to lose its lock.
+    let (srv, _fixture, child) = slow_up_holding_its_lock(Duration::from_secs(8));
     // Another run takes the Lease over (as it would after a missed renewal).
     srv.patch_object(
         "another-plane",
         "coordination.k8s.io/v1",
         "Lease",
         Some("plane-system"),
-        "plane-lock-datalayer-ray",
+        LOCK,
         &serde_json::json!({"spec": {"holderIdentity": "someone@elsewhere pid 1 (0000)"}}),
     )
     .unwrap();
@@ -946,7 +941,7 @@ fn an_up_that_loses_its_lock_stops_and_leaves_the_release_to_the_new_holder() {
     );
     // It neither released the new holder's lock nor wrote the release's record after losing it.
     assert_eq!(
-        lease().unwrap()["spec"]["holderIdentity"],
+        lease(&srv).unwrap()["spec"]["holderIdentity"],
         "someone@elsewhere pid 1 (0000)"
     );
     // The record still says the run was in progress: the failure was not written over it.
@@ -961,30 +956,7 @@ fn an_up_that_loses_its_lock_stops_and_leaves_the_release_to_the_new_holder() {
 #[test]
 fn an_up_that_cannot_renew_its_lock_stops_before_the_lock_expires() {
     // Slow controllers keep `up` waiting for readiness well past the 20s it may go unrenewed.
-    let srv = TestServer::start(Config {
-        controller_step: Duration::from_secs(15),
-        ..Config::default()
-    });
-    let fixture = builtin("datalayer-ray");
-    let child = fixture
-        .cluster("up", srv.kubeconfig_path(), LOCAL)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while srv
-        .get_object(
-            "coordination.k8s.io/v1",
-            "Lease",
-            Some("plane-system"),
-            "plane-lock-datalayer-ray",
-        )
-        .is_none()
-    {
-        assert!(Instant::now() < deadline, "up never took its lock");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let (srv, _fixture, child) = slow_up_holding_its_lock(Duration::from_secs(15));
     // From now on every renewal fails.
     srv.add_fault(FaultRule {
         method: Some("PUT".into()),

@@ -128,8 +128,9 @@ pub fn load(sources: &Sources, name: &str) -> Result<Addon, Error> {
             );
         }
     }
-    let mut templates = Vec::new();
+    let mut templates: Vec<Template> = Vec::new();
     for component in &manifest.components {
+        let before = templates.len();
         for rel in tree.files(&format!("{name}/components/{}", component.name)) {
             let Some(inner) = rel.strip_prefix(&format!("{name}/")) else {
                 continue;
@@ -144,6 +145,17 @@ pub fn load(sources: &Sources, name: &str) -> Result<Addon, Error> {
                 display: tree.display(&rel),
                 text,
             });
+        }
+        if templates.len() == before {
+            // Rendering it would silently produce nothing (and `up` would deploy nothing).
+            problems.push(
+                Problem::new(format!("component `{}` has no templates", component.name))
+                    .at(manifest_file.clone())
+                    .hint(format!(
+                        "add components/{}/*.yaml.tera, or remove the component from addon.yaml",
+                        component.name
+                    )),
+            );
         }
     }
     let mut files = BTreeMap::new();

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::objects::{self, CLUSTER_SCOPED, Object, ObjectId};
 use super::source::Tree;
 use super::{Addon, Gate, Manifest};
-use crate::error::{Error, Problem, Problems};
+use crate::error::{Error, Problem, Problems, innermost};
 use crate::values::{Values, ValuesPath};
 
 /// What a render needs besides the bundle and its values.
@@ -264,17 +264,6 @@ fn build_tera(addon: &Addon, shared: &Tree) -> Result<tera::Tera, Error> {
         },
     );
     Ok(tera)
-}
-
-/// The innermost message of a Tera error chain, where the useful text lives.
-fn innermost(err: &tera::Error) -> String {
-    let mut message = err.to_string();
-    let mut source = err.source();
-    while let Some(inner) = source {
-        message = inner.to_string();
-        source = inner.source();
-    }
-    message
 }
 
 /// Every message of a Tera error chain, outermost first.

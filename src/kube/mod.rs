@@ -116,7 +116,7 @@ impl KubeError {
             other if unreachable(other) => (
                 format!(
                     "cannot connect to the API server: {}",
-                    innermost_message(other)
+                    crate::error::innermost(other)
                 ),
                 None,
             ),
@@ -257,17 +257,6 @@ fn timed_out(err: &kube::Error) -> bool {
 fn unreachable(err: &kube::Error) -> bool {
     matches!(err, kube::Error::Service(_) | kube::Error::HyperError(_))
         && error_chain(err).contains("client error (Connect)")
-}
-
-/// The last message of an error's source chain: the cause itself.
-fn innermost_message(err: &dyn std::error::Error) -> String {
-    let mut message = err.to_string();
-    let mut source = err.source();
-    while let Some(inner) = source {
-        message = inner.to_string();
-        source = inner.source();
-    }
-    message
 }
 
 /// Every message of an error's source chain, joined.
