@@ -281,6 +281,53 @@ fn down_on_a_terminal_asks_first() {
 }
 
 #[test]
+fn down_keeps_a_namespace_that_holds_other_owners_objects() {
+    let srv = TestServer::start(Config::default());
+    let kc = srv.kubeconfig_path().to_path_buf();
+    let fixture = builtin("datalayer-ray");
+    let out = fixture.cluster("up", &kc, LOCAL).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // Someone keeps their own notes in the operator's namespace.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.yaml");
+    std::fs::write(
+        &path,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: team-notes, namespace: ray-system}\ndata: {on-call: alice}\n",
+    )
+    .unwrap();
+    let out = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&kc)
+        .args(["apply", "--server-side", "-f"])
+        .arg(&path)
+        .output()
+        .expect("kubectl runs");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let out = down(&kc, "datalayer-ray", &["--yes"]).output().unwrap();
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("keep Namespace/ray-system")
+            && stderr.contains("not part of this release: ConfigMap/team-notes"),
+        "{stderr}"
+    );
+    // The namespace and the notes stay; the release's own objects in it and elsewhere are gone.
+    let left = labelled(&srv, "datalayer-ray");
+    assert!(left.contains("Namespace/ray-system"), "{left:?}");
+    assert!(
+        left.iter()
+            .all(|s| s.starts_with("CustomResourceDefinition/") || s == "Namespace/ray-system"),
+        "{left:?}"
+    );
+    assert!(
+        srv.get_object("v1", "ConfigMap", Some("ray-system"), "team-notes")
+            .is_some()
+    );
+    assert!(inventory(&srv, "datalayer-ray").is_none());
+}
+
+#[test]
 fn down_with_include_crds_removes_everything() {
     let srv = TestServer::start(Config::default());
     let kc = srv.kubeconfig_path().to_path_buf();

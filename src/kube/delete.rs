@@ -8,6 +8,7 @@ use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PropagationPolicy}
 use kube::discovery::ApiResource;
 use serde_json::Value;
 
+use super::foreign;
 use super::inventory::{Inventory, InventoryObject};
 use super::plan::{Action, key, list_live};
 use super::resources::Resources;
@@ -143,6 +144,28 @@ pub async fn plan_removal(
         }
         stages[stage_of(object)].push(object.clone());
     }
+    // A namespace the release created goes only if nothing but the release lives in it.
+    let custom_kinds: Vec<(String, String)> = inventory
+        .objects
+        .iter()
+        .filter(|o| o.kind == "CustomResourceDefinition")
+        .filter_map(|o| live.get(&key(&o.api_version, &o.kind, None, &o.name)))
+        .map(|crd| {
+            let resource = crd_resource(crd);
+            (resource.api_version, resource.kind)
+        })
+        .collect();
+    let namespace_stage = STAGES.iter().position(|s| *s == "namespaces").unwrap_or(0);
+    let mut namespaces = Vec::new();
+    for object in std::mem::take(&mut stages[namespace_stage]) {
+        match foreign::reason_to_keep(resources, &object.name, &inventory.release, &custom_kinds)
+            .await?
+        {
+            Some(why) => kept.push((object, why)),
+            None => namespaces.push(object),
+        }
+    }
+    stages[namespace_stage] = namespaces;
     let mut crd_usage = Vec::new();
     for crd in crds {
         crd_usage.push(usage(resources, &crd).await?);
@@ -160,19 +183,11 @@ pub async fn plan_removal(
     })
 }
 
-/// Counts the custom resources of a CRD's kind in every namespace.
-async fn usage(resources: &Resources, crd: &Value) -> Result<CrdUsage, KubeError> {
+/// The resource a CRD defines, at its storage version.
+fn crd_resource(crd: &Value) -> ApiResource {
     let spec = &crd["spec"];
-    let name = crd["metadata"]["name"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let group = spec["group"].as_str().unwrap_or_default();
-    let kind = spec["names"]["kind"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let plural = spec["names"]["plural"].as_str().unwrap_or_default();
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    let group = text(&spec["group"]);
     let version = spec["versions"]
         .as_array()
         .and_then(|versions| {
@@ -182,14 +197,25 @@ async fn usage(resources: &Resources, crd: &Value) -> Result<CrdUsage, KubeError
                 .or_else(|| versions.first())
         })
         .and_then(|v| v["name"].as_str())
-        .unwrap_or("v1");
-    let resource = ApiResource {
-        group: group.to_owned(),
-        version: version.to_owned(),
+        .unwrap_or("v1")
+        .to_owned();
+    ApiResource {
         api_version: format!("{group}/{version}"),
-        kind: kind.clone(),
-        plural: plural.to_owned(),
-    };
+        group,
+        version,
+        kind: text(&spec["names"]["kind"]),
+        plural: text(&spec["names"]["plural"]),
+    }
+}
+
+/// Counts the custom resources of a CRD's kind in every namespace.
+async fn usage(resources: &Resources, crd: &Value) -> Result<CrdUsage, KubeError> {
+    let name = crd["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let resource = crd_resource(crd);
+    let kind = resource.kind.clone();
     let api: Api<DynamicObject> = Api::all_with(resources.client().clone(), &resource);
     let params = ListParams::default();
     let list = match retry(|| api.list(&params)).await {

@@ -4,6 +4,7 @@
 mod apply;
 mod connect;
 mod delete;
+mod foreign;
 mod inventory;
 mod lock;
 pub mod normalize;
