@@ -281,7 +281,7 @@ fn down_on_a_terminal_asks_first() {
 }
 
 #[test]
-fn down_keeps_a_namespace_that_holds_other_owners_objects() {
+fn down_leaves_other_owners_objects_and_their_namespaces_alone() {
     let srv = TestServer::start(Config::default());
     let kc = srv.kubeconfig_path().to_path_buf();
     let fixture = builtin("datalayer-ray");
@@ -292,7 +292,7 @@ fn down_keeps_a_namespace_that_holds_other_owners_objects() {
     let path = dir.path().join("notes.yaml");
     std::fs::write(
         &path,
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: team-notes, namespace: ray-system}\ndata: {on-call: alice}\n",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: team-notes, namespace: ray-system}\ndata: {on-call: alice}\n---\napiVersion: ray.io/v1\nkind: RayCluster\nmetadata: {name: someone-elses, namespace: default}\nspec:\n  headGroupSpec:\n    rayStartParams: {}\n    template:\n      spec:\n        containers: [{name: ray-head, image: rayproject/ray:2.58.0}]\n",
     )
     .unwrap();
     let out = Command::new("kubectl")
@@ -311,6 +311,17 @@ fn down_keeps_a_namespace_that_holds_other_owners_objects() {
         stderr.contains("keep Namespace/ray-system")
             && stderr.contains("not part of this release: ConfigMap/team-notes"),
         "{stderr}"
+    );
+    // The RayCluster the release did not make stays, and down said so before deleting anything.
+    assert!(
+        stderr.contains(
+            "note: 1 RayCluster object(s) that are not part of this release stay (default (1))"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        srv.get_object("ray.io/v1", "RayCluster", Some("default"), "someone-elses")
+            .is_some()
     );
     // The namespace and the notes stay; the release's own objects in it and elsewhere are gone.
     let left = labelled(&srv, "datalayer-ray");

@@ -240,6 +240,16 @@ async fn locked(
     Err(failure)
 }
 
+/// Where a kind's objects are: `ns (count), ...`.
+fn places(usage: &kube::CrdUsage) -> String {
+    usage
+        .by_namespace
+        .iter()
+        .map(|(ns, n)| format!("{ns} ({n})"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The removal, grouped by kind, with what is kept and what dies with each CRD.
 fn describe(removal: &Removal, release: &str) -> String {
     let mut out = format!(
@@ -275,19 +285,22 @@ fn describe(removal: &Removal, release: &str) -> String {
                 usage.crd, usage.kind
             ));
         } else {
-            let places: Vec<String> = usage
-                .by_namespace
-                .iter()
-                .map(|(ns, n)| format!("{ns} ({n})"))
-                .collect();
             out.push_str(&format!(
                 "  {}: deleting it also deletes {} {} object(s) cluster-wide: {}\n",
                 usage.crd,
                 usage.total(),
                 usage.kind,
-                places.join(", ")
+                places(usage)
             ));
         }
+    }
+    for usage in &removal.left_behind {
+        out.push_str(&format!(
+            "  note: {} {} object(s) that are not part of this release stay ({}); once this release is gone nothing of it reconciles them, and their finalizers can block their deletion\n",
+            usage.total(),
+            usage.kind,
+            places(usage)
+        ));
     }
     let kept: BTreeSet<String> = removal
         .kept

@@ -15,6 +15,7 @@ use super::resources::Resources;
 use super::retry::retry;
 use super::wait::WaitOptions;
 use super::{Event, KubeError, Reporter};
+use crate::bundle::objects::RELEASE_LABEL;
 
 /// API groups of Kubernetes itself; objects of any other group are custom resources.
 const BUILTIN_GROUPS: &[&str] = &[
@@ -92,6 +93,9 @@ pub struct Removal {
     pub kept: Vec<(InventoryObject, String)>,
     /// For each CRD to delete, the custom resources of its kind in the whole cluster.
     pub crd_usage: Vec<CrdUsage>,
+    /// For each CRD kept, the custom resources of its kind that are not the release's: they
+    /// stay, with nothing of the release left to reconcile them.
+    pub left_behind: Vec<CrdUsage>,
 }
 
 impl Removal {
@@ -168,7 +172,26 @@ pub async fn plan_removal(
     stages[namespace_stage] = namespaces;
     let mut crd_usage = Vec::new();
     for crd in crds {
-        crd_usage.push(usage(resources, &crd).await?);
+        crd_usage.push(usage(resources, &crd, None).await?);
+    }
+    let mut left_behind = Vec::new();
+    for (object, _) in kept
+        .iter()
+        .filter(|(o, _)| o.kind == "CustomResourceDefinition")
+    {
+        let Some(crd) = live.get(&key(&object.api_version, &object.kind, None, &object.name))
+        else {
+            continue;
+        };
+        // Only a note: credentials that cannot list them cost the note, not the removal.
+        match usage(resources, crd, Some(&inventory.release)).await {
+            Ok(found) if found.total() > 0 => left_behind.push(found),
+            Ok(_)
+            | Err(KubeError::Api {
+                code: Some(403), ..
+            }) => {}
+            Err(err) => return Err(err),
+        }
     }
     let stages = STAGES
         .iter()
@@ -180,6 +203,7 @@ pub async fn plan_removal(
         stages,
         kept,
         crd_usage,
+        left_behind,
     })
 }
 
@@ -208,8 +232,13 @@ fn crd_resource(crd: &Value) -> ApiResource {
     }
 }
 
-/// Counts the custom resources of a CRD's kind in every namespace.
-async fn usage(resources: &Resources, crd: &Value) -> Result<CrdUsage, KubeError> {
+/// Counts the custom resources of a CRD's kind in every namespace, leaving out `release`'s own
+/// when one is given.
+async fn usage(
+    resources: &Resources,
+    crd: &Value,
+    release: Option<&str>,
+) -> Result<CrdUsage, KubeError> {
     let name = crd["metadata"]["name"]
         .as_str()
         .unwrap_or_default()
@@ -231,6 +260,15 @@ async fn usage(resources: &Resources, crd: &Value) -> Result<CrdUsage, KubeError
     };
     let mut by_namespace = BTreeMap::new();
     for object in list {
+        let labels = object.metadata.labels.as_ref();
+        if release.is_some_and(|r| {
+            labels
+                .and_then(|l| l.get(RELEASE_LABEL))
+                .map(String::as_str)
+                == Some(r)
+        }) {
+            continue;
+        }
         *by_namespace
             .entry(
                 object
