@@ -694,6 +694,16 @@ fn refusals_send_nothing() {
     assert!(count >= 20, "{count} refusals");
 }
 
+/// A rule that slows every `method` request down by `ms` milliseconds.
+fn slow_every(method: &str, ms: u64) -> FaultRule {
+    FaultRule {
+        method: Some(method.into()),
+        path: "*".into(),
+        delay_ms: Some(ms),
+        ..FaultRule::default()
+    }
+}
+
 /// Starts `plane up` and SIGKILLs it once the server has seen `writes` writes to release objects.
 fn kill_after(fixture: &Fixture, srv: &TestServer, writes: usize) {
     srv.clear_requests();
@@ -727,12 +737,7 @@ fn a_killed_up_is_followed_by_a_rerun_that_converges() {
     for writes in [1, 3, 12, 30] {
         let srv = TestServer::start(Config::default());
         // Slow writes down a little so the kill lands in the middle of the apply.
-        srv.add_fault(FaultRule {
-            method: Some("PATCH".into()),
-            path: "*".into(),
-            delay_ms: Some(15),
-            ..FaultRule::default()
-        });
+        srv.add_fault(slow_every("PATCH", 15));
         let fixture = builtin("datalayer-ray");
         kill_after(&fixture, &srv, writes);
         srv.clear_faults();
@@ -814,12 +819,7 @@ fn no_lock_held(srv: &TestServer) -> bool {
 fn ctrl_c_stops_up_records_the_phase_and_exits_130() {
     let srv = TestServer::start(Config::default());
     // Slow writes so the signal lands in the middle of the apply.
-    srv.add_fault(FaultRule {
-        method: Some("PATCH".into()),
-        path: "*".into(),
-        delay_ms: Some(40),
-        ..FaultRule::default()
-    });
+    srv.add_fault(slow_every("PATCH", 40));
     let fixture = builtin("datalayer-ray");
     let writes = |srv: &TestServer| {
         srv.requests()
@@ -901,12 +901,7 @@ fn ctrl_c_stops_down_keeps_the_record_and_a_rerun_finishes() {
     let out = fixture.cluster("up", &kc, LOCAL).output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     // Slow deletes so the signal lands in the middle of the removal.
-    srv.add_fault(FaultRule {
-        method: Some("DELETE".into()),
-        path: "*".into(),
-        delay_ms: Some(60),
-        ..FaultRule::default()
-    });
+    srv.add_fault(slow_every("DELETE", 60));
     srv.clear_requests();
     let deletes = |srv: &TestServer| {
         srv.requests()
@@ -1041,12 +1036,7 @@ fn an_up_that_cannot_renew_its_lock_stops_before_the_lock_expires() {
 #[test]
 fn two_concurrent_ups_do_not_interleave() {
     let srv = TestServer::start(Config::default());
-    srv.add_fault(FaultRule {
-        method: Some("PATCH".into()),
-        path: "*".into(),
-        delay_ms: Some(20),
-        ..FaultRule::default()
-    });
+    srv.add_fault(slow_every("PATCH", 20));
     let fixture = builtin("datalayer-ray");
     let spawn = |extra: &[&str]| {
         let mut cmd: Command = fixture
