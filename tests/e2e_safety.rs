@@ -104,6 +104,28 @@ fn inventory_subjects(inventory: &Value) -> BTreeSet<String> {
         .collect()
 }
 
+/// After a full `down`: nothing labelled with the release but the CRDs it keeps, and no record.
+fn assert_removed(srv: &TestServer) {
+    let left = labelled(srv, "datalayer-ray");
+    assert!(
+        left.iter()
+            .all(|s| s.starts_with("CustomResourceDefinition/")),
+        "{left:?}"
+    );
+    assert!(inventory(srv, "datalayer-ray").is_none());
+}
+
+/// A test server with datalayer-ray deployed by `up --profile local`; the fixture holds the
+/// bundle and must outlive the runs that read it.
+fn deployed() -> (TestServer, std::path::PathBuf, Fixture) {
+    let srv = TestServer::start(Config::default());
+    let kc = srv.kubeconfig_path().to_path_buf();
+    let fixture = builtin("datalayer-ray");
+    let out = fixture.cluster("up", &kc, LOCAL).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    (srv, kc, fixture)
+}
+
 fn down(kc: &Path, release: &str, args: &[&str]) -> Command {
     let mut cmd: Command = plane().into();
     cmd.args(["down", release, "--kubeconfig"])
@@ -124,11 +146,7 @@ fn ls_json(kc: &Path) -> Value {
 
 #[test]
 fn down_removes_the_release_custom_resources_first() {
-    let srv = TestServer::start(Config::default());
-    let kc = srv.kubeconfig_path().to_path_buf();
-    let fixture = builtin("datalayer-ray");
-    let out = fixture.cluster("up", &kc, LOCAL).output().unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (srv, kc, _fixture) = deployed();
     let installed = labelled(&srv, "datalayer-ray");
     assert!(installed.contains("RayCluster/default/raycluster"));
 
@@ -256,11 +274,7 @@ fn down_on_a_terminal(kc: &Path, release: &str, answer: &str) -> (Option<i32>, S
 
 #[test]
 fn down_on_a_terminal_asks_first() {
-    let srv = TestServer::start(Config::default());
-    let kc = srv.kubeconfig_path().to_path_buf();
-    let fixture = builtin("datalayer-ray");
-    let out = fixture.cluster("up", &kc, LOCAL).output().unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (srv, kc, _fixture) = deployed();
     let before = labelled(&srv, "datalayer-ray");
 
     srv.clear_requests();
@@ -282,11 +296,7 @@ fn down_on_a_terminal_asks_first() {
 
 #[test]
 fn down_leaves_other_owners_objects_and_their_namespaces_alone() {
-    let srv = TestServer::start(Config::default());
-    let kc = srv.kubeconfig_path().to_path_buf();
-    let fixture = builtin("datalayer-ray");
-    let out = fixture.cluster("up", &kc, LOCAL).output().unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (srv, kc, _fixture) = deployed();
     // Someone keeps their own notes in the operator's namespace.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("notes.yaml");
@@ -895,11 +905,7 @@ fn ctrl_c_after_the_lock_but_before_any_write_changes_nothing() {
 
 #[test]
 fn ctrl_c_stops_down_keeps_the_record_and_a_rerun_finishes() {
-    let srv = TestServer::start(Config::default());
-    let kc = srv.kubeconfig_path().to_path_buf();
-    let fixture = builtin("datalayer-ray");
-    let out = fixture.cluster("up", &kc, LOCAL).output().unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (srv, kc, _fixture) = deployed();
     // Slow deletes so the signal lands in the middle of the removal.
     srv.add_fault(slow_every("DELETE", 60));
     srv.clear_requests();
@@ -926,13 +932,7 @@ fn ctrl_c_stops_down_keeps_the_record_and_a_rerun_finishes() {
     srv.clear_faults();
     let out = output_within(down(&kc, "datalayer-ray", &["--yes"]), LIMIT);
     assert!(out.status.success(), "rerun: {}", text(&out.stderr));
-    let left = labelled(&srv, "datalayer-ray");
-    assert!(
-        left.iter()
-            .all(|s| s.starts_with("CustomResourceDefinition/")),
-        "{left:?}"
-    );
-    assert!(inventory(&srv, "datalayer-ray").is_none());
+    assert_removed(&srv);
 }
 
 const LOCK: &str = "plane-lock-datalayer-ray";
@@ -1175,13 +1175,7 @@ fn transient_failures_are_retried() {
     arm(&srv, &rules);
     let out = output_within(down(&kc, "datalayer-ray", &["--yes"]), LIMIT);
     assert!(out.status.success(), "down: {}", text(&out.stderr));
-    let left = labelled(&srv, "datalayer-ray");
-    assert!(
-        left.iter()
-            .all(|s| s.starts_with("CustomResourceDefinition/")),
-        "{left:?}"
-    );
-    assert!(inventory(&srv, "datalayer-ray").is_none());
+    assert_removed(&srv);
 
     // Every kind of fault fired on the way: error statuses, and dropped connections (status 0).
     let statuses: BTreeSet<u16> = srv.requests().iter().map(|r| r.status).collect();
