@@ -297,22 +297,22 @@ fn down_on_a_terminal_asks_first() {
 #[test]
 fn down_leaves_other_owners_objects_and_their_namespaces_alone() {
     let (srv, kc, _fixture) = deployed();
-    // Someone keeps their own notes in the operator's namespace.
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("notes.yaml");
-    std::fs::write(
-        &path,
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: team-notes, namespace: ray-system}\ndata: {on-call: alice}\n---\napiVersion: ray.io/v1\nkind: RayCluster\nmetadata: {name: someone-elses, namespace: default}\nspec:\n  headGroupSpec:\n    rayStartParams: {}\n    template:\n      spec:\n        containers: [{name: ray-head, image: rayproject/ray:2.58.0}]\n",
-    )
-    .unwrap();
-    let out = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(&kc)
-        .args(["apply", "--server-side", "-f"])
-        .arg(&path)
-        .output()
-        .expect("kubectl runs");
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    // Someone keeps their own notes in the operator's namespace, and their own RayCluster.
+    let notes = serde_json::json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "team-notes", "namespace": "ray-system"},
+        "data": {"on-call": "alice"},
+    });
+    let cluster = serde_json::json!({
+        "apiVersion": "ray.io/v1", "kind": "RayCluster",
+        "metadata": {"name": "someone-elses", "namespace": "default"},
+        "spec": {"headGroupSpec": {"rayStartParams": {}, "template": {"spec": {
+            "containers": [{"name": "ray-head", "image": "rayproject/ray:2.58.0"}],
+        }}}},
+    });
+    for object in [notes, cluster] {
+        srv.create_object("another-client", &object).unwrap();
+    }
 
     let out = down(&kc, "datalayer-ray", &["--yes"]).output().unwrap();
     let stderr = text(&out.stderr);
@@ -385,50 +385,29 @@ fn down_with_include_crds_removes_everything() {
 
 /// Writes a Lease as another machine's run would hold it.
 fn hold_lock(srv: &TestServer, release: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let stamp = format_rfc3339(now);
-    let path = dir.path().join("lease.yaml");
-    std::fs::write(
-        &path,
-        format!(
-            "apiVersion: v1\nkind: Namespace\nmetadata: {{name: plane-system}}\n---\napiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata:\n  name: plane-lock-{release}\n  namespace: plane-system\n  annotations: {{plane.datalayer.io/host: ci-runner-7, plane.datalayer.io/pid: '4242'}}\nspec:\n  holderIdentity: ci@ci-runner-7 pid 4242 (beef)\n  leaseDurationSeconds: 3600\n  acquireTime: {stamp}\n  renewTime: {stamp}\n"
-        ),
-    )
-    .unwrap();
-    let out = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(srv.kubeconfig_path())
-        .args(["apply", "--server-side", "-f"])
-        .arg(&path)
-        .output()
-        .expect("kubectl runs");
-    assert!(out.status.success(), "{}", text(&out.stderr));
-}
-
-/// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SS.000000Z`.
-fn format_rfc3339(secs: u64) -> String {
-    let days = i64::try_from(secs / 86_400).unwrap();
-    let rem = secs % 86_400;
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.000000Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    let stamp = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%S.000000Z")
+        .to_string();
+    let namespace = serde_json::json!({
+        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "plane-system"},
+    });
+    let lease = serde_json::json!({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {
+            "name": format!("plane-lock-{release}"),
+            "namespace": "plane-system",
+            "annotations": {"plane.datalayer.io/host": "ci-runner-7", "plane.datalayer.io/pid": "4242"},
+        },
+        "spec": {
+            "holderIdentity": "ci@ci-runner-7 pid 4242 (beef)",
+            "leaseDurationSeconds": 3600,
+            "acquireTime": stamp,
+            "renewTime": stamp,
+        },
+    });
+    // The namespace may exist already (an earlier run made it).
+    let _ = srv.create_object("another-client", &namespace);
+    srv.create_object("another-client", &lease).unwrap();
 }
 
 /// Bad inputs and refusals: each exits with its documented code and sends no mutating request.

@@ -242,6 +242,40 @@ impl TestServer {
         Some(v)
     }
 
+    /// Creates an object the way another client would, without a request in the log (someone
+    /// else's ConfigMap, a custom resource a user made). It goes through defaulting and
+    /// validation like any create.
+    ///
+    /// # Errors
+    /// An unknown kind, an existing object, or an invalid one, as the API would answer.
+    pub fn create_object(&self, manager: &str, object: &Value) -> Result<Value, ApiError> {
+        let api_version = object["apiVersion"].as_str().unwrap_or_default();
+        let kind = object["kind"].as_str().unwrap_or_default();
+        let mut inner = self.state.store.lock();
+        let types = inner.types();
+        let rt = resources::by_kind(&types, api_version, kind)
+            .ok_or_else(ApiError::no_route)?
+            .clone();
+        let target = ops::Target {
+            namespace: rt.namespaced.then(|| {
+                object["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or("default")
+                    .to_owned()
+            }),
+            rt,
+            name: None,
+            sub: None,
+        };
+        let params = ops::WriteParams {
+            field_manager: Some(manager.to_owned()),
+            default_manager: manager.to_owned(),
+            ..ops::WriteParams::default()
+        };
+        let body = serde_json::to_vec(object).unwrap_or_default();
+        ops::create(&mut inner, &target, &body, &params).map(|(_, v)| v)
+    }
+
     /// Changes an object the way another client would, without a request in the log: a JSON
     /// merge patch recorded as an `Update` by `manager` (an autoscaler changing replicas, an
     /// operator adding a finalizer). `status` patches the status subresource instead.
