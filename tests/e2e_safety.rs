@@ -696,29 +696,15 @@ fn slow_every(method: &str, ms: u64) -> FaultRule {
 /// Starts `plane up` and SIGKILLs it once the server has seen `writes` writes to release objects.
 fn kill_after(fixture: &Fixture, srv: &TestServer, writes: usize) {
     srv.clear_requests();
-    let mut child: Command = fixture.cluster("up", srv.kubeconfig_path(), LOCAL).into();
-    let mut child = child
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    let up = fixture.cluster("up", srv.kubeconfig_path(), LOCAL);
+    signal_when(up, srv, "KILL", |srv| {
         let seen = srv
             .requests()
             .iter()
             .filter(|r| r.is_mutating() && !r.path.contains("/leases"))
             .count();
-        if seen >= writes || Instant::now() > deadline {
-            break;
-        }
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    child.kill().ok(); // SIGKILL
-    child.wait().unwrap();
+        seen >= writes
+    });
 }
 
 #[test]
@@ -758,10 +744,12 @@ fn a_killed_up_is_followed_by_a_rerun_that_converges() {
 }
 
 /// Starts `cmd` with its output captured, waits until `ready` holds on the server, sends the
-/// process SIGINT (Ctrl-C) and returns its output.
-fn interrupt_when(
+/// process `signal` (`INT` for Ctrl-C, `KILL` for a crash) and returns its output. A run that
+/// ends by itself first is not signalled; the caller's checks of its output see that.
+fn signal_when(
     mut cmd: Command,
     srv: &TestServer,
+    signal: &str,
     ready: impl Fn(&TestServer) -> bool,
 ) -> std::process::Output {
     let mut child = cmd
@@ -771,21 +759,16 @@ fn interrupt_when(
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     while !ready(srv) {
-        assert!(
-            Instant::now() < deadline,
-            "the moment to interrupt never came"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the run ended too soon"
-        );
-        std::thread::sleep(Duration::from_millis(5));
+        assert!(Instant::now() < deadline, "the moment to signal never came");
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(2));
     }
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    // It may end on its own just before the signal lands; `kill` then fails, harmlessly.
+    let _ = Command::new("kill")
+        .args([format!("-{signal}"), child.id().to_string()])
+        .status();
     child.wait_with_output().unwrap()
 }
 
@@ -817,7 +800,7 @@ fn ctrl_c_stops_up_records_the_phase_and_exits_130() {
             .count()
     };
     let up = fixture.cluster("up", srv.kubeconfig_path(), LOCAL);
-    let out = interrupt_when(up, &srv, |srv| writes(srv) >= 5);
+    let out = signal_when(up, &srv, "INT", |srv| writes(srv) >= 5);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("interrupted"), "{stderr}");
@@ -860,7 +843,7 @@ fn ctrl_c_after_the_lock_but_before_any_write_changes_nothing() {
     });
     let fixture = builtin("datalayer-ray");
     let up = fixture.cluster("up", srv.kubeconfig_path(), LOCAL);
-    let out = interrupt_when(up, &srv, |srv| {
+    let out = signal_when(up, &srv, "INT", |srv| {
         if no_lock_held(srv) {
             return false;
         }
@@ -894,7 +877,7 @@ fn ctrl_c_stops_down_keeps_the_record_and_a_rerun_finishes() {
             .filter(|r| r.method == "DELETE" && !r.path.contains("/leases"))
             .count()
     };
-    let out = interrupt_when(down(&kc, "datalayer-ray", &["--yes"]), &srv, |srv| {
+    let out = signal_when(down(&kc, "datalayer-ray", &["--yes"]), &srv, "INT", |srv| {
         deletes(srv) >= 3
     });
     let stderr = text(&out.stderr);
@@ -950,6 +933,17 @@ fn slow_up_holding_its_lock(
     (srv, fixture, child)
 }
 
+/// Waits for a run that must end because it lost its lock.
+fn expect_lost_lock(child: std::process::Child) {
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("lost the lock of release datalayer-ray"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn an_up_that_loses_its_lock_stops_and_leaves_the_release_to_the_new_holder() {
     // Slow controllers keep `up` waiting for readiness long enough to lose its lock.
@@ -964,13 +958,7 @@ fn an_up_that_loses_its_lock_stops_and_leaves_the_release_to_the_new_holder() {
         &serde_json::json!({"spec": {"holderIdentity": "someone@elsewhere pid 1 (0000)"}}),
     )
     .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains("lost the lock of release datalayer-ray"),
-        "{stderr}"
-    );
+    expect_lost_lock(child);
     // It neither released the new holder's lock nor wrote the release's record after losing it.
     assert_eq!(
         lease(&srv).unwrap()["spec"]["holderIdentity"],
@@ -992,22 +980,16 @@ fn an_up_that_cannot_renew_its_lock_stops_before_the_lock_expires() {
     // From now on every renewal fails.
     srv.add_fault(FaultRule {
         method: Some("PUT".into()),
-        path: "*/leases/plane-lock-datalayer-ray".into(),
+        path: format!("*/leases/{LOCK}"),
         status: Some(500),
         ..FaultRule::default()
     });
-    let out = child.wait_with_output().unwrap();
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains("lost the lock of release datalayer-ray"),
-        "{stderr}"
-    );
+    expect_lost_lock(child);
     // It gave up at the second failed renewal (20s), before the 30s Lease could expire under it.
     let renewals = srv
         .requests()
         .iter()
-        .filter(|r| r.method == "PUT" && r.path.ends_with("/leases/plane-lock-datalayer-ray"))
+        .filter(|r| r.method == "PUT" && r.path.ends_with(&format!("/leases/{LOCK}")))
         .count();
     assert_eq!(renewals, 2, "two renewals were tried");
 }

@@ -3,8 +3,6 @@
 
 use std::collections::BTreeSet;
 
-use tokio::sync::watch;
-
 use crate::bundle::{Profile, Rendered};
 use crate::cli::ClusterArgs;
 use crate::error::{Error, Problem};
@@ -236,18 +234,18 @@ fn resources_client(resources: &Resources) -> kube::Client {
 /// held (so the signal is noticed and handled rather than ending the process with the Lease
 /// still held; a second one ends it at once), and the loss of the lock.
 pub struct Guard {
-    interrupted: watch::Receiver<bool>,
-    loss: kube::LockLoss,
+    interrupted: kube::Flag,
+    lost: kube::Flag,
 }
 
 impl Guard {
     /// Starts listening for Ctrl-C. Call it once the lock is held: before that (say while waiting
     /// for the lock) Ctrl-C should end the process at once, as usual.
     pub fn new(lock: &kube::Lock) -> Self {
-        let (sender, interrupted) = watch::channel(false);
+        let (setter, interrupted) = kube::flag();
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
-                let _ = sender.send(true);
+                setter.set();
                 // A second Ctrl-C does not wait for the phase to be recorded.
                 if tokio::signal::ctrl_c().await.is_ok() {
                     std::process::exit(130);
@@ -256,13 +254,13 @@ impl Guard {
         });
         Self {
             interrupted,
-            loss: lock.loss(),
+            lost: lock.loss(),
         }
     }
 
     /// Refuses to go on if Ctrl-C came before the first write: nothing to record then.
     pub fn check(&self, command: &str) -> Result<(), Error> {
-        if *self.interrupted.borrow() {
+        if self.interrupted.is_set() {
             return Err(Error::Interrupted {
                 problem: Problem::new(format!("interrupted: {command} stopped before any write"))
                     .because("nothing was changed")
@@ -279,17 +277,12 @@ impl Guard {
         &self,
         work: impl std::future::Future<Output = Result<T, KubeError>>,
     ) -> Result<Result<T, KubeError>, Stopped> {
-        let mut interrupted = self.interrupted.clone();
-        let interrupt = async move {
-            if interrupted.wait_for(|i| *i).await.is_err() {
-                // No handler could be installed: Ctrl-C ends the process as usual.
-                std::future::pending::<()>().await;
-            }
-        };
         tokio::select! {
             biased;
-            () = interrupt => Err(Stopped::Interrupted),
-            () = self.loss.wait() => Err(Stopped::LockLost),
+            // If no Ctrl-C handler could be installed, the flag is never set and Ctrl-C ends
+            // the process as usual.
+            () = self.interrupted.wait() => Err(Stopped::Interrupted),
+            () = self.lost.wait() => Err(Stopped::LockLost),
             result = work => Ok(result),
         }
     }
@@ -304,16 +297,18 @@ pub enum Stopped {
     LockLost,
 }
 
-/// The error for a run stopped under the lock: exit 130 for Ctrl-C.
-pub fn stopped(why: Stopped, what: &str, release: &str) -> Error {
-    match why {
-        Stopped::Interrupted => Error::Interrupted {
-            problem: Problem::new(format!("interrupted: {what}"))
-                .because("no new writes were started; the release's phase was recorded")
-                .hint("run the same command again to converge"),
-        },
-        Stopped::LockLost => failed(&KubeError::LockLost {
-            release: release.to_owned(),
-        }),
+/// The error for a run Ctrl-C stopped once it had started writing (exit 130).
+pub fn interrupted(what: &str) -> Error {
+    Error::Interrupted {
+        problem: Problem::new(format!("interrupted: {what}"))
+            .because("no new writes were started; the release's phase was recorded")
+            .hint("run the same command again to converge"),
     }
+}
+
+/// The error for a run that lost its lock: the release and its record are another run's now.
+pub fn lock_lost(release: &str) -> Error {
+    failed(&KubeError::LockLost {
+        release: release.to_owned(),
+    })
 }

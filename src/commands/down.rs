@@ -226,13 +226,10 @@ async fn locked(
             return Ok(Status::Success);
         }
         Ok(Err(err)) => cluster::failed(&err),
-        Err(why) => {
-            let error = cluster::stopped(why, "down stopped before it finished", &args.release);
-            if why == cluster::Stopped::LockLost {
-                // The release is another run's now: its record is that run's to write.
-                return Err(error);
-            }
-            error
+        // The release is another run's now: its record is that run's to write.
+        Err(cluster::Stopped::LockLost) => return Err(cluster::lock_lost(&args.release)),
+        Err(cluster::Stopped::Interrupted) => {
+            cluster::interrupted("down stopped before it finished")
         }
     };
     inventory.phase = Phase::Failed;

@@ -141,14 +141,9 @@ async fn locked(
             return Ok(Status::Success);
         }
         Ok(Err(err)) => cluster::failed(&err),
-        Err(why) => {
-            let error = cluster::stopped(why, "up stopped before it finished", release);
-            if why == cluster::Stopped::LockLost {
-                // The release is another run's now: its record is that run's to write.
-                return Err(error);
-            }
-            error
-        }
+        // The release is another run's now: its record is that run's to write.
+        Err(cluster::Stopped::LockLost) => return Err(cluster::lock_lost(release)),
+        Err(cluster::Stopped::Interrupted) => cluster::interrupted("up stopped before it finished"),
     };
     if plan.has_changes() || previous.is_some() {
         inventory.phase = Phase::Failed;

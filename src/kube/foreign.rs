@@ -1,6 +1,7 @@
 //! Before `down` deletes a namespace the release created: does anything else live there?
 //! Deleting a namespace deletes everything in it, so one that holds other owners' objects is kept.
 
+use futures::{StreamExt, stream};
 use serde_json::Value;
 
 use super::KubeError;
@@ -45,45 +46,22 @@ pub async fn reason_to_keep(
     release: &str,
     custom_kinds: &[(String, String)],
 ) -> Result<Option<String>, KubeError> {
-    let kinds = KINDS
+    let kinds: Vec<(String, String)> = KINDS
         .iter()
         .map(|(v, k)| ((*v).to_owned(), (*k).to_owned()))
-        .chain(custom_kinds.iter().cloned());
-    let params = kube::api::ListParams::default();
+        .chain(custom_kinds.iter().cloned())
+        .collect();
+    let found: Vec<Result<Found, KubeError>> = stream::iter(&kinds)
+        .map(|(api_version, kind)| others_of_kind(resources, namespace, release, api_version, kind))
+        .buffered(8)
+        .collect()
+        .await;
     let mut foreign = Vec::new();
     let mut unchecked = Vec::new();
-    for (api_version, kind) in kinds {
-        let Some(served) = resources.find(&api_version, &kind, false).await? else {
-            continue;
-        };
-        let api = resources.api(&served, Some(namespace));
-        let list = match retry(|| api.list(&params)).await {
-            Ok(list) => list.items,
-            Err(kube::Error::Api(status)) if status.code == 403 => {
-                unchecked.push(served.resource.plural.clone());
-                continue;
-            }
-            Err(err) => {
-                return Err(KubeError::api(
-                    format!("cannot list {kind} objects"),
-                    Some(&format!("Namespace/{namespace}")),
-                    &err,
-                ));
-            }
-        };
-        for object in list {
-            let value = serde_json::to_value(&object).unwrap_or(Value::Null);
-            let metadata = &value["metadata"];
-            let owned = metadata["ownerReferences"]
-                .as_array()
-                .is_some_and(|refs| !refs.is_empty());
-            if metadata["labels"][RELEASE_LABEL] == release || owned || is_builtin(&kind, &value) {
-                continue;
-            }
-            foreign.push(format!(
-                "{kind}/{}",
-                metadata["name"].as_str().unwrap_or_default()
-            ));
+    for found in found {
+        match found? {
+            Found::Objects(subjects) => foreign.extend(subjects),
+            Found::Unchecked(plural) => unchecked.push(plural),
         }
     }
     if !foreign.is_empty() {
@@ -104,6 +82,57 @@ pub async fn reason_to_keep(
         )));
     }
     Ok(None)
+}
+
+/// What one kind's list in the namespace found.
+enum Found {
+    /// Objects of other owners (none, if the kind is not served or only the release's are there).
+    Objects(Vec<String>),
+    /// The list was refused: this plural could not be checked.
+    Unchecked(String),
+}
+
+async fn others_of_kind(
+    resources: &Resources,
+    namespace: &str,
+    release: &str,
+    api_version: &str,
+    kind: &str,
+) -> Result<Found, KubeError> {
+    let Some(served) = resources.find(api_version, kind, false).await? else {
+        return Ok(Found::Objects(Vec::new()));
+    };
+    let api = resources.api(&served, Some(namespace));
+    let params = kube::api::ListParams::default();
+    let list = match retry(|| api.list(&params)).await {
+        Ok(list) => list.items,
+        Err(kube::Error::Api(status)) if status.code == 403 => {
+            return Ok(Found::Unchecked(served.resource.plural.clone()));
+        }
+        Err(err) => {
+            return Err(KubeError::api(
+                format!("cannot list {kind} objects"),
+                Some(&format!("Namespace/{namespace}")),
+                &err,
+            ));
+        }
+    };
+    let mut others = Vec::new();
+    for object in list {
+        let value = serde_json::to_value(&object).unwrap_or(Value::Null);
+        let metadata = &value["metadata"];
+        let owned = metadata["ownerReferences"]
+            .as_array()
+            .is_some_and(|refs| !refs.is_empty());
+        if metadata["labels"][RELEASE_LABEL] == release || owned || is_builtin(kind, &value) {
+            continue;
+        }
+        others.push(format!(
+            "{kind}/{}",
+            metadata["name"].as_str().unwrap_or_default()
+        ));
+    }
+    Ok(Found::Objects(others))
 }
 
 #[cfg(test)]

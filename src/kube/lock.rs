@@ -13,6 +13,7 @@ use kube::api::{Api, DeleteParams, PostParams, Preconditions};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::flag::{Flag, flag};
 use super::retry::retry;
 use super::{Event, KubeError, Reporter};
 
@@ -33,21 +34,9 @@ pub struct Lock {
     identity: String,
     stop: watch::Sender<bool>,
     renewer: JoinHandle<()>,
-    lost: watch::Receiver<bool>,
-}
-
-/// Resolves once a held lock is lost: another run took it over, it was deleted, or it could not
-/// be renewed in time. Never resolves while the lock is held.
-pub struct LockLoss(watch::Receiver<bool>);
-
-impl LockLoss {
-    pub async fn wait(&self) {
-        let mut lost = self.0.clone();
-        if lost.wait_for(|lost| *lost).await.is_err() {
-            // The renewer ended without losing the lock (it was released): never lost.
-            std::future::pending::<()>().await;
-        }
-    }
+    /// Set once the lock is lost: another run took it over, it was deleted, or it could not be
+    /// renewed in time.
+    lost: Flag,
 }
 
 /// What one renewal found.
@@ -247,7 +236,7 @@ pub async fn acquire(
         }
     }
     let (stop, mut stopped) = watch::channel(false);
-    let (lost_sender, lost) = watch::channel(false);
+    let (lost_setter, lost) = flag();
     let renew_api = api.clone();
     let renew_name = name.clone();
     let renew_identity = identity.clone();
@@ -267,7 +256,7 @@ pub async fn acquire(
                 Renewal::Renewed => renewed_at = tokio::time::Instant::now(),
                 Renewal::Failed if renewed_at.elapsed() < GIVE_UP_AFTER => {}
                 Renewal::Failed | Renewal::Lost => {
-                    let _ = lost_sender.send(true);
+                    lost_setter.set();
                     return;
                 }
             }
@@ -304,9 +293,9 @@ async fn renew(api: &Api<Lease>, name: &str, identity: &str) -> Renewal {
 }
 
 impl Lock {
-    /// A future that resolves if this lock is lost while held.
-    pub fn loss(&self) -> LockLoss {
-        LockLoss(self.lost.clone())
+    /// A flag set if this lock is lost while held.
+    pub fn loss(&self) -> Flag {
+        self.lost.clone()
     }
 
     /// Stops renewing and deletes the Lease if this process still holds it.

@@ -4,6 +4,7 @@
 mod apply;
 mod connect;
 mod delete;
+mod flag;
 mod foreign;
 mod inventory;
 mod lock;
@@ -20,12 +21,13 @@ use std::fmt;
 pub use apply::{ApplyOptions, apply, prune, target};
 pub use connect::{ConnectOptions, Target, connect};
 pub use delete::{CrdUsage, Removal, plan_removal, remove};
+pub use flag::{Flag, Setter as FlagSetter, flag};
 pub use inventory::{
     HISTORY, Inventory, InventoryObject, Phase, Release, delete_inventory, list_releases,
     read_inventory, write_inventory,
 };
 pub use kube::Client;
-pub use lock::{Lock, LockLoss, acquire as lock};
+pub use lock::{Lock, acquire as lock};
 pub use plan::{Action, Plan, PlannedObject, plan};
 pub use preflight::{Need, Resolved, check_access, resolve, warn_ingress_classes};
 pub use resources::Resources;
@@ -105,14 +107,24 @@ impl KubeError {
     /// Every call goes through [`retry::retry`], so a transient error that arrives here has
     /// outlasted every attempt; the message says so.
     pub fn api(what: impl Into<String>, subject: Option<&str>, err: &kube::Error) -> Self {
-        let (mut reason, code) = match err {
+        let hint_for = |code: u16| match code {
+            401 => {
+                Some("the credentials were refused: check the kubeconfig user or refresh the token")
+            }
+            403 => Some("the credentials lack permission for this; ask a cluster admin for RBAC"),
+            429 | 500..=504 => Some("the API server is overloaded or failing; try again later"),
+            _ => None,
+        };
+        let (mut reason, code, hint) = match err {
             kube::Error::Api(status) => (
                 format!("{} ({} {})", status.message, status.code, status.reason),
                 Some(status.code),
+                hint_for(status.code),
             ),
             other if timed_out(other) => (
                 "the API server did not answer within the request timeout".to_owned(),
                 None,
+                Some("check the API server's health, or allow more time with --request-timeout"),
             ),
             other if unreachable(other) => (
                 format!(
@@ -120,8 +132,12 @@ impl KubeError {
                     crate::error::innermost(other)
                 ),
                 None,
+                Some(
+                    "check that the cluster is reachable from here (VPN, proxy, firewall) and \
+                     that the kubeconfig context points at it",
+                ),
             ),
-            other => (error_chain(other), None),
+            other => (error_chain(other), None, None),
         };
         if retry::is_transient(err) {
             reason.push_str(&format!(
@@ -129,28 +145,7 @@ impl KubeError {
                 retry::ATTEMPTS
             ));
         }
-        let hint = match code {
-            Some(401) => Some(
-                "the credentials were refused: check the kubeconfig user or refresh the token"
-                    .to_owned(),
-            ),
-            Some(403) => Some(
-                "the credentials lack permission for this; ask a cluster admin for RBAC".to_owned(),
-            ),
-            Some(429 | 500..=504) => {
-                Some("the API server is overloaded or failing; try again later".to_owned())
-            }
-            _ if unreachable(err) => Some(
-                "check that the cluster is reachable from here (VPN, proxy, firewall) and that \
-                 the kubeconfig context points at it"
-                    .to_owned(),
-            ),
-            _ if timed_out(err) => Some(
-                "check the API server's health, or allow more time with --request-timeout"
-                    .to_owned(),
-            ),
-            _ => None,
-        };
+        let hint = hint.map(str::to_owned);
         Self::Api {
             what: what.into(),
             subject: subject.map(str::to_owned),
