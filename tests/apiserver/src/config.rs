@@ -12,6 +12,11 @@ pub const DEFAULT_TOKEN: &str = "plane-test-token";
 /// values and what each one produces.
 pub const FAIL_ANNOTATION: &str = "test.plane.datalayer.io/fail";
 
+/// The annotation of the real test control plane's simulators (`fake-kubelet.py`,
+/// `fake-kuberay.py`) that the test server honours too: on a workload's Pod template its pods stay
+/// unready in `CrashLoopBackOff`; on a RayCluster it gets `ReplicaFailure=True` and no `state`.
+pub const SIM_FAIL_ANNOTATION: &str = "sim.k8s-real/fail";
+
 /// How a test server behaves. `Config::default()` suits tests: a free port, fast controllers.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -31,6 +36,9 @@ pub struct Config {
     pub watch_bookmarks: Option<Duration>,
     /// Fault rules active from the start.
     pub faults: Vec<FaultRule>,
+    /// ConfigMaps the simulated controller-manager publishes into every namespace, as a real
+    /// one publishes `kube-root-ca.crt` (add `openshift-service-ca.crt` to look like OpenShift).
+    pub published_config_maps: Vec<String>,
 }
 
 impl Default for Config {
@@ -43,6 +51,7 @@ impl Default for Config {
             crd_establish_delay: Duration::from_millis(100),
             watch_bookmarks: Some(Duration::from_secs(1)),
             faults: Vec::new(),
+            published_config_maps: vec!["kube-root-ca.crt".to_owned()],
         }
     }
 }

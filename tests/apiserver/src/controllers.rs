@@ -2,14 +2,18 @@
 //! RayClusters, failure injection by annotation, garbage collection, finalizer handling and
 //! namespace termination. One step runs every `Config::controller_step`.
 
-use crate::config::FAIL_ANNOTATION;
+use crate::config::{FAIL_ANNOTATION, SIM_FAIL_ANNOTATION};
+use crate::fields::{FieldSet, Seg};
 use crate::ops;
-use crate::store::{EventKind, Inner, Key};
+use crate::store::{EventKind, Inner, Key, Manager};
 use crate::util::{self, get_str, now_rfc3339};
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// The `fail` value standing for the `sim.k8s-real/fail` annotation.
+const SIM_FAIL: &str = "SimFail";
 
 /// Marks pods the failure simulation created, so the pod controller leaves them alone.
 const SIMULATED: &str = "test.plane.datalayer.io/simulated";
@@ -42,9 +46,10 @@ const CONTROLLED: &[(&str, &str)] = &[
 const FINAL_STAGE: u32 = 3;
 
 /// The controllers' memory between steps.
-#[derive(Default)]
 pub struct Controllers {
     progress: HashMap<Key, Progress>,
+    /// ConfigMaps published into every namespace (`Config::published_config_maps`).
+    published: Vec<String>,
 }
 
 /// Times that may differ between two steps without the status having changed.
@@ -112,8 +117,16 @@ fn seed_of(s: &str) -> u64 {
 }
 
 impl Controllers {
+    pub fn new(published: Vec<String>) -> Self {
+        Self {
+            progress: HashMap::new(),
+            published,
+        }
+    }
+
     /// One step over every object.
     pub fn step(&mut self, inner: &mut Inner, crd_delay: Duration) {
+        publish(inner, &self.published);
         let uids: HashSet<String> = inner
             .objects
             .values()
@@ -209,6 +222,91 @@ impl Controllers {
     }
 }
 
+/// What the real controller-manager puts into every namespace that is not terminating: the
+/// ServiceAccount `default` and the published ConfigMaps (`kube-root-ca.crt` with the CA that
+/// signed the server's certificate, ...), recreated when deleted.
+fn publish(inner: &mut Inner, config_maps: &[String]) {
+    let namespaces: Vec<String> = inner
+        .list("", "namespaces", None)
+        .into_iter()
+        .filter(|(_, s)| s.value.pointer("/metadata/deletionTimestamp").is_none())
+        .map(|(k, _)| k.name.clone())
+        .collect();
+    let key = |resource: &str, ns: &str, name: &str| Key {
+        group: String::new(),
+        resource: resource.to_owned(),
+        namespace: ns.to_owned(),
+        name: name.to_owned(),
+    };
+    for ns in namespaces {
+        let sa = key("serviceaccounts", &ns, "default");
+        if inner.get(&sa).is_none() {
+            let mut obj = json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                "metadata": {"name": "default", "namespace": ns}});
+            inner.stamp_new(&mut obj);
+            inner.put(sa, obj, Vec::new(), EventKind::Added);
+        }
+        for name in config_maps {
+            let k = key("configmaps", &ns, name);
+            if inner.get(&k).is_some() {
+                continue;
+            }
+            let ca = crate::tls::get().map_or("", |t| t.ca_pem.as_str());
+            let (data, annotations) = match name.as_str() {
+                "kube-root-ca.crt" => (
+                    json!({"ca.crt": ca}),
+                    json!({"kubernetes.io/description": "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters."}),
+                ),
+                "openshift-service-ca.crt" => (
+                    json!({"service-ca.crt": ca}),
+                    json!({"service.beta.openshift.io/inject-cabundle": "true"}),
+                ),
+                _ => (json!({}), json!({})),
+            };
+            let f = |s: &[&str]| -> Vec<Seg> {
+                s.iter().map(|x| Seg::Field((*x).to_owned())).collect()
+            };
+            let mut fields = FieldSet::new();
+            for (map, value) in [
+                (vec!["data"], &data),
+                (vec!["metadata", "annotations"], &annotations),
+            ] {
+                let Some(entries) = value.as_object().filter(|m| !m.is_empty()) else {
+                    continue;
+                };
+                fields.insert(f(&map));
+                for k in entries.keys() {
+                    let mut p = map.clone();
+                    p.push(k.as_str());
+                    fields.insert(f(&p));
+                }
+            }
+            let mut obj = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": name, "namespace": ns, "annotations": annotations}, "data": data});
+            if annotations
+                .as_object()
+                .is_some_and(serde_json::Map::is_empty)
+            {
+                util::metadata_mut(&mut obj).remove("annotations");
+            }
+            inner.stamp_new(&mut obj);
+            if fields.is_empty() {
+                inner.put(k, obj, Vec::new(), EventKind::Added);
+                continue;
+            }
+            let managers = vec![Manager {
+                manager: "kube-controller-manager".to_owned(),
+                operation: "Update",
+                api_version: "v1".to_owned(),
+                time: now_rfc3339(),
+                fields,
+                subresource: None,
+            }];
+            inner.put(k, obj, managers, EventKind::Added);
+        }
+    }
+}
+
 /// Drives the deletion of an object that has a deletionTimestamp.
 fn finalize(inner: &mut Inner, key: &Key, v: &Value) {
     let uid = get_str(v, &["metadata", "uid"]).unwrap_or("").to_owned();
@@ -228,14 +326,36 @@ fn finalize(inner: &mut Inner, key: &Key, v: &Value) {
             .filter(|k| k.namespace == key.name)
             .cloned()
             .collect();
-        if contents.is_empty() {
-            if finalizers.is_empty() {
-                inner.remove(key);
-            }
+        for k in &contents {
+            ops::delete_key(inner, k, None);
+        }
+        let remaining: Vec<(Key, Vec<String>)> = inner
+            .objects
+            .iter()
+            .filter(|(k, _)| k.namespace == key.name)
+            .map(|(k, s)| {
+                let fins = s.value["metadata"]["finalizers"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|f| f.as_str().map(str::to_owned))
+                    .collect();
+                (k.clone(), fins)
+            })
+            .collect();
+        // The real namespace controller reports progress in conditions; it removes the
+        // namespace only after a status saying all content is gone.
+        let conditions = namespace_conditions(&remaining);
+        let reported =
+            v.pointer("/status/conditions").map(normalized) == Some(normalized(&conditions));
+        if remaining.is_empty() && reported && finalizers.is_empty() {
+            inner.remove(key);
         } else {
-            for k in contents {
-                ops::delete_key(inner, &k, None);
-            }
+            write_status(
+                inner,
+                key,
+                json!({"phase": "Terminating", "conditions": conditions}),
+            );
         }
         return;
     }
@@ -301,6 +421,106 @@ fn finalize(inner: &mut Inner, key: &Key, v: &Value) {
     }
 }
 
+/// The conditions of a terminating namespace, as the real namespace controller words them.
+fn namespace_conditions(remaining: &[(Key, Vec<String>)]) -> Value {
+    let mut resources: Vec<String> = Vec::new();
+    let mut finalizers: Vec<String> = Vec::new();
+    for (k, fins) in remaining {
+        let r = if k.group.is_empty() {
+            format!("{}.", k.resource)
+        } else {
+            format!("{}.{}", k.resource, k.group)
+        };
+        if !resources.contains(&r) {
+            resources.push(r);
+        }
+        for f in fins {
+            if !finalizers.contains(f) {
+                finalizers.push(f.clone());
+            }
+        }
+    }
+    let count = |r: &str| {
+        remaining
+            .iter()
+            .filter(|(k, _)| {
+                let q = if k.group.is_empty() {
+                    format!("{}.", k.resource)
+                } else {
+                    format!("{}.{}", k.resource, k.group)
+                };
+                q == r
+            })
+            .count()
+    };
+    let content = if remaining.is_empty() {
+        condition(
+            "NamespaceContentRemaining",
+            "False",
+            "ContentRemoved",
+            "All content successfully removed",
+        )
+    } else {
+        let list: Vec<String> = resources
+            .iter()
+            .map(|r| format!("{r} has {} resource instances", count(r)))
+            .collect();
+        condition(
+            "NamespaceContentRemaining",
+            "True",
+            "SomeResourcesRemain",
+            &format!("Some resources are remaining: {}", list.join(", ")),
+        )
+    };
+    let fins = if finalizers.is_empty() {
+        condition(
+            "NamespaceFinalizersRemaining",
+            "False",
+            "ContentHasNoFinalizers",
+            "All content-preserving finalizers finished",
+        )
+    } else {
+        let list: Vec<String> = finalizers
+            .iter()
+            .map(|f| {
+                let n = remaining.iter().filter(|(_, fs)| fs.contains(f)).count();
+                format!("{f} in {n} resource instances")
+            })
+            .collect();
+        condition(
+            "NamespaceFinalizersRemaining",
+            "True",
+            "SomeFinalizersRemain",
+            &format!(
+                "Some content in the namespace has finalizers remaining: {}",
+                list.join(", ")
+            ),
+        )
+    };
+    json!([
+        condition(
+            "NamespaceDeletionDiscoveryFailure",
+            "False",
+            "ResourcesDiscovered",
+            "All resources successfully discovered"
+        ),
+        condition(
+            "NamespaceDeletionGroupVersionParsingFailure",
+            "False",
+            "ParsedGroupVersions",
+            "All legacy kube types successfully parsed"
+        ),
+        condition(
+            "NamespaceDeletionContentFailure",
+            "False",
+            "ContentDeleted",
+            "All content successfully deleted, may be waiting on finalization"
+        ),
+        content,
+        fins,
+    ])
+}
+
 /// Writes `status` (and nothing else) if it differs from what is stored.
 fn write_status(inner: &mut Inner, key: &Key, mut status: Value) {
     let Some(stored) = inner.get(key).cloned() else {
@@ -327,9 +547,21 @@ fn reconcile(
     elapsed: Duration,
     crd_delay: Duration,
 ) {
-    let fail = get_str(v, &["metadata", "annotations", FAIL_ANNOTATION])
-        .unwrap_or("")
-        .to_owned();
+    let sim_fail_at = if key.group == "ray.io" {
+        "/metadata/annotations"
+    } else {
+        "/spec/template/metadata/annotations"
+    };
+    let sim_fail = v
+        .pointer(sim_fail_at)
+        .and_then(|a| a.get(SIM_FAIL_ANNOTATION))
+        .is_some();
+    let fail = match get_str(v, &["metadata", "annotations", FAIL_ANNOTATION]) {
+        Some(f) => f.to_owned(),
+        // The real test control plane's simulators: crash-looping pods, a failed RayCluster.
+        None if sim_fail => SIM_FAIL.to_owned(),
+        None => String::new(),
+    };
     let stuck = fail == "Stuck";
     let stage = if stuck { 0 } else { stage };
     let generation = int_at(v, "/metadata/generation", 1);
@@ -339,17 +571,27 @@ fn reconcile(
         ("apps", "deployments") => {
             let n = int_at(v, "/spec/replicas", 1);
             let rs = format!("ReplicaSet \"{name}-{hash}\"");
-            let pods_failing = matches!(fail.as_str(), "ImagePullBackOff" | "CrashLoopBackOff");
+            let pods_failing = matches!(
+                fail.as_str(),
+                "ImagePullBackOff" | "CrashLoopBackOff" | SIM_FAIL
+            );
             if pods_failing {
                 failing_pod(inner, key, v, &fail, &hash);
             }
-            let status = if fail == "ProgressDeadlineExceeded" && stage >= 1 {
-                json!({"observedGeneration": generation, "replicas": n, "updatedReplicas": n, "unavailableReplicas": n,
+            // A new Deployment first shows only its new ReplicaSet, not yet observed, as the
+            // real controller's first status write does.
+            let unobserved = v.pointer("/status/observedGeneration").is_none();
+            let fresh = unobserved && !stuck && v.pointer("/status/conditions").is_none();
+            let status = if fresh {
+                json!({"conditions": [condition("Progressing", "True", "NewReplicaSetCreated", &format!("Created new replica set \"{name}-{hash}\""))]})
+            } else if fail == "ProgressDeadlineExceeded" && stage >= 1 {
+                json!({"observedGeneration": generation, "replicas": n, "updatedReplicas": n, "unavailableReplicas": n, "terminatingReplicas": 0,
                 "conditions": [
                     condition("Available", "False", "MinimumReplicasUnavailable", "Deployment does not have minimum availability."),
                     condition("Progressing", "False", "ProgressDeadlineExceeded", &format!("{rs} has timed out progressing.")),
                 ]})
-            } else if stage == 0 || pods_failing || fail == "ProgressDeadlineExceeded" {
+            } else if stage == 0 || unobserved || pods_failing || fail == "ProgressDeadlineExceeded"
+            {
                 let available = if n == 0 {
                     condition(
                         "Available",
@@ -365,10 +607,10 @@ fn reconcile(
                         "Deployment does not have minimum availability.",
                     )
                 };
-                json!({"observedGeneration": generation, "replicas": n, "updatedReplicas": n, "unavailableReplicas": n,
+                json!({"observedGeneration": generation, "replicas": n, "updatedReplicas": n, "unavailableReplicas": n, "terminatingReplicas": 0,
                     "conditions": [available, condition("Progressing", "True", "ReplicaSetUpdated", &format!("{rs} is progressing."))]})
             } else {
-                json!({"observedGeneration": generation, "replicas": n, "updatedReplicas": n, "readyReplicas": n, "availableReplicas": n,
+                json!({"observedGeneration": generation, "replicas": n, "updatedReplicas": n, "readyReplicas": n, "availableReplicas": n, "terminatingReplicas": 0,
                 "conditions": [
                     condition("Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability."),
                     condition("Progressing", "True", "NewReplicaSetAvailable", &format!("{rs} has successfully progressed.")),
@@ -378,7 +620,10 @@ fn reconcile(
         }
         ("apps", "statefulsets") => {
             let n = int_at(v, "/spec/replicas", 1);
-            let pods_failing = matches!(fail.as_str(), "ImagePullBackOff" | "CrashLoopBackOff");
+            let pods_failing = matches!(
+                fail.as_str(),
+                "ImagePullBackOff" | "CrashLoopBackOff" | SIM_FAIL
+            );
             if pods_failing {
                 failing_pod(inner, key, v, &fail, &hash);
             }
@@ -393,7 +638,10 @@ fn reconcile(
             );
         }
         ("apps", "daemonsets") => {
-            let pods_failing = matches!(fail.as_str(), "ImagePullBackOff" | "CrashLoopBackOff");
+            let pods_failing = matches!(
+                fail.as_str(),
+                "ImagePullBackOff" | "CrashLoopBackOff" | SIM_FAIL
+            );
             if pods_failing {
                 failing_pod(inner, key, v, &fail, &hash);
             }
@@ -421,7 +669,11 @@ fn reconcile(
             }
             let completions = int_at(v, "/spec/completions", 1);
             let now = now_rfc3339();
-            let status = if stage == 0 || fail == "ImagePullBackOff" || fail == "CrashLoopBackOff" {
+            let status = if stage == 0
+                || matches!(
+                    fail.as_str(),
+                    "ImagePullBackOff" | "CrashLoopBackOff" | SIM_FAIL
+                ) {
                 json!({"startTime": now, "active": int_at(v, "/spec/parallelism", 1), "ready": 0, "terminating": 0, "uncountedTerminatedPods": {}})
             } else if fail == "BackoffLimitExceeded" {
                 let msg = "Job has reached the specified backoff limit";
@@ -432,7 +684,10 @@ fn reconcile(
                 json!({"startTime": now, "completionTime": now, "succeeded": completions, "ready": 0, "terminating": 0, "uncountedTerminatedPods": {},
                     "conditions": [condition("SuccessCriteriaMet", "True", "CompletionsReached", msg), condition("Complete", "True", "CompletionsReached", msg)]})
             };
-            if matches!(fail.as_str(), "ImagePullBackOff" | "CrashLoopBackOff") {
+            if matches!(
+                fail.as_str(),
+                "ImagePullBackOff" | "CrashLoopBackOff" | SIM_FAIL
+            ) {
                 failing_pod(inner, key, v, &fail, &hash);
             }
             write_status(inner, key, status);
@@ -481,6 +736,27 @@ fn reconcile(
             .is_some()
                 || stage == 0
             {
+                return;
+            }
+            if get_str(v, &["metadata", "annotations", SIM_FAIL_ANNOTATION]).is_some() {
+                // fake-kubelet.py: Running, not Ready, containers crash-looping.
+                let cs = containers(v, "/spec/containers");
+                let names: Vec<&str> = cs.iter().map(|(n, _)| n.as_str()).collect();
+                let unready = format!("containers with unready status: [{}]", names.join(" "));
+                let statuses: Vec<Value> = cs
+                    .iter()
+                    .map(|(n, image)| json!({"name": n, "image": image, "imageID": format!("sim://{image}"), "ready": false, "started": false, "restartCount": 1,
+                        "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 10s restarting failed container (simulated: sim.k8s-real/fail)"}},
+                        "lastState": {"terminated": {"exitCode": 1, "reason": "Error", "startedAt": now_rfc3339(), "finishedAt": now_rfc3339()}}}))
+                    .collect();
+                write_status(
+                    inner,
+                    key,
+                    json!({"phase": "Running", "podIP": "10.244.0.20", "hostIP": "172.18.0.2", "startTime": now_rfc3339(),
+                    "conditions": [condition("PodScheduled", "True", "", ""), condition("Initialized", "True", "", ""),
+                        condition("ContainersReady", "False", "ContainersNotReady", &unready), condition("Ready", "False", "ContainersNotReady", &unready)],
+                    "containerStatuses": statuses}),
+                );
                 return;
             }
             let statuses: Vec<Value> = containers(v, "/spec/containers")
@@ -601,7 +877,12 @@ fn failing_pod(inner: &mut Inner, owner_key: &Key, owner: &Value, reason: &str, 
     let statuses: Vec<Value> = containers(owner, template)
         .iter()
         .map(|(n, image)| {
-            if reason == "CrashLoopBackOff" {
+            if reason == SIM_FAIL {
+                // What realcluster's fake-kubelet.py writes for `sim.k8s-real/fail`.
+                json!({"name": n, "image": image, "imageID": format!("sim://{image}"), "ready": false, "started": false, "restartCount": 1,
+                    "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 10s restarting failed container (simulated: sim.k8s-real/fail)"}},
+                    "lastState": {"terminated": {"exitCode": 1, "reason": "Error", "startedAt": now_rfc3339(), "finishedAt": now_rfc3339()}}})
+            } else if reason == "CrashLoopBackOff" {
                 json!({"name": n, "image": image, "imageID": "", "ready": false, "started": false, "restartCount": 5,
                     "state": {"waiting": {"reason": "CrashLoopBackOff", "message": format!("back-off 5m0s restarting failed container={n} pod={name}")}},
                     "lastState": {"terminated": {"exitCode": 1, "reason": "Error", "startedAt": now_rfc3339(), "finishedAt": now_rfc3339()}}})
@@ -616,11 +897,29 @@ fn failing_pod(inner: &mut Inner, owner_key: &Key, owner: &Value, reason: &str, 
         .iter()
         .map(|(n, image)| json!({"name": n, "image": image}))
         .collect();
+    let unready = format!(
+        "containers with unready status: [{}]",
+        containers(owner, template)
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let mut annotations = owner
+        .pointer(if owner_key.group == "ray.io" {
+            "/spec/headGroupSpec/template/metadata/annotations"
+        } else {
+            "/spec/template/metadata/annotations"
+        })
+        .cloned()
+        .filter(Value::is_object)
+        .unwrap_or(json!({}));
+    annotations[SIMULATED] = json!("true");
     let mut pod = json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {
             "name": name, "namespace": owner_key.namespace, "labels": labels,
-            "annotations": {SIMULATED: "true"},
+            "annotations": annotations,
             "ownerReferences": [{
                 "apiVersion": owner["apiVersion"], "kind": owner["kind"], "name": owner_name,
                 "uid": owner["metadata"]["uid"], "controller": true, "blockOwnerDeletion": true
@@ -628,12 +927,12 @@ fn failing_pod(inner: &mut Inner, owner_key: &Key, owner: &Value, reason: &str, 
         },
         "spec": {"containers": spec_containers, "nodeName": "plane-test-node"},
         "status": {
-            "phase": if reason == "CrashLoopBackOff" { "Running" } else { "Pending" },
+            "phase": if reason == "ImagePullBackOff" { "Pending" } else { "Running" },
             "conditions": [
                 condition("PodScheduled", "True", "", ""),
                 condition("Initialized", "True", "", ""),
-                condition("ContainersReady", "False", "ContainersNotReady", "containers with unready status"),
-                condition("Ready", "False", "ContainersNotReady", "containers with unready status"),
+                condition("ContainersReady", "False", "ContainersNotReady", &unready),
+                condition("Ready", "False", "ContainersNotReady", &unready),
             ],
             "containerStatuses": statuses,
         }
@@ -678,7 +977,20 @@ fn raycluster(inner: &mut Inner, key: &Key, v: &Value, stage: u32, fail: &str, h
     );
     let head = json!({"podName": format!("{name}-head-{}", &hash[..5]), "podIP": "10.244.0.10",
         "serviceName": format!("{name}-head-svc"), "serviceIP": "10.96.0.100"});
-    if fail == "RayClusterFailed" && stage >= 1 {
+    if fail == SIM_FAIL {
+        // fake-kuberay.py: the annotation's value (or a default) as the failure message.
+        let msg = get_str(v, &["metadata", "annotations", SIM_FAIL_ANNOTATION])
+            .filter(|m| !m.is_empty())
+            .unwrap_or("simulated pod creation failure (sim.k8s-real/fail)");
+        status["conditions"] = json!([
+            condition("ReplicaFailure", "True", "FailedCreateWorkerPod", msg),
+            not_found,
+            provisioning,
+        ]);
+        status["reason"] = json!(msg);
+        status["readyWorkerReplicas"] = json!(0);
+        status["availableWorkerReplicas"] = json!(0);
+    } else if fail == "RayClusterFailed" && stage >= 1 {
         status["conditions"] = json!([
             not_found,
             provisioning,

@@ -87,6 +87,11 @@ pub fn apply(rt: &ResourceType, obj: &mut Value, seed: u64) {
             set_default(spec, "finalizers", json!(["kubernetes"]));
             let status = crate::util::ensure_object(obj, &["status"]);
             set_default(status, "phase", json!("Active"));
+            // The real server keeps this label equal to the name, whatever a client sends.
+            if let Some(name) = obj.pointer("/metadata/name").cloned() {
+                let labels = crate::util::ensure_object(obj, &["metadata", "labels"]);
+                labels.insert("kubernetes.io/metadata.name".to_owned(), name);
+            }
         }
         ("", "Secret") => {
             if let Some(map) = obj.as_object_mut() {
@@ -182,12 +187,12 @@ pub fn validate_name(rt: &ResourceType, name: &str) -> Option<Cause> {
             .then(|| format!("Invalid value: \"{name}\": may not contain '/' or '%'"))
     } else if label {
         (!dns_label(name)).then(|| {
-            format!("Invalid value: \"{name}\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character")
+            format!("Invalid value: \"{name}\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')")
         })
     } else {
         let ok = name.len() <= 253 && name.split('.').all(dns_label);
         (!ok).then(|| {
-            format!("Invalid value: \"{name}\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character")
+            format!("Invalid value: \"{name}\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')")
         })
     };
     message.map(|message| crate::error::Cause {
@@ -200,6 +205,51 @@ pub fn validate_name(rt: &ResourceType, name: &str) -> Option<Cause> {
         message,
         field: "metadata.name".to_owned(),
     })
+}
+
+/// The checks of built-in kinds beyond names that plane can run into: a workload's selector is
+/// required and must match its Pod template's labels (the real messages and field paths).
+pub fn validate_builtin(rt: &ResourceType, obj: &Value) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    let workload = rt.group == "apps"
+        && matches!(
+            rt.kind.as_str(),
+            "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet"
+        );
+    if !workload {
+        return causes;
+    }
+    let selector = obj.pointer("/spec/selector");
+    let labels = obj
+        .pointer("/spec/template/metadata/labels")
+        .cloned()
+        .unwrap_or(json!({}));
+    match selector {
+        None | Some(Value::Null) => causes.push(Cause {
+            reason: "FieldValueRequired".to_owned(),
+            message: "Required value".to_owned(),
+            field: "spec.selector".to_owned(),
+        }),
+        Some(_) => {}
+    }
+    // matchExpressions are not evaluated: only matchLabels can make a mismatch here.
+    let matches = match selector
+        .and_then(|s| s.get("matchLabels"))
+        .and_then(Value::as_object)
+    {
+        Some(want) => want.iter().all(|(k, v)| labels.get(k) == Some(v)),
+        None => selector.and_then(|s| s.get("matchExpressions")).is_some(),
+    };
+    if !matches {
+        causes.push(Cause {
+            reason: "FieldValueInvalid".to_owned(),
+            message: format!(
+                "Invalid value: {labels}: `selector` does not match template `labels`"
+            ),
+            field: "spec.template.metadata.labels".to_owned(),
+        });
+    }
+    causes
 }
 
 fn dns_label(s: &str) -> bool {

@@ -54,6 +54,7 @@ pub enum ApiError {
         group: String,
         kind: String,
         name: String,
+        causes: Vec<Cause>,
     },
     #[error("Unauthorized")]
     Unauthorized,
@@ -169,15 +170,19 @@ impl ApiError {
             }
             | Self::AlreadyExists {
                 group, kind, name, ..
-            }
-            | Self::Forbidden {
-                group, kind, name, ..
             } => {
                 put("name", name);
                 put("group", group);
                 put("kind", kind);
             }
             Self::Conflict {
+                group,
+                kind,
+                name,
+                causes,
+                ..
+            }
+            | Self::Forbidden {
                 group,
                 kind,
                 name,

@@ -167,8 +167,26 @@ pub fn to_fields_v1(set: &FieldSet) -> Value {
             }
             cur = map;
         }
+        // A map owned as a whole as well as by its keys (an Update that created it).
+        if descendants(set, path).next().is_some() {
+            cur.entry(".".to_owned())
+                .or_insert_with(|| Value::Object(Map::new()));
+        }
     }
     Value::Object(root)
+}
+
+/// Fields that are maps (of string keys to values) rather than structs in the built-in kinds:
+/// an Update that creates one owns it as a whole too (`.` in `fieldsV1`), as in the real server.
+pub fn is_granular_map(path: &[Seg]) -> bool {
+    matches!(
+        path.last(),
+        Some(Seg::Field(f)) if matches!(
+            f.as_str(),
+            "labels" | "annotations" | "data" | "binaryData" | "matchLabels" | "nodeSelector"
+                | "limits" | "requests"
+        )
+    )
 }
 
 /// Removes the value at `path`; then removes objects, keyed-list items (holding only their

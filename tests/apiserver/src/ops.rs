@@ -171,6 +171,11 @@ fn admit_namespace(inner: &Inner, t: &Target) -> Result<(), ApiError> {
             group: t.rt.group.clone(),
             kind: t.rt.plural.clone(),
             name: t.name.clone().unwrap_or_default(),
+            causes: vec![Cause {
+                reason: "NamespaceTerminating".to_owned(),
+                message: format!("namespace {ns} is being terminated"),
+                field: "metadata.namespace".to_owned(),
+            }],
         });
     }
     Ok(())
@@ -202,7 +207,11 @@ fn validate(inner: &Inner, t: &Target, obj: &mut Value, strict: bool) -> Result<
         }
     }
     if !t.rt.custom {
-        return Ok(());
+        let causes = defaults::validate_builtin(&t.rt, obj);
+        if causes.is_empty() {
+            return Ok(());
+        }
+        return Err(ApiError::invalid(&t.rt.group, &t.rt.kind, &name, causes));
     }
     let Some(crd) = inner.crd_for(&t.rt.group, &t.rt.plural) else {
         return Ok(());
@@ -282,8 +291,9 @@ fn same_object(old: &Value, new: &Value) -> bool {
         )
 }
 
-/// Records an `Update` by `manager`: it takes the fields whose values changed; fields that are
-/// gone leave every manager.
+/// Records an `Update` by `manager` (through `sub`, the status subresource, or the main
+/// resource): it takes the fields whose values changed, and the maps it created as a whole;
+/// fields that are gone leave every manager.
 fn record_update(
     managers: &mut Vec<Manager>,
     manager: &str,
@@ -291,22 +301,34 @@ fn record_update(
     old: Option<&Value>,
     new: &Value,
     skip_status: bool,
+    sub: Option<&str>,
 ) {
-    let changed: FieldSet = fields::field_set(new, skip_status)
+    let status_only = sub == Some("status");
+    let mut changed: FieldSet = fields::field_set(new, skip_status && !status_only)
         .into_iter()
+        .filter(|p| !status_only || p.first() == Some(&fields::Seg::Field("status".to_owned())))
         .filter(|p| old.and_then(|o| fields::get(o, p)) != fields::get(new, p))
         .collect();
+    let created_maps: Vec<fields::Path> = changed
+        .iter()
+        .flat_map(|p| (1..p.len()).map(move |n| p[..n].to_vec()))
+        .filter(|q| {
+            fields::is_granular_map(q)
+                && fields::get(new, q).is_some_and(Value::is_object)
+                && old
+                    .and_then(|o| fields::get(o, q))
+                    .is_none_or(|v| !v.is_object())
+        })
+        .collect();
+    changed.extend(created_maps);
     for m in managers.iter_mut() {
-        if m.manager != manager || m.operation != "Update" {
+        if !m.is(manager, "Update", sub) {
             m.fields
                 .retain(|q| !fields::covered(&changed, q) && !fields::covers(&changed, q));
         }
     }
     if !changed.is_empty() {
-        match managers
-            .iter_mut()
-            .find(|m| m.manager == manager && m.operation == "Update")
-        {
+        match managers.iter_mut().find(|m| m.is(manager, "Update", sub)) {
             Some(m) => {
                 m.fields.extend(changed);
                 m.time = now_rfc3339();
@@ -317,6 +339,7 @@ fn record_update(
                 api_version: api_version.to_owned(),
                 time: now_rfc3339(),
                 fields: changed,
+                subresource: sub.map(str::to_owned),
             }),
         }
     }
@@ -343,18 +366,6 @@ fn finish(
     let Some(old) = old else {
         name_check(t, &new)?;
         inner.stamp_new(&mut new);
-        if t.rt.kind == "CustomResourceDefinition" {
-            // Like the real server: CRs are removed before their CRD goes away.
-            let md = util::metadata_mut(&mut new);
-            let fins = md.entry("finalizers").or_insert_with(|| json!([]));
-            if let Some(list) = fins.as_array_mut()
-                && !list
-                    .iter()
-                    .any(|f| f == "customresourcecleanup.apiextensions.k8s.io")
-            {
-                list.push(json!("customresourcecleanup.apiextensions.k8s.io"));
-            }
-        }
         if params.dry_run {
             return Ok((201, render(new, &managers)));
         }
@@ -379,7 +390,7 @@ fn finish(
             }
         }
     }
-    if spec_changed(&old.value, &new) {
+    if old_md.get("generation").is_some() && spec_changed(&old.value, &new) {
         let g = old_md["generation"].as_i64().unwrap_or(1) + 1;
         util::metadata_mut(&mut new).insert("generation".to_owned(), json!(g));
     }
@@ -398,7 +409,7 @@ fn finish(
     }
     let same_fields = old.managers.len() == managers.len()
         && old.managers.iter().zip(&managers).all(|(a, b)| {
-            a.manager == b.manager && a.operation == b.operation && a.fields == b.fields
+            a.is(&b.manager, b.operation, b.subresource.as_deref()) && a.fields == b.fields
         });
     if same_object(&old.value, &new) && same_fields {
         // A no-op write stores nothing: no new resourceVersion, no watch event.
@@ -479,6 +490,14 @@ pub fn create(
     ] {
         util::metadata_mut(&mut obj).remove(k);
     }
+    if t.rt.kind == "Namespace" && t.rt.group.is_empty() {
+        // The real server labels every namespace with its name, owned by its creator.
+        util::metadata_mut(&mut obj)
+            .entry("labels")
+            .or_insert_with(|| json!({}))
+            .as_object_mut()
+            .map(|l| l.insert("kubernetes.io/metadata.name".to_owned(), json!(name)));
+    }
     let mut managers = Vec::new();
     record_update(
         &mut managers,
@@ -487,6 +506,7 @@ pub fn create(
         None,
         &obj,
         t.rt.status_subresource,
+        None,
     );
     finish(inner, &t, key, None, obj, managers, params)
 }
@@ -565,16 +585,15 @@ fn replace(
         obj["spec"]["clusterIP"] = ip.clone();
     }
     let mut managers = Vec::clone(&old.managers);
-    if !t.status_only() {
-        record_update(
-            &mut managers,
-            &params.manager(),
-            &t.rt.api_version(),
-            Some(&old.value),
-            &obj,
-            skip_status,
-        );
-    }
+    record_update(
+        &mut managers,
+        &params.manager(),
+        &t.rt.api_version(),
+        Some(&old.value),
+        &obj,
+        skip_status,
+        t.sub.as_deref(),
+    );
     finish(inner, t, key, Some(&old), obj, managers, params)
 }
 
@@ -715,6 +734,7 @@ fn apply(
             api_version: t.rt.api_version(),
             time: now_rfc3339(),
             fields: new_fields,
+            subresource: t.sub.clone(),
         }];
         return finish(inner, t, key, None, cfg, managers, params);
     };
@@ -728,7 +748,8 @@ fn apply(
         return Err(conflict_modified(t));
     }
     let live: &Value = &old.value;
-    let is_self = |m: &Manager| m.manager == manager && m.operation == "Apply";
+    let sub = t.sub.as_deref();
+    let is_self = |m: &Manager| m.is(&manager, "Apply", sub);
     let differs = |p: &fields::Path| fields::get(live, p) != fields::get(&cfg, p);
     let mut conflicts: Vec<(String, String)> = Vec::new();
     // A field conflicts when another manager owns it and the applied value differs, or when
@@ -744,7 +765,16 @@ fn apply(
                 let replaces_structure = !fields::get(&cfg, p).is_some_and(Value::is_object)
                     && fields::descendants(&m.fields, p).next().is_some();
                 if (exact || replaces_structure) && differs(p) {
-                    conflicts.push((m.manager.clone(), fields::display(p)));
+                    // The real server names the manager's API version only when it differs.
+                    let using = if m.api_version == t.rt.api_version() {
+                        String::new()
+                    } else {
+                        format!(" using {}", m.api_version)
+                    };
+                    conflicts.push((
+                        format!("conflict with \"{}\"{using}", m.manager),
+                        fields::display(p),
+                    ));
                     if exact {
                         lost.insert(p.clone());
                     }
@@ -755,7 +785,7 @@ fn apply(
         taken.push(lost);
     }
     if !conflicts.is_empty() && !params.force {
-        return Err(apply_conflict(t, &name, &conflicts));
+        return Err(apply_conflict(&conflicts));
     }
     let mut managers = Vec::clone(&old.managers);
     for (m, lost) in managers.iter_mut().zip(&taken) {
@@ -785,6 +815,7 @@ fn apply(
         api_version: t.rt.api_version(),
         time: now_rfc3339(),
         fields: new_fields,
+        subresource: t.sub.clone(),
     };
     match managers.iter_mut().find(|m| is_self(m)) {
         Some(m) if m.fields == entry.fields => {}
@@ -813,12 +844,9 @@ fn prune_like(cfg: &mut Value, pruned: &Value) {
     }
 }
 
-fn apply_conflict(t: &Target, name: &str, conflicts: &[(String, String)]) -> ApiError {
-    let api_version = t.rt.api_version();
-    let lines: Vec<String> = conflicts
-        .iter()
-        .map(|(m, f)| format!("conflict with \"{m}\" using {api_version}: {f}"))
-        .collect();
+/// The 409 of an apply; `conflicts` are (`conflict with "manager"[ using v]`, field) pairs.
+fn apply_conflict(conflicts: &[(String, String)]) -> ApiError {
+    let lines: Vec<String> = conflicts.iter().map(|(m, f)| format!("{m}: {f}")).collect();
     let message = if lines.len() == 1 {
         format!("Apply failed with 1 conflict: {}", lines[0])
     } else {
@@ -828,16 +856,17 @@ fn apply_conflict(t: &Target, name: &str, conflicts: &[(String, String)]) -> Api
             lines.join("\n")
         )
     };
+    // Like the real server: details carry the causes only, no name or kind.
     ApiError::Conflict {
         message,
-        group: t.rt.group.clone(),
-        kind: t.rt.plural.clone(),
-        name: name.to_owned(),
+        group: String::new(),
+        kind: String::new(),
+        name: String::new(),
         causes: conflicts
             .iter()
             .map(|(m, f)| Cause {
                 reason: "FieldManagerConflict".to_owned(),
-                message: format!("conflict with \"{m}\" using {api_version}"),
+                message: m.clone(),
                 field: f.clone(),
             })
             .collect(),
@@ -872,11 +901,41 @@ pub fn delete(inner: &mut Inner, t: &Target, params: &DeleteParams) -> Result<Va
         Some("Orphan") => Some("orphan"),
         _ => None,
     };
-    if params.dry_run {
-        return Ok(with_api_version(&t.rt, Value::clone(&old.value)));
+    let held = finalizer.is_some()
+        || t.rt.kind == "Namespace"
+        || t.rt.kind == "CustomResourceDefinition"
+        || old
+            .value
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|l| !l.is_empty());
+    let out = if params.dry_run {
+        Value::clone(&old.value)
+    } else {
+        delete_key(inner, &key, finalizer).unwrap_or_default()
+    };
+    if !held && !returns_deleted_object(&t.rt) {
+        // Like the real server: an object deleted at once is answered with a Status.
+        let mut details = json!({"name": t.name, "kind": t.rt.plural,
+            "uid": out.pointer("/metadata/uid").cloned().unwrap_or_default()});
+        if !t.rt.group.is_empty() {
+            details["group"] = json!(t.rt.group);
+        }
+        return Ok(
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}),
+        );
     }
-    let out = delete_key(inner, &key, finalizer).unwrap_or_default();
     Ok(with_api_version(&t.rt, out))
+}
+
+/// Kinds whose real storage answers a DELETE with the deleted object (`ReturnDeletedObject`)
+/// rather than a `Status`.
+fn returns_deleted_object(rt: &ResourceType) -> bool {
+    !rt.custom
+        && matches!(
+            (rt.group.as_str(), rt.kind.as_str()),
+            ("", "Pod" | "Service" | "ServiceAccount") | ("storage.k8s.io", "StorageClass")
+        )
 }
 
 /// Deletes an object: marks it (deletionTimestamp) while finalizers remain, removes it otherwise.
@@ -888,6 +947,14 @@ pub fn delete_key(inner: &mut Inner, key: &Key, add_finalizer: Option<&str>) -> 
     }
     let mut v = Value::clone(&old.value);
     let is_namespace = key.group.is_empty() && key.resource == "namespaces";
+    // Like the real server: a CRD takes its custom resources with it, by a finalizer added
+    // on deletion.
+    let add_finalizer =
+        if key.group == "apiextensions.k8s.io" && key.resource == "customresourcedefinitions" {
+            Some("customresourcecleanup.apiextensions.k8s.io")
+        } else {
+            add_finalizer
+        };
     if let Some(f) = add_finalizer {
         let md = util::metadata_mut(&mut v);
         let list = md.entry("finalizers").or_insert_with(|| json!([]));
@@ -907,8 +974,9 @@ pub fn delete_key(inner: &mut Inner, key: &Key, add_finalizer: Option<&str>) -> 
     let md = util::metadata_mut(&mut v);
     md.insert("deletionTimestamp".to_owned(), json!(now_rfc3339()));
     md.insert("deletionGracePeriodSeconds".to_owned(), json!(0));
-    let g = md.get("generation").and_then(Value::as_i64).unwrap_or(1) + 1;
-    md.insert("generation".to_owned(), json!(g));
+    if let Some(g) = md.get("generation").and_then(Value::as_i64) {
+        md.insert("generation".to_owned(), json!(g + 1));
+    }
     if is_namespace {
         v["status"]["phase"] = json!("Terminating");
     }

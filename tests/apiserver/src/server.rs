@@ -125,7 +125,8 @@ pub async fn serve(
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let controllers_state = state.clone();
     tokio::spawn(async move {
-        let mut controllers = Controllers::default();
+        let mut controllers =
+            Controllers::new(controllers_state.config.published_config_maps.clone());
         let mut tick = tokio::time::interval(controllers_state.config.controller_step);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -475,13 +476,7 @@ fn route(state: &State, r: &Req) -> Result<Response<Body>, ApiError> {
             if table {
                 return Ok(json_response(200, &to_table(&t.rt, &items, Some(rv))));
             }
-            Ok(json_response(
-                200,
-                &json!({
-                    "kind": format!("{}List", t.rt.kind), "apiVersion": t.rt.api_version(),
-                    "metadata": {"resourceVersion": rv.to_string()}, "items": items,
-                }),
-            ))
+            Ok(json_response(200, &list_body(&t.rt, items, rv)))
         }
         "watch" => watch(state, &t, &r.query),
         "create" => ops::create(&mut state.store.lock(), &t, &r.body, &params)
@@ -511,17 +506,34 @@ fn route(state: &State, r: &Req) -> Result<Response<Body>, ApiError> {
                     name: get_str(&item, &["metadata", "name"]).map(str::to_owned),
                     ..t.clone()
                 };
-                deleted.push(ops::delete(&mut inner, &one, &d)?);
+                let answer = ops::delete(&mut inner, &one, &d)?;
+                deleted.push(if answer["kind"] == "Status" {
+                    item
+                } else {
+                    answer
+                });
             }
-            Ok(json_response(
-                200,
-                &json!({
-                    "kind": format!("{}List", t.rt.kind), "apiVersion": t.rt.api_version(),
-                    "metadata": {"resourceVersion": rv.to_string()}, "items": deleted,
-                }),
-            ))
+            Ok(json_response(200, &list_body(&t.rt, deleted, rv)))
         }
     }
+}
+
+/// A `<Kind>List` as the real server encodes it: built-in kinds' items carry no `kind` or
+/// `apiVersion` (only the list does); custom resources' items keep theirs, and their list's
+/// metadata has an empty `continue`.
+fn list_body(rt: &ResourceType, mut items: Vec<Value>, rv: u64) -> Value {
+    let mut metadata = json!({"resourceVersion": rv.to_string()});
+    if rt.custom {
+        metadata["continue"] = json!("");
+    } else {
+        for item in &mut items {
+            if let Some(m) = item.as_object_mut() {
+                m.remove("kind");
+                m.remove("apiVersion");
+            }
+        }
+    }
+    json!({"kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(), "metadata": metadata, "items": items})
 }
 
 fn selectors(q: &HashMap<String, String>) -> Result<(LabelSelector, FieldSelector), ApiError> {
@@ -584,6 +596,7 @@ fn authorize(r: &Req, t: &Target, verb: &str) -> Result<(), ApiError> {
         group: t.rt.group.clone(),
         kind: t.rt.plural.clone(),
         name: name.to_owned(),
+        causes: Vec::new(),
     })
 }
 

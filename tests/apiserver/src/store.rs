@@ -46,18 +46,31 @@ pub struct Manager {
     pub api_version: String,
     pub time: String,
     pub fields: FieldSet,
+    /// `status` for writes through the status subresource.
+    pub subresource: Option<String>,
 }
 
 impl Manager {
     pub fn to_json(&self) -> Value {
-        json!({
+        let mut v = json!({
             "manager": self.manager,
             "operation": self.operation,
             "apiVersion": self.api_version,
             "time": self.time,
             "fieldsType": "FieldsV1",
             "fieldsV1": fields::to_fields_v1(&self.fields),
-        })
+        });
+        if let Some(sub) = &self.subresource {
+            v["subresource"] = json!(sub);
+        }
+        v
+    }
+
+    /// Whether this entry is the one of `manager` doing `operation` through `subresource`.
+    pub fn is(&self, manager: &str, operation: &str, subresource: Option<&str>) -> bool {
+        self.manager == manager
+            && self.operation == operation
+            && self.subresource.as_deref() == subresource
     }
 }
 
@@ -194,13 +207,16 @@ impl Inner {
         self.seed.wrapping_mul(1_000_003).wrapping_add(self.seq)
     }
 
-    /// Sets uid, creationTimestamp and generation on a new object.
+    /// Sets uid, creationTimestamp and (for kinds that have one) generation on a new object.
     pub fn stamp_new(&mut self, obj: &mut Value) {
         let seq = self.next_seq();
+        let generation = has_generation(obj["kind"].as_str().unwrap_or(""));
         let md = util::metadata_mut(obj);
         md.insert("uid".to_owned(), json!(util::uid(seq)));
         md.insert("creationTimestamp".to_owned(), json!(now_rfc3339()));
-        md.insert("generation".to_owned(), json!(1));
+        if generation {
+            md.insert("generation".to_owned(), json!(1));
+        }
     }
 
     pub fn get(&self, key: &Key) -> Option<&Stored> {
@@ -304,6 +320,34 @@ impl Inner {
             })
             .collect()
     }
+}
+
+/// Whether objects of a kind carry `metadata.generation`: the real server sets it only for kinds
+/// with a spec that controllers observe (workloads, CRDs, custom resources, Pods, ...), not for
+/// ConfigMaps, Secrets, Namespaces, Services, RBAC objects and the like.
+pub fn has_generation(kind: &str) -> bool {
+    !matches!(
+        kind,
+        "ConfigMap"
+            | "Secret"
+            | "ServiceAccount"
+            | "Namespace"
+            | "Service"
+            | "Endpoints"
+            | "Event"
+            | "Node"
+            | "PersistentVolume"
+            | "PersistentVolumeClaim"
+            | "ResourceQuota"
+            | "LimitRange"
+            | "Role"
+            | "RoleBinding"
+            | "ClusterRole"
+            | "ClusterRoleBinding"
+            | "Lease"
+            | "StorageClass"
+            | "ControllerRevision"
+    )
 }
 
 /// Whether a CRD has condition `Established=True`.

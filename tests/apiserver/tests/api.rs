@@ -84,6 +84,15 @@ fn ssa(manager: &str) -> PatchParams {
     PatchParams::apply(manager)
 }
 
+/// A server that publishes no ConfigMaps into namespaces, for tests that count every ConfigMap
+/// in `default`.
+fn without_published_config_maps() -> Config {
+    Config {
+        published_config_maps: Vec::new(),
+        ..Config::default()
+    }
+}
+
 fn cm(name: &str, data: Value) -> Value {
     json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data})
 }
@@ -132,7 +141,7 @@ async fn discovery_lists_builtin_groups_and_version() {
 
 #[tokio::test]
 async fn dynamic_object_round_trip() {
-    let srv = TestServer::start(Config::default());
+    let srv = TestServer::start(without_published_config_maps());
     let c = client(&srv).await;
     let cms = api(&c, Some("default"), "v1", "ConfigMap", "configmaps");
 
@@ -1188,7 +1197,7 @@ fn many_servers_start_and_stop_in_parallel_from_sync_code() {
 
 #[test]
 fn direct_inspection_sees_what_clients_wrote() {
-    let srv = TestServer::start(Config::default());
+    let srv = TestServer::start(without_published_config_maps());
     assert!(
         srv.get_object("v1", "Namespace", None, "kube-system")
             .is_some()
@@ -1223,7 +1232,7 @@ fn direct_inspection_sees_what_clients_wrote() {
 async fn watches_send_bookmarks_and_initial_events() {
     let srv = TestServer::start(Config {
         watch_bookmarks: Some(Duration::from_millis(50)),
-        ..Config::default()
+        ..without_published_config_maps()
     });
     let c = client(&srv).await;
     let cms = api(&c, Some("default"), "v1", "ConfigMap", "configmaps");
@@ -1277,7 +1286,7 @@ async fn watches_send_bookmarks_and_initial_events() {
 
 #[tokio::test]
 async fn status_subresource_collections_and_generated_names() {
-    let srv = TestServer::start(Config::default());
+    let srv = TestServer::start(without_published_config_maps());
     let c = client(&srv).await;
     let deploys = api(&c, Some("default"), "apps/v1", "Deployment", "deployments");
     let d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "annotations": {"test.plane.datalayer.io/fail": "Stuck"}},
