@@ -208,10 +208,12 @@ async fn locked(
         .await
         .map_err(|e| cluster::failed(&e))?;
     let wait = WaitOptions::within(args.timeout);
-    let failure = match guard
-        .run(kube::remove(resources, &removal, wait, progress))
-        .await
-    {
+    // The record goes only once every object it lists is seen gone by name (or kept on purpose).
+    let removed = async {
+        kube::remove(resources, &removal, wait, progress).await?;
+        kube::confirm_removed(resources, &inventory, &removal).await
+    };
+    let failure = match guard.run(removed).await {
         Ok(Ok(())) => {
             kube::delete_inventory(&client, &args.state_namespace, &args.release)
                 .await

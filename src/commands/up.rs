@@ -25,9 +25,17 @@ pub fn run(args: &UpArgs, printer: &Printer) -> Result<Status, Error> {
         let (target, resources) =
             cluster::connect(&args.cluster, profile.as_ref(), printer).await?;
         let client = target.client.clone();
-        let previous = kube::read_inventory(&client, &state_ns, &release)
-            .await
-            .map_err(|e| cluster::failed(&e))?;
+        let previous = match kube::read_inventory(&client, &state_ns, &release).await {
+            Ok(previous) => previous,
+            Err(err) if err.code() == Some(403) && !args.dry_run => {
+                // Credentials that cannot read the record lack more: the preflight lists every
+                // denial at once instead of this one alone.
+                let progress = printer.progress();
+                cluster::preflight_up(&resources, &rendered, None, &state_ns, &progress).await?;
+                return Err(cluster::failed(&err));
+            }
+            Err(err) => return Err(cluster::failed(&err)),
+        };
         cluster::refuse_empty_render(&rendered, previous.as_ref())?;
         if args.dry_run {
             let plan = kube::plan(&resources, &rendered.objects, &release, previous.as_ref())

@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use futures::{StreamExt, TryStreamExt, stream};
+
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PropagationPolicy};
 use kube::discovery::ApiResource;
 use serde_json::Value;
@@ -118,13 +120,26 @@ pub async fn plan_removal(
     let mut stages: Vec<Vec<InventoryObject>> = vec![Vec::new(); STAGES.len()];
     let mut kept = Vec::new();
     let mut crds = Vec::new();
+    // A recorded object the release's label does not find is gone, or no longer the release's:
+    // look it up by name, so the record is never dropped while the object lives.
+    let unlisted: Vec<&InventoryObject> = inventory
+        .objects
+        .iter()
+        .filter(|o| !live.contains_key(&key_of(o)))
+        .collect();
+    for (object, exists) in unlisted.iter().zip(exist(resources, &unlisted).await?) {
+        if exists {
+            kept.push((
+                (*object).clone(),
+                format!(
+                    "it no longer carries the label {RELEASE_LABEL}={}",
+                    inventory.release
+                ),
+            ));
+        }
+    }
     for object in &inventory.objects {
-        let Some(live_object) = live.get(&key(
-            &object.api_version,
-            &object.kind,
-            object.namespace.as_deref(),
-            &object.name,
-        )) else {
+        let Some(live_object) = live.get(&key_of(object)) else {
             continue;
         };
         let keep = match object.kind.as_str() {
@@ -160,16 +175,16 @@ pub async fn plan_removal(
         })
         .collect();
     let namespace_stage = STAGES.iter().position(|s| *s == "namespaces").unwrap_or(0);
-    let mut namespaces = Vec::new();
-    for object in std::mem::take(&mut stages[namespace_stage]) {
-        match foreign::reason_to_keep(resources, &object.name, &inventory.release, &custom_kinds)
-            .await?
-        {
+    let candidates = std::mem::take(&mut stages[namespace_stage]);
+    let names: Vec<String> = candidates.iter().map(|o| o.name.clone()).collect();
+    let reasons =
+        foreign::reasons_to_keep(resources, &names, &inventory.release, &custom_kinds).await?;
+    for (object, reason) in candidates.into_iter().zip(reasons) {
+        match reason {
             Some(why) => kept.push((object, why)),
-            None => namespaces.push(object),
+            None => stages[namespace_stage].push(object),
         }
     }
-    stages[namespace_stage] = namespaces;
     let mut crd_usage = Vec::new();
     for crd in crds {
         crd_usage.push(usage(resources, &crd, None).await?);
@@ -205,6 +220,80 @@ pub async fn plan_removal(
         crd_usage,
         left_behind,
     })
+}
+
+fn key_of(object: &InventoryObject) -> super::plan::LiveKey {
+    key(
+        &object.api_version,
+        &object.kind,
+        object.namespace.as_deref(),
+        &object.name,
+    )
+}
+
+/// Whether each object exists, looked up by name (16 at a time). A kind the server no longer
+/// serves has no objects.
+///
+/// # Errors
+/// Discovery and read failures, naming the object.
+async fn exist(
+    resources: &Resources,
+    objects: &[&InventoryObject],
+) -> Result<Vec<bool>, KubeError> {
+    stream::iter(objects)
+        .map(|object| async move {
+            let Some(served) = resources
+                .find(&object.api_version, &object.kind, false)
+                .await?
+            else {
+                return Ok(false);
+            };
+            let api = resources.api(&served, object.namespace.as_deref());
+            match retry(|| api.get_opt(&object.name)).await {
+                Ok(found) => Ok(found.is_some()),
+                // Also what a kind whose CRD was just deleted answers, before discovery knows.
+                Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
+                Err(err) => Err(KubeError::api(
+                    "cannot read the object",
+                    Some(&object.subject()),
+                    &err,
+                )),
+            }
+        })
+        .buffered(16)
+        .try_collect()
+        .await
+}
+
+/// Checks that every recorded object `down` meant to delete is gone, looked up by name: the
+/// release record may go only then.
+///
+/// # Errors
+/// [`KubeError::Remaining`] naming what is still there; discovery and read failures.
+pub async fn confirm_removed(
+    resources: &Resources,
+    inventory: &Inventory,
+    removal: &Removal,
+) -> Result<(), KubeError> {
+    let meant: Vec<&InventoryObject> = inventory
+        .objects
+        .iter()
+        .filter(|o| !removal.kept.iter().any(|(kept, _)| kept == *o))
+        .collect();
+    let subjects: Vec<String> = meant
+        .iter()
+        .zip(exist(resources, &meant).await?)
+        .filter(|(_, exists)| *exists)
+        .map(|(object, _)| object.subject())
+        .collect();
+    if subjects.is_empty() {
+        Ok(())
+    } else {
+        Err(KubeError::Remaining {
+            release: inventory.release.clone(),
+            subjects,
+        })
+    }
 }
 
 /// The resource a CRD defines, at its storage version.
@@ -300,8 +389,11 @@ pub async fn remove(
             name: format!("deleting {stage}"),
             objects: objects.len(),
         });
+        // Every object of the stage is tried; a stage with refusals stops the removal, since
+        // later stages depend on it (custom resources need their operator).
+        let mut refused = Vec::new();
         for object in objects {
-            delete_one(
+            if let Err(err) = delete_one(
                 resources,
                 &object.api_version,
                 &object.kind,
@@ -310,7 +402,13 @@ pub async fn remove(
                 Action::Delete,
                 reporter,
             )
-            .await?;
+            .await
+            {
+                refused.push(err);
+            }
+        }
+        if !refused.is_empty() {
+            return Err(super::plan::combine(refused));
         }
         for object in objects {
             wait_gone(resources, object, wait, reporter).await?;

@@ -1,11 +1,14 @@
 //! Before `down` deletes a namespace the release created: does anything else live there?
 //! Deleting a namespace deletes everything in it, so one that holds other owners' objects is kept.
 
-use futures::{StreamExt, stream};
+use std::collections::{BTreeMap, BTreeSet};
+
+use futures::{StreamExt, TryStreamExt, stream};
+use kube::api::ListParams;
 use serde_json::Value;
 
 use super::KubeError;
-use super::resources::Resources;
+use super::resources::{Resources, Served};
 use super::retry::retry;
 use crate::bundle::objects::RELEASE_LABEL;
 
@@ -23,71 +26,182 @@ const KINDS: &[(&str, &str)] = &[
     ("v1", "Secret"),
 ];
 
-/// Made in every namespace by Kubernetes itself.
-fn is_builtin(kind: &str, object: &Value) -> bool {
-    match kind {
-        "ConfigMap" => object["metadata"]["name"] == "kube-root-ca.crt",
-        "Secret" => object["type"] == "kubernetes.io/service-account-token",
-        _ => false,
-    }
+/// A service-account token: it belongs to its ServiceAccount, which Kubernetes makes in every
+/// namespace.
+fn is_token(kind: &str, object: &Value) -> bool {
+    kind == "Secret" && object["type"] == "kubernetes.io/service-account-token"
 }
 
-/// Why a namespace must stay: up to a few objects in it that are not `release`'s, or the kinds
-/// that could not be checked. `None` when only the release's objects are there.
+/// Namespaces a cluster's publishers may leave out (Istio skips them, for example).
+const SYSTEM_NAMESPACES: &[&str] = &["kube-system", "kube-public", "kube-node-lease"];
+
+/// Why each namespace of `namespaces` must stay: up to a few objects in it that are not
+/// `release`'s, or the kinds that could not be checked. `None` when only the release's objects
+/// are there.
 ///
 /// `custom_kinds` are (apiVersion, kind) of the custom resources the release's CRDs define: work
 /// of that kind left in the namespace would also lose its operator.
 ///
+/// Objects the cluster itself publishes into every namespace (`kube-root-ca.crt`, OpenShift's
+/// `openshift-service-ca.crt`, a service mesh's root certificate) are nobody's work: an object
+/// counts as published when an object of the same kind and name is in every other namespace
+/// that is not the release's (system namespaces may lack it) and in at least two of them.
+///
 /// # Errors
 /// API failures other than a refused or unserved list.
-pub async fn reason_to_keep(
+pub async fn reasons_to_keep(
     resources: &Resources,
-    namespace: &str,
+    namespaces: &[String],
     release: &str,
     custom_kinds: &[(String, String)],
-) -> Result<Option<String>, KubeError> {
+) -> Result<Vec<Option<String>>, KubeError> {
     let kinds: Vec<(String, String)> = KINDS
         .iter()
         .map(|(v, k)| ((*v).to_owned(), (*k).to_owned()))
         .chain(custom_kinds.iter().cloned())
         .collect();
-    let found: Vec<Result<Found, KubeError>> = stream::iter(&kinds)
-        .map(|(api_version, kind)| others_of_kind(resources, namespace, release, api_version, kind))
+    let lookups: Vec<(&String, &(String, String))> = namespaces
+        .iter()
+        .flat_map(|ns| kinds.iter().map(move |kind| (ns, kind)))
+        .collect();
+    let found: Vec<Result<Found, KubeError>> = stream::iter(lookups)
+        .map(|(namespace, (api_version, kind))| {
+            others_of_kind(resources, namespace, release, api_version, kind)
+        })
         .buffered(8)
         .collect()
         .await;
-    let mut foreign = Vec::new();
-    let mut unchecked = Vec::new();
-    for found in found {
+    let mut per_namespace: Vec<(Vec<Other>, Vec<String>)> =
+        vec![Default::default(); namespaces.len()];
+    for (index, found) in found.into_iter().enumerate() {
+        let (others, unchecked) = &mut per_namespace[index / kinds.len()];
         match found? {
-            Found::Objects(subjects) => foreign.extend(subjects),
+            Found::Objects(found) => others.extend(found),
             Found::Unchecked(plural) => unchecked.push(plural),
         }
     }
-    if !foreign.is_empty() {
-        let shown = foreign.len().min(3);
-        let more = foreign.len() - shown;
-        let mut list = foreign[..shown].join(", ");
-        if more > 0 {
-            list.push_str(&format!(" and {more} more"));
+    let candidates: BTreeMap<Candidate, Served> = per_namespace
+        .iter()
+        .flat_map(|(others, _)| others.iter().map(|o| (o.candidate(), o.served.clone())))
+        .collect();
+    let published = published(resources, candidates, namespaces).await?;
+    Ok(per_namespace
+        .into_iter()
+        .map(|(others, unchecked)| {
+            let foreign: Vec<String> = others
+                .into_iter()
+                .filter(|o| !published.contains(&o.candidate()))
+                .map(|o| format!("{}/{}", o.served.resource.kind, o.name))
+                .collect();
+            if !foreign.is_empty() {
+                let shown = foreign.len().min(3);
+                let more = foreign.len() - shown;
+                let mut list = foreign[..shown].join(", ");
+                if more > 0 {
+                    list.push_str(&format!(" and {more} more"));
+                }
+                return Some(format!(
+                    "it holds objects that are not part of this release: {list}"
+                ));
+            }
+            (!unchecked.is_empty()).then(|| {
+                format!(
+                    "it could not be checked for other owners' objects (no permission to list {})",
+                    unchecked.join(", ")
+                )
+            })
+        })
+        .collect())
+}
+
+/// Of the candidates, the (kind, name) pairs the cluster publishes into every namespace. One
+/// LIST of namespaces, then one LIST per candidate by name across all namespaces. Anything that
+/// cannot be read counts as not published, so its namespace stays.
+async fn published(
+    resources: &Resources,
+    candidates: BTreeMap<Candidate, Served>,
+    release_namespaces: &[String],
+) -> Result<BTreeSet<Candidate>, KubeError> {
+    let mut published = BTreeSet::new();
+    if candidates.is_empty() {
+        return Ok(published);
+    }
+    let Some(namespace_kind) = resources.find("v1", "Namespace", false).await? else {
+        return Ok(published);
+    };
+    let params = ListParams::default();
+    let api = resources.api(&namespace_kind, None);
+    let all = match retry(|| api.list(&params)).await {
+        Ok(list) => list.items,
+        Err(kube::Error::Api(status)) if status.code == 403 => return Ok(published),
+        Err(err) => return Err(KubeError::api("cannot list namespaces", None, &err)),
+    };
+    let others: BTreeSet<String> = all
+        .into_iter()
+        .filter(|ns| ns.metadata.deletion_timestamp.is_none())
+        .filter_map(|ns| ns.metadata.name)
+        .filter(|name| !release_namespaces.contains(name))
+        .collect();
+    let required: BTreeSet<&String> = others
+        .iter()
+        .filter(|ns| !SYSTEM_NAMESPACES.contains(&ns.as_str()))
+        .collect();
+    let holders: Vec<Option<(Candidate, BTreeSet<String>)>> = stream::iter(candidates)
+        .map(|(candidate, served)| async move {
+            let api = resources.api(&served, None);
+            let params = ListParams::default().fields(&format!("metadata.name={}", candidate.2));
+            match retry(|| api.list(&params)).await {
+                Ok(list) => Ok(Some((
+                    candidate,
+                    list.items
+                        .into_iter()
+                        .filter_map(|o| o.metadata.namespace)
+                        .collect(),
+                ))),
+                Err(kube::Error::Api(status)) if status.code == 403 => Ok(None),
+                Err(err) => Err(KubeError::api(
+                    format!("cannot list {} objects", served.resource.kind),
+                    None,
+                    &err,
+                )),
+            }
+        })
+        .buffered(8)
+        .try_collect()
+        .await?;
+    for (candidate, namespaces) in holders.into_iter().flatten() {
+        let outside = namespaces.iter().filter(|ns| others.contains(*ns)).count();
+        if outside >= 2 && required.iter().all(|ns| namespaces.contains(*ns)) {
+            published.insert(candidate);
         }
-        return Ok(Some(format!(
-            "it holds objects that are not part of this release: {list}"
-        )));
     }
-    if !unchecked.is_empty() {
-        return Ok(Some(format!(
-            "it could not be checked for other owners' objects (no permission to list {})",
-            unchecked.join(", ")
-        )));
+    Ok(published)
+}
+
+/// An object in the namespace that is not the release's.
+#[derive(Debug, Clone)]
+struct Other {
+    served: Served,
+    name: String,
+}
+
+/// (apiVersion, kind, name): what may be published under the same name in every namespace.
+type Candidate = (String, String, String);
+
+impl Other {
+    fn candidate(&self) -> Candidate {
+        (
+            self.served.resource.api_version.clone(),
+            self.served.resource.kind.clone(),
+            self.name.clone(),
+        )
     }
-    Ok(None)
 }
 
 /// What one kind's list in the namespace found.
 enum Found {
     /// Objects of other owners (none, if the kind is not served or only the release's are there).
-    Objects(Vec<String>),
+    Objects(Vec<Other>),
     /// The list was refused: this plural could not be checked.
     Unchecked(String),
 }
@@ -103,7 +217,7 @@ async fn others_of_kind(
         return Ok(Found::Objects(Vec::new()));
     };
     let api = resources.api(&served, Some(namespace));
-    let params = kube::api::ListParams::default();
+    let params = ListParams::default();
     let list = match retry(|| api.list(&params)).await {
         Ok(list) => list.items,
         Err(kube::Error::Api(status)) if status.code == 403 => {
@@ -119,18 +233,18 @@ async fn others_of_kind(
     };
     let mut others = Vec::new();
     for object in list {
-        let value = serde_json::to_value(&object).unwrap_or(Value::Null);
+        let value = served.typed(object);
         let metadata = &value["metadata"];
         let owned = metadata["ownerReferences"]
             .as_array()
             .is_some_and(|refs| !refs.is_empty());
-        if metadata["labels"][RELEASE_LABEL] == release || owned || is_builtin(kind, &value) {
+        if metadata["labels"][RELEASE_LABEL] == release || owned || is_token(kind, &value) {
             continue;
         }
-        others.push(format!(
-            "{kind}/{}",
-            metadata["name"].as_str().unwrap_or_default()
-        ));
+        others.push(Other {
+            served: served.clone(),
+            name: metadata["name"].as_str().unwrap_or_default().to_owned(),
+        });
     }
     Ok(Found::Objects(others))
 }
@@ -141,15 +255,11 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn what_kubernetes_puts_in_every_namespace_is_nobody_elses() {
-        let root_ca = json!({"metadata": {"name": "kube-root-ca.crt"}});
-        let notes = json!({"metadata": {"name": "team-notes"}});
+    fn service_account_tokens_belong_to_their_account() {
         let token = json!({"metadata": {"name": "default-token-x"}, "type": "kubernetes.io/service-account-token"});
         let password = json!({"metadata": {"name": "db"}, "type": "Opaque"});
-        assert!(is_builtin("ConfigMap", &root_ca));
-        assert!(!is_builtin("ConfigMap", &notes));
-        assert!(is_builtin("Secret", &token));
-        assert!(!is_builtin("Secret", &password));
-        assert!(!is_builtin("Service", &root_ca));
+        assert!(is_token("Secret", &token));
+        assert!(!is_token("Secret", &password));
+        assert!(!is_token("ConfigMap", &token));
     }
 }

@@ -20,7 +20,7 @@ use std::fmt;
 
 pub use apply::{ApplyOptions, apply, prune, target};
 pub use connect::{ConnectOptions, Target, connect};
-pub use delete::{CrdUsage, Removal, plan_removal, remove};
+pub use delete::{CrdUsage, Removal, confirm_removed, plan_removal, remove};
 pub use flag::{Flag, Setter as FlagSetter, flag};
 pub use inventory::{
     HISTORY, Inventory, InventoryObject, Phase, Release, delete_inventory, list_releases,
@@ -99,6 +99,11 @@ pub enum KubeError {
     },
     #[error("the lock of release {release} was lost")]
     LockLost { release: String },
+    #[error("{} object(s) of release {release} still exist", subjects.len())]
+    Remaining {
+        release: String,
+        subjects: Vec<String>,
+    },
 }
 
 impl KubeError {
@@ -240,6 +245,16 @@ impl KubeError {
             .at(format!("Lease plane-lock-{release}"))
             .because("it could not be renewed in time, or another run took it over")
             .hint("see who holds it and the release's state with `plane ls`, then run again"),
+            Self::Remaining { release, subjects } => {
+                let mut problem = Problem::new(format!(
+                    "{} object(s) of release {release} still exist after deletion; its record is kept",
+                    subjects.len()
+                ));
+                for subject in subjects {
+                    problem = problem.because(format!("{subject} was not deleted"));
+                }
+                problem.hint("run `plane down` again; `plane ls` still shows the release")
+            }
         }
     }
 }

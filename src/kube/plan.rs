@@ -232,7 +232,7 @@ pub async fn plan(
 }
 
 /// Joins several rejections into one error that lists them all.
-fn combine(mut errors: Vec<KubeError>) -> KubeError {
+pub(super) fn combine(mut errors: Vec<KubeError>) -> KubeError {
     if errors.len() == 1 {
         return errors.remove(0);
     }
@@ -307,11 +307,7 @@ pub(super) async fn list_live(
                 let params = ListParams::default().labels(&selector);
                 async move {
                     match retry(|| api.list(&params)).await {
-                        Ok(list) => Ok(list
-                            .items
-                            .into_iter()
-                            .filter_map(|o| serde_json::to_value(o).ok())
-                            .collect()),
+                        Ok(list) => Ok(list.items.into_iter().map(|o| served.typed(o)).collect()),
                         // A namespace that does not exist yet holds nothing.
                         Err(kube::Error::Api(status)) if status.code == 404 => Ok(Vec::new()),
                         Err(err) => Err(KubeError::api(
@@ -434,7 +430,7 @@ async fn plan_one(
             };
             KubeError::api(what, Some(&subject), &err)
         })?;
-    let dry = serde_json::to_value(dry).unwrap_or(Value::Null);
+    let dry = served.typed(dry);
 
     if live_object.is_none()
         && dry["metadata"]["resourceVersion"]
@@ -445,7 +441,7 @@ async fn plan_one(
         live_object = retry(|| api.get_opt(&id.name))
             .await
             .map_err(|err| KubeError::api("cannot read the live object", Some(&subject), &err))?
-            .and_then(|o| serde_json::to_value(o).ok());
+            .map(|o| served.typed(o));
         planned.note = Some("exists without this release's labels; plane will take it over".into());
         planned.adopted = true;
     }

@@ -7,6 +7,7 @@ use kube::Client;
 use kube::api::{Api, DynamicObject};
 use kube::core::GroupVersion;
 use kube::discovery::{ApiResource, Scope};
+use serde_json::Value;
 
 use super::KubeError;
 use super::retry::retry;
@@ -16,6 +17,24 @@ use super::retry::retry;
 pub struct Served {
     pub resource: ApiResource,
     pub namespaced: bool,
+}
+
+impl Served {
+    /// An object the server returned for a request on this resource, as JSON, with its
+    /// `apiVersion` and `kind` taken from the request. A real API server leaves both off the
+    /// items of a LIST (and so off a watcher's initial objects), so an object's kind must never
+    /// be read from the object itself.
+    pub fn typed(&self, object: DynamicObject) -> Value {
+        let mut value = serde_json::to_value(object).unwrap_or(Value::Null);
+        if let Some(map) = value.as_object_mut() {
+            map.insert(
+                "apiVersion".into(),
+                Value::String(self.resource.api_version.clone()),
+            );
+            map.insert("kind".into(), Value::String(self.resource.kind.clone()));
+        }
+        value
+    }
 }
 
 /// Resolves kinds to resources, one discovery request per group-version, refreshed on demand.

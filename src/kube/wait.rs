@@ -10,7 +10,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::readiness::{self, Readiness};
-use super::resources::Resources;
+use super::resources::{Resources, Served};
 use super::retry::retry;
 use super::{Event, KubeError, Reporter, subject};
 
@@ -80,50 +80,49 @@ pub async fn wait_ready(
         };
         let api = resources.api(&served, target.namespace.as_deref());
         let config = watcher::Config::default().fields(&format!("metadata.name={}", target.name));
-        let subject = target.subject();
-        streams.push(
-            watcher(api, config)
-                .default_backoff()
-                .map(move |event| (subject.clone(), event))
-                .boxed(),
-        );
+        streams.push(observed(
+            api,
+            config,
+            served,
+            target.subject(),
+            Watched::Object,
+        ));
         if let (Some(selector), Some(namespace)) = (&target.pods, &target.namespace)
             && let Some(pods) = resources.find("v1", "Pod", false).await?
         {
             let api = resources.api(&pods, Some(namespace));
-            let subject = target.subject();
-            streams.push(
-                watcher(api, watcher::Config::default().labels(selector))
-                    .default_backoff()
-                    .map(move |event| (subject.clone(), event))
-                    .boxed(),
-            );
+            let config = watcher::Config::default().labels(selector);
+            streams.push(observed(api, config, pods, target.subject(), Watched::Pods));
         }
     }
     let mut merged = stream::select_all(streams);
     let mut ready = 0;
     loop {
         let next = tokio::time::timeout_at(options.deadline, merged.next()).await;
-        let Ok(Some((subject, event))) = next else {
+        let Ok(Some(Observation {
+            subject,
+            watched,
+            event,
+        })) = next
+        else {
             let waiting: Vec<(String, String)> =
                 last.into_iter().filter(|(_, s)| s != "ready").collect();
             return Err(KubeError::Timeout { waiting });
         };
-        let object = match event {
-            Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => o,
-            Ok(watcher::Event::Delete(_)) => {
+        let value = match event {
+            Ok(Seen::Object(value)) => value,
+            Ok(Seen::Deleted) if watched == Watched::Object => {
                 last.insert(subject.clone(), "deleted".into());
                 continue;
             }
-            Ok(_) => continue,
+            Ok(Seen::Deleted | Seen::Nothing) => continue,
             Err(err) => {
                 // The watcher retries on its own; remember why for a timeout report.
                 last.insert(subject.clone(), format!("watch error: {err}"));
                 continue;
             }
         };
-        let value = serde_json::to_value(&object).unwrap_or(Value::Null);
-        if value["kind"] == "Pod" {
+        if watched == Watched::Pods {
             // A pod of the target: only a terminal container state matters.
             if let Some(reason) = readiness::pod_failure(&value) {
                 return Err(KubeError::NotReady { subject, reason });
@@ -161,6 +160,54 @@ pub async fn wait_ready(
             }
         }
     }
+}
+
+/// What a watch stream is about: the target itself, or the pods it owns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Watched {
+    Object,
+    Pods,
+}
+
+/// One event of a merged watch, tagged with the target it concerns.
+struct Observation {
+    subject: String,
+    watched: Watched,
+    event: Result<Seen, watcher::Error>,
+}
+
+/// What a watch event says about an object.
+enum Seen {
+    /// The object as it is now, typed from the request.
+    Object(Value),
+    Deleted,
+    /// Bookkeeping: the start or end of a relist.
+    Nothing,
+}
+
+/// A watch on `api`, each object typed from the resource watched: the objects of a watcher's
+/// initial list come from a LIST, whose items a real API server sends without a kind.
+fn observed(
+    api: kube::Api<kube::api::DynamicObject>,
+    config: watcher::Config,
+    served: Served,
+    subject: String,
+    watched: Watched,
+) -> futures::stream::BoxStream<'static, Observation> {
+    watcher(api, config)
+        .default_backoff()
+        .map(move |event| Observation {
+            subject: subject.clone(),
+            watched,
+            event: event.map(|event| match event {
+                watcher::Event::Apply(o) | watcher::Event::InitApply(o) => {
+                    Seen::Object(served.typed(o))
+                }
+                watcher::Event::Delete(_) => Seen::Deleted,
+                watcher::Event::Init | watcher::Event::InitDone => Seen::Nothing,
+            }),
+        })
+        .boxed()
 }
 
 /// Live health of a set of objects: (ready, total, first object not ready with its status).
@@ -206,9 +253,7 @@ async fn observe(
     };
     let api = resources.api(&served, target.namespace.as_deref());
     let status = match retry(|| api.get_opt(&target.name)).await {
-        Ok(Some(object)) => {
-            readiness::evaluate(&serde_json::to_value(object).unwrap_or(Value::Null))
-        }
+        Ok(Some(object)) => readiness::evaluate(&served.typed(object)),
         Ok(None) => Readiness::Failed("missing".into()),
         Err(err) => return Err(KubeError::api("cannot read object", Some(&subject), &err)),
     };

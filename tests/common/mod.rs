@@ -4,6 +4,8 @@
     reason = "each test crate uses a different part of this module"
 )]
 
+pub mod cluster;
+
 use std::path::{Path, PathBuf};
 
 use std::process::Command;

@@ -1,0 +1,528 @@
+//! The live tier: plane's lifecycle, lock, Ctrl-C, preflight and fail-fast paths on the cluster
+//! named by `PLANE_E2E_KUBECONFIG` (kind, k3d, or `shared/realcluster`), and on a test API
+//! server when it is not set. Only what any Kubernetes API shows is checked: no request log.
+//!
+//! The real cluster's simulated kubelet and KubeRay fail what carries `sim.k8s-real/fail`, and so
+//! does the test server.
+
+#![allow(
+    clippy::too_many_lines,
+    reason = "a lifecycle reads as one story, step by step"
+)]
+#![allow(
+    clippy::print_stderr,
+    reason = "the live tier reports its timings for the closing figures"
+)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::cluster::Cluster;
+use common::{Fixture, builtin, plane};
+use serde_json::{Value, json};
+
+const RELEASE: &str = "datalayer-ray";
+const RELEASE_LABEL: &str = "plane.datalayer.io/release";
+/// The local profile, which turns the bootstrap RayCluster on.
+const LOCAL: &[&str] = &["--profile", "local"];
+/// The simulation annotation of shared/realcluster (and of the test server).
+const FAIL: &str = "sim.k8s-real/fail";
+const NAMESPACES: &[&str] = &["ray-system", "datalayer-api", "ray-observability"];
+
+/// Every kind the datalayer-ray bundle can render, as (apiVersion, kind).
+const KINDS: &[(&str, &str)] = &[
+    ("v1", "Namespace"),
+    ("v1", "ServiceAccount"),
+    ("v1", "ConfigMap"),
+    ("v1", "Secret"),
+    ("v1", "Service"),
+    ("apps/v1", "Deployment"),
+    ("policy/v1", "PodDisruptionBudget"),
+    ("networking.k8s.io/v1", "Ingress"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
+    ("rbac.authorization.k8s.io/v1", "Role"),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinition"),
+    ("ray.io/v1", "RayCluster"),
+];
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Runs a plane command against the cluster under test, with a guard against hangs.
+fn run(fixture: &Fixture, cluster: &Cluster, command: &str, args: &[&str]) -> Output {
+    let cmd = fixture.cluster(command, cluster.kubeconfig(), args);
+    within(cmd, Duration::from_secs(240))
+}
+
+/// Runs `cmd` to its end, reading its output as it comes (a diff can outgrow a pipe's buffer),
+/// and fails the test if it is still running after `limit`.
+fn within(mut cmd: Command, limit: Duration) -> Output {
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(child.wait_with_output());
+    });
+    if let Ok(out) = receiver.recv_timeout(limit) {
+        return out.unwrap();
+    }
+    let _ = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status();
+    let out = receiver.recv().unwrap().unwrap();
+    panic!(
+        "still running after {limit:?}; stderr so far:\n{}",
+        text(&out.stderr)
+    );
+}
+
+fn succeeded(out: &Output) -> String {
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{}\n{stderr}", text(&out.stdout));
+    stderr
+}
+
+/// The subjects the JSON plan gives one action.
+fn planned(plan: &Value, action: &str) -> BTreeSet<String> {
+    plan["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["action"] == action)
+        .map(|o| o["subject"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn diff_json(fixture: &Fixture, cluster: &Cluster, args: &[&str]) -> Value {
+    let out = run(fixture, cluster, "diff", &[args, &["-o", "json"]].concat());
+    succeeded(&out);
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn ls_json(cluster: &Cluster) -> Value {
+    let mut cmd = plane();
+    cmd.args(["ls", "-o", "json", "--kubeconfig"])
+        .arg(cluster.kubeconfig());
+    let out = within(cmd, Duration::from_secs(60));
+    succeeded(&out);
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn down(cluster: &Cluster, args: &[&str]) -> Output {
+    let mut cmd = plane();
+    cmd.args(["down", RELEASE, "--kubeconfig"])
+        .arg(cluster.kubeconfig())
+        .args(args);
+    within(cmd, Duration::from_secs(240))
+}
+
+/// Objects of the release still in the cluster, CRDs aside (`down` keeps them).
+fn left_over(cluster: &Cluster) -> Vec<String> {
+    cluster
+        .labelled(KINDS, RELEASE_LABEL, RELEASE)
+        .into_iter()
+        .filter(|s| !s.starts_with("CustomResourceDefinition/"))
+        .collect()
+}
+
+/// Starts from a cluster without the release: removes one an earlier run left, CRDs included.
+fn clean_slate(cluster: &Cluster) {
+    if cluster.inventory(RELEASE).is_some() {
+        let out = down(cluster, &["--yes", "--include-crds"]);
+        assert!(out.status.success(), "cleanup: {}", text(&out.stderr));
+    }
+    assert!(
+        left_over(cluster).is_empty(),
+        "objects of an earlier release remain: {:?}",
+        left_over(cluster)
+    );
+}
+
+/// `down --yes` removes every object of the release but its CRDs, namespaces through their
+/// termination, and then the record.
+fn down_completely(cluster: &Cluster) {
+    let started = Instant::now();
+    let stderr = succeeded(&down(cluster, &["--yes"]));
+    eprintln!("down took {:.1}s", started.elapsed().as_secs_f64());
+    assert!(stderr.contains("removed"), "{stderr}");
+    assert!(left_over(cluster).is_empty(), "{:?}", left_over(cluster));
+    for ns in NAMESPACES {
+        assert!(
+            cluster.get("v1", "Namespace", None, ns).is_none(),
+            "Namespace/{ns} is still there"
+        );
+    }
+    assert!(cluster.inventory(RELEASE).is_none(), "the record remains");
+}
+
+#[test]
+fn lifecycle_up_diff_configure_prune_ls_down() {
+    let cluster = Cluster::under_test("lifecycle");
+    clean_slate(&cluster);
+    let fixture = builtin(RELEASE);
+
+    // diff on a cluster without the release: creates only, and --exit-code says so.
+    let out = run(
+        &fixture,
+        &cluster,
+        "diff",
+        &[LOCAL, &["--exit-code"]].concat(),
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let plan = diff_json(&fixture, &cluster, LOCAL);
+    let creates = planned(&plan, "create");
+    let objects = plan["objects"].as_array().unwrap().len();
+    // CRDs an earlier release left (down keeps them) are all that may exist already.
+    let unchanged = planned(&plan, "unchanged");
+    assert!(
+        unchanged
+            .iter()
+            .all(|s| s.starts_with("CustomResourceDefinition/")),
+        "{unchanged:?}"
+    );
+    assert_eq!(creates.len() + unchanged.len(), objects, "{plan:#}");
+
+    // up waits until everything is ready.
+    let started = Instant::now();
+    let stderr = succeeded(&run(
+        &fixture,
+        &cluster,
+        "up",
+        &[LOCAL, &["--timeout", "120s"]].concat(),
+    ));
+    eprintln!("first up took {:.1}s", started.elapsed().as_secs_f64());
+    for subject in [
+        "CustomResourceDefinition/rayclusters.ray.io",
+        "Deployment/ray-system/kuberay-operator",
+        "Deployment/datalayer-api/datalayer-ray",
+        "RayCluster/default/raycluster",
+    ] {
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.contains("ready") && l.contains(subject)),
+            "{subject} not awaited:\n{stderr}"
+        );
+    }
+    assert!(stderr.contains("revision 1 deployed"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{} created", creates.len()))
+            && stderr.contains(&format!("{} unchanged", unchanged.len())),
+        "{stderr}"
+    );
+
+    // Right after: nothing to do, and a second up changes nothing.
+    let out = run(
+        &fixture,
+        &cluster,
+        "diff",
+        &[LOCAL, &["--exit-code"]].concat(),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let started = Instant::now();
+    let stderr = succeeded(&run(&fixture, &cluster, "up", LOCAL));
+    eprintln!("no-op up took {:.1}s", started.elapsed().as_secs_f64());
+    assert!(
+        stderr.contains(&format!(
+            "0 created, 0 configured, 0 pruned, {objects} unchanged"
+        )),
+        "{stderr}"
+    );
+
+    // ls: deployed and fully healthy.
+    let rows = ls_json(&cluster);
+    let row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == RELEASE)
+        .expect("the release is listed");
+    assert_eq!(row["status"], "deployed", "{row}");
+    assert_eq!(row["health"]["ready"], row["health"]["total"], "{row}");
+
+    // One value changes exactly the object it feeds.
+    let configured = [LOCAL, &["--set", "kuberay.reconcileConcurrency=2"]].concat();
+    let plan = diff_json(&fixture, &cluster, &configured);
+    assert_eq!(
+        planned(&plan, "configure"),
+        BTreeSet::from(["Deployment/ray-system/kuberay-operator".to_owned()]),
+        "{plan:#}"
+    );
+    assert!(planned(&plan, "create").is_empty() && planned(&plan, "prune").is_empty());
+    let stderr = succeeded(&run(&fixture, &cluster, "up", &configured));
+    assert!(stderr.contains("1 configured"), "{stderr}");
+    let operator = cluster
+        .get(
+            "apps/v1",
+            "Deployment",
+            Some("ray-system"),
+            "kuberay-operator",
+        )
+        .unwrap();
+    assert!(
+        operator.to_string().contains("-reconcile-concurrency=2")
+            || operator.to_string().contains("reconcile-concurrency\",\"2"),
+        "the new value did not reach the Deployment"
+    );
+
+    // Turning a component off prunes exactly its objects (its Namespace is kept).
+    let off = [
+        configured.as_slice(),
+        &["--set", "observability.enabled=false"],
+    ]
+    .concat();
+    let plan = diff_json(&fixture, &cluster, &off);
+    let pruned = planned(&plan, "prune");
+    assert!(!pruned.is_empty(), "{plan:#}");
+    assert!(
+        pruned
+            .iter()
+            .all(|s| s.contains("/ray-observability/") || s.contains("prometheus")),
+        "{pruned:?}"
+    );
+    assert_eq!(
+        planned(&plan, "skip"),
+        BTreeSet::from(["Namespace/ray-observability".to_owned()])
+    );
+    let stderr = succeeded(&run(
+        &fixture,
+        &cluster,
+        "up",
+        &[off.as_slice(), &["--yes"]].concat(),
+    ));
+    assert!(
+        stderr.contains(&format!("{} pruned", pruned.len())),
+        "{stderr}"
+    );
+    let labelled: BTreeSet<String> = cluster
+        .labelled(KINDS, RELEASE_LABEL, RELEASE)
+        .into_iter()
+        .collect();
+    let survivors: Vec<&String> = pruned.intersection(&labelled).collect();
+    assert!(survivors.is_empty(), "survived the prune: {survivors:?}");
+    let out = run(
+        &fixture,
+        &cluster,
+        "diff",
+        &[off.as_slice(), &["--exit-code"]].concat(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+
+    down_completely(&cluster);
+}
+
+#[test]
+fn a_held_lock_refuses_up_naming_its_holder() {
+    let cluster = Cluster::under_test("lock");
+    clean_slate(&cluster);
+    let fixture = builtin(RELEASE);
+    cluster.apply_as(
+        "e2e",
+        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "plane-system"}}),
+    );
+    // A Lease's times are MicroTime: microseconds, not nanoseconds.
+    let now = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string();
+    cluster.apply_as(
+        "e2e",
+        &json!({
+            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": format!("plane-lock-{RELEASE}"), "namespace": "plane-system"},
+            "spec": {"holderIdentity": "someone@elsewhere pid 1", "leaseDurationSeconds": 30,
+                     "acquireTime": now, "renewTime": now}
+        }),
+    );
+    let out = run(&fixture, &cluster, "up", LOCAL);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("locked") && stderr.contains("someone@elsewhere"),
+        "{stderr}"
+    );
+    assert!(left_over(&cluster).is_empty(), "{:?}", left_over(&cluster));
+    assert!(cluster.inventory(RELEASE).is_none());
+    cluster.delete(
+        "coordination.k8s.io/v1",
+        "Lease",
+        Some("plane-system"),
+        &format!("plane-lock-{RELEASE}"),
+    );
+}
+
+#[test]
+fn ctrl_c_during_up_records_the_phase_and_a_rerun_converges() {
+    let cluster = Cluster::under_test("ctrl-c");
+    clean_slate(&cluster);
+    let fixture = builtin(RELEASE);
+    // Interrupt at the first object written.
+    let mut child = fixture
+        .cluster("up", cluster.kubeconfig(), LOCAL)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    let mut signalled = false;
+    // Read to the end: a closed pipe would fail plane's own writes.
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if !signalled && line.contains(" create ") {
+            let _ = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status();
+            signalled = true;
+        }
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{seen}");
+
+    // The record covers every object that exists, and says the run did not finish.
+    let record = cluster.inventory(RELEASE).expect("a record");
+    assert_eq!(record["phase"], "failed", "{record:#}");
+    let recorded: BTreeSet<String> = record["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| match o["namespace"].as_str() {
+            Some(ns) => format!(
+                "{}/{ns}/{}",
+                o["kind"].as_str().unwrap(),
+                o["name"].as_str().unwrap()
+            ),
+            None => format!(
+                "{}/{}",
+                o["kind"].as_str().unwrap(),
+                o["name"].as_str().unwrap()
+            ),
+        })
+        .collect();
+    let live: BTreeSet<String> = cluster
+        .labelled(KINDS, RELEASE_LABEL, RELEASE)
+        .into_iter()
+        .collect();
+    let orphans: Vec<&String> = live.difference(&recorded).collect();
+    assert!(orphans.is_empty(), "live but not recorded: {orphans:?}");
+    assert!(
+        cluster
+            .get(
+                "coordination.k8s.io/v1",
+                "Lease",
+                Some("plane-system"),
+                &format!("plane-lock-{RELEASE}")
+            )
+            .is_none(),
+        "the lock was not released"
+    );
+
+    let stderr = succeeded(&run(
+        &fixture,
+        &cluster,
+        "up",
+        &[LOCAL, &["--timeout", "120s"]].concat(),
+    ));
+    assert!(stderr.contains("deployed"), "{stderr}");
+    let out = run(
+        &fixture,
+        &cluster,
+        "diff",
+        &[LOCAL, &["--exit-code"]].concat(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    down_completely(&cluster);
+}
+
+#[test]
+fn a_user_without_rights_is_refused_before_any_write() {
+    let cluster = Cluster::under_test("preflight");
+    let Some(limited) = cluster.limited_kubeconfig() else {
+        eprintln!(
+            "preflight: skipped, no kubeconfig of a user without rights (set {})",
+            common::cluster::LIMITED_VAR
+        );
+        return;
+    };
+    clean_slate(&cluster);
+    let fixture = builtin(RELEASE);
+    let out = within(
+        fixture.cluster("up", limited, LOCAL),
+        Duration::from_secs(120),
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("permission(s)") && stderr.contains("nothing was changed"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("cannot create"), "{stderr}");
+    assert!(left_over(&cluster).is_empty(), "{:?}", left_over(&cluster));
+    assert!(cluster.inventory(RELEASE).is_none());
+}
+
+/// Runs `up` of a bundle whose `file` gets `annotation` after `anchor`, and expects it to fail
+/// fast naming `subject`; then removes the release.
+fn fails_fast(cluster: &Cluster, file: &str, anchor: &str, annotated: &str, subject: &str) {
+    clean_slate(cluster);
+    let fixture = builtin(RELEASE).patch_file(file, anchor, annotated);
+    let started = Instant::now();
+    let out = run(
+        &fixture,
+        cluster,
+        "up",
+        &[LOCAL, &["--timeout", "180s"]].concat(),
+    );
+    let took = started.elapsed();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("{subject} failed")), "{stderr}");
+    // Fail-fast: well before the deadline, without a timeout report.
+    assert!(!stderr.contains("timed out"), "{stderr}");
+    eprintln!("failed fast in {:.1}s", took.as_secs_f64());
+    let rows = ls_json(cluster);
+    assert_eq!(rows[0]["status"], "failed", "{rows:#}");
+    down_completely(cluster);
+}
+
+#[test]
+fn a_raycluster_with_replica_failure_fails_fast() {
+    let cluster = Cluster::under_test("raycluster-failure");
+    fails_fast(
+        &cluster,
+        "components/ray/raycluster.yaml.tera",
+        "  annotations:\n",
+        &format!("  annotations:\n    {FAIL}: \"quota exceeded (simulated)\"\n"),
+        "RayCluster/default/raycluster",
+    );
+}
+
+#[test]
+fn crash_looping_pods_fail_fast() {
+    let cluster = Cluster::under_test("crashloop");
+    fails_fast(
+        &cluster,
+        "components/api/deployment.yaml.tera",
+        "  template:\n    metadata:\n",
+        &format!("  template:\n    metadata:\n      annotations: {{{FAIL}: \"crash\"}}\n"),
+        "Deployment/datalayer-api/datalayer-ray",
+    );
+}
