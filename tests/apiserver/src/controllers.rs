@@ -43,7 +43,7 @@ const CONTROLLED: &[(&str, &str)] = &[
 ];
 
 /// The last stage any controller distinguishes (RayClusters use 0, 1 and 2+).
-const FINAL_STAGE: u32 = 3;
+const FINAL_STAGE: u32 = 4;
 
 /// The controllers' memory between steps.
 pub struct Controllers {
@@ -578,19 +578,43 @@ fn reconcile(
             if pods_failing {
                 failing_pod(inner, key, v, &fail, &hash);
             }
-            // A new Deployment first shows only its new ReplicaSet, not yet observed, as the
-            // real controller's first status write does.
-            let unobserved = v.pointer("/status/observedGeneration").is_none();
-            let fresh = unobserved && !stuck && v.pointer("/status/conditions").is_none();
-            let status = if fresh {
-                json!({"conditions": [condition("Progressing", "True", "NewReplicaSetCreated", &format!("Created new replica set \"{name}-{hash}\""))]})
+            // A new Deployment goes through the real controller's first status writes: its new
+            // ReplicaSet, not yet observed; then observed, nothing available; then updated.
+            let created = condition(
+                "Progressing",
+                "True",
+                "NewReplicaSetCreated",
+                &format!("Created new replica set \"{name}-{hash}\""),
+            );
+            let unavailable = condition(
+                "Available",
+                "False",
+                "MinimumReplicasUnavailable",
+                "Deployment does not have minimum availability.",
+            );
+            let unobserved = !stuck && v.pointer("/status/observedGeneration").is_none();
+            let just_created = v
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .is_some_and(|cs| cs.iter().any(|c| c["reason"] == "NewReplicaSetCreated"));
+            let status = if unobserved && v.pointer("/status/conditions").is_none() {
+                json!({"conditions": [created]})
+            } else if unobserved {
+                let mut s = json!({"observedGeneration": generation, "terminatingReplicas": 0, "conditions": [unavailable, created]});
+                if n > 0 {
+                    s["unavailableReplicas"] = json!(n);
+                }
+                s
             } else if fail == "ProgressDeadlineExceeded" && stage >= 1 {
                 json!({"observedGeneration": generation, "replicas": n, "updatedReplicas": n, "unavailableReplicas": n, "terminatingReplicas": 0,
                 "conditions": [
                     condition("Available", "False", "MinimumReplicasUnavailable", "Deployment does not have minimum availability."),
                     condition("Progressing", "False", "ProgressDeadlineExceeded", &format!("{rs} has timed out progressing.")),
                 ]})
-            } else if stage == 0 || unobserved || pods_failing || fail == "ProgressDeadlineExceeded"
+            } else if stage == 0
+                || just_created
+                || pods_failing
+                || fail == "ProgressDeadlineExceeded"
             {
                 let available = if n == 0 {
                     condition(

@@ -82,6 +82,10 @@ pub fn apply(rt: &ResourceType, obj: &mut Value, seed: u64) {
             let status = crate::util::ensure_object(obj, &["status"]);
             set_default(status, "phase", json!("Pending"));
         }
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => {
+            let conversion = crate::util::ensure_object(obj, &["spec", "conversion"]);
+            set_default(conversion, "strategy", json!("None"));
+        }
         ("", "Namespace") => {
             let spec = crate::util::ensure_object(obj, &["spec"]);
             set_default(spec, "finalizers", json!(["kubernetes"]));

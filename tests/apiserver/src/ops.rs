@@ -401,11 +401,18 @@ fn finish(
             .is_none_or(Vec::is_empty)
         && t.rt.kind != "Namespace";
     if finished {
+        let new = render(new, &managers);
         if params.dry_run {
-            return Ok((200, render(new, &managers)));
+            return Ok((200, new));
         }
+        // Like the real server: the answer is the object as the write left it, under the
+        // resourceVersion it had before.
         inner.remove(&key);
-        return Ok((200, with_api_version(&t.rt, new)));
+        let mut new = with_api_version(&t.rt, new);
+        if let Some(rv) = old.value.pointer("/metadata/resourceVersion") {
+            util::metadata_mut(&mut new).insert("resourceVersion".to_owned(), rv.clone());
+        }
+        return Ok((200, new));
     }
     let same_fields = old.managers.len() == managers.len()
         && old.managers.iter().zip(&managers).all(|(a, b)| {
@@ -973,7 +980,9 @@ pub fn delete_key(inner: &mut Inner, key: &Key, add_finalizer: Option<&str>) -> 
     }
     let md = util::metadata_mut(&mut v);
     md.insert("deletionTimestamp".to_owned(), json!(now_rfc3339()));
-    md.insert("deletionGracePeriodSeconds".to_owned(), json!(0));
+    if !is_namespace {
+        md.insert("deletionGracePeriodSeconds".to_owned(), json!(0));
+    }
     if let Some(g) = md.get("generation").and_then(Value::as_i64) {
         md.insert("generation".to_owned(), json!(g + 1));
     }
