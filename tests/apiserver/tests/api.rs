@@ -1164,6 +1164,76 @@ async fn rayclusters_progress_to_ready_or_report_replica_failure() {
         bad["status"].get("state").is_none(),
         "KubeRay 1.7 does not set state on failure"
     );
+
+    // The real test control plane's annotation, as fake-kuberay.py answers it.
+    let mut sim = rc("sim", None);
+    sim["metadata"]["annotations"] = json!({"sim.k8s-real/fail": "no quota"});
+    rcs.patch("sim", &ssa("plane"), &Patch::Apply(sim))
+        .await
+        .unwrap();
+    let sim = wait_until(&rcs, "sim", |v| condition(v, "ReplicaFailure").is_some()).await;
+    assert_eq!(
+        condition(&sim, "ReplicaFailure").unwrap(),
+        ("True".into(), "FailedCreateWorkerPod".into())
+    );
+    assert_eq!(sim["status"]["reason"], "no quota");
+    assert_eq!(condition(&sim, "HeadPodReady").unwrap().0, "False");
+    assert_eq!(condition(&sim, "RayClusterProvisioned").unwrap().0, "False");
+    assert!(sim["status"].get("state").is_none());
+}
+
+#[tokio::test]
+async fn the_sim_fail_annotation_on_a_pod_template_crash_loops_its_pods() {
+    let srv = TestServer::start(Config::default());
+    let c = client(&srv).await;
+    let sts = api(
+        &c,
+        Some("default"),
+        "apps/v1",
+        "StatefulSet",
+        "statefulsets",
+    );
+    sts.patch(
+        "db",
+        &ssa("plane"),
+        &Patch::Apply(json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db"},
+            "spec": {"selector": {"matchLabels": {"app": "db"}}, "serviceName": "db",
+                "template": {"metadata": {"labels": {"app": "db"}, "annotations": {"sim.k8s-real/fail": "x"}},
+                    "spec": {"containers": [{"name": "db", "image": "postgres"}]}}}})),
+    )
+    .await
+    .unwrap();
+    let pods = api(&c, Some("default"), "v1", "Pod", "pods");
+    let pod = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let list = pods
+                .list(&ListParams::default().labels("app=db"))
+                .await
+                .unwrap();
+            if let Some(p) = list.items.into_iter().next() {
+                return serde_json::to_value(p).unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("a pod of the StatefulSet");
+    assert_eq!(pod["status"]["phase"], "Running");
+    assert_eq!(
+        condition(&pod, "Ready").unwrap(),
+        ("False".into(), "ContainersNotReady".into())
+    );
+    assert_eq!(
+        pod["status"]["containerStatuses"][0]["state"]["waiting"]["reason"],
+        "CrashLoopBackOff"
+    );
+    assert_eq!(pod["metadata"]["annotations"]["sim.k8s-real/fail"], "x");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let s = sts.get("db").await.unwrap();
+    assert_eq!(
+        serde_json::to_value(s).unwrap()["status"]["readyReplicas"],
+        0
+    );
 }
 
 #[test]
