@@ -35,7 +35,7 @@
 //!
 //! | kind | progression |
 //! |---|---|
-//! | Deployment | step 1: `observedGeneration`, `Available=False`, `Progressing=True`; step 2: all replicas ready, `Available=True` (`MinimumReplicasAvailable`), `Progressing=True` (`NewReplicaSetAvailable`) |
+//! | Deployment | the real controller's sequence: `Progressing=True` (`NewReplicaSetCreated`) only; observed, `Available=False`; `Progressing=True` (`ReplicaSetUpdated`) with the counts; all replicas ready, `Available=True` (`MinimumReplicasAvailable`), `Progressing=True` (`NewReplicaSetAvailable`) |
 //! | StatefulSet, DaemonSet, ReplicaSet | step 1: observed, none ready; step 2: all ready |
 //! | Job | step 1: `active`; step 2: `succeeded`, conditions `SuccessCriteriaMet` and `Complete` |
 //! | PersistentVolumeClaim | step 2: `spec.volumeName`, `status.phase: Bound` |
@@ -44,7 +44,9 @@
 //! | CustomResourceDefinition | `NamesAccepted=True` at once; `Established=True` (and served by discovery) once [`Config::crd_establish_delay`] has passed |
 //! | RayCluster (`ray.io/v1`) | step 1: `HeadPodReady=False` (`HeadPodNotFound`), `RayClusterProvisioned=False`; step 2: `HeadPodReady=True`; step 3: `RayClusterProvisioned=True`, `state: ready`, worker counts, `head` |
 //!
-//! A spec change (new `generation`) starts the progression again.
+//! A spec change (new `generation`) starts the progression again. Every namespace gets the
+//! ServiceAccount `default` and the ConfigMaps of [`Config::published_config_maps`]
+//! (`kube-root-ca.crt`), as a real controller-manager publishes them.
 //!
 //! # Failure annotation
 //!
@@ -59,6 +61,10 @@
 //! | `RayClusterFailed` | RayCluster | from step 2: `ReplicaFailure=True` reason `FailedCreateHeadPod`; `HeadPodReady=False`; `state` never set (KubeRay 1.7 behaviour) |
 //! | `BackoffLimitExceeded` | Job | from step 2: conditions `FailureTarget` and `Failed` with reason `BackoffLimitExceeded` |
 //! | `Stuck` | any of the above, CRDs | stays at step 1 forever (CRDs never become `Established`), for timeout tests |
+//!
+//! [`SIM_FAIL_ANNOTATION`] (`sim.k8s-real/fail`), the annotation of the real test control plane's
+//! simulators, works here too: on a workload's Pod template (or a Pod) its pods stay unready in
+//! `CrashLoopBackOff`; on a RayCluster it gets `ReplicaFailure=True` and no `state`.
 //!
 //! # Admin endpoints (no token needed, not logged)
 //!
@@ -81,7 +87,10 @@ mod store;
 mod tls;
 mod util;
 
-pub use config::{Config, DEFAULT_TOKEN, FAIL_ANNOTATION, FaultRule, PolicyRule, RequestRecord};
+pub use config::{
+    Config, DEFAULT_TOKEN, FAIL_ANNOTATION, FaultRule, PolicyRule, RequestRecord,
+    SIM_FAIL_ANNOTATION,
+};
 pub use error::{ApiError, Cause, StartError};
 
 use serde_json::Value;
