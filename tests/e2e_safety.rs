@@ -349,6 +349,54 @@ fn down_leaves_other_owners_objects_and_their_namespaces_alone() {
 }
 
 #[test]
+fn down_removes_namespaces_despite_what_the_cluster_publishes_into_every_namespace() {
+    // An OpenShift-derived cluster with a service mesh: three ConfigMaps in every namespace.
+    let srv = TestServer::start(Config {
+        published_config_maps: [
+            "kube-root-ca.crt",
+            "openshift-service-ca.crt",
+            "istio-ca-root-cert",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+        ..Config::default()
+    });
+    let kc = srv.kubeconfig_path().to_path_buf();
+    let fixture = builtin("datalayer-ray");
+    let out = fixture.cluster("up", &kc, LOCAL).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // A user's ConfigMap with the same name in `default` and in one of the release's namespaces
+    // is theirs, not the cluster's: that namespace stays.
+    for ns in ["default", "ray-observability"] {
+        let notes = serde_json::json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "team-notes", "namespace": ns}, "data": {"on-call": "alice"},
+        });
+        srv.create_object("another-client", &notes).unwrap();
+    }
+
+    let out = down(&kc, "datalayer-ray", &["--yes"]).output().unwrap();
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("keep Namespace/ray-observability")
+            && stderr.contains("not part of this release: ConfigMap/team-notes"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(".crt") && !stderr.contains("istio"),
+        "{stderr}"
+    );
+    for ns in ["ray-system", "datalayer-api"] {
+        assert!(
+            srv.get_object("v1", "Namespace", None, ns).is_none(),
+            "Namespace/{ns} was kept:\n{stderr}"
+        );
+    }
+    assert!(inventory(&srv, "datalayer-ray").is_none());
+}
+
+#[test]
 fn down_with_include_crds_removes_everything() {
     let srv = TestServer::start(Config::default());
     let kc = srv.kubeconfig_path().to_path_buf();

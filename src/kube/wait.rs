@@ -96,29 +96,51 @@ pub async fn wait_ready(
         }
     }
     let mut merged = stream::select_all(streams);
-    let mut ready = 0;
+    let mut tally = Tally {
+        last,
+        ready: 0,
+        total,
+    };
+    // A watch can miss an update (a CRD's storage re-initialising just after it was created has
+    // been seen to): every RESYNC, what is still not ready is read once more.
+    let mut resync = tokio::time::interval_at(Instant::now() + RESYNC, RESYNC);
     loop {
-        let next = tokio::time::timeout_at(options.deadline, merged.next()).await;
-        let Ok(Some(Observation {
+        let observation = tokio::select! {
+            next = merged.next() => next,
+            _ = resync.tick() => {
+                let lagging: Vec<&&WaitTarget> =
+                    targets.iter().filter(|t| !tally.is_ready(&t.subject())).collect();
+                for target in lagging {
+                    if let Some(value) = read(resources, target).await?
+                        && let Some(done) = tally.see(target.subject(), &value, reporter)
+                    {
+                        return done;
+                    }
+                }
+                continue;
+            }
+            () = tokio::time::sleep_until(options.deadline) => None,
+        };
+        let Some(Observation {
             subject,
             watched,
             event,
-        })) = next
+        }) = observation
         else {
-            let waiting: Vec<(String, String)> =
-                last.into_iter().filter(|(_, s)| s != "ready").collect();
-            return Err(KubeError::Timeout { waiting });
+            return Err(tally.timeout());
         };
         let value = match event {
             Ok(Seen::Object(value)) => value,
             Ok(Seen::Deleted) if watched == Watched::Object => {
-                last.insert(subject.clone(), "deleted".into());
+                tally.last.insert(subject.clone(), "deleted".into());
                 continue;
             }
             Ok(Seen::Deleted | Seen::Nothing) => continue,
             Err(err) => {
                 // The watcher retries on its own; remember why for a timeout report.
-                last.insert(subject.clone(), format!("watch error: {err}"));
+                tally
+                    .last
+                    .insert(subject.clone(), format!("watch error: {err}"));
                 continue;
             }
         };
@@ -129,36 +151,73 @@ pub async fn wait_ready(
             }
             continue;
         }
-        let was_ready = last.get(&subject).is_some_and(|s| s == "ready");
-        match readiness::evaluate(&value) {
+        if let Some(done) = tally.see(subject, &value, reporter) {
+            return done;
+        }
+    }
+}
+
+/// How often a wait reads again what its watches have not shown ready.
+const RESYNC: Duration = Duration::from_secs(5);
+
+/// What a wait has seen of each target: its last status, and how many are ready.
+struct Tally {
+    last: BTreeMap<String, String>,
+    ready: usize,
+    total: usize,
+}
+
+impl Tally {
+    fn is_ready(&self, subject: &str) -> bool {
+        self.last.get(subject).is_some_and(|s| s == "ready")
+    }
+
+    /// Takes one observation of a target; `Some` when the wait is over, either way.
+    fn see(
+        &mut self,
+        subject: String,
+        value: &Value,
+        reporter: &dyn Reporter,
+    ) -> Option<Result<(), KubeError>> {
+        let was_ready = self.is_ready(&subject);
+        match readiness::evaluate(value) {
             Readiness::Ready => {
                 if !was_ready {
-                    ready += 1;
-                    last.insert(subject.clone(), "ready".into());
+                    self.ready += 1;
+                    self.last.insert(subject.clone(), "ready".into());
                     reporter.report(Event::Ready {
                         subject,
-                        ready,
-                        total,
+                        ready: self.ready,
+                        total: self.total,
                     });
                 }
-                if ready == total {
-                    return Ok(());
-                }
+                (self.ready == self.total).then_some(Ok(()))
             }
-            Readiness::Failed(reason) => return Err(KubeError::NotReady { subject, reason }),
+            Readiness::Failed(reason) => Some(Err(KubeError::NotReady { subject, reason })),
             Readiness::Progressing(status) => {
                 if was_ready {
-                    ready -= 1;
+                    self.ready -= 1;
                 }
-                if last.get(&subject) != Some(&status) {
+                if self.last.get(&subject) != Some(&status) {
                     reporter.report(Event::Waiting {
                         subject: subject.clone(),
                         status: status.clone(),
                     });
                 }
-                last.insert(subject, status);
+                self.last.insert(subject, status);
+                None
             }
         }
+    }
+
+    /// Every target not ready, with what it last said.
+    fn timeout(self) -> KubeError {
+        let waiting: Vec<(String, String)> = self
+            .last
+            .into_iter()
+            .filter(|(_, s)| s != "ready")
+            .collect();
+        KubeError::Timeout { waiting }
     }
 }
 
@@ -239,23 +298,34 @@ pub async fn health(
     Ok((ready, targets.len(), first_failing))
 }
 
+/// One object, read once and typed; `None` when it or its kind does not exist.
+async fn read(resources: &Resources, target: &WaitTarget) -> Result<Option<Value>, KubeError> {
+    let Some(served) = resources
+        .find(&target.api_version, &target.kind, false)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let api = resources.api(&served, target.namespace.as_deref());
+    match retry(|| api.get_opt(&target.name)).await {
+        Ok(found) => Ok(found.map(|object| served.typed(object))),
+        Err(err) => Err(KubeError::api(
+            "cannot read object",
+            Some(&target.subject()),
+            &err,
+        )),
+    }
+}
+
 /// One object's readiness, read once.
 async fn observe(
     resources: &Resources,
     target: &WaitTarget,
 ) -> Result<(String, Readiness), KubeError> {
     let subject = target.subject();
-    let Some(served) = resources
-        .find(&target.api_version, &target.kind, false)
-        .await?
-    else {
-        return Ok((subject, Readiness::Failed("its kind is not served".into())));
-    };
-    let api = resources.api(&served, target.namespace.as_deref());
-    let status = match retry(|| api.get_opt(&target.name)).await {
-        Ok(Some(object)) => readiness::evaluate(&served.typed(object)),
-        Ok(None) => Readiness::Failed("missing".into()),
-        Err(err) => return Err(KubeError::api("cannot read object", Some(&subject), &err)),
+    let status = match read(resources, target).await? {
+        Some(object) => readiness::evaluate(&object),
+        None => Readiness::Failed("missing".into()),
     };
     Ok((subject, status))
 }
