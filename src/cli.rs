@@ -102,6 +102,10 @@ pub struct UpArgs {
     /// Do not ask before pruning.
     #[arg(short, long)]
     pub yes: bool,
+    /// Take over existing objects that belong to no plane release (a Helm release's, another
+    /// tool's, nobody's); they are recorded as adopted and `down` keeps them.
+    #[arg(long)]
+    pub take_ownership: bool,
     /// How long to wait for everything to become ready (e.g. 90s, 10m).
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     pub timeout: std::time::Duration,
@@ -135,6 +139,10 @@ pub struct DownArgs {
     /// Also delete the release's PersistentVolumeClaims, and with them their data.
     #[arg(long)]
     pub include_volumes: bool,
+    /// Also delete objects the release took over with `up --take-ownership` (Namespaces and CRDs
+    /// that predate the release always stay).
+    #[arg(long)]
+    pub include_adopted: bool,
     /// How long to wait for each stage's objects to be gone.
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     pub timeout: std::time::Duration,

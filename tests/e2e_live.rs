@@ -136,10 +136,23 @@ fn left_over(cluster: &Cluster) -> Vec<String> {
         .collect()
 }
 
-/// Starts from a cluster without the release: removes one an earlier run left, CRDs included.
+/// Starts from a cluster without the release: removes one an earlier run left. Its CRDs stay
+/// (as `down` leaves them): realcluster's simulated KubeRay loses track of RayClusters whose CRD
+/// is deleted and created again under it.
 fn clean_slate(cluster: &Cluster) {
+    // What a failed test may have left: a lock, a Helm-installed KubeRay, a hand-made namespace.
+    cluster.delete(
+        "coordination.k8s.io/v1",
+        "Lease",
+        Some("plane-system"),
+        &format!("plane-lock-{RELEASE}"),
+    );
+    remove_helm_kuberay(cluster);
+    if cluster.inventory(RELEASE).is_none() {
+        cluster.delete("v1", "Namespace", None, "datalayer-api");
+    }
     if cluster.inventory(RELEASE).is_some() {
-        let out = down(cluster, &["--yes", "--include-crds"]);
+        let out = down(cluster, &["--yes"]);
         assert!(out.status.success(), "cleanup: {}", text(&out.stderr));
     }
     assert!(
@@ -185,13 +198,14 @@ fn lifecycle_up_diff_configure_prune_ls_down() {
     let objects = plan["objects"].as_array().unwrap().len();
     // CRDs an earlier release left (down keeps them) are all that may exist already.
     let unchanged = planned(&plan, "unchanged");
+    let kept_crds: BTreeSet<String> = &unchanged | &planned(&plan, "configure");
     assert!(
-        unchanged
+        kept_crds
             .iter()
             .all(|s| s.starts_with("CustomResourceDefinition/")),
-        "{unchanged:?}"
+        "{kept_crds:?}"
     );
-    assert_eq!(creates.len() + unchanged.len(), objects, "{plan:#}");
+    assert_eq!(creates.len() + kept_crds.len(), objects, "{plan:#}");
 
     // up waits until everything is ready.
     let started = Instant::now();
@@ -217,8 +231,7 @@ fn lifecycle_up_diff_configure_prune_ls_down() {
     }
     assert!(stderr.contains("revision 1 deployed"), "{stderr}");
     assert!(
-        stderr.contains(&format!("{} created", creates.len()))
-            && stderr.contains(&format!("{} unchanged", unchanged.len())),
+        stderr.contains(&format!("{} created", creates.len())),
         "{stderr}"
     );
 
@@ -525,4 +538,349 @@ fn crash_looping_pods_fail_fast() {
         &format!("  template:\n    metadata:\n      annotations: {{{FAIL}: \"crash\"}}\n"),
         "Deployment/datalayer-api/datalayer-ray",
     );
+}
+
+/// An object someone else installed, with what it looked like then: its generation (bumped by
+/// any spec change), labels, annotations and field managers (plane would add itself). Its
+/// resourceVersion would not do: the operator's Deployment gets status updates on its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Installed {
+    api_version: &'static str,
+    kind: &'static str,
+    namespace: Option<&'static str>,
+    name: String,
+    version: String,
+}
+
+impl Installed {
+    /// The same object as it is now.
+    fn now(&self, cluster: &Cluster) -> Self {
+        let live = cluster
+            .get(self.api_version, self.kind, self.namespace, &self.name)
+            .unwrap_or_else(|| panic!("{}/{} is gone", self.kind, self.name));
+        let metadata = &live["metadata"];
+        let managers: BTreeSet<&str> = metadata["managedFields"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m["manager"].as_str())
+            .collect();
+        Self {
+            version: format!(
+                "generation {} labels {} annotations {} managers {managers:?}",
+                metadata["generation"], metadata["labels"], metadata["annotations"]
+            ),
+            ..self.clone()
+        }
+    }
+}
+
+fn unchanged(cluster: &Cluster, installed: &[Installed]) {
+    let now: Vec<Installed> = installed.iter().map(|i| i.now(cluster)).collect();
+    assert_eq!(now, installed, "someone else's objects were changed");
+}
+
+/// The bundle's CRDs as KubeRay's Helm chart would have installed them, and its operator running
+/// in namespace `kuberay`, applied by the field manager `helm`.
+fn install_kuberay_with_helm(cluster: &Cluster, fixture: &Fixture) -> Vec<Installed> {
+    let out = fixture
+        .template(&["--profile", "local", "-o", "json"])
+        .output()
+        .unwrap();
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let helm_labels = json!({"app.kubernetes.io/managed-by": "Helm", "app.kubernetes.io/name": "kuberay-operator", "helm.sh/chart": "kuberay-operator-1.7.0"});
+    let helm_annotations = json!({"meta.helm.sh/release-name": "kuberay-operator", "meta.helm.sh/release-namespace": "kuberay"});
+    let mut installed = Vec::new();
+    for crd in list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["kind"] == "CustomResourceDefinition")
+    {
+        let name = crd["metadata"]["name"].as_str().unwrap().to_owned();
+        // CRDs an earlier release left become Helm's (see `clean_slate` for why not recreated).
+        relabel_crd(
+            cluster,
+            &name,
+            &json!({"labels": {
+                RELEASE_LABEL: null, "plane.datalayer.io/addon": null,
+                "plane.datalayer.io/component": null, "app.kubernetes.io/managed-by": null,
+            }}),
+        );
+        let mut crd = crd.clone();
+        crd["metadata"]["labels"] = helm_labels.clone();
+        crd["metadata"]["annotations"] = helm_annotations.clone();
+        cluster.apply_as("helm", &crd);
+        installed.push(Installed {
+            api_version: "apiextensions.k8s.io/v1",
+            kind: "CustomResourceDefinition",
+            namespace: None,
+            name,
+            version: String::new(),
+        });
+    }
+    cluster.apply_as(
+        "helm",
+        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kuberay"}}),
+    );
+    cluster.apply_as(
+        "helm",
+        &json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "kuberay-operator", "namespace": "kuberay",
+                         "labels": helm_labels, "annotations": helm_annotations},
+            "spec": {"replicas": 1,
+                "selector": {"matchLabels": {"app.kubernetes.io/name": "kuberay-operator", "app.kubernetes.io/instance": "kuberay-operator"}},
+                "template": {"metadata": {"labels": {"app.kubernetes.io/name": "kuberay-operator", "app.kubernetes.io/instance": "kuberay-operator"}},
+                    "spec": {"containers": [{"name": "kuberay-operator", "image": "quay.io/kuberay/operator:v1.7.0"}]}}}
+        }),
+    );
+    installed.push(Installed {
+        api_version: "apps/v1",
+        kind: "Deployment",
+        namespace: Some("kuberay"),
+        name: "kuberay-operator".to_owned(),
+        version: String::new(),
+    });
+    // As after a Helm install: the CRDs are established and the operator is rolled out.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let settled = || {
+        crds_served(cluster)
+            && cluster
+                .get("apps/v1", "Deployment", Some("kuberay"), "kuberay-operator")
+                .is_some_and(|d| d["status"]["readyReplicas"] == 1)
+    };
+    while !settled() {
+        assert!(
+            Instant::now() < deadline,
+            "the Helm-installed KubeRay never settled"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    installed.iter().map(|i| i.now(cluster)).collect()
+}
+
+fn crds_served(cluster: &Cluster) -> bool {
+    cluster
+        .get(
+            "apiextensions.k8s.io/v1",
+            "CustomResourceDefinition",
+            None,
+            "rayclusters.ray.io",
+        )
+        .is_some_and(|crd| {
+            crd["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Established" && c["status"] == "True")
+        })
+}
+
+/// Changes a CRD's metadata by hand, if it exists.
+fn relabel_crd(cluster: &Cluster, name: &str, metadata: &Value) {
+    if cluster
+        .get(
+            "apiextensions.k8s.io/v1",
+            "CustomResourceDefinition",
+            None,
+            name,
+        )
+        .is_some()
+    {
+        cluster.merge_patch(
+            "apiextensions.k8s.io/v1",
+            "CustomResourceDefinition",
+            None,
+            name,
+            &json!({ "metadata": metadata }),
+        );
+    }
+}
+
+/// Removes the Helm-installed operator, and hands its CRDs back to the release, as `down`
+/// leaves them for the next test.
+fn remove_helm_kuberay(cluster: &Cluster) {
+    cluster.delete("apps/v1", "Deployment", Some("kuberay"), "kuberay-operator");
+    cluster.delete("v1", "Namespace", None, "kuberay");
+    for crd in ["rayclusters.ray.io", "rayjobs.ray.io", "rayservices.ray.io"] {
+        relabel_crd(
+            cluster,
+            crd,
+            &json!({
+                "labels": {
+                    "app.kubernetes.io/managed-by": "plane", RELEASE_LABEL: RELEASE,
+                    "plane.datalayer.io/addon": RELEASE, "plane.datalayer.io/component": "kuberay",
+                    "helm.sh/chart": null, "app.kubernetes.io/name": null,
+                },
+                "annotations": {"meta.helm.sh/release-name": null, "meta.helm.sh/release-namespace": null},
+            }),
+        );
+    }
+}
+
+#[test]
+fn beside_a_helm_installed_kuberay_up_refuses_then_installs_the_rest() {
+    let cluster = Cluster::under_test("existing-kuberay");
+    clean_slate(&cluster);
+    remove_helm_kuberay(&cluster);
+    let fixture = builtin(RELEASE);
+    let installed = install_kuberay_with_helm(&cluster, &fixture);
+
+    // diff lists who owns what; up refuses, names every owner, changes nothing.
+    let out = run(&fixture, &cluster, "diff", LOCAL);
+    let stderr = succeeded(&out);
+    assert!(
+        stderr.contains("belongs to Helm release kuberay-operator (namespace kuberay)"),
+        "{stderr}"
+    );
+    let out = run(&fixture, &cluster, "up", LOCAL);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    for expected in [
+        "CustomResourceDefinition/rayclusters.ray.io belongs to Helm release kuberay-operator",
+        "KubeRay operator already runs: Deployment/kuberay/kuberay-operator",
+        "--set kuberay.enabled=false",
+        "nothing was changed",
+    ] {
+        assert!(stderr.contains(expected), "{expected:?} missing:\n{stderr}");
+    }
+    assert!(left_over(&cluster).is_empty(), "{:?}", left_over(&cluster));
+    assert!(cluster.inventory(RELEASE).is_none());
+    unchanged(&cluster, &installed);
+
+    // Keeping the existing operator: the rest installs and the RayCluster gets ready through it.
+    let keep = [
+        LOCAL,
+        &["--set", "kuberay.enabled=false", "--timeout", "120s"],
+    ]
+    .concat();
+    let stderr = succeeded(&run(&fixture, &cluster, "up", &keep));
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains("ready") && l.contains("RayCluster/default/raycluster")),
+        "{stderr}"
+    );
+    unchanged(&cluster, &installed);
+    let record = cluster.inventory(RELEASE).unwrap();
+    assert!(
+        !record.to_string().contains("CustomResourceDefinition"),
+        "the existing CRDs were recorded: {record:#}"
+    );
+    down_completely(&cluster);
+    unchanged(&cluster, &installed);
+    remove_helm_kuberay(&cluster);
+}
+
+#[test]
+fn objects_of_nobody_are_adopted_only_when_asked_and_down_keeps_them() {
+    let cluster = Cluster::under_test("take-ownership");
+    clean_slate(&cluster);
+    let fixture = builtin(RELEASE);
+    // Someone created the API's namespace and service account by hand, with a label (an object
+    // without any field of its own keeps no field manager, and then belongs to nobody).
+    cluster.apply_as(
+        "kubectl-create",
+        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "datalayer-api", "labels": {"team": "api"}}}),
+    );
+    cluster.apply_as(
+        "kubectl-create",
+        &json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "datalayer-ray", "namespace": "datalayer-api", "labels": {"team": "api"}}}),
+    );
+    let out = run(&fixture, &cluster, "up", LOCAL);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "ServiceAccount/datalayer-api/datalayer-ray belongs to field managers kubectl-create"
+        ) && stderr.contains("Namespace/datalayer-api belongs to field managers kubectl-create")
+            && stderr.contains("--take-ownership"),
+        "{stderr}"
+    );
+    assert!(cluster.inventory(RELEASE).is_none());
+
+    let stderr = succeeded(&run(
+        &fixture,
+        &cluster,
+        "up",
+        &[LOCAL, &["--take-ownership", "--timeout", "120s"]].concat(),
+    ));
+    assert!(
+        stderr.contains("adopt ServiceAccount/datalayer-api/datalayer-ray"),
+        "{stderr}"
+    );
+    let record = cluster.inventory(RELEASE).unwrap();
+    let adopted: BTreeSet<String> = record["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["adopted"] == true)
+        .map(|o| o["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        adopted,
+        BTreeSet::from(["datalayer-api".to_owned(), "datalayer-ray".to_owned()])
+    );
+
+    let stderr = succeeded(&down(&cluster, &["--yes"]));
+    assert!(
+        stderr.contains("keep ServiceAccount/datalayer-api/datalayer-ray (it existed before this release took it over"),
+        "{stderr}"
+    );
+    assert!(cluster.inventory(RELEASE).is_none());
+    assert!(
+        cluster
+            .get(
+                "v1",
+                "ServiceAccount",
+                Some("datalayer-api"),
+                "datalayer-ray"
+            )
+            .is_some()
+    );
+    assert!(
+        cluster
+            .get("v1", "Namespace", None, "datalayer-api")
+            .is_some()
+    );
+    assert!(
+        cluster
+            .get(
+                "apps/v1",
+                "Deployment",
+                Some("datalayer-api"),
+                "datalayer-ray"
+            )
+            .is_none()
+    );
+    cluster.delete("v1", "Namespace", None, "datalayer-api");
+}
+
+#[test]
+fn two_releases_never_share_an_object() {
+    let cluster = Cluster::under_test("two-releases");
+    clean_slate(&cluster);
+    let fixture = builtin(RELEASE);
+    succeeded(&run(
+        &fixture,
+        &cluster,
+        "up",
+        &[LOCAL, &["--no-wait"]].concat(),
+    ));
+    let out = run(
+        &fixture,
+        &cluster,
+        "up",
+        &[LOCAL, &["--release", "second", "--take-ownership"]].concat(),
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("ClusterRole/kuberay-operator belongs to plane release datalayer-ray")
+            && stderr.contains("two plane releases never share an object"),
+        "{stderr}"
+    );
+    assert!(cluster.inventory("second").is_none());
+    down_completely(&cluster);
 }

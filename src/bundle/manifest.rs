@@ -36,6 +36,29 @@ pub struct Component {
     pub gate: Gate,
     #[serde(default)]
     pub description: String,
+    /// How to find an installation of what this component provides made by someone else: on, such
+    /// an installation is a conflict; off, dependents use it.
+    pub existing: Option<Existing>,
+}
+
+/// What a component provides that may already run in a cluster, and how to find it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Existing {
+    /// What it is, for messages: `a KubeRay operator`.
+    pub what: String,
+    /// Objects of a kind, found in any namespace by a label selector.
+    pub detect: Vec<Detect>,
+}
+
+/// One kind of object that shows an installation.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Detect {
+    #[serde(rename = "apiVersion")]
+    pub api_version: String,
+    pub kind: String,
+    pub selector: String,
 }
 
 /// What dependents of a component wait for before they are applied.

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 pub use manifest::Manifest;
-pub use manifest::{Component, Gate};
+pub use manifest::{Component, Detect, Existing, Gate};
 pub use objects::{Object, ObjectId, kind_priority};
 pub use profile::Profile;
 pub use render::{RenderContext, Rendered, render};

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::objects::{self, CLUSTER_SCOPED, Object, ObjectId};
 use super::source::Tree;
-use super::{Addon, Gate, Manifest};
+use super::{Addon, Component, Gate, Manifest};
 use crate::error::{Error, Problem, Problems, innermost};
 use crate::values::{Values, ValuesPath};
 
@@ -36,6 +36,19 @@ pub struct Rendered {
     pub version: String,
     /// SHA-256 of the merged values: records that they changed without recording them.
     pub values_digest: String,
+    /// Every component the bundle declares, on or off: their switches and what of theirs may
+    /// already run in a cluster.
+    pub declared: Vec<Component>,
+}
+
+impl Rendered {
+    /// The values path that turns `component` off, if it has one.
+    pub fn switch_of(&self, component: &str) -> Option<&str> {
+        self.declared
+            .iter()
+            .find(|c| c.name == component)
+            .and_then(|c| c.enabled.as_deref())
+    }
 }
 
 impl Rendered {
@@ -132,6 +145,7 @@ pub fn render(addon: &Addon, values: &Values, ctx: &RenderContext<'_>) -> Result
         addon: addon.manifest.name.clone(),
         version: addon.manifest.version.clone(),
         values_digest,
+        declared: addon.manifest.components.clone(),
     })
 }
 
@@ -187,7 +201,12 @@ fn enabled_components(
             .map(|c| c.depends_on.as_slice())
             .unwrap_or_default()
         {
-            if !enabled.contains(dep) {
+            // A dependency that is off but can already run in the cluster is used from there.
+            let external = manifest
+                .components
+                .iter()
+                .any(|c| &c.name == dep && c.existing.is_some());
+            if !enabled.contains(dep) && !external {
                 let switch = manifest
                     .components
                     .iter()

@@ -2,8 +2,8 @@
 
 use serde_json::json;
 
-use super::cluster;
 use super::template;
+use super::{cluster, owners};
 use crate::cli::{DiffArgs, PlanFormat};
 use crate::error::{Error, Status};
 use crate::kube::{self, Action, Plan};
@@ -24,9 +24,19 @@ pub fn run(args: &DiffArgs, printer: &Printer) -> Result<Status, Error> {
             .await
             .map_err(|e| cluster::failed(&e))?;
         cluster::refuse_empty_render(&rendered, previous.as_ref())?;
-        kube::plan(&resources, &rendered.objects, &release, previous.as_ref())
+        let plan = kube::plan(&resources, &rendered.objects, &release, previous.as_ref())
             .await
-            .map_err(|e| cluster::failed(&e))
+            .map_err(|e| cluster::failed(&e))?;
+        let ownership = owners::find(
+            &resources,
+            &rendered,
+            &plan,
+            &release,
+            &args.render.state_namespace,
+        )
+        .await?;
+        owners::show(&ownership, printer);
+        Ok::<_, Error>(plan)
     })?;
     show(&plan, args.output, printer)?;
     Ok(if args.exit_code && plan.has_changes() {

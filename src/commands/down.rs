@@ -30,14 +30,9 @@ pub fn run(args: &DownArgs, printer: &Printer) -> Result<Status, Error> {
         let progress = printer.progress();
         preflight(&resources, &inventory, args).await?;
         // Show and confirm before the lock, so a refusal (or --dry-run) writes nothing at all.
-        let removal = kube::plan_removal(
-            &resources,
-            &inventory,
-            args.include_crds,
-            args.include_volumes,
-        )
-        .await
-        .map_err(|e| cluster::failed(&e))?;
+        let removal = kube::plan_removal(&resources, &inventory, removal_options(args))
+            .await
+            .map_err(|e| cluster::failed(&e))?;
         let text = describe(&removal, &args.release);
         if args.dry_run {
             printer.data(&text);
@@ -137,6 +132,14 @@ async fn preflight(
         .map_err(|e| cluster::failed(&e))
 }
 
+fn removal_options(args: &DownArgs) -> kube::RemovalOptions {
+    kube::RemovalOptions {
+        include_crds: args.include_crds,
+        include_volumes: args.include_volumes,
+        include_adopted: args.include_adopted,
+    }
+}
+
 /// Asks before deleting; without a terminal, refuses unless --yes.
 fn confirm(args: &DownArgs, printer: &Printer, removal: &Removal) -> Result<(), Error> {
     if args.yes {
@@ -183,14 +186,9 @@ async fn locked(
     let removal = if inventory == planned_from {
         removal
     } else {
-        let removal = kube::plan_removal(
-            resources,
-            &inventory,
-            args.include_crds,
-            args.include_volumes,
-        )
-        .await
-        .map_err(|e| cluster::failed(&e))?;
+        let removal = kube::plan_removal(resources, &inventory, removal_options(args))
+            .await
+            .map_err(|e| cluster::failed(&e))?;
         printer.status(&format!(
             "the release changed while waiting for the lock:\n{}",
             describe(&removal, &args.release).trim_end()

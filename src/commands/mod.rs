@@ -5,6 +5,7 @@ mod cluster;
 mod diff;
 mod down;
 mod ls;
+mod owners;
 mod profiles;
 pub mod template;
 mod up;

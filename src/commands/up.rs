@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{cluster, diff, template};
+use super::{cluster, diff, owners, template};
 use crate::bundle::Rendered;
 use crate::cli::{PlanFormat, UpArgs};
 use crate::error::{Error, Problem, Status};
@@ -41,6 +41,8 @@ pub fn run(args: &UpArgs, printer: &Printer) -> Result<Status, Error> {
             let plan = kube::plan(&resources, &rendered.objects, &release, previous.as_ref())
                 .await
                 .map_err(|e| cluster::failed(&e))?;
+            let ownership = owners::find(&resources, &rendered, &plan, &release, &state_ns).await?;
+            owners::show(&ownership, printer);
             diff::show(&plan, PlanFormat::Diff, printer)?;
             return Ok(Status::Success);
         }
@@ -58,6 +60,9 @@ pub fn run(args: &UpArgs, printer: &Printer) -> Result<Status, Error> {
             .await
             .map_err(|e| cluster::failed(&e))?;
         printer.status(&format!("plan: {}", plan.summary()));
+        let ownership = owners::find(&resources, &rendered, &plan, &release, &state_ns).await?;
+        owners::refuse(&ownership, &rendered, args.take_ownership)?;
+        show_adoptions(&ownership, printer);
         confirm_prune(&plan, args.yes, printer)?;
         let lock = kube::lock(&client, &state_ns, &release, args.wait_for_lock, &progress)
             .await
@@ -120,6 +125,9 @@ async fn locked(
             "the release changed while waiting for the lock; new plan: {}",
             plan.summary()
         ));
+        let ownership = owners::find(resources, rendered, &plan, release, state_ns).await?;
+        owners::refuse(&ownership, rendered, args.take_ownership)?;
+        show_adoptions(&ownership, printer);
         confirm_prune(&plan, args.yes, printer)?;
         plan
     };
@@ -161,6 +169,16 @@ async fn locked(
         let _ = kube::write_inventory(&client, state_ns, &inventory).await;
     }
     Err(failure)
+}
+
+/// Names what `--take-ownership` adopts, and notes worth a line.
+fn show_adoptions(ownership: &owners::Ownership, printer: &Printer) {
+    for (subject, owner, _) in &ownership.adoptable {
+        printer.status(&format!("  adopt {subject} (from {owner})"));
+    }
+    for note in &ownership.notes {
+        printer.warn(note);
+    }
 }
 
 /// Prunes are deletions: ask first on a terminal, refuse without one unless --yes.
@@ -218,7 +236,7 @@ fn start_inventory(
             adopted: plan
                 .objects
                 .iter()
-                .any(|p| p.adopted && p.subject == o.id.to_string())
+                .any(|p| p.adopts() && p.subject == o.id.to_string())
                 || previous.is_some_and(|prev| {
                     prev.objects.iter().any(|old| {
                         old.adopted

@@ -110,11 +110,21 @@ impl Removal {
 ///
 /// # Errors
 /// Discovery and list failures.
+/// What `down` may delete beyond the release's own objects.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RemovalOptions {
+    /// CRDs, and with them every custom resource of their kinds.
+    pub include_crds: bool,
+    /// PersistentVolumeClaims, and with them their data.
+    pub include_volumes: bool,
+    /// Objects that existed before the release took them over (`up --take-ownership`).
+    pub include_adopted: bool,
+}
+
 pub async fn plan_removal(
     resources: &Resources,
     inventory: &Inventory,
-    include_crds: bool,
-    include_volumes: bool,
+    options: RemovalOptions,
 ) -> Result<Removal, KubeError> {
     let live = list_live(resources, &[], &inventory.release, Some(inventory)).await?;
     let mut stages: Vec<Vec<InventoryObject>> = vec![Vec::new(); STAGES.len()];
@@ -143,14 +153,19 @@ pub async fn plan_removal(
             continue;
         };
         let keep = match object.kind.as_str() {
-            "CustomResourceDefinition" if !include_crds => {
-                Some("CRDs are kept unless --include-crds".to_owned())
-            }
-            "PersistentVolumeClaim" if !include_volumes => {
-                Some("volumes are kept unless --include-volumes".to_owned())
-            }
+            _ if object.adopted && !options.include_adopted => Some(
+                "it existed before this release took it over; --include-adopted deletes it"
+                    .to_owned(),
+            ),
+            // A Namespace or CRD that predates the release holds more than the release.
             "Namespace" | "CustomResourceDefinition" if object.adopted => {
                 Some("it existed before this release".to_owned())
+            }
+            "CustomResourceDefinition" if !options.include_crds => {
+                Some("CRDs are kept unless --include-crds".to_owned())
+            }
+            "PersistentVolumeClaim" if !options.include_volumes => {
+                Some("volumes are kept unless --include-volumes".to_owned())
             }
             _ => None,
         };

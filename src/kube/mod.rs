@@ -9,6 +9,7 @@ mod foreign;
 mod inventory;
 mod lock;
 pub mod normalize;
+pub mod ownership;
 mod plan;
 mod preflight;
 pub mod readiness;
@@ -20,7 +21,7 @@ use std::fmt;
 
 pub use apply::{ApplyOptions, apply, prune, target};
 pub use connect::{ConnectOptions, Target, connect};
-pub use delete::{CrdUsage, Removal, confirm_removed, plan_removal, remove};
+pub use delete::{CrdUsage, Removal, RemovalOptions, confirm_removed, plan_removal, remove};
 pub use flag::{Flag, Setter as FlagSetter, flag};
 pub use inventory::{
     HISTORY, Inventory, InventoryObject, Phase, Release, delete_inventory, list_releases,

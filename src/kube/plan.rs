@@ -11,6 +11,7 @@ use serde_json::Value;
 use super::KubeError;
 use super::inventory::Inventory;
 use super::normalize::{keep_controller_owned, mask_secrets, normalize};
+use super::ownership::{Owner, owner_of};
 use super::resources::{Resources, Served};
 use super::retry::retry;
 use crate::bundle::Object;
@@ -77,10 +78,20 @@ pub struct PlannedObject {
     /// The keys of a generated Secret.
     #[serde(skip)]
     pub generated: Option<Vec<String>>,
-    /// It existed before without this release's labels and plane takes it over; `down` keeps
-    /// adopted Namespaces and CRDs.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub adopted: bool,
+    /// It exists but is not this release's: who owns it. `up` takes it over only when told to
+    /// (`--take-ownership`), and then records it as adopted.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "super::ownership::serialize_owner"
+    )]
+    pub owner: Option<Owner>,
+}
+
+impl PlannedObject {
+    /// It exists and belongs to someone else: applying it takes it over.
+    pub fn adopts(&self) -> bool {
+        self.owner.is_some()
+    }
 }
 
 /// The whole plan, in apply order, with prunes last.
@@ -145,20 +156,45 @@ pub async fn plan(
 ) -> Result<Plan, KubeError> {
     let live = list_live(resources, rendered, release, previous).await?;
     let new_kinds = kinds_installed_by(rendered);
-    let new_namespaces: BTreeSet<String> = rendered
-        .iter()
-        .filter(|o| {
-            o.id.kind == "Namespace"
-                && !live.contains_key(&key("v1", "Namespace", None, &o.id.name))
-        })
-        .map(|o| o.id.name.clone())
-        .collect();
-
-    let results: Vec<Result<PlannedObject, KubeError>> = stream::iter(rendered)
-        .map(|object| plan_one(resources, object, &live, &new_kinds, &new_namespaces))
-        .buffered(8)
-        .collect()
+    // Objects in a namespace this release creates cannot be dry-run. A rendered Namespace
+    // without the release's label may still exist (someone else's): dry-run those first.
+    let unknown = |o: &&Object| {
+        o.id.kind == "Namespace" && !live.contains_key(&key("v1", "Namespace", None, &o.id.name))
+    };
+    let no_namespaces = BTreeSet::new();
+    let context = Context {
+        resources,
+        release,
+        live: &live,
+        new_kinds: &new_kinds,
+    };
+    let first = context
+        .plan_each(rendered.iter().filter(unknown).collect(), &no_namespaces)
         .await;
+    let new_namespaces: BTreeSet<String> = first
+        .iter()
+        .flatten()
+        .filter(|p| p.action == Action::Create)
+        .map(|p| p.name.clone())
+        .collect();
+    let rest = context
+        .plan_each(
+            rendered.iter().filter(|o| !unknown(o)).collect(),
+            &new_namespaces,
+        )
+        .await;
+    // Back in render order.
+    let (mut first, mut rest) = (first.into_iter(), rest.into_iter());
+    let results: Vec<Result<PlannedObject, KubeError>> = rendered
+        .iter()
+        .filter_map(|o| {
+            if unknown(&o) {
+                first.next()
+            } else {
+                rest.next()
+            }
+        })
+        .collect();
     let mut objects = Vec::new();
     let mut rejected = Vec::new();
     for result in results {
@@ -224,7 +260,7 @@ pub async fn plan(
                 before: Some(before),
                 after: None,
                 generated: None,
-                adopted: false,
+                owner: None,
             });
         }
     }
@@ -346,9 +382,42 @@ pub(super) async fn list_live(
     Ok(live)
 }
 
+/// What planning each object needs to know.
+struct Context<'a> {
+    resources: &'a Resources,
+    release: &'a str,
+    live: &'a HashMap<LiveKey, Value>,
+    new_kinds: &'a BTreeSet<(String, String)>,
+}
+
+impl Context<'_> {
+    /// Plans objects 8 at a time, results in input order.
+    async fn plan_each(
+        &self,
+        objects: Vec<&Object>,
+        new_namespaces: &BTreeSet<String>,
+    ) -> Vec<Result<PlannedObject, KubeError>> {
+        stream::iter(objects)
+            .map(|object| {
+                plan_one(
+                    self.resources,
+                    object,
+                    self.release,
+                    self.live,
+                    self.new_kinds,
+                    new_namespaces,
+                )
+            })
+            .buffered(8)
+            .collect()
+            .await
+    }
+}
+
 async fn plan_one(
     resources: &Resources,
     object: &Object,
+    release: &str,
     live: &HashMap<LiveKey, Value>,
     new_kinds: &BTreeSet<(String, String)>,
     new_namespaces: &BTreeSet<String>,
@@ -368,7 +437,7 @@ async fn plan_one(
         before: None,
         after: None,
         generated: object.generated_keys(),
-        adopted: false,
+        owner: None,
     };
     let mut live_object = live
         .get(&key(
@@ -420,30 +489,51 @@ async fn plan_one(
     let api = resources.api(&served, id.namespace.as_deref());
     let params = PatchParams::apply("plane").force().dry_run();
     let patch = Patch::Apply(&desired);
-    let dry = retry(|| api.patch(&id.name, &params, &patch))
-        .await
-        .map_err(|err| {
+    let dry = match retry(|| api.patch(&id.name, &params, &patch)).await {
+        Ok(dry) => served.typed(dry),
+        Err(err) => {
             let what = if super::retry::is_transient(&err) {
                 "cannot dry-run the object"
             } else {
                 "the server rejected the object on dry-run"
             };
-            KubeError::api(what, Some(&subject), &err)
-        })?;
-    let dry = served.typed(dry);
+            let rejected = KubeError::api(what, Some(&subject), &err);
+            // Over someone else's object, that it is theirs is what to say first.
+            if live_object.is_none() && rejected.code() == Some(422) {
+                let other = retry(|| api.get_opt(&id.name))
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|o| owner_of(&served.typed(o), release));
+                if let Some(owner) = other {
+                    planned.note = Some(format!(
+                        "exists, owned by {owner}; the server would also reject applying over it"
+                    ));
+                    planned.owner = Some(owner);
+                    planned.action = Action::Configure;
+                    return Ok(planned);
+                }
+            }
+            return Err(rejected);
+        }
+    };
 
     if live_object.is_none()
         && dry["metadata"]["resourceVersion"]
             .as_str()
             .is_some_and(|rv| !rv.is_empty())
     {
-        // It exists but without this release's labels: plane takes it over.
+        // It exists but without this release's label: someone else's.
         live_object = retry(|| api.get_opt(&id.name))
             .await
             .map_err(|err| KubeError::api("cannot read the live object", Some(&subject), &err))?
             .map(|o| served.typed(o));
-        planned.note = Some("exists without this release's labels; plane will take it over".into());
-        planned.adopted = true;
+        planned.owner = live_object
+            .as_ref()
+            .and_then(|live| owner_of(live, release));
+        if let Some(owner) = &planned.owner {
+            planned.note = Some(format!("exists, owned by {owner}"));
+        }
     }
     planned.desired = Some(desired);
     match live_object {

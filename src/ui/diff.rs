@@ -100,7 +100,7 @@ mod tests {
             before,
             after,
             generated: None,
-            adopted: false,
+            owner: None,
         }
     }
 

@@ -197,6 +197,24 @@ impl Cluster {
         serde_json::to_value(applied).expect("json")
     }
 
+    /// Changes an object with a JSON merge patch, as a client would by hand (`null` removes a key).
+    pub fn merge_patch(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+        patch: &Value,
+    ) {
+        let api = self
+            .api(api_version, kind, namespace)
+            .expect("a served kind");
+        let params = PatchParams::default();
+        self.runtime
+            .block_on(api.patch(name, &params, &Patch::Merge(patch)))
+            .expect("merge patch");
+    }
+
     /// Deletes an object if it exists, and waits (up to a minute) until it is gone.
     pub fn delete(&self, api_version: &str, kind: &str, namespace: Option<&str>, name: &str) {
         let Some(api) = self.api(api_version, kind, namespace) else {
