@@ -22,7 +22,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::cluster::Cluster;
-use common::{Fixture, builtin, plane};
+use common::{Fixture, KINDS, builtin, plane, planned, text};
 use serde_json::{Value, json};
 
 const RELEASE: &str = "datalayer-ray";
@@ -32,28 +32,6 @@ const LOCAL: &[&str] = &["--profile", "local"];
 /// The simulation annotation of shared/realcluster (and of the test server).
 const FAIL: &str = "sim.k8s-real/fail";
 const NAMESPACES: &[&str] = &["ray-system", "datalayer-api", "ray-observability"];
-
-/// Every kind the datalayer-ray bundle can render, as (apiVersion, kind).
-const KINDS: &[(&str, &str)] = &[
-    ("v1", "Namespace"),
-    ("v1", "ServiceAccount"),
-    ("v1", "ConfigMap"),
-    ("v1", "Secret"),
-    ("v1", "Service"),
-    ("apps/v1", "Deployment"),
-    ("policy/v1", "PodDisruptionBudget"),
-    ("networking.k8s.io/v1", "Ingress"),
-    ("rbac.authorization.k8s.io/v1", "ClusterRole"),
-    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
-    ("rbac.authorization.k8s.io/v1", "Role"),
-    ("rbac.authorization.k8s.io/v1", "RoleBinding"),
-    ("apiextensions.k8s.io/v1", "CustomResourceDefinition"),
-    ("ray.io/v1", "RayCluster"),
-];
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 /// Runs a plane command against the cluster under test, with a guard against hangs.
 fn run(fixture: &Fixture, cluster: &Cluster, command: &str, args: &[&str]) -> Output {
@@ -91,17 +69,6 @@ fn succeeded(out: &Output) -> String {
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{}\n{stderr}", text(&out.stdout));
     stderr
-}
-
-/// The subjects the JSON plan gives one action.
-fn planned(plan: &Value, action: &str) -> BTreeSet<String> {
-    plan["objects"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|o| o["action"] == action)
-        .map(|o| o["subject"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 fn diff_json(fixture: &Fixture, cluster: &Cluster, args: &[&str]) -> Value {

@@ -17,16 +17,12 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use common::{Fixture, builtin, plane};
+use common::{Fixture, KINDS, builtin, plane, text};
 use plane_test_apiserver::{Config, FaultRule, PolicyRule, RequestRecord, TestServer};
 use serde_json::Value;
 
 const LOCAL: &[&str] = &["--profile", "local"];
 const RELEASE_LABEL: &str = "plane.datalayer.io/release";
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 fn mutating(requests: &[RequestRecord]) -> Vec<String> {
     requests
@@ -35,24 +31,6 @@ fn mutating(requests: &[RequestRecord]) -> Vec<String> {
         .map(|r| format!("{} {} -> {}", r.method, r.path, r.status))
         .collect()
 }
-
-/// Every kind the datalayer-ray bundle can render, as (apiVersion, kind).
-const KINDS: &[(&str, &str)] = &[
-    ("v1", "Namespace"),
-    ("v1", "ServiceAccount"),
-    ("v1", "ConfigMap"),
-    ("v1", "Secret"),
-    ("v1", "Service"),
-    ("apps/v1", "Deployment"),
-    ("policy/v1", "PodDisruptionBudget"),
-    ("networking.k8s.io/v1", "Ingress"),
-    ("rbac.authorization.k8s.io/v1", "ClusterRole"),
-    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
-    ("rbac.authorization.k8s.io/v1", "Role"),
-    ("rbac.authorization.k8s.io/v1", "RoleBinding"),
-    ("apiextensions.k8s.io/v1", "CustomResourceDefinition"),
-    ("ray.io/v1", "RayCluster"),
-];
 
 /// Subjects of the live objects that carry `release`'s label.
 fn labelled(srv: &TestServer, release: &str) -> BTreeSet<String> {

@@ -7,28 +7,13 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use common::{Fixture, builtin};
+use common::{Fixture, builtin, planned, text};
 use plane_test_apiserver::{Config, TestServer};
 use serde_json::Value;
 
 const LOCAL: &[&str] = &["--profile", "local"];
 const INVENTORY: &str = "/api/v1/namespaces/plane-system/secrets/plane-release-datalayer-ray";
 const LEASES: &str = "/apis/coordination.k8s.io/v1/namespaces/plane-system/leases";
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// The subjects the JSON plan gives one action.
-fn planned(plan: &Value, action: &str) -> BTreeSet<String> {
-    plan["objects"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|o| o["action"] == action)
-        .map(|o| o["subject"].as_str().unwrap().to_owned())
-        .collect()
-}
 
 /// The rendered objects of one component, as subjects.
 fn component_subjects(fixture: &Fixture, component: &str) -> BTreeSet<String> {

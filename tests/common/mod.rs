@@ -6,6 +6,7 @@
 
 pub mod cluster;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use std::process::Command;
@@ -137,4 +138,39 @@ impl Fixture {
         cmd.args(args);
         cmd
     }
+}
+
+/// Every kind the datalayer-ray bundle can render, as (apiVersion, kind).
+pub const KINDS: &[(&str, &str)] = &[
+    ("v1", "Namespace"),
+    ("v1", "ServiceAccount"),
+    ("v1", "ConfigMap"),
+    ("v1", "Secret"),
+    ("v1", "Service"),
+    ("apps/v1", "Deployment"),
+    ("policy/v1", "PodDisruptionBudget"),
+    ("networking.k8s.io/v1", "Ingress"),
+    ("networking.k8s.io/v1", "NetworkPolicy"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
+    ("rbac.authorization.k8s.io/v1", "Role"),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinition"),
+    ("ray.io/v1", "RayCluster"),
+];
+
+/// A command's output as text.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The subjects a JSON plan (`plane diff -o json`) gives one action.
+pub fn planned(plan: &serde_json::Value, action: &str) -> BTreeSet<String> {
+    plan["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["action"] == action)
+        .map(|o| o["subject"].as_str().unwrap().to_owned())
+        .collect()
 }
