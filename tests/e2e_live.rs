@@ -22,7 +22,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::cluster::Cluster;
-use common::{Fixture, KINDS, builtin, plane, planned, text};
+use common::{Fixture, KINDS, builtin, inventory_subjects, plane, planned, text};
 use serde_json::{Value, json};
 
 const RELEASE: &str = "datalayer-ray";
@@ -380,23 +380,7 @@ fn ctrl_c_during_up_records_the_phase_and_a_rerun_converges() {
     // The record covers every object that exists, and says the run did not finish.
     let record = cluster.inventory(RELEASE).expect("a record");
     assert_eq!(record["phase"], "failed", "{record:#}");
-    let recorded: BTreeSet<String> = record["objects"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| match o["namespace"].as_str() {
-            Some(ns) => format!(
-                "{}/{ns}/{}",
-                o["kind"].as_str().unwrap(),
-                o["name"].as_str().unwrap()
-            ),
-            None => format!(
-                "{}/{}",
-                o["kind"].as_str().unwrap(),
-                o["name"].as_str().unwrap()
-            ),
-        })
-        .collect();
+    let recorded = inventory_subjects(&record);
     let live: BTreeSet<String> = cluster
         .labelled(KINDS, RELEASE_LABEL, RELEASE)
         .into_iter()

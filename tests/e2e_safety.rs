@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use common::{Fixture, KINDS, builtin, plane, text};
+use common::{Fixture, KINDS, builtin, inventory_subjects, plane, text};
 use plane_test_apiserver::{Config, FaultRule, PolicyRule, RequestRecord, TestServer};
 use serde_json::Value;
 
@@ -60,26 +60,6 @@ fn inventory(srv: &TestServer, release: &str) -> Option<Value> {
     )?;
     let encoded = secret["data"]["release.json"].as_str()?;
     serde_json::from_slice(&STANDARD.decode(encoded).ok()?).ok()
-}
-
-fn inventory_subjects(inventory: &Value) -> BTreeSet<String> {
-    inventory["objects"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| match o["namespace"].as_str() {
-            Some(ns) => format!(
-                "{}/{ns}/{}",
-                o["kind"].as_str().unwrap(),
-                o["name"].as_str().unwrap()
-            ),
-            None => format!(
-                "{}/{}",
-                o["kind"].as_str().unwrap(),
-                o["name"].as_str().unwrap()
-            ),
-        })
-        .collect()
 }
 
 /// After a full `down`: nothing labelled with the release but the CRDs it keeps, and no record.

@@ -174,3 +174,19 @@ pub fn planned(plan: &serde_json::Value, action: &str) -> BTreeSet<String> {
         .map(|o| o["subject"].as_str().unwrap().to_owned())
         .collect()
 }
+
+/// The subjects a release record (`release.json`) lists.
+pub fn inventory_subjects(inventory: &serde_json::Value) -> BTreeSet<String> {
+    inventory["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            let (kind, name) = (o["kind"].as_str().unwrap(), o["name"].as_str().unwrap());
+            match o["namespace"].as_str() {
+                Some(ns) => format!("{kind}/{ns}/{name}"),
+                None => format!("{kind}/{name}"),
+            }
+        })
+        .collect()
+}
