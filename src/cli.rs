@@ -257,7 +257,7 @@ Examples:
 const UP_EXAMPLES: &str = "\
 Examples:
   plane up datalayer-ray --profile r-eastus
-  plane up datalayer-ray --profile local --set ray.enabled=false --yes
+  plane up datalayer-ray --profile local --set bootstrapRayCluster.enabled=false --yes
   plane up datalayer-ray --profile prod1 --dry-run";
 
 const LS_EXAMPLES: &str = "\

@@ -13,7 +13,7 @@ const PROFILES: [&str; 3] = ["local", "r-eastus", "prod1"];
 const COMPONENTS: [(&str, &str); 5] = [
     ("kuberay", "kuberay.enabled"),
     ("api", "api.enabled"),
-    ("ray", "ray.enabled"),
+    ("ray", "bootstrapRayCluster.enabled"),
     ("logging", "logging.enabled"),
     ("observability", "observability.enabled"),
 ];
@@ -518,8 +518,8 @@ fn bootstrap_cluster_autoscales_by_default_and_leaves_worker_replicas_to_ray() {
     let items = render(
         "local",
         &[
-            "ray.autoscaler.idleTimeoutSeconds=300",
-            "ray.autoscaler.upscalingMode=Conservative",
+            "bootstrapRayCluster.autoscaling.idleTimeoutSeconds=300",
+            "bootstrapRayCluster.autoscaling.upscalingMode=Conservative",
         ],
     );
     let options = &find(&items, "RayCluster", "raycluster")["spec"]["autoscalerOptions"];
@@ -527,7 +527,7 @@ fn bootstrap_cluster_autoscales_by_default_and_leaves_worker_replicas_to_ray() {
         (&options["idleTimeoutSeconds"], &options["upscalingMode"]),
         (&json!(300), &json!("Conservative"))
     );
-    let items = render("local", &["ray.autoscaler.enabled=false"]);
+    let items = render("local", &["bootstrapRayCluster.autoscaling.enabled=false"]);
     let cluster = find(&items, "RayCluster", "raycluster");
     assert_eq!(cluster["spec"]["enableInTreeAutoscaling"], false);
     assert!(cluster["spec"].get("autoscalerOptions").is_none());
@@ -546,16 +546,67 @@ fn bootstrap_cluster_autoscales_by_default_and_leaves_worker_replicas_to_ray() {
     }
 }
 
+/// The chart's documented names and defaults: `bootstrapRayCluster: {enabled: false, autoscaling:
+/// {enabled: true}, worker: {replicas: 1, minReplicas: 1, maxReplicas: 3}}`.
+#[test]
+fn the_bootstrap_raycluster_takes_the_charts_names_and_defaults() {
+    let items = render("r-eastus", &["bootstrapRayCluster.enabled=true"]);
+    let spec = &find(&items, "RayCluster", "raycluster")["spec"];
+    assert_eq!(spec["enableInTreeAutoscaling"], true);
+    let worker = &spec["workerGroupSpecs"][0];
+    assert_eq!(
+        (
+            &worker["replicas"],
+            &worker["minReplicas"],
+            &worker["maxReplicas"]
+        ),
+        (&json!(1), &json!(1), &json!(3))
+    );
+    let items = render(
+        "r-eastus",
+        &[
+            "bootstrapRayCluster.enabled=true",
+            "bootstrapRayCluster.autoscaling.enabled=false",
+        ],
+    );
+    let spec = &find(&items, "RayCluster", "raycluster")["spec"];
+    assert_eq!(spec["enableInTreeAutoscaling"], false);
+}
+
+/// Values written for the old names (`ray.*`) are refused with the name to use now.
+#[test]
+fn the_old_ray_values_say_what_they_are_called_now() {
+    let err = render_error(
+        "r-eastus",
+        &["ray.enabled=true", "ray.autoscaler.idleTimeoutSeconds=30"],
+        &[],
+    );
+    for expected in [
+        "unknown value `ray.enabled`",
+        "--> --set ray.enabled=true",
+        "did you mean `bootstrapRayCluster.enabled`? (renamed)",
+        "unknown value `ray.autoscaler.idleTimeoutSeconds`",
+        "did you mean `bootstrapRayCluster.autoscaling.idleTimeoutSeconds`? (renamed)",
+    ] {
+        assert!(err.contains(expected), "{expected:?} missing:\n{err}");
+    }
+    // A misspelt new name gets the nearest known key.
+    let err = render_error("r-eastus", &["bootstrapRayClustr.enabled=true"], &[]);
+    assert!(err.contains("did you mean `bootstrapRayCluster`?"), "{err}");
+}
+
 #[test]
 fn worker_bounds_must_be_ordered() {
-    let err = render_error("local", &["ray.worker.minReplicas=4"], &[]);
+    let err = render_error("local", &["bootstrapRayCluster.worker.minReplicas=4"], &[]);
     assert!(
-        err.contains("ray.worker.minReplicas") && err.contains("ray.worker.replicas"),
+        err.contains("bootstrapRayCluster.worker.minReplicas")
+            && err.contains("bootstrapRayCluster.worker.replicas"),
         "{err}"
     );
-    let err = render_error("local", &["ray.worker.replicas=5"], &[]);
+    let err = render_error("local", &["bootstrapRayCluster.worker.replicas=5"], &[]);
     assert!(
-        err.contains("ray.worker.replicas") && err.contains("ray.worker.maxReplicas"),
+        err.contains("bootstrapRayCluster.worker.replicas")
+            && err.contains("bootstrapRayCluster.worker.maxReplicas"),
         "{err}"
     );
     let err = render_error("local", &["api.replcas=2"], &[]);
@@ -564,8 +615,8 @@ fn worker_bounds_must_be_ordered() {
     assert!(err.contains("api.port"), "{err}");
     let err = render_error("local", &["observability.mode=both"], &[]);
     assert!(err.contains("observability.mode"), "{err}");
-    let err = render_error("local", &["ray.image.tag=latest"], &[]);
-    assert!(err.contains("ray.image.tag"), "{err}");
+    let err = render_error("local", &["bootstrapRayCluster.image.tag=latest"], &[]);
+    assert!(err.contains("bootstrapRayCluster.image.tag"), "{err}");
 }
 
 #[test]
@@ -614,13 +665,16 @@ fn fluentbit_config_has_its_three_keys_in_every_ray_namespace() {
         );
     }
     // A bootstrap cluster outside the Ray namespaces would have no fluent-bit config: refused.
-    let err = render_error("local", &["ray.namespace=elsewhere"], &[]);
+    let err = render_error("local", &["bootstrapRayCluster.namespace=elsewhere"], &[]);
     assert!(err.contains("global.rayNamespaces"), "{err}");
     // Only a cluster that exists needs it.
-    render("prod1", &["ray.namespace=elsewhere"]);
+    render("prod1", &["bootstrapRayCluster.namespace=elsewhere"]);
     render(
         "local",
-        &["ray.namespace=elsewhere", "logging.enabled=false"],
+        &[
+            "bootstrapRayCluster.namespace=elsewhere",
+            "logging.enabled=false",
+        ],
     );
 }
 
@@ -760,7 +814,7 @@ const WRITABLE_ROOT: [&str; 3] = ["ray-head", "ray-worker", "autoscaler"];
 #[test]
 fn every_container_is_hardened_and_sized() {
     for profile in PROFILES {
-        let items = render(profile, &["ray.enabled=true"]);
+        let items = render(profile, &["bootstrapRayCluster.enabled=true"]);
         let pods = pod_specs(&items);
         assert!(
             pods.len() >= 7,
@@ -822,7 +876,7 @@ fn every_container_is_hardened_and_sized() {
 #[test]
 fn every_image_is_pinned() {
     for profile in PROFILES {
-        let items = render(profile, &["ray.enabled=true"]);
+        let items = render(profile, &["bootstrapRayCluster.enabled=true"]);
         let mut images = BTreeSet::new();
         for (name, pod) in pod_specs(&items) {
             for c in pod["containers"].as_array().unwrap() {
@@ -989,7 +1043,7 @@ fn services_select_their_pods_and_target_declared_ports() {
 #[test]
 fn every_object_belongs_to_a_namespace_the_bundle_creates_or_a_ray_namespace() {
     for profile in PROFILES {
-        let items = render(profile, &["ray.enabled=true"]);
+        let items = render(profile, &["bootstrapRayCluster.enabled=true"]);
         let created: BTreeSet<&str> = all_of(&items, "Namespace")
             .iter()
             .map(|n| n["metadata"]["name"].as_str().unwrap())

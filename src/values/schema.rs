@@ -7,6 +7,9 @@ use crate::error::{Problem, did_you_mean};
 
 /// The keyword for "these numeric properties must not decrease in this order".
 const ORDERED: &str = "x-plane-ordered";
+/// The root keyword mapping old values paths to their new names (`{"ray": "bootstrapRayCluster"}`),
+/// so a values file written for an older bundle is told what each key is called now.
+const RENAMED: &str = "x-plane-renamed";
 
 /// Validates `values` against `schema`, naming each failing values path and where its value came
 /// from. Values under `secret_paths` are never shown.
@@ -35,6 +38,10 @@ pub fn validate(
             let allowed = allowed_properties(schema, err.schema_path().as_str());
             for key in unexpected {
                 let child = path.key(key);
+                if let Some(renamed) = renamed_problems(values, schema, schema_file, &child) {
+                    problems.extend(renamed);
+                    continue;
+                }
                 problems.push(
                     Problem::new(format!("unknown value `{child}`"))
                         .at(origin_of(values, &child))
@@ -70,6 +77,79 @@ pub fn validate(
         &mut problems,
     );
     problems
+}
+
+/// One problem per value under an unknown key that the schema declares renamed (`x-plane-renamed`),
+/// each naming the path to use instead; `None` when no rename covers `unknown`.
+fn renamed_problems(
+    values: &Values,
+    schema: &Value,
+    schema_file: &str,
+    unknown: &ValuesPath,
+) -> Option<Vec<Problem>> {
+    let renames: Vec<(ValuesPath, ValuesPath)> = schema
+        .get(RENAMED)
+        .and_then(Value::as_object)?
+        .iter()
+        .filter_map(|(old, new)| {
+            Some((
+                ValuesPath::parse(old).ok()?,
+                ValuesPath::parse(new.as_str()?).ok()?,
+            ))
+        })
+        .collect();
+    if !renames
+        .iter()
+        .any(|(old, _)| unknown.starts_with(old) || old.starts_with(unknown))
+    {
+        return None;
+    }
+    let mut leaves = Vec::new();
+    if let Some(value) = values.get(unknown) {
+        collect_leaves(value, unknown, &mut leaves);
+    }
+    if leaves.is_empty() {
+        leaves.push(unknown.clone());
+    }
+    let problems = leaves
+        .into_iter()
+        .map(|leaf| {
+            // The longest old path that covers this value wins (`ray.autoscaler` before `ray`).
+            let Some((old, new)) = renames
+                .iter()
+                .filter(|(old, _)| leaf.starts_with(old))
+                .max_by_key(|(old, _)| old.0.len())
+            else {
+                return Problem::new(format!("unknown value `{leaf}`"))
+                    .at(origin_of(values, &leaf))
+                    .because(format!("{schema_file} allows no value at `{leaf}`"));
+            };
+            let now = ValuesPath(
+                new.0
+                    .iter()
+                    .chain(&leaf.0[old.0.len()..])
+                    .cloned()
+                    .collect(),
+            );
+            Problem::new(format!("unknown value `{leaf}`"))
+                .at(origin_of(values, &leaf))
+                .because(format!("{schema_file} renamed `{old}` to `{new}`"))
+                .hint(format!("did you mean `{now}`? (renamed)"))
+        })
+        .collect();
+    Some(problems)
+}
+
+/// The paths of the scalars, lists and empty mappings under `value`.
+fn collect_leaves(value: &Value, path: &ValuesPath, leaves: &mut Vec<ValuesPath>) {
+    match value {
+        Value::Object(map) if !map.is_empty() => {
+            for (key, child) in map {
+                collect_leaves(child, &path.key(key), leaves);
+            }
+        }
+        _ => leaves.push(path.clone()),
+    }
 }
 
 /// `did you mean `path.key`?` with the full values path of the closest allowed key.
@@ -293,6 +373,33 @@ mod tests {
         assert!(
             all.contains("invalid value at `port`") && all.contains("values.yaml:3:1"),
             "{all}"
+        );
+    }
+
+    #[test]
+    fn renamed_keys_name_their_new_path() {
+        let mut schema = schema();
+        schema["x-plane-renamed"] = json!({"old": "worker", "old.max": "worker.maxReplicas"});
+        let v = values("old:\n  replicas: 2\n  max: 3\n");
+        let problems = validate(&v, &schema, "s.json", &[]);
+        let shown: Vec<(String, Option<String>, Option<String>)> = problems
+            .iter()
+            .map(|p| (p.what.clone(), p.location.clone(), p.hint.clone()))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                (
+                    "unknown value `old.max`".to_owned(),
+                    Some("values.yaml:3:3".to_owned()),
+                    Some("did you mean `worker.maxReplicas`? (renamed)".to_owned())
+                ),
+                (
+                    "unknown value `old.replicas`".to_owned(),
+                    Some("values.yaml:2:3".to_owned()),
+                    Some("did you mean `worker.replicas`? (renamed)".to_owned())
+                ),
+            ]
         );
     }
 

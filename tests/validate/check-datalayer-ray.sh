@@ -23,11 +23,11 @@ render() { # name, then plane template arguments
 
 for profile in local r-eastus prod1; do
   render "$profile" --profile "$profile"
-  render "$profile-operator" --profile "$profile" --set observability.mode=operator --set ray.enabled=true
-  render "$profile-minimal" --profile "$profile" --set api.enabled=false --set ray.enabled=false \
+  render "$profile-operator" --profile "$profile" --set observability.mode=operator --set bootstrapRayCluster.enabled=true
+  render "$profile-minimal" --profile "$profile" --set api.enabled=false --set bootstrapRayCluster.enabled=false \
     --set observability.enabled=false --set logging.enabled=false --set kuberay.featureGates.RayCronJob=true
 done
-render local-no-logging --profile local --set logging.enabled=false --set ray.autoscaler.enabled=false
+render local-no-logging --profile local --set logging.enabled=false --set bootstrapRayCluster.autoscaling.enabled=false
 
 status=0
 for f in "$out"/*.yaml; do
