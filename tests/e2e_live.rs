@@ -835,3 +835,38 @@ fn two_releases_never_share_an_object() {
     assert!(cluster.inventory("second").is_none());
     down_completely(&cluster);
 }
+
+#[test]
+fn a_first_install_the_server_rejects_stops_after_namespaces_and_crds() {
+    let cluster = Cluster::under_test("rejected-first-install");
+    clean_slate(&cluster);
+    // A Deployment whose selector does not match its pods: the server refuses it, and only the
+    // server can tell (plane renders it), once its namespace exists.
+    let fixture = builtin(RELEASE).patch_file(
+        "components/api/deployment.yaml.tera",
+        "    matchLabels: {{ m::selector(name=\"datalayer-ray\", release=release.name) }}",
+        "    matchLabels: {app: nothing-matches}",
+    );
+    let out = run(&fixture, &cluster, "up", LOCAL);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("rejected 1 object(s) on dry-run")
+            && stderr.contains("Deployment/datalayer-api/datalayer-ray"),
+        "{stderr}"
+    );
+    let written = left_over(&cluster);
+    assert!(
+        written.iter().all(|s| s.starts_with("Namespace/")),
+        "written before the rejection: {written:?}"
+    );
+    // A rerun with the bundle fixed converges; down clears everything.
+    let stderr = succeeded(&run(
+        &builtin(RELEASE),
+        &cluster,
+        "up",
+        &[LOCAL, &["--timeout", "120s"]].concat(),
+    ));
+    assert!(stderr.contains("deployed"), "{stderr}");
+    down_completely(&cluster);
+}

@@ -76,8 +76,14 @@ impl Manifest {
     /// Parses addon.yaml.
     ///
     /// # Errors
-    /// A problem at `file:line:col` for YAML and shape errors.
+    /// A problem at `file:line:col` for YAML and shape errors and for a key set twice.
     pub fn parse(text: &str, file: &str) -> Result<Self, Problem> {
+        if let Some(duplicate) = crate::values::LineMap::duplicate_keys(text, file)
+            .into_iter()
+            .next()
+        {
+            return Err(duplicate);
+        }
         serde_yaml_ng::from_str(text)
             .map_err(|err| crate::values::yaml_problem(&err, file, "invalid addon.yaml"))
     }

@@ -203,7 +203,7 @@ pub fn layer_values(addon: &Addon, sources: &ValueSources<'_>) -> Result<Values,
             &layer.value,
             &values::file_origin(&addon.values_file, &layer.lines),
         ),
-        Err(problem) => problems.push(problem),
+        Err(found) => problems.extend(found),
     }
 
     // 2. The profile: its values for this addon, and its environment inputs.
@@ -258,7 +258,7 @@ pub fn layer_values(addon: &Addon, sources: &ValueSources<'_>) -> Result<Values,
     for (file, text) in sources.files {
         match values::parse_yaml(text, file) {
             Ok(layer) => values.merge(&layer.value, &values::file_origin(file, &layer.lines)),
-            Err(problem) => problems.push(problem),
+            Err(found) => problems.extend(found),
         }
     }
 

@@ -112,6 +112,9 @@ pub fn load(tree: &Tree, name: &str) -> Result<Profile, Problem> {
             })?;
         (text, tree.display(&rel), name.to_owned())
     };
+    if let Some(duplicate) = LineMap::duplicate_keys(&text, &file).into_iter().next() {
+        return Err(duplicate);
+    }
     let spec: ProfileFile = if text.trim().is_empty() {
         ProfileFile::default()
     } else {

@@ -36,6 +36,7 @@ pub fn run(args: &DiffArgs, printer: &Printer) -> Result<Status, Error> {
         )
         .await?;
         owners::show(&ownership, printer);
+        owners::warn_plan(&plan, printer);
         Ok::<_, Error>(plan)
     })?;
     show(&plan, args.output, printer)?;

@@ -101,6 +101,15 @@ pub async fn find(
     Ok(ownership)
 }
 
+/// Warns about planned changes that will not take effect as the user may expect.
+pub fn warn_plan(plan: &Plan, printer: &Printer) {
+    for object in &plan.objects {
+        if let Some(warning) = &object.warning {
+            printer.warn(&format!("{}: {warning}", object.subject));
+        }
+    }
+}
+
 /// Says what was found, as notes (diff and `up --dry-run` change nothing, so they only tell).
 pub fn show(ownership: &Ownership, printer: &Printer) {
     for (subject, owner, _) in &ownership.adoptable {

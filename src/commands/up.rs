@@ -43,6 +43,7 @@ pub fn run(args: &UpArgs, printer: &Printer) -> Result<Status, Error> {
                 .map_err(|e| cluster::failed(&e))?;
             let ownership = owners::find(&resources, &rendered, &plan, &release, &state_ns).await?;
             owners::show(&ownership, printer);
+            owners::warn_plan(&plan, printer);
             diff::show(&plan, PlanFormat::Diff, printer)?;
             return Ok(Status::Success);
         }
@@ -60,6 +61,7 @@ pub fn run(args: &UpArgs, printer: &Printer) -> Result<Status, Error> {
             .await
             .map_err(|e| cluster::failed(&e))?;
         printer.status(&format!("plan: {}", plan.summary()));
+        owners::warn_plan(&plan, printer);
         let ownership = owners::find(&resources, &rendered, &plan, &release, &state_ns).await?;
         owners::refuse(&ownership, &rendered, args.take_ownership)?;
         show_adoptions(&ownership, printer);

@@ -67,6 +67,7 @@ pub async fn apply(
         wait_ready(resources, &crds, options.wait, reporter).await?;
         wait_served(resources, plan, options.wait).await?;
     }
+    validate(resources, plan, options.concurrency).await?;
     for component in &options.components {
         let objects: Vec<&PlannedObject> = plan
             .objects
@@ -112,6 +113,62 @@ pub async fn apply(
         }
     }
     Ok(())
+}
+
+/// Dry-runs every write the plan could not validate (objects in namespaces, or of kinds, the
+/// release creates), now that those exist; stops before any of them is written when the server
+/// rejects one, naming every rejection.
+///
+/// # Errors
+/// The rejections, all at once.
+async fn validate(resources: &Resources, plan: &Plan, concurrency: usize) -> Result<(), KubeError> {
+    let unvalidated: Vec<&PlannedObject> = plan
+        .objects
+        .iter()
+        .filter(|o| matches!(o.action, Action::Create | Action::Configure))
+        .filter(|o| !o.validated && o.generated.is_none())
+        .filter(|o| !matches!(o.kind.as_str(), "CustomResourceDefinition" | "Namespace"))
+        .collect();
+    let results: Vec<Result<(), KubeError>> = stream::iter(unvalidated)
+        .map(|object| async move {
+            let Some(desired) = &object.desired else {
+                return Ok(());
+            };
+            let served = served(resources, object).await?;
+            let api = resources.api(&served, object.namespace.as_deref());
+            let params = apply_params().dry_run();
+            let patch = Patch::Apply(desired);
+            retry(|| api.patch(&object.name, &params, &patch))
+                .await
+                .map(drop)
+                .map_err(|err| {
+                    KubeError::api(
+                        "the server rejected the object on dry-run",
+                        Some(&object.subject),
+                        &err,
+                    )
+                })
+        })
+        .buffered(concurrency.max(1) * 2)
+        .collect()
+        .await;
+    let rejected: Vec<KubeError> = results.into_iter().filter_map(Result::err).collect();
+    if rejected.is_empty() {
+        return Ok(());
+    }
+    Err(KubeError::Api {
+        what: format!(
+            "the server rejected {} object(s) on dry-run; nothing was written but the namespaces and CRDs",
+            rejected.len()
+        ),
+        subject: None,
+        reason: super::plan::listed(&rejected),
+        code: Some(422),
+        hint: Some(
+            "fix what the server names and run `plane up` again; `plane down` removes the namespaces and CRDs"
+                .into(),
+        ),
+    })
 }
 
 /// The wait target of a planned object.

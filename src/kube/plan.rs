@@ -85,6 +85,13 @@ pub struct PlannedObject {
         serialize_with = "super::ownership::serialize_owner"
     )]
     pub owner: Option<Owner>,
+    /// Something the user must know before applying it (a change running pods will not pick up).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+    /// The server has validated it by a dry-run. Objects in a namespace, or of a kind, that the
+    /// release creates cannot be until those exist; `up` dry-runs them before writing them.
+    #[serde(skip)]
+    pub validated: bool,
 }
 
 impl PlannedObject {
@@ -261,6 +268,8 @@ pub async fn plan(
                 after: None,
                 generated: None,
                 owner: None,
+                warning: None,
+                validated: false,
             });
         }
     }
@@ -272,7 +281,18 @@ pub(super) fn combine(mut errors: Vec<KubeError>) -> KubeError {
     if errors.len() == 1 {
         return errors.remove(0);
     }
-    let reasons = errors
+    KubeError::Api {
+        what: format!("the server rejected {} object(s)", errors.len()),
+        subject: None,
+        reason: listed(&errors),
+        code: None,
+        hint: None,
+    }
+}
+
+/// Several errors, a line each: `subject: cause`.
+pub(super) fn listed(errors: &[KubeError]) -> String {
+    errors
         .iter()
         .map(|e| {
             let problem = e.to_problem();
@@ -283,14 +303,7 @@ pub(super) fn combine(mut errors: Vec<KubeError>) -> KubeError {
             )
         })
         .collect::<Vec<_>>()
-        .join("\n");
-    KubeError::Api {
-        what: format!("the server rejected {} object(s)", errors.len()),
-        subject: None,
-        reason: reasons,
-        code: None,
-        hint: None,
-    }
+        .join("\n")
 }
 
 /// Kinds whose CRD is part of the render: (group, kind).
@@ -438,6 +451,8 @@ async fn plan_one(
         after: None,
         generated: object.generated_keys(),
         owner: None,
+        warning: None,
+        validated: false,
     };
     let mut live_object = live
         .get(&key(
@@ -490,7 +505,10 @@ async fn plan_one(
     let params = PatchParams::apply("plane").force().dry_run();
     let patch = Patch::Apply(&desired);
     let dry = match retry(|| api.patch(&id.name, &params, &patch)).await {
-        Ok(dry) => served.typed(dry),
+        Ok(dry) => {
+            planned.validated = true;
+            served.typed(dry)
+        }
         Err(err) => {
             let what = if super::retry::is_transient(&err) {
                 "cannot dry-run the object"
@@ -548,6 +566,9 @@ async fn plan_one(
             } else {
                 Action::Configure
             };
+            if !same {
+                planned.warning = kept_by_running_pods(&before, &after);
+            }
             planned.before = Some(before);
             planned.after = Some(after);
         }
@@ -555,8 +576,70 @@ async fn plan_one(
     Ok(planned)
 }
 
+/// Changes to a live RayCluster that its running pods do not pick up: KubeRay sets the head's
+/// autoscaler up when it creates the head pod, so a change to `enableInTreeAutoscaling` or
+/// `autoscalerOptions` waits for the cluster to be recreated, which plane never does on its own.
+pub fn kept_by_running_pods(before: &Value, after: &Value) -> Option<String> {
+    if before["kind"] != "RayCluster" {
+        return None;
+    }
+    let changed: Vec<&str> = ["enableInTreeAutoscaling", "autoscalerOptions"]
+        .into_iter()
+        .filter(|field| before["spec"][field] != after["spec"][field])
+        .collect();
+    if changed.is_empty() {
+        return None;
+    }
+    let namespace = before["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or("default");
+    let name = before["metadata"]["name"].as_str().unwrap_or_default();
+    Some(format!(
+        "changes spec.{} of a running RayCluster: its running pods keep the old autoscaling setup; \
+         to apply it, recreate the cluster (`kubectl delete raycluster -n {namespace} {name}`, then \
+         `plane up`), which restarts its head and workers; plane never recreates it on its own",
+        changed.join(" and spec.")
+    ))
+}
+
 fn masked_after(value: &Value, before: Option<&mut Value>) -> Value {
     let mut after = normalize(value);
     mask_secrets(before, Some(&mut after));
     after
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn autoscaling_changes_to_a_running_raycluster_are_called_out() {
+        let cluster = |enabled: bool, idle: u32| {
+            json!({"kind": "RayCluster", "metadata": {"name": "rc", "namespace": "ray"},
+                "spec": {"enableInTreeAutoscaling": enabled, "autoscalerOptions": {"idleTimeoutSeconds": idle},
+                         "workerGroupSpecs": [{"maxReplicas": 3}]}})
+        };
+        let why = kept_by_running_pods(&cluster(false, 60), &cluster(true, 60)).unwrap();
+        assert!(
+            why.contains("spec.enableInTreeAutoscaling")
+                && why.contains("kubectl delete raycluster -n ray rc")
+                && why.contains("never recreates"),
+            "{why}"
+        );
+        assert!(
+            kept_by_running_pods(&cluster(true, 60), &cluster(true, 120))
+                .unwrap()
+                .contains("spec.autoscalerOptions")
+        );
+        let mut more_workers = cluster(true, 60);
+        more_workers["spec"]["workerGroupSpecs"][0]["maxReplicas"] = json!(5);
+        assert_eq!(
+            kept_by_running_pods(&cluster(true, 60), &more_workers),
+            None
+        );
+        let mut deployment = cluster(false, 60);
+        deployment["kind"] = json!("Deployment");
+        assert_eq!(kept_by_running_pods(&deployment, &cluster(true, 60)), None);
+    }
 }

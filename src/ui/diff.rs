@@ -101,6 +101,8 @@ mod tests {
             after,
             generated: None,
             owner: None,
+            warning: None,
+            validated: true,
         }
     }
 

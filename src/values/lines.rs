@@ -6,6 +6,7 @@ use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::Marker;
 
 use super::path::ValuesPath;
+use crate::error::Problem;
 
 /// Where each values path starts in one YAML text (1-based line and column).
 #[derive(Debug, Default, Clone)]
@@ -27,6 +28,36 @@ impl LineMap {
         }
     }
 
+    /// Every key that appears twice in one mapping of `text` (YAML allows a key once; parsers keep
+    /// the last silently), each as a problem at the second key naming the first. A text that does
+    /// not parse yields none: its syntax error is reported by the value parser.
+    pub fn duplicate_keys(text: &str, file: &str) -> Vec<Problem> {
+        let mut builder = Builder::default();
+        let mut parser = Parser::new_from_str(text);
+        if parser.load(&mut builder, true).is_err() {
+            return Vec::new();
+        }
+        builder
+            .duplicates
+            .into_iter()
+            .map(|dup| {
+                let path = dup.path.to_string();
+                let key = dup.path.0.last().map_or_else(String::new, |seg| match seg {
+                    super::path::Seg::Key(key) => key.clone(),
+                    super::path::Seg::Index(index) => index.to_string(),
+                });
+                Problem::new(format!("duplicate key `{key}`"))
+                    .at(format!("{file}:{}:{}", dup.at.0, dup.at.1))
+                    .because(format!(
+                        "`{path}` is first set at {file}:{}:{}; a key may appear once per mapping, \
+                         and the last one would silently win",
+                        dup.first.0, dup.first.1
+                    ))
+                    .hint(format!("keep one `{key}` and delete the other"))
+            })
+            .collect()
+    }
+
     /// The position of `path`, or of its nearest ancestor that has one.
     pub fn find(&self, path: &ValuesPath) -> Option<(usize, usize)> {
         let mut path = path.clone();
@@ -46,6 +77,8 @@ enum Frame {
     Mapping {
         path: ValuesPath,
         key: Option<String>,
+        /// The keys seen so far in this mapping and where.
+        seen: HashMap<String, (usize, usize)>,
     },
     Sequence {
         path: ValuesPath,
@@ -53,10 +86,18 @@ enum Frame {
     },
 }
 
+/// A key set twice in one mapping.
+struct Duplicate {
+    path: ValuesPath,
+    at: (usize, usize),
+    first: (usize, usize),
+}
+
 #[derive(Default)]
 struct Builder {
     stack: Vec<Frame>,
     positions: HashMap<ValuesPath, (usize, usize)>,
+    duplicates: Vec<Duplicate>,
 }
 
 impl Builder {
@@ -71,7 +112,7 @@ impl Builder {
                 let _ = key;
                 None
             }
-            Some(Frame::Mapping { path, key }) => {
+            Some(Frame::Mapping { path, key, .. }) => {
                 let path = path.key(&key.take().unwrap_or_default());
                 Some(path)
             }
@@ -90,11 +131,19 @@ impl MarkedEventReceiver for Builder {
         match event {
             Event::Scalar(text, ..) if self.node_path(mark).is_none() => {
                 // A key: remember its position for the value that follows.
-                if let Some(Frame::Mapping { path, key }) = self.stack.last_mut() {
+                if let Some(Frame::Mapping { path, key, seen }) = self.stack.last_mut() {
+                    let position = (mark.line(), mark.col() + 1);
                     let child = path.key(&text);
-                    self.positions
-                        .entry(child)
-                        .or_insert((mark.line(), mark.col() + 1));
+                    if let Some(first) = seen.get(&text) {
+                        self.duplicates.push(Duplicate {
+                            path: child.clone(),
+                            at: position,
+                            first: *first,
+                        });
+                    } else {
+                        seen.insert(text.clone(), position);
+                    }
+                    self.positions.entry(child).or_insert(position);
                     *key = Some(text);
                 }
             }
@@ -109,7 +158,11 @@ impl MarkedEventReceiver for Builder {
                 self.positions
                     .entry(path.clone())
                     .or_insert((mark.line(), mark.col() + 1));
-                self.stack.push(Frame::Mapping { path, key: None });
+                self.stack.push(Frame::Mapping {
+                    path,
+                    key: None,
+                    seen: HashMap::new(),
+                });
             }
             Event::SequenceStart(..) => {
                 let path = self
@@ -144,5 +197,24 @@ mod tests {
         assert_eq!(map.find(&p("d")), Some((6, 1)));
         // Unknown paths fall back to the nearest ancestor.
         assert_eq!(map.find(&p("a.b.zz")), Some((2, 3)));
+    }
+
+    #[test]
+    fn duplicate_keys_name_both_positions() {
+        let text = "api:\n  replicas: 1\n  replicas: 2\nx: {a: 1, a: 2}\napi: {}\n---\nb: 1\n";
+        let problems: Vec<String> = LineMap::duplicate_keys(text, "values.yaml")
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(problems.len(), 3, "{problems:#?}");
+        assert!(
+            problems[0].starts_with("duplicate key `replicas` (values.yaml:3:3)")
+                && problems[0].contains("`api.replicas` is first set at values.yaml:2:3"),
+            "{problems:#?}"
+        );
+        assert!(problems[1].contains("(values.yaml:4:11)"), "{problems:#?}");
+        assert!(problems[2].contains("`api` is first set at values.yaml:1:1"));
+        assert!(LineMap::duplicate_keys("a: [1, 1]\nb: {c: 1}\n", "v").is_empty());
+        assert!(LineMap::duplicate_keys("a: [1\n", "v").is_empty());
     }
 }

@@ -46,18 +46,22 @@ pub struct YamlLayer {
 /// Parses a YAML text into a mapping of values.
 ///
 /// # Errors
-/// A problem naming `file:line:col` when the text is not YAML or not a mapping.
-pub fn parse_yaml(text: &str, file: &str) -> Result<YamlLayer, Problem> {
+/// Problems naming `file:line:col` when the text is not YAML, not a mapping, or sets a key twice.
+pub fn parse_yaml(text: &str, file: &str) -> Result<YamlLayer, Vec<Problem>> {
     let value: Value = match serde_yaml_ng::from_str::<Option<Value>>(text) {
         Ok(value) => value.unwrap_or(Value::Object(Map::new())),
-        Err(err) => return Err(yaml_problem(&err, file, "invalid YAML")),
+        Err(err) => return Err(vec![yaml_problem(&err, file, "invalid YAML")]),
     };
     if !value.is_object() {
-        return Err(
+        return Err(vec![
             Problem::new("expected a mapping of values at the top level")
                 .at(format!("{file}:1:1"))
                 .because(format!("found {}", kind_of(&value))),
-        );
+        ]);
+    }
+    let duplicates = LineMap::duplicate_keys(text, file);
+    if !duplicates.is_empty() {
+        return Err(duplicates);
     }
     Ok(YamlLayer {
         value,
@@ -355,10 +359,12 @@ mod tests {
     #[test]
     fn yaml_errors_carry_file_line_and_column() {
         let err = parse_yaml("a:\n  b: [1, 2\nc: 3\n", "bad.yaml").unwrap_err();
-        let location = err.location.unwrap();
+        let location = err[0].location.clone().unwrap();
         assert!(location.starts_with("bad.yaml:"), "{location}");
         assert_ne!(location, "bad.yaml:1:1");
         let err = parse_yaml("- 1\n- 2\n", "list.yaml").unwrap_err();
-        assert!(err.to_string().contains("expected a mapping"));
+        assert!(err[0].to_string().contains("expected a mapping"));
+        let err = parse_yaml("a:\n  b: 1\n  b: 2\n", "dup.yaml").unwrap_err();
+        assert_eq!(err[0].location.as_deref(), Some("dup.yaml:3:3"));
     }
 }
