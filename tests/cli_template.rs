@@ -277,6 +277,62 @@ const BAD_INPUTS: &[Bad] = &[
         expect: &["invalid profile", "profiles/broken.yaml:"],
     },
     Bad {
+        name: "a duplicate key in a values file",
+        files: &[("@root/dup.yaml", "web:\n  replicas: 1\n  replicas: 2\n")],
+        args: &["-f", "dup.yaml"],
+        env: &[URL],
+        expect: &[
+            "duplicate key `replicas`",
+            "--> dup.yaml:3:3",
+            "`web.replicas` is first set at dup.yaml:2:3",
+        ],
+    },
+    Bad {
+        name: "a duplicate key in a profile",
+        files: &[(
+            "@root/profiles/twice.yaml",
+            "description: twice\nenv:\n  RUN_URL: https://dev.example.com\nvalues:\n  minimal:\n    web:\n      port: 80\n      port: 81\n",
+        )],
+        args: &["--profile", "twice"],
+        env: &[],
+        expect: &[
+            "duplicate key `port`",
+            "profiles/twice.yaml:8:7",
+            "`values.minimal.web.port` is first set at",
+            "profiles/twice.yaml:7:7",
+        ],
+    },
+    Bad {
+        name: "a duplicate key in a bundle's values.yaml",
+        files: &[(
+            "values.yaml",
+            "global:\n  url: \"\"\nweb:\n  enabled: true\n  image: nginx:1.27.0\n  minReplicas: 1\n  replicas: 2\n  maxReplicas: 3\n  port: 8080\n  labels: {}\n  token: alpha\n  enabled: false\n",
+        )],
+        args: &[],
+        env: &[URL],
+        expect: &[
+            "duplicate key `enabled`",
+            "values.yaml:12:3",
+            "`web.enabled` is first set at",
+            "values.yaml:4:3",
+        ],
+    },
+    Bad {
+        name: "a duplicate key in addon.yaml",
+        files: &[(
+            "addon.yaml",
+            "name: minimal\nversion: 1.2.3\ndescription: d\ncomponents:\n  - name: base\n  - name: web\n    enabled: web.enabled\n    enabled: web.other\n",
+        )],
+        args: &[],
+        env: &[URL],
+        expect: &[
+            "duplicate key `enabled`",
+            "addon.yaml:8:5",
+            "`components[1].enabled` is first set at",
+            "addon.yaml:7:5",
+        ],
+    },
+    Bad {
         name: "a values file that is a list",
         files: &[("@root/list.yaml", "- a\n- b\n")],
         args: &["-f", "list.yaml"],
