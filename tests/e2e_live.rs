@@ -262,6 +262,27 @@ fn lifecycle_up_diff_configure_prune_ls_down() {
         "the new value did not reach the Deployment"
     );
 
+    // An autoscaling change to the running RayCluster is shown with what it takes to apply it.
+    let out = run(
+        &fixture,
+        &cluster,
+        "diff",
+        &[
+            configured.as_slice(),
+            &[
+                "--set",
+                "bootstrapRayCluster.autoscaling.idleTimeoutSeconds=120",
+            ],
+        ]
+        .concat(),
+    );
+    let stderr = succeeded(&out);
+    assert!(
+        stderr.contains("RayCluster/default/raycluster: changes spec.autoscalerOptions")
+            && stderr.contains("kubectl delete raycluster -n default raycluster"),
+        "{stderr}"
+    );
+
     // Turning a component off prunes exactly its objects (its Namespace is kept).
     let off = [
         configured.as_slice(),

@@ -451,7 +451,7 @@ fn refusals_send_nothing() {
         "--set",
         "api.enabled=false",
         "--set",
-        "ray.enabled=false",
+        "bootstrapRayCluster.enabled=false",
         "--set",
         "logging.enabled=false",
         "--set",
@@ -485,7 +485,12 @@ fn refusals_send_nothing() {
             name: "schema violation",
             cmd: up(
                 &ray,
-                &["--profile", "local", "--set", "ray.worker.minReplicas=9"],
+                &[
+                    "--profile",
+                    "local",
+                    "--set",
+                    "bootstrapRayCluster.worker.minReplicas=9",
+                ],
             ),
             code: 2,
             expect: "is greater than",
@@ -549,7 +554,15 @@ fn refusals_send_nothing() {
         },
         Case {
             name: "prune without --yes",
-            cmd: up(&ray, &["--profile", "local", "--set", "ray.enabled=false"]),
+            cmd: up(
+                &ray,
+                &[
+                    "--profile",
+                    "local",
+                    "--set",
+                    "bootstrapRayCluster.enabled=false",
+                ],
+            ),
             code: 1,
             expect: "pass --yes",
         },
