@@ -9,6 +9,7 @@ mod owners;
 mod profiles;
 pub mod template;
 mod up;
+mod yaml;
 
 use crate::cli::{Cli, Command};
 use crate::error::{Error, Status};
@@ -33,7 +34,7 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<Status, Error> {
 /// Serializes for `-o json` / `-o yaml` outputs.
 fn to_format(value: &serde_json::Value, yaml: bool) -> Result<String, Error> {
     let text = if yaml {
-        serde_yaml_ng::to_string(value).map_err(|err| failed("cannot write YAML", &err))?
+        yaml::to_string(value).map_err(|err| failed("cannot write YAML", &err))?
     } else {
         let mut text =
             serde_json::to_string_pretty(value).map_err(|err| failed("cannot write JSON", &err))?;
