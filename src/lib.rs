@@ -5,6 +5,7 @@ pub mod cli;
 pub mod commands;
 pub mod error;
 pub mod kube;
+pub mod rules;
 pub mod settings;
 pub mod ui;
 pub mod values;

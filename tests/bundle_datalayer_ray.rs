@@ -546,6 +546,62 @@ fn bootstrap_cluster_autoscales_by_default_and_leaves_worker_replicas_to_ray() {
     }
 }
 
+/// A run URL whose host cannot be an Ingress host is refused at input-check time, naming the
+/// environment variable and why.
+#[test]
+fn a_run_url_that_cannot_be_an_ingress_host_is_refused() {
+    for (url, why) in [
+        (
+            "https://10.0.0.1",
+            "an Ingress host may not be an IP address",
+        ),
+        (
+            "https://-bad-.io",
+            "must start and end with a letter or digit (`-bad-`",
+        ),
+        ("https://a..io", "empty label"),
+        ("https://x.io:8443", "must not have a port (:8443)"),
+    ] {
+        let err = render_error("r-eastus", &[], &[("DATALAYER_RUN_URL", url)]);
+        for expected in [
+            "DATALAYER_RUN_URL is not a valid URL",
+            "--> environment variable DATALAYER_RUN_URL",
+            why,
+        ] {
+            assert!(
+                err.contains(expected),
+                "{url}: {expected:?} missing:\n{err}"
+            );
+        }
+    }
+}
+
+/// Labels and annotations from values are checked against Kubernetes' rules at render, all at
+/// once, each naming the object, its template and the values path with its origin.
+#[test]
+fn labels_and_annotations_the_api_server_would_refuse_stop_the_render() {
+    let err = render_error(
+        "r-eastus",
+        &[
+            "observability.mode=operator",
+            "observability.operator.selectorLabels.release=-bad-",
+            "api.ingress.annotations.Bad Key=x",
+        ],
+        &[],
+    );
+    for expected in [
+        "PodMonitor/ray-observability/ray-head-monitor has an invalid metadata.labels.release `-bad-`",
+        "components/observability/monitors.yaml.tera",
+        "it comes from values path `observability.operator.selectorLabels.release`, set by --set observability.operator.selectorLabels.release=-bad-",
+        "Ingress/datalayer-api/datalayer-ray has an invalid metadata.annotations key `Bad Key`",
+        "components/api/ingress.yaml.tera",
+        "values path `api.ingress.annotations.Bad Key`",
+        "4 problems found; nothing was sent to a cluster",
+    ] {
+        assert!(err.contains(expected), "{expected:?} missing:\n{err}");
+    }
+}
+
 /// The chart's documented names and defaults: `bootstrapRayCluster: {enabled: false, autoscaling:
 /// {enabled: true}, worker: {replicas: 1, minReplicas: 1, maxReplicas: 3}}`.
 #[test]

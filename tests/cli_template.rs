@@ -662,6 +662,71 @@ fn several_problems_are_listed_at_once() {
     );
 }
 
+/// Names, namespaces, labels, annotations and Ingress hosts the API server would refuse: every
+/// one is reported at once, with its object, template and (when it came from one) values path.
+#[test]
+fn kubernetes_rules_are_checked_at_render() {
+    let fixture = Fixture::addon("minimal").with_file(
+        "components/web/rules.yaml.tera",
+        r#"apiVersion: v1
+kind: Service
+metadata:
+  name: 9web
+  namespace: minimal
+  labels: {"-x": "ok", tier: "a b"}
+spec:
+  ports: [{port: 80}]
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: Web_Config
+  namespace: Bad_NS
+  annotations: {"example.com/": "x"}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: web
+  namespace: minimal
+spec:
+  rules:
+    - host: {{ values.web.labels.host | json_encode() }}
+    - host: "a.*.example.com"
+    - host: "*.example.com"
+  tls: [{hosts: ["10.0.0.1"]}]
+"#,
+    );
+    let out = fixture
+        .template(&["--set", "web.labels.host=Nginx_1"])
+        .env(URL.0, URL.1)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for expected in [
+        "Service/minimal/9web has an invalid metadata.name `9web`",
+        "as a Service name (a DNS-1035 label), it must start with a lower-case letter",
+        "components/web/rules.yaml.tera",
+        "invalid metadata.labels key `-x`",
+        "invalid metadata.labels.tier `a b`",
+        "ConfigMap/Bad_NS/Web_Config has an invalid metadata.name `Web_Config`",
+        "invalid metadata.namespace `Bad_NS`",
+        "invalid metadata.annotations key `example.com/`",
+        "invalid spec.rules[0].host `Nginx_1`",
+        "it comes from values path `web.labels.host`, set by --set web.labels.host=Nginx_1",
+        "invalid spec.rules[1].host `a.*.example.com`",
+        "a wildcard `*.` may only be the first label",
+        "invalid spec.tls[0].hosts[0] `10.0.0.1`",
+        "must be a DNS name, not an IP address",
+        "9 problems found; nothing was sent to a cluster",
+    ] {
+        assert!(stderr.contains(expected), "{expected:?} missing:\n{stderr}");
+    }
+    assert!(!stderr.contains("host `*.example.com`"), "{stderr}");
+}
+
 #[test]
 fn flag_errors_exit_2() {
     let out = plane().args(["template"]).output().unwrap();

@@ -1,5 +1,6 @@
 //! Bundles: load an addon (embedded or from a folder), layer its values, and render its objects.
 
+mod kube_rules;
 mod manifest;
 pub mod objects;
 pub mod profile;

@@ -62,7 +62,8 @@ impl Rendered {
 ///
 /// # Errors
 /// Template syntax and render errors (file, line and the innermost Tera message), invalid YAML in
-/// the output, objects without apiVersion/kind/name, scope mistakes and duplicates — all at once.
+/// the output, objects without apiVersion/kind/name, scope mistakes, duplicates and names, labels,
+/// annotations or Ingress hosts the API server would refuse — all at once.
 pub fn render(addon: &Addon, values: &Values, ctx: &RenderContext<'_>) -> Result<Rendered, Error> {
     let mut problems = Problems::default();
     let components = enabled_components(&addon.manifest, values, &mut problems);
@@ -121,6 +122,7 @@ pub fn render(addon: &Addon, values: &Values, ctx: &RenderContext<'_>) -> Result
         }
     }
     problems.extend(check_objects(&objects));
+    problems.extend(super::kube_rules::check(&objects, values));
     problems.into_result()?;
     objects.sort_by(|a, b| a.id.cmp(&b.id));
     let gated = addon

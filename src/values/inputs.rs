@@ -177,6 +177,11 @@ fn check(
             let Some(host_path) = &spec.derive.host else {
                 return Ok(Vec::new());
             };
+            check_host(text, &host, host_path).map_err(|why| {
+                invalid(format!("{text:?}: {why}")).hint(format!(
+                    "set {var} to https://<a DNS name>, e.g. https://ray.example.com"
+                ))
+            })?;
             let host_path = ValuesPath::parse(host_path).map_err(|why| {
                 Problem::new(format!("input {var} derives into a malformed path")).because(why)
             })?;
@@ -227,6 +232,26 @@ fn check_url(text: &str, scheme: Option<&str>) -> Result<String, String> {
         return Err("the URL must not carry credentials".into());
     }
     Ok(host.to_owned())
+}
+
+/// The host of a URL whose host plane derives into the values (where the bundle uses it as a DNS
+/// name, e.g. an Ingress host): a DNS-1123 subdomain, not an IP address, and no port beside it.
+fn check_host(text: &str, host: &str, host_path: &str) -> Result<(), String> {
+    let url = url::Url::parse(text).map_err(|err| err.to_string())?;
+    if matches!(url.host(), Some(url::Host::Ipv4(_) | url::Host::Ipv6(_))) {
+        return Err(format!(
+            "the host {host} is an IP address; its host feeds {host_path}, which an Ingress uses \
+             as its host, and an Ingress host may not be an IP address: it must be a DNS name"
+        ));
+    }
+    if let Some(port) = url.port() {
+        return Err(format!(
+            "the URL must not have a port (:{port}); its host feeds {host_path}, which an Ingress \
+             serves on the standard port"
+        ));
+    }
+    crate::rules::ingress_host(host)
+        .map_err(|why| format!("the host `{host}` is not a valid DNS name: {why}"))
 }
 
 fn type_name(kind: InputType) -> &'static str {
@@ -324,6 +349,15 @@ mod tests {
             ("not a url", "not an absolute URL"),
             ("https://", "no host"),
             ("https://a.example/?x=1", "query"),
+            ("https://10.0.0.1", "may not be an IP address"),
+            ("https://[::1]/", "may not be an IP address"),
+            (
+                "https://-bad-.io",
+                "must start and end with a letter or digit (`-bad-`",
+            ),
+            ("https://a..io", "empty label"),
+            ("https://x.io:8443", "must not have a port (:8443)"),
+            ("https://a_b.io", "`_` is not allowed"),
         ] {
             let (_, problems) = run(Some(url), None);
             assert_eq!(problems.len(), 1, "{url}");
