@@ -88,8 +88,11 @@ pub fn path_segment(text: &str) -> Result<(), String> {
     }
 }
 
-/// The name rule the API server applies to objects of `kind`.
-pub fn name_rule(kind: &str) -> (fn(&str) -> Result<(), String>, &'static str) {
+/// One rule: `Err(why)` when a text breaks it.
+pub type Rule = fn(&str) -> Result<(), String>;
+
+/// The name rule the API server applies to objects of `kind`, and its name.
+pub fn name_rule(kind: &str) -> (Rule, &'static str) {
     match kind {
         "Namespace" => (dns1123_label, "a DNS-1123 label"),
         "Service" => (dns1035_label, "a DNS-1035 label"),
@@ -140,7 +143,8 @@ pub fn label_value(value: &str) -> Result<(), String> {
         ));
     }
     let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
-    if !value.is_empty() && !(edge(value.chars().next()) && edge(value.chars().last())) {
+    let edges_ok = value.is_empty() || (edge(value.chars().next()) && edge(value.chars().last()));
+    if !edges_ok {
         return Err("it must start and end with a letter or digit".into());
     }
     Ok(())
