@@ -151,7 +151,14 @@ pub fn refuse(
     if taking {
         for (subject, owner, component) in &ownership.adoptable {
             problem = problem.because(format!("{subject} belongs to {owner}"));
-            switches.push(component.clone());
+            // Turning a component off keeps what exists only where the cluster may provide it.
+            if rendered
+                .declared
+                .iter()
+                .any(|c| &c.name == component && c.existing.is_some())
+            {
+                switches.push(component.clone());
+            }
         }
     }
     switches.sort();
