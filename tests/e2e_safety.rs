@@ -482,6 +482,22 @@ fn refusals_send_nothing() {
             expect: "malformed --set",
         },
         Case {
+            name: "a renamed value",
+            cmd: up(&ray, &["--profile", "local", "--set", "ray.enabled=true"]),
+            code: 2,
+            expect: "did you mean `bootstrapRayCluster.enabled`? (renamed)",
+        },
+        Case {
+            name: "an Ingress host that is an IP address",
+            cmd: {
+                let mut cmd = up(&ray, &["--profile", "local"]);
+                cmd.env("DATALAYER_RUN_URL", "https://10.0.0.1");
+                cmd
+            },
+            code: 2,
+            expect: "DATALAYER_RUN_URL",
+        },
+        Case {
             name: "schema violation",
             cmd: up(
                 &ray,
