@@ -405,6 +405,48 @@ fn record(dir: &Path, answers: &BTreeMap<String, Value>) {
     }
 }
 
+/// Sequences of states a client observes (by polling or watching) rather than answers: which
+/// intermediate states it sees depends on timing (a real server under load was seen to go from
+/// one recorded state straight to the one after next), so an answer may skip middle states of
+/// the recording, but must start and end the same and never show a state out of order.
+const OBSERVED_SEQUENCES: &[(&str, &str)] = &[("deployment-rollout", "/shapes")];
+
+/// Whether `got` is `recorded` with some middle elements left out (lists of such lists are
+/// compared element by element).
+fn skips_only_middles(recorded: &Value, got: &Value) -> bool {
+    let (Some(recorded), Some(got)) = (recorded.as_array(), got.as_array()) else {
+        return false;
+    };
+    if recorded.iter().chain(got).all(Value::is_array) {
+        return recorded.len() == got.len()
+            && recorded
+                .iter()
+                .zip(got)
+                .all(|(r, g)| skips_only_middles(r, g));
+    }
+    if got.first() != recorded.first() || got.last() != recorded.last() {
+        return false;
+    }
+    let mut rest = recorded.iter();
+    got.iter().all(|state| rest.any(|r| r == state))
+}
+
+#[test]
+fn observed_sequences_may_skip_middle_states_only() {
+    let seq = |v: &[u32]| serde_json::json!(v);
+    assert!(skips_only_middles(&seq(&[1, 2, 3, 4]), &seq(&[1, 3, 4])));
+    assert!(skips_only_middles(&seq(&[1, 2, 3, 4]), &seq(&[1, 2, 3, 4])));
+    assert!(!skips_only_middles(
+        &seq(&[1, 2, 3, 4]),
+        &seq(&[1, 3, 2, 4])
+    ));
+    assert!(!skips_only_middles(&seq(&[1, 2, 3, 4]), &seq(&[1, 2, 3])));
+    assert!(!skips_only_middles(&seq(&[1, 2, 3, 4]), &seq(&[2, 3, 4])));
+    assert!(!skips_only_middles(&seq(&[1, 2, 4]), &seq(&[1, 5, 4])));
+    let nested = |v: &[u32]| serde_json::json!([v]);
+    assert!(skips_only_middles(&nested(&[1, 2, 3]), &nested(&[1, 3])));
+}
+
 /// Compares answers with the fixtures; returns one message per difference.
 fn compare(dir: &Path, who: &str, answers: &BTreeMap<String, Value>, known: bool) -> Vec<String> {
     let mut out = Vec::new();
@@ -439,7 +481,9 @@ fn compare(dir: &Path, who: &str, answers: &BTreeMap<String, Value>, known: bool
                     .find(|(s, kp, _)| *s == check.step && kp == p)
             });
             let (w, g) = (&want_p[*p], &got_p[*p]);
-            match (allowed.flatten(), w == g) {
+            let same = w == g
+                || (OBSERVED_SEQUENCES.contains(&(check.step, *p)) && skips_only_middles(w, g));
+            match (allowed.flatten(), same) {
                 (Some((_, _, why)), true) => out.push(format!(
                     "{} {p}: listed in KNOWN_DIFFERENCES ({why}) but the {who} now answers as recorded; remove it from the list and the README",
                     check.step
