@@ -204,6 +204,80 @@ pub async fn preflight_up(
         .map_err(|e| failed(&e))
 }
 
+/// The permissions the writes of a plan need, and none for what it leaves alone: create and
+/// patch what it creates, patch what it changes, list and delete what it prunes, list and watch
+/// what `up` will wait for, and the release's record and lock. The plan's own reads and dry-runs
+/// have shown the rest; when they were refused, [`preflight_up`] lists every denial instead.
+pub async fn preflight_plan(
+    resources: &Resources,
+    rendered: &Rendered,
+    plan: &kube::Plan,
+    state_ns: &str,
+    reporter: &dyn kube::Reporter,
+) -> Result<(), Error> {
+    let mut needs = state_needs(state_ns);
+    for object in &plan.objects {
+        let waited = object.desired.is_some()
+            && !(object.action == kube::Action::Unchanged && object.was_ready);
+        let mut verbs = match object.action {
+            kube::Action::Create => vec!["create", "patch"],
+            kube::Action::Configure => vec!["patch"],
+            kube::Action::Prune | kube::Action::Delete => vec!["list", "delete"],
+            kube::Action::Unchanged | kube::Action::Skip => Vec::new(),
+        };
+        if waited && kube::readiness::has_rule(&object.kind) {
+            verbs.extend(["list", "watch"]);
+        }
+        let pods = waited
+            && object
+                .desired
+                .as_ref()
+                .and_then(kube::readiness::pod_selector)
+                .is_some();
+        if verbs.is_empty() && !pods {
+            continue;
+        }
+        // The plan has refused every kind the cluster does not serve and the render does not
+        // install.
+        let Some(resolved) = kube::resolve(
+            resources,
+            &object.api_version,
+            &object.kind,
+            &rendered.objects,
+        )
+        .await
+        .map_err(|e| failed(&e))?
+        else {
+            continue;
+        };
+        let namespace = object.namespace.clone().filter(|_| resolved.namespaced);
+        if pods {
+            for verb in ["list", "watch"] {
+                needs.insert(kube::Need {
+                    verb,
+                    group: String::new(),
+                    resource: "pods".into(),
+                    namespace: namespace.clone(),
+                });
+            }
+        }
+        for verb in verbs {
+            needs.insert(kube::Need {
+                verb,
+                group: resolved.group.clone(),
+                resource: resolved.plural.clone(),
+                namespace: namespace.clone(),
+            });
+        }
+    }
+    kube::check_access(resources.client(), needs)
+        .await
+        .map_err(|e| failed(&e))?;
+    kube::warn_ingress_classes(resources, &rendered.objects, reporter)
+        .await
+        .map_err(|e| failed(&e))
+}
+
 /// What every `up` and `down` needs in the state namespace: the inventory Secret and the lock.
 pub fn state_needs(state_ns: &str) -> BTreeSet<kube::Need> {
     let mut needs = BTreeSet::new();

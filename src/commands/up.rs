@@ -48,18 +48,26 @@ pub fn run(args: &UpArgs, printer: &Printer) -> Result<Status, Error> {
             return Ok(Status::Success);
         }
         let progress = printer.progress();
-        cluster::preflight_up(
-            &resources,
-            &rendered,
-            previous.as_ref(),
-            &state_ns,
-            &progress,
-        )
-        .await?;
-        // Plan and confirm before the lock, so a refusal writes nothing at all.
-        let plan = kube::plan(&resources, &rendered.objects, &release, previous.as_ref())
-            .await
-            .map_err(|e| cluster::failed(&e))?;
+        // Plan and confirm before the lock, so a refusal writes nothing at all. The plan only
+        // reads and dry-runs; the preflight then checks what its writes need.
+        let plan =
+            match kube::plan(&resources, &rendered.objects, &release, previous.as_ref()).await {
+                Ok(plan) => plan,
+                Err(err) => {
+                    // A refused read or dry-run, or a kind the cluster lacks: say everything the
+                    // run would lack, all at once, rather than the first refusal alone.
+                    cluster::preflight_up(
+                        &resources,
+                        &rendered,
+                        previous.as_ref(),
+                        &state_ns,
+                        &progress,
+                    )
+                    .await?;
+                    return Err(cluster::failed(&err));
+                }
+            };
+        cluster::preflight_plan(&resources, &rendered, &plan, &state_ns, &progress).await?;
         printer.status(&format!("plan: {}", plan.summary()));
         owners::warn_plan(&plan, printer);
         let ownership = owners::find(&resources, &rendered, &plan, &release, &state_ns).await?;
@@ -332,10 +340,11 @@ async fn converge(
         })
     });
     if !args.no_wait {
+        // What the plan read as ready and this run left alone needs no watch.
         let targets: Vec<kube::WaitTarget> = plan
             .objects
             .iter()
-            .filter(|o| o.desired.is_some())
+            .filter(|o| o.desired.is_some() && !(o.action == Action::Unchanged && o.was_ready))
             .map(kube::target)
             .collect();
         kube::wait_ready(resources, &targets, wait, progress).await?;

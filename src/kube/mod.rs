@@ -15,6 +15,7 @@ mod preflight;
 pub mod readiness;
 mod resources;
 mod retry;
+mod unchanged;
 mod wait;
 
 use std::fmt;

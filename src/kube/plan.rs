@@ -1,5 +1,6 @@
-//! The plan: one server-side dry-run per rendered object, compared with the live object, plus
-//! the objects of the previous inventory that are no longer rendered.
+//! The plan: each rendered object compared with the live object (read by one LIST per kind and
+//! namespace), by a server-side dry-run unless plane's own fields prove it unchanged, plus the
+//! objects of the previous inventory that are no longer rendered.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -12,8 +13,10 @@ use super::KubeError;
 use super::inventory::Inventory;
 use super::normalize::{keep_controller_owned, mask_secrets, normalize};
 use super::ownership::{Owner, owner_of};
+use super::readiness;
 use super::resources::{Resources, Served};
 use super::retry::retry;
+use super::unchanged::{MANAGER, provably_unchanged};
 use crate::bundle::Object;
 use crate::bundle::objects::RELEASE_LABEL;
 
@@ -92,6 +95,9 @@ pub struct PlannedObject {
     /// release creates cannot be until those exist; `up` dry-runs them before writing them.
     #[serde(skip)]
     pub validated: bool,
+    /// The live object the plan read was ready then: an unchanged object that was needs no wait.
+    #[serde(skip)]
+    pub was_ready: bool,
 }
 
 impl PlannedObject {
@@ -270,6 +276,7 @@ pub async fn plan(
                 owner: None,
                 warning: None,
                 validated: false,
+                was_ready: false,
             });
         }
     }
@@ -453,6 +460,7 @@ async fn plan_one(
         owner: None,
         warning: None,
         validated: false,
+        was_ready: false,
     };
     let mut live_object = live
         .get(&key(
@@ -500,9 +508,22 @@ async fn plan_one(
     let mut desired = object.value.clone();
     if let Some(live_object) = &live_object {
         keep_controller_owned(&mut desired, live_object);
+        planned.was_ready = readiness::evaluate(live_object).is_ready();
+        if provably_unchanged(&desired, live_object) {
+            // The server would return the live object: no dry-run needed to know it.
+            let mut before = normalize(live_object);
+            let mut after = before.clone();
+            mask_secrets(Some(&mut before), Some(&mut after));
+            planned.action = Action::Unchanged;
+            planned.validated = true;
+            planned.desired = Some(desired);
+            planned.before = Some(before);
+            planned.after = Some(after);
+            return Ok(planned);
+        }
     }
     let api = resources.api(&served, id.namespace.as_deref());
-    let params = PatchParams::apply("plane").force().dry_run();
+    let params = PatchParams::apply(MANAGER).force().dry_run();
     let patch = Patch::Apply(&desired);
     let dry = match retry(|| api.patch(&id.name, &params, &patch)).await {
         Ok(dry) => {

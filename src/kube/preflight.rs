@@ -1,11 +1,13 @@
-//! Refuse up front what cannot work: permissions the run lacks (one SelfSubjectAccessReview per
-//! verb × resource × namespace), kinds the cluster does not serve, missing IngressClasses.
+//! Refuse up front what cannot work: permissions the run lacks (the rules of each namespace,
+//! then an access review for what they do not grant), kinds the cluster does not serve, missing
+//! IngressClasses.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use futures::{StreamExt, stream};
 use k8s_openapi::api::authorization::v1::{
-    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+    ResourceAttributes, ResourceRule, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+    SelfSubjectRulesReview, SelfSubjectRulesReviewSpec,
 };
 use kube::api::{Api, PostParams};
 use serde_json::Value;
@@ -80,13 +82,36 @@ pub async fn resolve(
         }))
 }
 
-/// Asks the server about every need at once and lists every denial.
+/// Asks the server about every need at once and lists every denial: one
+/// SelfSubjectRulesReview per namespace first, then a SelfSubjectAccessReview for each need the
+/// rules do not grant (cluster-wide needs, rules the server could not list in full, or a real
+/// denial, which the access review then confirms with the authorizer's own answer).
 ///
 /// # Errors
 /// [`KubeError::Denied`] with each missing permission; API failures of the reviews themselves.
 pub async fn check_access(client: &kube::Client, needs: BTreeSet<Need>) -> Result<(), KubeError> {
+    let namespaces: BTreeSet<String> = needs.iter().filter_map(|n| n.namespace.clone()).collect();
+    let rules: BTreeMap<String, Vec<ResourceRule>> = stream::iter(namespaces)
+        .map(|namespace| async move {
+            let rules = namespace_rules(client, &namespace).await;
+            (namespace, rules)
+        })
+        .buffer_unordered(8)
+        .filter_map(|(namespace, rules)| async move { rules.map(|r| (namespace, r)) })
+        .collect()
+        .await;
+    let unproven: Vec<Need> = needs
+        .into_iter()
+        .filter(|need| {
+            !need
+                .namespace
+                .as_ref()
+                .and_then(|ns| rules.get(ns))
+                .is_some_and(|rules| rules.iter().any(|rule| grants(rule, need)))
+        })
+        .collect();
     let api: Api<SelfSubjectAccessReview> = Api::all(client.clone());
-    let results: Vec<Result<Option<String>, KubeError>> = stream::iter(needs)
+    let results: Vec<Result<Option<String>, KubeError>> = stream::iter(unproven)
         .map(|need| {
             let api = api.clone();
             async move {
@@ -127,6 +152,32 @@ pub async fn check_access(client: &kube::Client, needs: BTreeSet<Need>) -> Resul
     }
 }
 
+/// The resource rules the caller has in a namespace, or `None` when the server will not say
+/// (then every need there gets an access review).
+async fn namespace_rules(client: &kube::Client, namespace: &str) -> Option<Vec<ResourceRule>> {
+    let api: Api<SelfSubjectRulesReview> = Api::all(client.clone());
+    let review = SelfSubjectRulesReview {
+        spec: SelfSubjectRulesReviewSpec {
+            namespace: Some(namespace.to_owned()),
+        },
+        ..SelfSubjectRulesReview::default()
+    };
+    let params = PostParams::default();
+    let answer = retry(|| api.create(&params, &review)).await.ok()?;
+    Some(answer.status?.resource_rules)
+}
+
+/// Whether a rule grants a need: its verb, group and resource, for every name of the resource.
+fn grants(rule: &ResourceRule, need: &Need) -> bool {
+    let has = |list: Option<&Vec<String>>, value: &str| {
+        list.is_some_and(|l| l.iter().any(|v| v == "*" || v == value))
+    };
+    has(Some(&rule.verbs), need.verb)
+        && has(rule.api_groups.as_ref(), &need.group)
+        && has(rule.resources.as_ref(), &need.resource)
+        && rule.resource_names.as_ref().is_none_or(Vec::is_empty)
+}
+
 /// Warns about Ingresses whose IngressClass does not exist: they would never be served.
 ///
 /// # Errors
@@ -163,4 +214,46 @@ pub async fn warn_ingress_classes(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn need(verb: &'static str, group: &str, resource: &str) -> Need {
+        Need {
+            verb,
+            group: group.into(),
+            resource: resource.into(),
+            namespace: Some("ns".into()),
+        }
+    }
+
+    fn rule(verbs: &[&str], groups: &[&str], resources: &[&str], names: &[&str]) -> ResourceRule {
+        let strings = |l: &[&str]| l.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        ResourceRule {
+            verbs: strings(verbs),
+            api_groups: Some(strings(groups)),
+            resources: Some(strings(resources)),
+            resource_names: (!names.is_empty()).then(|| strings(names)),
+        }
+    }
+
+    #[test]
+    fn a_rule_grants_its_verbs_groups_and_resources_for_every_name() {
+        let secrets = rule(&["get", "patch"], &[""], &["secrets"], &[]);
+        assert!(grants(&secrets, &need("patch", "", "secrets")));
+        assert!(!grants(&secrets, &need("create", "", "secrets")));
+        assert!(!grants(&secrets, &need("patch", "apps", "secrets")));
+        assert!(!grants(&secrets, &need("patch", "", "configmaps")));
+        assert!(grants(
+            &rule(&["*"], &["*"], &["*"], &[]),
+            &need("delete", "apps", "deployments")
+        ));
+        // A rule for named objects does not cover the resource as a whole.
+        assert!(!grants(
+            &rule(&["get"], &[""], &["secrets"], &["plane-release"]),
+            &need("get", "", "secrets")
+        ));
+    }
 }

@@ -103,6 +103,7 @@ mod tests {
             owner: None,
             warning: None,
             validated: true,
+            was_ready: false,
         }
     }
 

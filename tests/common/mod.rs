@@ -11,6 +11,28 @@ use std::path::{Path, PathBuf};
 
 use std::process::Command;
 
+use base64::Engine as _;
+
+/// The release's inventory as stored in the cluster.
+pub fn inventory(
+    srv: &plane_test_apiserver::TestServer,
+    release: &str,
+) -> Option<serde_json::Value> {
+    let secret = srv.get_object(
+        "v1",
+        "Secret",
+        Some("plane-system"),
+        &format!("plane-release-{release}"),
+    )?;
+    let encoded = secret["data"]["release.json"].as_str()?;
+    serde_json::from_slice(
+        &base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .ok()?,
+    )
+    .ok()
+}
+
 /// The fixtures folder (tests/fixtures), which has addons/, templates/ and profiles/.
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
