@@ -1,17 +1,22 @@
-//! Cluster benchmark: `plane up` (no-op) and `plane diff` against `kubectl apply --server-side`
-//! and `kubectl diff --server-side` of the same rendered YAML, on the test API server
-//! (`plane-test-apiserver`), for datalayer-ray (`--profile local`) and a synthetic 500-object
-//! bundle. It also counts the API requests of each operation from the server's request log, and
-//! checks that a no-op `plane up` sends at most one dry run per object plus a small constant.
+//! Cluster benchmark: plane against `kubectl --server-side` on the same rendered YAML, for the
+//! four operations a user waits for: a first install (`plane up --no-wait` / `kubectl apply`,
+//! retried until the CRDs it creates are served), a no-op `up` / `apply`, `diff`, and `down` /
+//! `kubectl delete` (both keep the CRDs), each at 0 ms and at 50 ms of added latency per request.
 //!
-//! Run: `cargo bench --bench cluster` (`CLUSTER_BENCH_RUNS=N` changes the runs per operation,
-//! default 7). Every figure is wall-clock time of the whole process (start-up, kubeconfig,
-//! discovery, the requests and exit), median of N runs after one warm-up run.
+//! Backends:
+//! - the test API server (`plane-test-apiserver`), latency from a latency rule
+//!   (`FaultRule::latency`); request counts come from its request log;
+//! - a real API server when `PLANE_BENCH_KUBECONFIG` names an admin kubeconfig (for example
+//!   `$HOME/k8s-real/admin.kubeconfig` of `shared/realcluster`), latency from a TCP proxy on
+//!   127.0.0.1 that holds every byte from client to server for 50 ms. The bench installs and
+//!   removes datalayer-ray (`--profile local`) there, so use a cluster where that is harmless.
 //!
-//! plane and kubectl each get their own fresh server: both use server-side apply with different
-//! field managers, so on one server the second tool's apply would conflict with (or take over)
-//! the fields of the first, and neither would measure a no-op. kubectl gets its own `--cache-dir`
-//! per server (its discovery cache is keyed by host and port, and ports are reused).
+//! Run: `cargo bench --bench cluster` (`CLUSTER_BENCH_RUNS=N` cycles per backend, default 5).
+//! Every figure is the wall-clock time of the whole process (start-up, kubeconfig, discovery, the
+//! requests and exit), median of N cycles. "rt" is the latency's cost in round trips: (time at
+//! 50 ms − time at 0 ms) / 50 ms, which is the longest chain of requests that wait on each other
+//! (plus TLS handshakes through the proxy). The bench fails if a no-op `plane up` sends more than
+//! objects + 10 requests on the test server.
 #![allow(
     clippy::print_stdout,
     clippy::print_stderr,
@@ -24,15 +29,20 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use plane_test_apiserver::{Config, RequestRecord, TestServer};
+use plane_test_apiserver::{Config, FaultRule, RequestRecord, TestServer};
 
-/// Runs per measured operation, after one warm-up run.
-const DEFAULT_RUNS: usize = 7;
-/// "A small constant": dry runs a no-op `up` may send beyond one per object.
-const DRY_RUN_SLACK: usize = 5;
+/// Cycles (install, no-op, diff, down) per backend and tool.
+const DEFAULT_RUNS: usize = 5;
+/// Requests a no-op `plane up` may send beyond one per object.
+const REQUEST_SLACK: usize = 10;
+/// The latency of the slow backends, per request.
+const LATENCY_MS: u64 = 50;
 
 const KUBECTL: &str = "/usr/bin/kubectl";
 const KUBECTL_MANAGER: &str = "kubectl-bench";
+
+/// The four operations, in cycle order.
+const OPERATIONS: [&str; 4] = ["first install", "no-op up", "diff", "down"];
 
 fn main() {
     let runs = std::env::var("CLUSTER_BENCH_RUNS")
@@ -43,41 +53,66 @@ fn main() {
     let work = tempfile::tempdir().expect("temp dir");
     let synthetic_root = work.path().join("synthetic");
     write_synthetic_bundle(&synthetic_root);
+    let datalayer = Case {
+        label: "datalayer-ray (local)",
+        addon: "datalayer-ray",
+        args: vec!["--profile".into(), "local".into()],
+    };
+    let synthetic = Case {
+        label: "synthetic-500",
+        addon: "synthetic",
+        args: vec![
+            "--addons-dir".into(),
+            synthetic_root.join("addons").display().to_string(),
+        ],
+    };
 
-    let cases = [
-        Case {
-            label: "datalayer-ray (local)",
-            addon: "datalayer-ray",
-            args: vec!["--profile".into(), "local".into()],
-        },
-        Case {
-            label: "synthetic-500",
-            addon: "synthetic",
-            args: vec![
-                "--addons-dir".into(),
-                synthetic_root.join("addons").display().to_string(),
-            ],
-        },
-    ];
-
-    println!("cluster benchmark: {runs} runs per operation (median, min-max), wall clock");
+    println!("cluster benchmark: {runs} cycles per backend (median, min-max), wall clock");
     let started = Instant::now();
-    let mut results = Vec::new();
-    for case in &cases {
-        results.push(bench_case(case, work.path(), runs));
+    let mut tables = Vec::new();
+    for latency in [0, LATENCY_MS] {
+        tables.push(bench(
+            &datalayer,
+            &Backend::TestServer { latency },
+            work.path(),
+            runs,
+        ));
     }
-    report(&results);
+    tables.push(bench(
+        &synthetic,
+        &Backend::TestServer { latency: 0 },
+        work.path(),
+        runs.min(3),
+    ));
+    if let Some(kubeconfig) = std::env::var_os("PLANE_BENCH_KUBECONFIG").map(PathBuf::from) {
+        for latency in [0, LATENCY_MS] {
+            let backend = Backend::Live {
+                kubeconfig: kubeconfig.clone(),
+                latency,
+            };
+            tables.push(bench(&datalayer, &backend, work.path(), runs));
+        }
+    } else {
+        eprintln!("PLANE_BENCH_KUBECONFIG is not set: no real API server in this run");
+    }
+    report(&tables);
     println!("total bench time {:.1}s", started.elapsed().as_secs_f64());
 
-    let over: Vec<_> = results
+    let over: Vec<&Table> = tables
         .iter()
-        .filter(|r| !r.dry_runs_within_bound())
+        .filter(|t| {
+            t.noop_requests()
+                .is_some_and(|n| n > t.objects + REQUEST_SLACK)
+        })
         .collect();
     if !over.is_empty() {
-        for r in over {
+        for t in over {
             eprintln!(
-                "FAIL {}: a no-op plane up sent {} dry runs for {} objects (bound: objects + {DRY_RUN_SLACK})",
-                r.label, r.plane_up.dry_run, r.objects
+                "FAIL {} on {}: a no-op plane up sent {} requests for {} objects (bound: objects + {REQUEST_SLACK})",
+                t.case,
+                t.backend,
+                t.noop_requests().unwrap_or_default(),
+                t.objects
             );
         }
         std::process::exit(1);
@@ -91,31 +126,126 @@ struct Case {
     args: Vec<String>,
 }
 
-/// Everything measured for one bundle.
-struct CaseResult {
-    label: &'static str,
-    /// Objects `plane up` manages (rendered, plus generated Secrets).
-    objects: usize,
-    rendered: usize,
-    plane_up: Counts,
-    plane_diff: Counts,
-    kubectl_apply: Counts,
-    kubectl_diff: Counts,
-    kubectl_diff_exit: Option<i32>,
-    times: Vec<(&'static str, Timing, Timing)>,
-    up_groups: BTreeMap<String, usize>,
+/// Where the commands run.
+enum Backend {
+    /// A fresh test API server per cycle and tool, slowed by a latency rule.
+    TestServer { latency: u64 },
+    /// A real API server, through a delaying proxy when `latency` > 0.
+    Live { kubeconfig: PathBuf, latency: u64 },
 }
 
-impl CaseResult {
-    fn dry_runs_within_bound(&self) -> bool {
-        self.plane_up.dry_run <= self.objects + DRY_RUN_SLACK
+impl Backend {
+    fn label(&self) -> String {
+        match self {
+            Self::TestServer { latency } => format!("test server, {latency} ms"),
+            Self::Live { latency, .. } => format!("real API server, {latency} ms"),
+        }
+    }
+
+    fn latency(&self) -> u64 {
+        match self {
+            Self::TestServer { latency } | Self::Live { latency, .. } => *latency,
+        }
     }
 }
 
-fn bench_case(case: &Case, work: &Path, runs: usize) -> CaseResult {
-    let dir = work.join(case.addon);
+/// A kubeconfig to run one cycle against, and what keeps its cluster alive and counted.
+struct Session {
+    kubeconfig: PathBuf,
+    server: Option<TestServer>,
+    _proxy: Option<proxy::Proxy>,
+}
+
+impl Session {
+    fn open(backend: &Backend, dir: &Path) -> Self {
+        match backend {
+            Backend::TestServer { latency } => {
+                let server = TestServer::start(Config::default());
+                if *latency > 0 {
+                    server.add_fault(FaultRule::latency("*", *latency, 0));
+                }
+                Self {
+                    kubeconfig: server.kubeconfig_path().to_path_buf(),
+                    server: Some(server),
+                    _proxy: None,
+                }
+            }
+            Backend::Live {
+                kubeconfig,
+                latency,
+            } => {
+                if *latency == 0 {
+                    return Self {
+                        kubeconfig: kubeconfig.clone(),
+                        server: None,
+                        _proxy: None,
+                    };
+                }
+                let (proxied, proxy) =
+                    proxy::through(kubeconfig, dir, Duration::from_millis(*latency));
+                Self {
+                    kubeconfig: proxied,
+                    server: None,
+                    _proxy: Some(proxy),
+                }
+            }
+        }
+    }
+
+    fn clear(&self) {
+        if let Some(server) = &self.server {
+            server.clear_requests();
+        }
+    }
+
+    fn counts(&self) -> Option<Counts> {
+        self.server.as_ref().map(|s| Counts::of(&s.requests()))
+    }
+
+    fn groups(&self) -> BTreeMap<String, usize> {
+        self.server
+            .as_ref()
+            .map(|s| group(&s.requests()))
+            .unwrap_or_default()
+    }
+}
+
+/// The figures of one bundle on one backend.
+struct Table {
+    case: &'static str,
+    backend: String,
+    latency: u64,
+    objects: usize,
+    /// Per operation: plane's timing and requests, kubectl's timing and requests.
+    rows: Vec<Row>,
+    noop_groups: BTreeMap<String, usize>,
+}
+
+struct Row {
+    operation: &'static str,
+    plane: Timing,
+    kubectl: Timing,
+    plane_requests: Option<Counts>,
+    kubectl_requests: Option<Counts>,
+}
+
+impl Table {
+    fn noop_requests(&self) -> Option<usize> {
+        self.rows
+            .iter()
+            .find(|r| r.operation == "no-op up")
+            .and_then(|r| r.plane_requests)
+            .map(|c| c.total)
+    }
+}
+
+fn bench(case: &Case, backend: &Backend, work: &Path, runs: usize) -> Table {
+    let dir = work.join(format!(
+        "{}-{}",
+        case.addon,
+        backend.label().replace([' ', ','], "")
+    ));
     std::fs::create_dir_all(&dir).expect("case dir");
-    let rendered_path = dir.join("rendered.yaml");
     let out = check(
         plane(&["template", case.addon])
             .args(&case.args)
@@ -123,184 +253,303 @@ fn bench_case(case: &Case, work: &Path, runs: usize) -> CaseResult {
             .expect("run plane template"),
         "plane template",
     );
-    std::fs::write(&rendered_path, &out.stdout).expect("write rendered YAML");
-    let rendered = count_objects(&String::from_utf8_lossy(&out.stdout));
-    eprintln!(
-        "[{}] rendered {rendered} objects to {}",
-        case.label,
-        rendered_path.display()
-    );
+    let rendered = String::from_utf8_lossy(&out.stdout).into_owned();
+    let rendered_path = dir.join("rendered.yaml");
+    std::fs::write(&rendered_path, &rendered).expect("write rendered YAML");
+    // kubectl deletes what plane's down deletes: everything but the CRDs.
+    let without_crds_path = dir.join("without-crds.yaml");
+    std::fs::write(&without_crds_path, without_crds(&rendered)).expect("write YAML");
+    eprintln!("[{} | {}] {} cycles", case.label, backend.label(), runs);
 
-    let plane = plane_side(case, rendered, runs);
-    let kubectl = kubectl_side(case.label, &dir, &rendered_path, runs);
-    CaseResult {
-        label: case.label,
-        objects: plane.objects,
-        rendered,
-        plane_up: plane.up,
-        plane_diff: plane.diff,
-        kubectl_apply: kubectl.apply,
-        kubectl_diff: kubectl.diff,
-        kubectl_diff_exit: kubectl.diff_exit,
-        times: vec![
-            ("up / apply (no-op)", plane.up_time, kubectl.apply_time),
-            ("diff (no changes)", plane.diff_time, kubectl.diff_time),
-        ],
-        up_groups: plane.up_groups,
+    if let Backend::Live { kubeconfig, .. } = backend {
+        // A clean start: no release left by an earlier run.
+        let _ = plane(&["down", case.addon, "--yes", "--kubeconfig"])
+            .arg(kubeconfig)
+            .output();
     }
-}
+    let mut plane_times: Vec<Vec<Duration>> = vec![Vec::new(); OPERATIONS.len()];
+    let mut kubectl_times: Vec<Vec<Duration>> = vec![Vec::new(); OPERATIONS.len()];
+    let mut plane_counts = vec![None; OPERATIONS.len()];
+    let mut kubectl_counts = vec![None; OPERATIONS.len()];
+    let mut noop_groups = BTreeMap::new();
+    let mut objects = count_objects(&rendered);
+    for cycle in 0..runs {
+        let session = Session::open(backend, &dir);
+        let kc = session.kubeconfig.display().to_string();
+        let cluster_args = |verb: &str| -> Vec<String> {
+            let mut args = vec![
+                verb.to_owned(),
+                case.addon.to_owned(),
+                "--kubeconfig".into(),
+                kc.clone(),
+            ];
+            args.extend(case.args.iter().cloned());
+            args
+        };
+        let steps: [(&str, Vec<String>); 4] = [
+            (
+                "plane up --no-wait",
+                [
+                    cluster_args("up"),
+                    vec!["--no-wait".into(), "--timeout".into(), "300s".into()],
+                ]
+                .concat(),
+            ),
+            (
+                "no-op plane up",
+                [cluster_args("up"), vec!["--timeout".into(), "300s".into()]].concat(),
+            ),
+            (
+                "plane diff --exit-code",
+                [cluster_args("diff"), vec!["--exit-code".into()]].concat(),
+            ),
+            (
+                "plane down --yes",
+                vec![
+                    "down".into(),
+                    case.addon.into(),
+                    "--yes".into(),
+                    "--kubeconfig".into(),
+                    kc.clone(),
+                ],
+            ),
+        ];
+        for (i, (what, args)) in steps.iter().enumerate() {
+            if i == 1 {
+                // The no-op is measured on a release that is ready, as after a real install.
+                check(
+                    plane_cmd(&cluster_args("up")).output().expect("run plane"),
+                    "plane up (wait)",
+                );
+            }
+            session.clear();
+            let t = Instant::now();
+            check(plane_cmd(args).output().expect("run plane"), what);
+            plane_times[i].push(t.elapsed());
+            if cycle == 0 {
+                plane_counts[i] = session.counts();
+                if i == 1 {
+                    noop_groups = session.groups();
+                    if let Some(server) = &session.server {
+                        objects = managed_objects(server, objects);
+                    }
+                }
+            }
+        }
+        drop(session);
 
-struct PlaneSide {
-    objects: usize,
-    up: Counts,
-    diff: Counts,
-    up_groups: BTreeMap<String, usize>,
-    up_time: Timing,
-    diff_time: Timing,
-}
-
-/// plane on a server of its own: install, then count and time no-op `up` and `diff`.
-fn plane_side(case: &Case, rendered: usize, runs: usize) -> PlaneSide {
-    let srv = TestServer::start(Config::default());
-    let kc = srv.kubeconfig_path().display().to_string();
-    let up = || {
-        plane(&["up", case.addon, "--kubeconfig", &kc, "--timeout", "120s"])
-            .args(&case.args)
-            .output()
-            .expect("run plane up")
-    };
-    let diff = || {
-        plane(&["diff", case.addon, "--kubeconfig", &kc, "--exit-code"])
-            .args(&case.args)
-            .output()
-            .expect("run plane diff")
-    };
-    let t = Instant::now();
-    check(up(), "first plane up");
-    eprintln!(
-        "[{}] first plane up (install) took {:.0} ms",
-        case.label,
-        t.elapsed().as_secs_f64() * 1e3
-    );
-    let objects = managed_objects(&srv, rendered);
-
-    // Warm-up no-op runs, counted.
-    srv.clear_requests();
-    check(up(), "no-op plane up");
-    let up_log = srv.requests();
-    let plane_up = Counts::of(&up_log);
-    let up_groups = group(&up_log);
-    srv.clear_requests();
-    check(diff(), "plane diff (expected no changes: exit 0)");
-    let plane_diff = Counts::of(&srv.requests());
-
-    let up_time = time(runs, || check(up(), "no-op plane up"));
-    srv.clear_requests();
-    let diff_time = time(runs, || check(diff(), "plane diff"));
-    let writes_during_timing = srv.requests().iter().filter(|r| r.is_mutating()).count();
-    if writes_during_timing > 0 {
-        eprintln!(
-            "[{}] note: plane diff runs wrote {writes_during_timing} times",
-            case.label
-        );
+        let session = Session::open(backend, &dir);
+        let cache = dir.join(format!("kubectl-cache-{cycle}"));
+        let kubectl = |verb: &str, file: &Path| {
+            let mut cmd = Command::new(KUBECTL);
+            cmd.env_remove("KUBECONFIG")
+                .env("KUBECTL_EXTERNAL_DIFF", "diff -u -N")
+                .arg(verb)
+                .arg("--kubeconfig")
+                .arg(&session.kubeconfig)
+                .arg("--cache-dir")
+                .arg(&cache)
+                .arg("-f")
+                .arg(file);
+            if verb == "delete" {
+                // Namespaces come first in the file and take their objects with them.
+                cmd.arg("--ignore-not-found");
+            } else {
+                cmd.arg("--server-side");
+            }
+            if verb == "apply" {
+                cmd.arg(format!("--field-manager={KUBECTL_MANAGER}"))
+                    .arg("--force-conflicts");
+            }
+            cmd.output().expect("run kubectl")
+        };
+        // First install: custom resources fail until their CRD is served, so a user retries.
+        session.clear();
+        let t = Instant::now();
+        let mut attempts = 0;
+        while !kubectl("apply", &rendered_path).status.success() {
+            attempts += 1;
+            assert!(attempts < 100, "the first kubectl apply keeps failing");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        kubectl_times[0].push(t.elapsed());
+        if cycle == 0 {
+            kubectl_counts[0] = session.counts();
+        }
+        let ops: [(&str, &Path); 3] = [
+            ("apply", &rendered_path),
+            ("diff", &rendered_path),
+            ("delete", &without_crds_path),
+        ];
+        for (i, (verb, file)) in ops.into_iter().enumerate() {
+            session.clear();
+            let t = Instant::now();
+            let out = kubectl(verb, file);
+            kubectl_times[i + 1].push(t.elapsed());
+            let ok = if verb == "diff" {
+                matches!(out.status.code(), Some(0 | 1))
+            } else {
+                out.status.success()
+            };
+            assert!(
+                ok,
+                "kubectl {verb} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            if cycle == 0 {
+                kubectl_counts[i + 1] = session.counts();
+            }
+        }
     }
-
-    PlaneSide {
+    let rows = OPERATIONS
+        .iter()
+        .enumerate()
+        .map(|(i, operation)| Row {
+            operation,
+            plane: Timing::of(&plane_times[i]),
+            kubectl: Timing::of(&kubectl_times[i]),
+            plane_requests: plane_counts[i],
+            kubectl_requests: kubectl_counts[i],
+        })
+        .collect();
+    Table {
+        case: case.label,
+        backend: backend.label(),
+        latency: backend.latency(),
         objects,
-        up: plane_up,
-        diff: plane_diff,
-        up_groups,
-        up_time,
-        diff_time,
+        rows,
+        noop_groups,
     }
 }
 
-struct KubectlSide {
-    apply: Counts,
-    diff: Counts,
-    diff_exit: Option<i32>,
-    apply_time: Timing,
-    diff_time: Timing,
+/// `plane` with these arguments (no progress bars).
+fn plane_cmd(args: &[String]) -> Command {
+    let mut cmd = plane(&[]);
+    cmd.args(args);
+    cmd
 }
 
-/// kubectl on a fresh server of its own: install, then count and time no-op `apply` and `diff`.
-fn kubectl_side(label: &str, dir: &Path, rendered_path: &Path, runs: usize) -> KubectlSide {
-    let ksrv = TestServer::start(Config::default());
-    let cache = dir.join(format!("kubectl-cache-{}", ksrv.port()));
-    let kubectl = |verb: &str| {
-        let mut cmd = Command::new(KUBECTL);
-        cmd.env_remove("KUBECONFIG")
-            .env("KUBECTL_EXTERNAL_DIFF", "diff -u -N")
-            .arg(verb)
-            .arg("--server-side")
-            .arg("--kubeconfig")
-            .arg(ksrv.kubeconfig_path())
-            .arg("--cache-dir")
-            .arg(&cache)
-            .arg("-f")
-            .arg(rendered_path);
-        if verb == "apply" {
-            cmd.arg(format!("--field-manager={KUBECTL_MANAGER}"));
+/// The documents of a YAML stream that are not CustomResourceDefinitions.
+fn without_crds(yaml: &str) -> String {
+    yaml.split("\n---")
+        .filter(|doc| !doc.lines().any(|l| l == "kind: CustomResourceDefinition"))
+        .collect::<Vec<_>>()
+        .join("\n---")
+}
+
+#[derive(Clone, Copy)]
+struct Timing {
+    median: Duration,
+    min: Duration,
+    max: Duration,
+}
+
+impl Timing {
+    fn of(samples: &[Duration]) -> Self {
+        let mut samples = samples.to_vec();
+        samples.sort();
+        Self {
+            median: samples[samples.len() / 2],
+            min: samples[0],
+            max: samples[samples.len() - 1],
         }
-        cmd.output().expect("run kubectl")
+    }
+
+    fn show(self) -> String {
+        format!(
+            "{:>6.0} ({:.0}-{:.0})",
+            ms(self.median),
+            ms(self.min),
+            ms(self.max)
+        )
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn report(tables: &[Table]) {
+    let mut out = String::new();
+    out.push_str("\ntimes in ms: median (min-max); kubectl/plane > 1 means plane is faster\n");
+    for t in tables {
+        let _ = writeln!(out, "\n{} on {} ({} objects)", t.case, t.backend, t.objects);
+        let _ = writeln!(
+            out,
+            "  {:<14} {:>20} {:>20} {:>13} {:>9} {:>9} {:>6} {:>6}",
+            "operation",
+            "plane",
+            "kubectl",
+            "kubectl/plane",
+            "req plane",
+            "req kctl",
+            "rt pl",
+            "rt kc"
+        );
+        for row in &t.rows {
+            let ratio = row.kubectl.median.as_secs_f64() / row.plane.median.as_secs_f64();
+            let requests =
+                |c: Option<Counts>| c.map_or_else(|| "-".to_owned(), |c| c.total.to_string());
+            let (rt_plane, rt_kubectl) = round_trips(tables, t, row);
+            let _ = writeln!(
+                out,
+                "  {:<14} {:>20} {:>20} {:>12.1}x {:>9} {:>9} {:>6} {:>6}",
+                row.operation,
+                row.plane.show(),
+                row.kubectl.show(),
+                ratio,
+                requests(row.plane_requests),
+                requests(row.kubectl_requests),
+                rt_plane,
+                rt_kubectl,
+            );
+        }
+        for row in &t.rows {
+            if let (Some(p), Some(k)) = (row.plane_requests, row.kubectl_requests) {
+                let _ = writeln!(out, "  {:<14} plane:   {}", row.operation, p.show());
+                let _ = writeln!(out, "  {:<14} kubectl: {}", "", k.show());
+            }
+        }
+        if !t.noop_groups.is_empty() {
+            let _ = writeln!(
+                out,
+                "  requests of a no-op plane up (class, method, resource: count)"
+            );
+            for (what, n) in &t.noop_groups {
+                let _ = writeln!(out, "    {what:<60} {n:>4}");
+            }
+        }
+    }
+    print!("{out}");
+}
+
+/// The latency's cost in round trips for one row of a slow table: its time minus the same
+/// bundle's and backend's time at 0 ms, over the latency. "-" on a 0 ms table.
+fn round_trips(tables: &[Table], table: &Table, row: &Row) -> (String, String) {
+    if table.latency == 0 {
+        return ("-".into(), "-".into());
+    }
+    let base_backend = table
+        .backend
+        .replace(&format!("{} ms", table.latency), "0 ms");
+    let Some(base) = tables
+        .iter()
+        .find(|t| t.case == table.case && t.backend == base_backend)
+        .and_then(|t| t.rows.iter().find(|r| r.operation == row.operation))
+    else {
+        return ("?".into(), "?".into());
     };
-    // First apply: custom resources fail until their CRD is Established, so retry.
-    let t = Instant::now();
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
-        let out = kubectl("apply");
-        if out.status.success() {
-            break;
-        }
-        assert!(
-            attempts < 30,
-            "first kubectl apply keeps failing:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    eprintln!(
-        "[{}] first kubectl apply (install) took {:.0} ms in {attempts} attempt(s)",
-        label,
-        t.elapsed().as_secs_f64() * 1e3
-    );
-    ksrv.clear_requests();
-    check(kubectl("apply"), "no-op kubectl apply");
-    let kubectl_apply = Counts::of(&ksrv.requests());
-    ksrv.clear_requests();
-    let out = kubectl("diff");
-    let kubectl_diff_exit = out.status.code();
-    assert!(
-        matches!(kubectl_diff_exit, Some(0 | 1)),
-        "kubectl diff failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if kubectl_diff_exit == Some(1) {
-        eprintln!(
-            "[{}] note: kubectl diff reports differences after its own apply:\n{}",
-            label,
-            head(&String::from_utf8_lossy(&out.stdout), 30)
-        );
-    }
-    let kubectl_diff = Counts::of(&ksrv.requests());
-    let kapply_time = time(runs, || check(kubectl("apply"), "no-op kubectl apply"));
-    let kdiff_time = time(runs, || {
-        let out = kubectl("diff");
-        assert!(
-            matches!(out.status.code(), Some(0 | 1)),
-            "kubectl diff failed"
-        );
-        out
-    });
-
-    KubectlSide {
-        apply: kubectl_apply,
-        diff: kubectl_diff,
-        diff_exit: kubectl_diff_exit,
-        apply_time: kapply_time,
-        diff_time: kdiff_time,
-    }
+    let trips = |slow: Timing, fast: Timing| {
+        let extra = slow.median.as_secs_f64() - fast.median.as_secs_f64();
+        format!(
+            "{:.0}",
+            (extra / Duration::from_millis(table.latency).as_secs_f64()).max(0.0)
+        )
+    };
+    (
+        trips(row.plane, base.plane),
+        trips(row.kubectl, base.kubectl),
+    )
 }
 
 /// The plane binary with a clean environment: no inputs or sources leak in from the shell.
@@ -350,45 +599,6 @@ fn managed_objects(srv: &TestServer, rendered: usize) -> usize {
         })
         .count();
     rendered + generated
-}
-
-#[derive(Clone, Copy)]
-struct Timing {
-    median: Duration,
-    min: Duration,
-    max: Duration,
-}
-
-impl Timing {
-    fn show(self) -> String {
-        format!(
-            "{:>7.1} ({:.0}-{:.0})",
-            ms(self.median),
-            ms(self.min),
-            ms(self.max)
-        )
-    }
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-/// Times `runs` runs of `f` (the warm-up run happened before).
-fn time(runs: usize, mut f: impl FnMut() -> Output) -> Timing {
-    let mut samples: Vec<Duration> = (0..runs)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed()
-        })
-        .collect();
-    samples.sort();
-    Timing {
-        median: samples[samples.len() / 2],
-        min: samples[0],
-        max: samples[samples.len() - 1],
-    }
 }
 
 /// The request log of one operation, by kind of request.
@@ -539,93 +749,6 @@ fn group(log: &[RequestRecord]) -> BTreeMap<String, usize> {
     groups
 }
 
-fn report(results: &[CaseResult]) {
-    let mut out = String::new();
-    out.push_str("\nrequests (one run, from the server's request log)\n");
-    for r in results {
-        let _ = writeln!(
-            out,
-            "  {:<22} plane up (no-op): {}",
-            r.label,
-            r.plane_up.show()
-        );
-        let _ = writeln!(
-            out,
-            "  {:<22} plane diff:       {}",
-            "",
-            r.plane_diff.show()
-        );
-        let _ = writeln!(
-            out,
-            "  {:<22} kubectl apply:    {}",
-            "",
-            r.kubectl_apply.show()
-        );
-        let _ = writeln!(
-            out,
-            "  {:<22} kubectl diff:     {} (exit {})",
-            "",
-            r.kubectl_diff.show(),
-            r.kubectl_diff_exit
-                .map_or_else(|| "signal".to_owned(), |c| c.to_string())
-        );
-        let other = r.plane_up.total - r.plane_up.dry_run;
-        let _ = writeln!(
-            out,
-            "  {:<22} no-op up: objects = {} ({} rendered), dry-runs = {}, other = {} -> {}",
-            "",
-            r.objects,
-            r.rendered,
-            r.plane_up.dry_run,
-            other,
-            if r.dry_runs_within_bound() {
-                format!("OK (<= objects + {DRY_RUN_SLACK})")
-            } else {
-                format!("OVER the bound objects + {DRY_RUN_SLACK}")
-            }
-        );
-    }
-
-    out.push_str(
-        "\nrequest pattern of a no-op plane up (class, method, resource or path: count)\n",
-    );
-    for r in results {
-        let _ = writeln!(out, "  {}", r.label);
-        for (what, n) in &r.up_groups {
-            let _ = writeln!(out, "    {what:<60} {n:>4}");
-        }
-    }
-
-    out.push_str("\ntimes in ms: median (min-max)\n");
-    let _ = writeln!(
-        out,
-        "  {:<22} {:<19} {:>20} {:>20} {:>14} {:>9} {:>9}",
-        "bundle", "operation", "plane", "kubectl", "plane/kubectl", "req plane", "req kctl"
-    );
-    for r in results {
-        for (i, (op, p, k)) in r.times.iter().enumerate() {
-            let ratio = p.median.as_secs_f64() / k.median.as_secs_f64();
-            let verdict = if ratio > 1.0 { "slower" } else { "faster" };
-            let (rp, rk) = if i == 0 {
-                (r.plane_up.total, r.kubectl_apply.total)
-            } else {
-                (r.plane_diff.total, r.kubectl_diff.total)
-            };
-            let _ = writeln!(
-                out,
-                "  {:<22} {:<19} {:>20} {:>20} {:>7.2}x {:<6} {rp:>9} {rk:>9}",
-                if i == 0 { r.label } else { "" },
-                op,
-                p.show(),
-                k.show(),
-                ratio,
-                verdict,
-            );
-        }
-    }
-    print!("{out}");
-}
-
 /// A plane bundle of exactly 500 objects: 5 namespaces, 445 config maps, 25 services and 25
 /// deployments, in three components (namespaces gate the other two).
 fn write_synthetic_bundle(root: &Path) {
@@ -703,5 +826,116 @@ fn write_synthetic_bundle(root: &Path) {
         let path: PathBuf = addon.join(rel);
         std::fs::create_dir_all(path.parent().expect("has a parent")).expect("bundle dir");
         std::fs::write(&path, text).expect("write bundle file");
+    }
+}
+
+/// A TCP proxy on 127.0.0.1 that holds every byte from client to server for a fixed delay: each
+/// request (and each TLS handshake) waits that long more for its answer, as over a long link.
+mod proxy {
+    use std::path::{Path, PathBuf};
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio::sync::mpsc;
+    use tokio::time::Instant;
+
+    /// A running proxy; dropping it stops it.
+    pub struct Proxy {
+        _runtime: tokio::runtime::Runtime,
+    }
+
+    /// A copy of `kubeconfig` whose clusters go through a new proxy, and the proxy.
+    pub fn through(kubeconfig: &Path, dir: &Path, delay: Duration) -> (PathBuf, Proxy) {
+        let text = std::fs::read_to_string(kubeconfig).expect("read kubeconfig");
+        let mut doc: serde_yaml_ng::Value =
+            serde_yaml_ng::from_str(&text).expect("kubeconfig YAML");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("proxy runtime");
+        let clusters = doc
+            .get_mut("clusters")
+            .and_then(serde_yaml_ng::Value::as_sequence_mut)
+            .expect("kubeconfig clusters");
+        for cluster in clusters {
+            let server = cluster
+                .get_mut("cluster")
+                .and_then(|c| c.get_mut("server"))
+                .expect("cluster server");
+            let url = server.as_str().expect("server URL").to_owned();
+            let upstream = url
+                .strip_prefix("https://")
+                .expect("an https server")
+                .trim_end_matches('/')
+                .to_owned();
+            assert!(
+                upstream.starts_with("127.0.0.1:"),
+                "the bench only talks to 127.0.0.1, not {upstream}"
+            );
+            let listener = runtime
+                .block_on(TcpListener::bind("127.0.0.1:0"))
+                .expect("bind the proxy");
+            let port = listener.local_addr().expect("proxy address").port();
+            runtime.spawn(serve(listener, upstream, delay));
+            *server = serde_yaml_ng::Value::String(format!("https://127.0.0.1:{port}"));
+        }
+        let path = dir.join(format!("proxied-{}.kubeconfig", std::process::id()));
+        std::fs::write(
+            &path,
+            serde_yaml_ng::to_string(&doc).expect("kubeconfig YAML"),
+        )
+        .expect("write kubeconfig");
+        (path, Proxy { _runtime: runtime })
+    }
+
+    async fn serve(listener: TcpListener, upstream: String, delay: Duration) {
+        while let Ok((client, _)) = listener.accept().await {
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                let Ok(server) = TcpStream::connect(&upstream).await else {
+                    return;
+                };
+                let _ = client.set_nodelay(true);
+                let _ = server.set_nodelay(true);
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = server.into_split();
+                tokio::spawn(delayed(client_read, server_write, delay));
+                tokio::spawn(copy(server_read, client_write));
+            });
+        }
+    }
+
+    /// Forwards each chunk `delay` after it arrived, in order, without holding back the next.
+    async fn delayed(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, delay: Duration) {
+        let (tx, mut rx) = mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
+        let writer = tokio::spawn(async move {
+            while let Some((due, bytes)) = rx.recv().await {
+                tokio::time::sleep_until(due).await;
+                if to.write_all(&bytes).await.is_err() {
+                    break;
+                }
+            }
+            let _ = to.shutdown().await;
+        });
+        let mut buf = vec![0; 64 * 1024];
+        while let Ok(n) = from.read(&mut buf).await {
+            if n == 0
+                || tx
+                    .send((Instant::now() + delay, buf[..n].to_vec()))
+                    .is_err()
+            {
+                break;
+            }
+        }
+        drop(tx);
+        let _ = writer.await;
+    }
+
+    async fn copy(mut from: OwnedReadHalf, mut to: OwnedWriteHalf) {
+        let _ = tokio::io::copy(&mut from, &mut to).await;
+        let _ = to.shutdown().await;
     }
 }

@@ -92,6 +92,21 @@ pub fn check_pin(profile: Option<&Profile>, target: &Target) -> Result<(), Error
     Ok(())
 }
 
+/// Reads the release's record while discovering the kinds the render uses: one round trip for
+/// both. A discovery failure here is left for the plan to report, with its object.
+pub async fn read_previous(
+    resources: &Resources,
+    rendered: &Rendered,
+    state_ns: &str,
+    release: &str,
+) -> Result<Option<kube::Inventory>, KubeError> {
+    let (previous, _) = tokio::join!(
+        kube::read_inventory(resources.client(), state_ns, release),
+        resources.prefetch(rendered.objects.iter().map(|o| o.id.api_version.as_str())),
+    );
+    previous
+}
+
 /// Refuses an empty render over a release that has objects: that would prune everything.
 pub fn refuse_empty_render(
     rendered: &Rendered,
@@ -270,12 +285,12 @@ pub async fn preflight_plan(
             });
         }
     }
-    kube::check_access(resources.client(), needs)
-        .await
-        .map_err(|e| failed(&e))?;
-    kube::warn_ingress_classes(resources, &rendered.objects, reporter)
-        .await
-        .map_err(|e| failed(&e))
+    let (access, classes) = tokio::join!(
+        kube::check_access(resources.client(), needs),
+        kube::warn_ingress_classes(resources, &rendered.objects, reporter),
+    );
+    access.map_err(|e| failed(&e))?;
+    classes.map_err(|e| failed(&e))
 }
 
 /// What every `up` and `down` needs in the state namespace: the inventory Secret and the lock.

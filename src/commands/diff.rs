@@ -13,16 +13,20 @@ pub fn run(args: &DiffArgs, printer: &Printer) -> Result<Status, Error> {
     let (rendered, profile) = template::render_with_profile(&args.render)?;
     let runtime = cluster::runtime()?;
     let plan = runtime.block_on(async {
-        let (target, resources) =
-            cluster::connect(&args.cluster, profile.as_ref(), printer).await?;
+        let (_, resources) = cluster::connect(&args.cluster, profile.as_ref(), printer).await?;
         let release = args
             .render
             .release
             .clone()
             .unwrap_or_else(|| args.render.addon.clone());
-        let previous = kube::read_inventory(&target.client, &args.render.state_namespace, &release)
-            .await
-            .map_err(|e| cluster::failed(&e))?;
+        let previous = cluster::read_previous(
+            &resources,
+            &rendered,
+            &args.render.state_namespace,
+            &release,
+        )
+        .await
+        .map_err(|e| cluster::failed(&e))?;
         cluster::refuse_empty_render(&rendered, previous.as_ref())?;
         let plan = kube::plan(&resources, &rendered.objects, &release, previous.as_ref())
             .await

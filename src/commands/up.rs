@@ -25,7 +25,9 @@ pub fn run(args: &UpArgs, printer: &Printer) -> Result<Status, Error> {
         let (target, resources) =
             cluster::connect(&args.cluster, profile.as_ref(), printer).await?;
         let client = target.client.clone();
-        let previous = match kube::read_inventory(&client, &state_ns, &release).await {
+        let previous = match cluster::read_previous(&resources, &rendered, &state_ns, &release)
+            .await
+        {
             Ok(previous) => previous,
             Err(err) if err.code() == Some(403) && !args.dry_run => {
                 // Credentials that cannot read the record lack more: the preflight lists every
@@ -67,10 +69,15 @@ pub fn run(args: &UpArgs, printer: &Printer) -> Result<Status, Error> {
                     return Err(cluster::failed(&err));
                 }
             };
-        cluster::preflight_plan(&resources, &rendered, &plan, &state_ns, &progress).await?;
+        // Both only read: one round trip for the two.
+        let (checked, ownership) = tokio::join!(
+            cluster::preflight_plan(&resources, &rendered, &plan, &state_ns, &progress),
+            owners::find(&resources, &rendered, &plan, &release, &state_ns),
+        );
+        checked?;
         printer.status(&format!("plan: {}", plan.summary()));
         owners::warn_plan(&plan, printer);
-        let ownership = owners::find(&resources, &rendered, &plan, &release, &state_ns).await?;
+        let ownership = ownership?;
         owners::refuse(&ownership, &rendered, args.take_ownership)?;
         show_adoptions(&ownership, printer);
         confirm_prune(&plan, args.yes, printer)?;

@@ -4,6 +4,7 @@
 //! The Lease is written with create and update, not server-side apply: a lock needs
 //! compare-and-swap (create fails if it exists, update fails on a stale resourceVersion).
 
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
@@ -32,6 +33,7 @@ pub struct Lock {
     api: Api<Lease>,
     name: String,
     identity: String,
+    version: Version,
     stop: watch::Sender<bool>,
     renewer: JoinHandle<()>,
     /// Set once the lock is lost: another run took it over, it was deleted, or it could not be
@@ -148,11 +150,19 @@ pub async fn acquire(
     let deadline = wait.map(|w| tokio::time::Instant::now() + w);
     let mut told = false;
     let mut transient_failures = 0;
+    // Most runs find no lock: try to create it first, and read it only when that conflicts.
+    let mut look = false;
+    let version: Version = Arc::new(Mutex::new(None));
     loop {
         let now = Timestamp::now();
-        let existing = retry(|| api.get_opt(&name))
-            .await
-            .map_err(|err| KubeError::api("cannot read the release lock", Some(&subject), &err))?;
+        let existing = if look {
+            retry(|| api.get_opt(&name)).await.map_err(|err| {
+                KubeError::api("cannot read the release lock", Some(&subject), &err)
+            })?
+        } else {
+            look = true;
+            None
+        };
         let attempt = match &existing {
             None => {
                 let body = lease_body(&name, &identity, &host, pid, 0, now);
@@ -216,7 +226,10 @@ pub async fn acquire(
             }
         };
         match attempt {
-            Ok(_) => break,
+            Ok(lease) => {
+                set_version(&version, &lease);
+                break;
+            }
             // Someone else won the race (or a retried create already succeeded): look again.
             Err(kube::Error::Api(status)) if status.code == 409 => {}
             Err(err)
@@ -240,6 +253,7 @@ pub async fn acquire(
     let renew_api = api.clone();
     let renew_name = name.clone();
     let renew_identity = identity.clone();
+    let renew_version = version.clone();
     let renewer = tokio::spawn(async move {
         let mut renewed_at = tokio::time::Instant::now();
         loop {
@@ -248,10 +262,12 @@ pub async fn acquire(
                 () = tokio::time::sleep(RENEW_EVERY) => {}
             }
             // A renewal that hangs must not outlast the Lease: it counts as failed.
-            let renewal =
-                tokio::time::timeout(RENEW_EVERY, renew(&renew_api, &renew_name, &renew_identity))
-                    .await
-                    .unwrap_or(Renewal::Failed);
+            let renewal = tokio::time::timeout(
+                RENEW_EVERY,
+                renew(&renew_api, &renew_name, &renew_identity, &renew_version),
+            )
+            .await
+            .unwrap_or(Renewal::Failed);
             match renewal {
                 Renewal::Renewed => renewed_at = tokio::time::Instant::now(),
                 Renewal::Failed if renewed_at.elapsed() < GIVE_UP_AFTER => {}
@@ -266,14 +282,23 @@ pub async fn acquire(
         api,
         name,
         identity,
+        version,
         stop,
         renewer,
         lost,
     })
 }
 
+/// The resourceVersion of the Lease as this process last wrote it.
+type Version = Arc<Mutex<Option<String>>>;
+
+fn set_version(version: &Version, lease: &Lease) {
+    *version.lock().unwrap_or_else(PoisonError::into_inner) =
+        lease.metadata.resource_version.clone();
+}
+
 /// Renews the Lease if this process still holds it.
-async fn renew(api: &Api<Lease>, name: &str, identity: &str) -> Renewal {
+async fn renew(api: &Api<Lease>, name: &str, identity: &str, version: &Version) -> Renewal {
     let mut lease = match api.get_opt(name).await {
         Ok(Some(lease)) => lease,
         Ok(None) => return Renewal::Lost,
@@ -287,7 +312,10 @@ async fn renew(api: &Api<Lease>, name: &str, identity: &str) -> Renewal {
     }
     spec.renew_time = Some(MicroTime(Timestamp::now()));
     match api.replace(name, &PostParams::default(), &lease).await {
-        Ok(_) => Renewal::Renewed,
+        Ok(renewed) => {
+            set_version(version, &renewed);
+            Renewal::Renewed
+        }
         Err(_) => Renewal::Failed,
     }
 }
@@ -298,10 +326,30 @@ impl Lock {
         self.lost.clone()
     }
 
-    /// Stops renewing and deletes the Lease if this process still holds it.
+    /// Stops renewing and deletes the Lease if this process still holds it: at once when it is
+    /// as this process last wrote it, else after reading it again.
     pub async fn release(self) {
         let _ = self.stop.send(true);
         let _ = self.renewer.await;
+        let written = self
+            .version
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if written.is_some() {
+            let params = DeleteParams {
+                preconditions: Some(Preconditions {
+                    resource_version: written,
+                    uid: None,
+                }),
+                ..DeleteParams::default()
+            };
+            match retry(|| self.api.delete(&self.name, &params)).await {
+                // Changed since (or already gone): read it before deleting anything.
+                Err(kube::Error::Api(status)) if status.code == 409 => {}
+                _ => return,
+            }
+        }
         if let Ok(Some(lease)) = retry(|| self.api.get_opt(&self.name)).await
             && lease
                 .spec

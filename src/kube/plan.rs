@@ -347,6 +347,9 @@ pub(super) async fn list_live(
             .insert(old.namespace.clone());
     }
     let selector = format!("{RELEASE_LABEL}={release}");
+    resources
+        .prefetch(wanted.keys().map(|(api_version, _)| api_version.as_str()))
+        .await?;
     let mut calls = Vec::new();
     for ((api_version, kind), namespaces) in &wanted {
         let Some(served) = resources.find(api_version, kind, false).await? else {
@@ -378,7 +381,7 @@ pub(super) async fn list_live(
                 }
             },
         )
-        .buffered(8)
+        .buffered(16)
         .try_collect()
         .await?;
     let mut live = HashMap::new();

@@ -1,6 +1,6 @@
 //! Discovery with a cache: which resource serves a kind, and whether it is namespaced.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use kube::Client;
@@ -113,6 +113,30 @@ impl Resources {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(api_version.to_owned(), kinds);
         Ok(found)
+    }
+
+    /// Discovers every group-version not yet known, all at once: one round trip instead of one
+    /// per group-version when [`Resources::find`] meets them one after another.
+    ///
+    /// # Errors
+    /// When discovery itself fails.
+    pub async fn prefetch<'a>(
+        &self,
+        api_versions: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), KubeError> {
+        let unknown: BTreeSet<&str> = {
+            let cache = self
+                .cache
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            api_versions
+                .into_iter()
+                .filter(|v| !cache.contains_key(*v))
+                .collect()
+        };
+        futures::future::try_join_all(unknown.into_iter().map(|v| self.find(v, "", false)))
+            .await
+            .map(drop)
     }
 
     /// An API handle for one object's resource and namespace.

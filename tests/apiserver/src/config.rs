@@ -69,6 +69,8 @@ pub struct FaultRule {
     pub status: Option<u16>,
     /// Wait this many milliseconds first (then serve normally unless `status` or `drop` is set).
     pub delay_ms: Option<u64>,
+    /// Wait up to this many milliseconds more, a different pseudo-random amount each request.
+    pub jitter_ms: Option<u64>,
     /// Close the connection without an answer.
     pub drop_connection: bool,
     /// How many requests this rule hits before it expires; `None` means forever.
@@ -85,6 +87,33 @@ impl FaultRule {
             times: Some(times),
             ..Self::default()
         }
+    }
+
+    /// Latency on every request to `path`, for good: `ms` milliseconds plus up to `jitter_ms`
+    /// more. Latency rules add up with each other and with the one fault rule that applies.
+    pub fn latency(path: &str, ms: u64, jitter_ms: u64) -> Self {
+        Self {
+            path: path.to_owned(),
+            delay_ms: Some(ms),
+            jitter_ms: (jitter_ms > 0).then_some(jitter_ms),
+            ..Self::default()
+        }
+    }
+
+    /// A rule that only slows requests down, for good: no status, no dropped connection, no
+    /// count of times. (A delay for a number of times is an ordinary fault rule: the first live
+    /// matching one applies.)
+    pub fn is_latency(&self) -> bool {
+        self.status.is_none() && !self.drop_connection && self.times.is_none()
+    }
+
+    /// This rule's delay for one request, `random` choosing the jitter.
+    pub fn delay(&self, random: u64) -> Duration {
+        let jitter = self
+            .jitter_ms
+            .filter(|&j| j > 0)
+            .map_or(0, |j| random % (j + 1));
+        Duration::from_millis(self.delay_ms.unwrap_or(0) + jitter)
     }
 
     /// Whether the rule covers a request.
@@ -194,6 +223,22 @@ impl RequestRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn latency_is_fixed_plus_bounded_jitter() {
+        let fixed = FaultRule::latency("*", 50, 0);
+        assert!(fixed.is_latency());
+        assert_eq!(fixed.delay(12345), Duration::from_millis(50));
+        let jittered = FaultRule::latency("*", 50, 20);
+        let delays: Vec<Duration> = (0..200u64).map(|r| jittered.delay(r * 7919)).collect();
+        assert!(delays.iter().all(|d| (50..=70).contains(&d.as_millis())));
+        assert!(
+            delays
+                .iter()
+                .any(|d| d.as_millis() != delays[0].as_millis())
+        );
+        assert!(!FaultRule::status("GET", "*", 500, 1).is_latency());
+    }
 
     #[test]
     fn globs() {

@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -35,6 +36,8 @@ pub struct State {
     log: Mutex<Vec<RequestRecord>>,
     faults: Mutex<Vec<FaultRule>>,
     tokens: Mutex<HashMap<String, Vec<PolicyRule>>>,
+    /// The state of the latency jitter's pseudo-random numbers.
+    random: AtomicU64,
 }
 
 fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -51,6 +54,7 @@ impl State {
             config,
             log: Mutex::new(Vec::new()),
             tokens: Mutex::new(tokens),
+            random: AtomicU64::new(0x9E37_79B9_7F4A_7C15),
         }
     }
 
@@ -74,18 +78,45 @@ impl State {
         locked(&self.tokens).insert(token.to_owned(), rules);
     }
 
-    /// The first live rule matching the request, used up by one.
-    fn take_fault(&self, method: &str, path: &str) -> Option<FaultRule> {
+    /// What the rules do to a request: the delays of every latency rule matching it (see
+    /// [`FaultRule::is_latency`]), and the first other live rule matching it, used up by one.
+    fn take_fault(&self, method: &str, path: &str) -> (Duration, Option<FaultRule>) {
         let mut faults = locked(&self.faults);
-        let idx = faults.iter().position(|f| f.matches(method, path))?;
-        let rule = faults[idx].clone();
-        if let Some(n) = faults[idx].times.as_mut() {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                faults.remove(idx);
+        let mut delay = Duration::ZERO;
+        let mut fault = None;
+        let mut applied = Vec::new();
+        for (idx, rule) in faults.iter().enumerate() {
+            if !rule.matches(method, path) {
+                continue;
+            }
+            if rule.is_latency() {
+                delay += rule.delay(self.next_random());
+            } else if fault.is_none() {
+                fault = Some(rule.clone());
+            } else {
+                continue;
+            }
+            applied.push(idx);
+        }
+        for idx in applied.into_iter().rev() {
+            if let Some(n) = faults[idx].times.as_mut() {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    faults.remove(idx);
+                }
             }
         }
-        Some(rule)
+        (delay, fault)
+    }
+
+    /// A pseudo-random number (xorshift), for latency jitter: varied, and the same on every run.
+    fn next_random(&self) -> u64 {
+        let mut x = self.random.load(Ordering::Relaxed);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.random.store(x, Ordering::Relaxed);
+        x
     }
 }
 
@@ -226,7 +257,11 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
         field_manager: query.get("fieldManager").cloned(),
         status: 0,
     };
-    if let Some(rule) = state.take_fault(&method, &path) {
+    let (delay, fault) = state.take_fault(&method, &path);
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    if let Some(rule) = fault {
         if let Some(ms) = rule.delay_ms {
             tokio::time::sleep(Duration::from_millis(ms)).await;
         }
