@@ -293,8 +293,10 @@ pub async fn acquire(
 type Version = Arc<Mutex<Option<String>>>;
 
 fn set_version(version: &Version, lease: &Lease) {
-    *version.lock().unwrap_or_else(PoisonError::into_inner) =
-        lease.metadata.resource_version.clone();
+    version
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone_from(&lease.metadata.resource_version);
 }
 
 /// Renews the Lease if this process still holds it.
