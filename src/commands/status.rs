@@ -440,9 +440,7 @@ fn namespaces_table(ray: &RaySummary) -> String {
         let of = |f: fn(&Requests) -> String| requests.as_ref().map_or_else(unknown, f);
         vec![
             name.to_owned(),
-            tally.clusters.as_ref().map_or_else(unknown, |c| {
-                format!("{}/{} ready", c.ready, c.ready + c.not_ready)
-            }),
+            tally.clusters.as_ref().map_or_else(unknown, ready_of),
             tally.jobs.as_ref().map_or_else(unknown, |jobs| {
                 let parts: Vec<String> = ray::JOB_STATES
                     .iter()
@@ -454,9 +452,7 @@ fn namespaces_table(ray: &RaySummary) -> String {
                     parts.join(", ")
                 }
             }),
-            tally.services.as_ref().map_or_else(unknown, |s| {
-                format!("{}/{} ready", s.ready, s.ready + s.not_ready)
-            }),
+            tally.services.as_ref().map_or_else(unknown, ready_of),
             count(tally.head_pods),
             count(tally.worker_pods),
             of(|r| cpu(r.cpu_millis)),
@@ -469,6 +465,14 @@ fn namespaces_table(ray: &RaySummary) -> String {
     }
     table.row(row("TOTAL", &ray.total));
     table.render()
+}
+
+/// `1/2 ready`, or `none`.
+fn ready_of(count: &ray::ReadyCount) -> String {
+    match count.ready + count.not_ready {
+        0 => "none".to_owned(),
+        all => format!("{}/{all} ready", count.ready),
+    }
 }
 
 fn unknown() -> String {
