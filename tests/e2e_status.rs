@@ -557,3 +557,15 @@ fn a_cluster_without_kuberay_or_releases_says_so_and_succeeds() {
         "{stderr}"
     );
 }
+
+#[test]
+fn help_ends_with_examples() {
+    let out = plane().args(["status", "--help"]).output().unwrap();
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    let tail = help.trim_end().rsplit("Examples:").next().unwrap();
+    assert!(
+        help.contains("Examples:") && tail.contains("plane status datalayer-ray"),
+        "{help}"
+    );
+}
