@@ -57,6 +57,10 @@ pub enum Command {
     /// List the releases on the cluster with their live health.
     #[command(after_help = LS_EXAMPLES)]
     Ls(LsArgs),
+    /// Show releases and Ray on the cluster: where each part is, RayClusters, RayJobs and
+    /// RayServices by state, the resources they request, and usage from the bundle's Prometheus.
+    #[command(after_help = STATUS_EXAMPLES)]
+    Status(StatusArgs),
     /// Remove a release: custom resources first, then workloads, services, RBAC, namespaces.
     #[command(after_help = DOWN_EXAMPLES)]
     Down(DownArgs),
@@ -163,6 +167,21 @@ pub struct LsArgs {
     pub output: TableFormat,
 }
 
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The release to show (see `plane ls`); all releases when left out. Ray is shown for the
+    /// whole cluster either way.
+    pub release: Option<String>,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// The namespace that holds plane's release records.
+    #[arg(long, default_value = "plane-system", value_name = "NAMESPACE")]
+    pub state_namespace: String,
+    /// Output format (the JSON fields are described in the README, "plane status").
+    #[arg(short, long, value_enum, default_value_t = TableFormat::Table)]
+    pub output: TableFormat,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PlanFormat {
     Diff,
@@ -264,6 +283,12 @@ const LS_EXAMPLES: &str = "\
 Examples:
   plane ls
   plane ls -o json | jq '.[] | select(.health.ready < .health.total)'";
+
+const STATUS_EXAMPLES: &str = "\
+Examples:
+  plane status datalayer-ray
+  plane status -o json | jq '.ray.total.requests'
+  plane status datalayer-ray -o json | jq '.ray.clusters[] | select(.ready | not) | .conditions'";
 
 const DOWN_EXAMPLES: &str = "\
 Examples:

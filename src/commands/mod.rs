@@ -7,6 +7,7 @@ mod down;
 mod ls;
 mod owners;
 mod profiles;
+mod status;
 pub mod template;
 mod up;
 mod yaml;
@@ -27,6 +28,7 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<Status, Error> {
         Command::Diff(args) => diff::run(&args, printer),
         Command::Up(args) => up::run(&args, printer),
         Command::Ls(args) => ls::run(&args, printer),
+        Command::Status(args) => status::run(&args, printer),
         Command::Down(args) => down::run(&args, printer),
     }
 }

@@ -10,12 +10,15 @@ mod inventory;
 mod lock;
 pub mod normalize;
 pub mod ownership;
+mod parts;
 mod plan;
 mod preflight;
+pub mod ray;
 pub mod readiness;
 mod resources;
 mod retry;
 mod unchanged;
+mod usage;
 mod wait;
 
 use std::fmt;
@@ -30,9 +33,11 @@ pub use inventory::{
 };
 pub use kube::Client;
 pub use lock::{Lock, acquire as lock};
+pub use parts::{Endpoint, Operator, Parts, ServicePart, find_parts, release_parts};
 pub use plan::{Action, Plan, PlannedObject, plan};
 pub use preflight::{Need, Resolved, check_access, resolve, warn_ingress_classes};
 pub use resources::Resources;
+pub use usage::{ClusterUsage, PrometheusService, USAGE_TIMEOUT, UsageByCluster, ray_usage};
 pub use wait::{WaitOptions, WaitTarget, health, wait_ready};
 
 use crate::error::Problem;

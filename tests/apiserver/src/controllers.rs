@@ -965,10 +965,83 @@ fn failing_pod(inner: &mut Inner, owner_key: &Key, owner: &Value, reason: &str, 
     inner.put(key, pod, Vec::new(), EventKind::Added);
 }
 
+/// CPU cores, memory bytes and NVIDIA GPUs a pod template's containers request (a limit stands in
+/// for a missing request, as the API server defaults it).
+fn pod_wants(template: Option<&Value>) -> [f64; 3] {
+    let mut wants = [0.0; 3];
+    let containers = template
+        .and_then(|t| t.pointer("/spec/containers"))
+        .and_then(Value::as_array);
+    for c in containers.into_iter().flatten() {
+        for (i, name) in ["cpu", "memory", "nvidia.com/gpu"].into_iter().enumerate() {
+            let amount = c
+                .pointer(&format!("/resources/requests/{}", name.replace('/', "~1")))
+                .or_else(|| c.pointer(&format!("/resources/limits/{}", name.replace('/', "~1"))))
+                .and_then(Value::as_str)
+                .map_or(0.0, parse_quantity);
+            wants[i] += amount;
+        }
+    }
+    wants
+}
+
+/// A Kubernetes quantity in its base unit; 0 for what does not parse.
+fn parse_quantity(text: &str) -> f64 {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| c.is_ascii_alphabetic() && c != 'e' && c != 'E')
+        .unwrap_or(text.len());
+    let (number, suffix) = text.split_at(split);
+    let scale = match suffix {
+        "" => 1.0,
+        "m" => 1e-3,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "Ki" => 1024.0,
+        "Mi" => 1_048_576.0,
+        "Gi" => 1_073_741_824.0,
+        "Ti" => 1_099_511_627_776.0,
+        _ => return 0.0,
+    };
+    number.parse::<f64>().map_or(0.0, |n| n * scale)
+}
+
+/// A quantity as KubeRay writes it: whole numbers plain (memory in the largest binary unit that
+/// divides it), fractions in millis (`1500m`).
+#[allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "requests are small and non-negative"
+)]
+fn format_quantity(amount: f64, binary: bool) -> String {
+    let millis = (amount * 1000.0).round() as u64;
+    if !millis.is_multiple_of(1000) {
+        return format!("{millis}m");
+    }
+    let whole = millis / 1000;
+    if binary && whole > 0 {
+        for (suffix, unit) in [
+            ("Ti", 1_u64 << 40),
+            ("Gi", 1 << 30),
+            ("Mi", 1 << 20),
+            ("Ki", 1 << 10),
+        ] {
+            if whole.is_multiple_of(unit) {
+                return format!("{}{suffix}", whole / unit);
+            }
+        }
+    }
+    whole.to_string()
+}
+
 fn raycluster(inner: &mut Inner, key: &Key, v: &Value, stage: u32, fail: &str, hash: &str) {
     let name = get_str(v, &["metadata", "name"]).unwrap_or("");
     let generation = int_at(v, "/metadata/generation", 1);
     let (mut desired, mut min, mut max) = (0, 0, 0);
+    // KubeRay's desiredCPU/Memory/GPU: the head's and every wanted worker's container requests.
+    let mut wants = pod_wants(v.pointer("/spec/headGroupSpec/template"));
     for g in v
         .pointer("/spec/workerGroupSpecs")
         .and_then(Value::as_array)
@@ -981,11 +1054,18 @@ fn raycluster(inner: &mut Inner, key: &Key, v: &Value, stage: u32, fail: &str, h
         desired += replicas * hosts;
         min += gmin * hosts;
         max += g["maxReplicas"].as_i64().unwrap_or(i64::from(i32::MAX)) * hosts;
+        let worker = pod_wants(g.get("template"));
+        #[allow(clippy::cast_precision_loss, reason = "replica counts are small")]
+        let times = (replicas * hosts) as f64;
+        for (i, amount) in worker.iter().enumerate() {
+            wants[i] += amount * times;
+        }
     }
     let mut status = json!({
         "observedGeneration": generation, "desiredWorkerReplicas": desired, "minWorkerReplicas": min,
-        "maxWorkerReplicas": max, "desiredCPU": "0", "desiredMemory": "0", "desiredGPU": "0", "desiredTPU": "0",
-        "lastUpdateTime": now_rfc3339(),
+        "maxWorkerReplicas": max, "desiredCPU": format_quantity(wants[0], false),
+        "desiredMemory": format_quantity(wants[1], true), "desiredGPU": format_quantity(wants[2], false),
+        "desiredTPU": "0", "lastUpdateTime": now_rfc3339(),
     });
     let not_found = condition(
         "HeadPodReady",
@@ -1063,4 +1143,22 @@ fn raycluster(inner: &mut Inner, key: &Key, v: &Value, stage: u32, fail: &str, h
         status["endpoints"] = json!({"client": "10001", "dashboard": "8265", "gcs-server": "6379", "metrics": "8080"});
     }
     write_status(inner, key, status);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn desired_resources_sum_like_kuberay() {
+        let head = json!({"spec": {"containers": [
+            {"resources": {"requests": {"cpu": "500m", "memory": "1Gi"}}},
+            {"resources": {"limits": {"cpu": "100m", "memory": "256Mi", "nvidia.com/gpu": "1"}}}]}});
+        let wants = pod_wants(Some(&head));
+        assert_eq!(format_quantity(wants[0], false), "600m");
+        assert_eq!(format_quantity(wants[1], true), "1280Mi");
+        assert_eq!(format_quantity(wants[2], false), "1");
+        assert_eq!(format_quantity(2.0 * parse_quantity("1.5Gi"), true), "3Gi");
+        assert_eq!(format_quantity(parse_quantity("2"), false), "2");
+    }
 }

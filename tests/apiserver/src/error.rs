@@ -64,6 +64,9 @@ pub enum ApiError {
     UnsupportedMediaType { message: String },
     #[error("resource expired: {message}")]
     Gone { message: String },
+    /// 503 from the service proxy: the Service has no endpoint that answers.
+    #[error("{message}")]
+    ServiceUnavailable { message: String },
     /// A status injected by a fault rule; `reason` follows the code.
     #[error("{message}")]
     Injected { code: u16, message: String },
@@ -82,6 +85,7 @@ impl ApiError {
             Self::MethodNotAllowed { .. } => 405,
             Self::UnsupportedMediaType { .. } => 415,
             Self::Gone { .. } => 410,
+            Self::ServiceUnavailable { .. } => 503,
             Self::Injected { code, .. } => *code,
         }
     }
@@ -99,6 +103,7 @@ impl ApiError {
             Self::MethodNotAllowed { .. } => "MethodNotAllowed",
             Self::UnsupportedMediaType { .. } => "UnsupportedMediaType",
             Self::Gone { .. } => "Expired",
+            Self::ServiceUnavailable { .. } => "ServiceUnavailable",
             Self::Injected { code, .. } => reason_for_code(*code),
         }
     }

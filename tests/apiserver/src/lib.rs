@@ -66,6 +66,16 @@
 //! simulators, works here too: on a workload's Pod template (or a Pod) its pods stay unready in
 //! `CrashLoopBackOff`; on a RayCluster it gets `ReplicaFailure=True` and no `state`.
 //!
+//! # Service proxy
+//!
+//! `GET /api/v1/namespaces/NS/services/NAME[:PORT]/proxy/...` needs `get` on `services/proxy`.
+//!
+//! | Service | answer |
+//! |---|---|
+//! | missing | 404 `services "NAME" not found` |
+//! | annotated [`PROMETHEUS_ANNOTATION`] (`test.plane.datalayer.io/prometheus`) | `/api/v1/query?query=Q`: a Prometheus instant vector of the annotation's samples for every metric named in `Q` (`{"metric": [{labels..., "value": "1.5"}]}`; no PromQL is evaluated) |
+//! | any other | 503 `no endpoints available for service "NAME"`, like a real API server when nothing answers behind the Service |
+//!
 //! # Admin endpoints (no token needed, not logged)
 //!
 //! - `GET /_admin/requests` (the request log as JSON), `DELETE /_admin/requests`
@@ -79,6 +89,7 @@ mod error;
 mod fields;
 mod kubeconfig;
 mod ops;
+mod proxy;
 mod resources;
 mod schema;
 mod selector;
@@ -92,6 +103,7 @@ pub use config::{
     SIM_FAIL_ANNOTATION,
 };
 pub use error::{ApiError, Cause, StartError};
+pub use proxy::PROMETHEUS_ANNOTATION;
 
 use serde_json::Value;
 use server::State;

@@ -420,6 +420,20 @@ fn route(state: &State, r: &Req) -> Result<Response<Body>, ApiError> {
         }
         _ => {}
     }
+    if let [
+        "api",
+        "v1",
+        "namespaces",
+        ns,
+        "services",
+        service,
+        "proxy",
+        path @ ..,
+    ] = segs.as_slice()
+    {
+        return crate::proxy::service(state, &r.rules, ns, service, path, &r.query)
+            .map(|v| json_response(200, &v));
+    }
     let (group, version, rest) = match segs.as_slice() {
         ["api", v, rest @ ..] => ("", *v, rest),
         ["apis", g, v, rest @ ..] => (*g, *v, rest),
