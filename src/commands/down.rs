@@ -83,6 +83,10 @@ async fn preflight(
     inventory: &Inventory,
     args: &DownArgs,
 ) -> Result<(), Error> {
+    resources
+        .prefetch(inventory.objects.iter().map(|o| o.api_version.as_str()))
+        .await
+        .map_err(|e| cluster::failed(&e))?;
     let mut needs = cluster::state_needs(&args.state_namespace);
     needs.insert(kube::Need {
         verb: "delete",

@@ -404,30 +404,33 @@ pub async fn remove(
             name: format!("deleting {stage}"),
             objects: objects.len(),
         });
-        // Every object of the stage is tried; a stage with refusals stops the removal, since
-        // later stages depend on it (custom resources need their operator).
-        let mut refused = Vec::new();
-        for object in objects {
-            if let Err(err) = delete_one(
-                resources,
-                &object.api_version,
-                &object.kind,
-                object.namespace.as_deref(),
-                &object.name,
-                Action::Delete,
-                reporter,
-            )
-            .await
-            {
-                refused.push(err);
-            }
-        }
+        // Every object of the stage is tried, 8 at a time; a stage with refusals stops the
+        // removal, since later stages depend on it (custom resources need their operator).
+        let refused: Vec<KubeError> = stream::iter(objects)
+            .map(|object| {
+                delete_one(
+                    resources,
+                    &object.api_version,
+                    &object.kind,
+                    object.namespace.as_deref(),
+                    &object.name,
+                    Action::Delete,
+                    reporter,
+                )
+            })
+            .buffered(8)
+            .filter_map(|result| async move { result.err() })
+            .collect()
+            .await;
         if !refused.is_empty() {
             return Err(super::plan::combine(refused));
         }
-        for object in objects {
-            wait_gone(resources, object, wait, reporter).await?;
-        }
+        // The whole stage is gone before the next begins; its objects are watched together.
+        stream::iter(objects)
+            .map(|object| wait_gone(resources, object, wait, reporter))
+            .buffer_unordered(16)
+            .try_collect::<Vec<()>>()
+            .await?;
     }
     Ok(())
 }
