@@ -226,6 +226,39 @@ fn lifecycle_up_diff_configure_prune_ls_down() {
         "{stderr}"
     );
 
+    // Drift: someone else changes a field plane set. The no-op shortcut (plane's own fields
+    // prove an object unchanged) must not hide it: diff shows exactly that object, and up puts
+    // the field back.
+    cluster.merge_patch(
+        "v1",
+        "Service",
+        Some("ray-observability"),
+        "prometheus",
+        &json!({"metadata": {"labels": {"app.kubernetes.io/version": "edited-by-hand"}}}),
+    );
+    let plan = diff_json(&fixture, &cluster, LOCAL);
+    assert_eq!(
+        planned(&plan, "configure"),
+        BTreeSet::from(["Service/ray-observability/prometheus".to_owned()]),
+        "{plan:#}"
+    );
+    let stderr = succeeded(&run(&fixture, &cluster, "up", LOCAL));
+    assert!(stderr.contains("1 configured"), "{stderr}");
+    let service = cluster
+        .get("v1", "Service", Some("ray-observability"), "prometheus")
+        .unwrap();
+    assert_ne!(
+        service["metadata"]["labels"]["app.kubernetes.io/version"], "edited-by-hand",
+        "up did not undo the drift"
+    );
+    let out = run(
+        &fixture,
+        &cluster,
+        "diff",
+        &[LOCAL, &["--exit-code"]].concat(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+
     // ls: deployed and fully healthy.
     let rows = ls_json(&cluster);
     let row = rows

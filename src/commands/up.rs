@@ -319,7 +319,7 @@ async fn converge(
             rendered.gated.clone()
         };
         let options = ApplyOptions {
-            concurrency: 4,
+            concurrency: 8,
             components: rendered.components.clone(),
             gated,
             wait,
