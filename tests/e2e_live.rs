@@ -22,7 +22,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::cluster::Cluster;
-use common::{Fixture, KINDS, builtin, inventory_subjects, plane, planned, text};
+use common::{Fixture, KINDS, builtin, inventory_subjects, plane, planned, text, within};
 use serde_json::{Value, json};
 
 const RELEASE: &str = "datalayer-ray";
@@ -37,32 +37,6 @@ const NAMESPACES: &[&str] = &["ray-system", "datalayer-api", "ray-observability"
 fn run(fixture: &Fixture, cluster: &Cluster, command: &str, args: &[&str]) -> Output {
     let cmd = fixture.cluster(command, cluster.kubeconfig(), args);
     within(cmd, Duration::from_secs(240))
-}
-
-/// Runs `cmd` to its end, reading its output as it comes (a diff can outgrow a pipe's buffer),
-/// and fails the test if it is still running after `limit`.
-fn within(mut cmd: Command, limit: Duration) -> Output {
-    let child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = sender.send(child.wait_with_output());
-    });
-    if let Ok(out) = receiver.recv_timeout(limit) {
-        return out.unwrap();
-    }
-    let _ = Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status();
-    let out = receiver.recv().unwrap().unwrap();
-    panic!(
-        "still running after {limit:?}; stderr so far:\n{}",
-        text(&out.stderr)
-    );
 }
 
 fn succeeded(out: &Output) -> String {

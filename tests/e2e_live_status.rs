@@ -10,37 +10,16 @@
 
 mod common;
 
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use common::cluster::Cluster;
-use common::{builtin, plane, text};
+use common::{builtin, plane, text, within};
 use serde_json::{Value, json};
 
 const RELEASE: &str = "datalayer-ray";
 const NAMESPACE: &str = "plane-e2e-status";
 const SECOND: &str = "second";
-
-/// Runs `cmd`, failing the test if it runs longer than `limit`.
-fn within(mut cmd: Command, limit: Duration) -> Output {
-    let child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = sender.send(child.wait_with_output());
-    });
-    if let Ok(out) = receiver.recv_timeout(limit) {
-        return out.unwrap();
-    }
-    let _ = Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status();
-    panic!("still running after {limit:?}");
-}
 
 fn status(kubeconfig: &std::path::Path, args: &[&str]) -> Output {
     let mut cmd = plane();

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Fixture, KINDS, builtin, inventory, inventory_subjects, plane, text};
+use common::{Fixture, KINDS, builtin, inventory, inventory_subjects, plane, text, within};
 use plane_test_apiserver::{Config, FaultRule, PolicyRule, RequestRecord, TestServer};
 use serde_json::Value;
 
@@ -844,7 +844,7 @@ fn ctrl_c_stops_up_records_the_phase_and_exits_130() {
 
     // The next run converges.
     srv.clear_faults();
-    let out = output_within(fixture.cluster("up", srv.kubeconfig_path(), LOCAL), LIMIT);
+    let out = within(fixture.cluster("up", srv.kubeconfig_path(), LOCAL), LIMIT);
     assert!(out.status.success(), "rerun: {}", text(&out.stderr));
     assert_eq!(ls_json(srv.kubeconfig_path())[0]["status"], "deployed");
 }
@@ -917,7 +917,7 @@ fn ctrl_c_stops_down_keeps_the_record_and_a_rerun_finishes() {
     assert!(no_lock_held(&srv), "the lock was not released");
 
     srv.clear_faults();
-    let out = output_within(down(&kc, "datalayer-ray", &["--yes"]), LIMIT);
+    let out = within(down(&kc, "datalayer-ray", &["--yes"]), LIMIT);
     assert!(out.status.success(), "rerun: {}", text(&out.stderr));
     assert_removed(&srv);
 }
@@ -1078,27 +1078,6 @@ fn two_concurrent_ups_do_not_interleave() {
 
 /// Runs `cmd` to the end, but kills it and fails the test if it takes longer than `limit`: a
 /// request that never returns must fail this test, not stall CI.
-fn output_within(mut cmd: Command, limit: Duration) -> std::process::Output {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + limit;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            child.kill().ok();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "still running after {limit:?}; stderr so far:\n{}",
-                text(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
-}
-
 /// Faults that each fire a few times, on every kind of request the commands send.
 fn flaky_rules() -> Vec<FaultRule> {
     let dropped = |method: &str, path: &str, times| FaultRule {
@@ -1141,12 +1120,12 @@ fn transient_failures_are_retried() {
     let rules = flaky_rules();
 
     arm(&srv, &rules);
-    let out = output_within(fixture.cluster("up", &kc, LOCAL), LIMIT);
+    let out = within(fixture.cluster("up", &kc, LOCAL), LIMIT);
     assert!(out.status.success(), "up: {}", text(&out.stderr));
 
     arm(&srv, &rules);
     let diff = fixture.cluster("diff", &kc, &["--profile", "local", "--exit-code"]);
-    let out = output_within(diff, LIMIT);
+    let out = within(diff, LIMIT);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -1159,7 +1138,7 @@ fn transient_failures_are_retried() {
     assert_eq!(ls_json(&kc)[0]["status"], "deployed");
 
     arm(&srv, &rules);
-    let out = output_within(down(&kc, "datalayer-ray", &["--yes"]), LIMIT);
+    let out = within(down(&kc, "datalayer-ray", &["--yes"]), LIMIT);
     assert!(out.status.success(), "down: {}", text(&out.stderr));
     assert_removed(&srv);
 
@@ -1197,7 +1176,7 @@ fn failures_that_persist_are_reported_once_retries_run_out() {
 
     // up: the operator's Deployment keeps failing; the objects before it were applied.
     srv.add_fault(forever("PATCH", "*/deployments/kuberay-operator", 503));
-    let out = output_within(fixture.cluster("up", &kc, LOCAL), LIMIT);
+    let out = within(fixture.cluster("up", &kc, LOCAL), LIMIT);
     expect_failure(
         &out,
         &[
@@ -1214,7 +1193,7 @@ fn failures_that_persist_are_reported_once_retries_run_out() {
         .count();
     assert_eq!(failed, 6, "one call, tried six times");
     srv.clear_faults();
-    let out = output_within(fixture.cluster("up", &kc, LOCAL), LIMIT);
+    let out = within(fixture.cluster("up", &kc, LOCAL), LIMIT);
     assert!(out.status.success(), "rerun: {}", text(&out.stderr));
 
     // diff: a dry-run that keeps failing (of a changed object: an unchanged one needs none).
@@ -1230,7 +1209,7 @@ fn failures_that_persist_are_reported_once_retries_run_out() {
         ],
     );
     expect_failure(
-        &output_within(diff, LIMIT),
+        &within(diff, LIMIT),
         &[
             "ConfigMap/ray-observability/prometheus-config",
             "500",
@@ -1248,7 +1227,7 @@ fn failures_that_persist_are_reported_once_retries_run_out() {
     let mut ls: Command = plane().into();
     ls.args(["ls", "--kubeconfig"]).arg(&kc);
     expect_failure(
-        &output_within(ls, LIMIT),
+        &within(ls, LIMIT),
         &["cannot list releases", "429", "attempts"],
     );
     srv.clear_faults();
@@ -1266,7 +1245,7 @@ fn failures_that_persist_are_reported_once_retries_run_out() {
         &["--profile", "local", "--request-timeout", "200ms"],
     );
     expect_failure(
-        &output_within(diff, LIMIT),
+        &within(diff, LIMIT),
         &[
             "did not answer within the request timeout",
             "--request-timeout",
@@ -1277,7 +1256,7 @@ fn failures_that_persist_are_reported_once_retries_run_out() {
     // down: a custom resource that cannot be deleted stops down before the operator goes, and
     // a later down finishes the job.
     srv.add_fault(forever("DELETE", "*/rayclusters/raycluster", 500));
-    let out = output_within(down(&kc, "datalayer-ray", &["--yes"]), LIMIT);
+    let out = within(down(&kc, "datalayer-ray", &["--yes"]), LIMIT);
     expect_failure(&out, &["RayCluster/default/raycluster", "500", "attempts"]);
     let live = labelled(&srv, "datalayer-ray");
     assert!(
@@ -1286,7 +1265,7 @@ fn failures_that_persist_are_reported_once_retries_run_out() {
     );
     assert!(inventory(&srv, "datalayer-ray").is_some(), "inventory kept");
     srv.clear_faults();
-    let out = output_within(down(&kc, "datalayer-ray", &["--yes"]), LIMIT);
+    let out = within(down(&kc, "datalayer-ray", &["--yes"]), LIMIT);
     assert!(out.status.success(), "second down: {}", text(&out.stderr));
     assert!(inventory(&srv, "datalayer-ray").is_none());
 
@@ -1299,7 +1278,7 @@ fn failures_that_persist_are_reported_once_retries_run_out() {
     std::fs::write(&dead_kc, config).unwrap();
     let diff = fixture.cluster("diff", &dead_kc, LOCAL);
     expect_failure(
-        &output_within(diff, LIMIT),
+        &within(diff, LIMIT),
         &[
             "cannot connect to the API server",
             "hint: check that the cluster is reachable",

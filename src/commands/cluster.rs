@@ -161,21 +161,15 @@ pub async fn preflight_up(
             verbs.push("watch");
         }
         if kube::readiness::pod_selector(&object.value).is_some() {
-            needs.insert(kube::Need {
-                verb: "watch",
-                group: String::new(),
-                resource: "pods".into(),
-                namespace: namespace.clone(),
-            });
+            insert_needs(&mut needs, "", "pods", namespace.as_ref(), &["watch"]);
         }
-        for verb in verbs {
-            needs.insert(kube::Need {
-                verb,
-                group: resolved.group.clone(),
-                resource: resolved.plural.clone(),
-                namespace: namespace.clone(),
-            });
-        }
+        insert_needs(
+            &mut needs,
+            &resolved.group,
+            &resolved.plural,
+            namespace.as_ref(),
+            &verbs,
+        );
     }
     if !missing.is_empty() {
         return Err(failed(&KubeError::MissingKinds { missing }));
@@ -196,19 +190,14 @@ pub async fn preflight_up(
             .await
             .map_err(|e| failed(&e))?
         {
-            let namespace = if resolved.namespaced {
-                old.namespace.clone()
-            } else {
-                None
-            };
-            for verb in ["list", "delete"] {
-                needs.insert(kube::Need {
-                    verb,
-                    group: resolved.group.clone(),
-                    resource: resolved.plural.clone(),
-                    namespace: namespace.clone(),
-                });
-            }
+            let namespace = old.namespace.clone().filter(|_| resolved.namespaced);
+            insert_needs(
+                &mut needs,
+                &resolved.group,
+                &resolved.plural,
+                namespace.as_ref(),
+                &["list", "delete"],
+            );
         }
     }
     kube::check_access(&resources_client(resources), needs)
@@ -267,23 +256,21 @@ pub async fn preflight_plan(
         };
         let namespace = object.namespace.clone().filter(|_| resolved.namespaced);
         if pods {
-            for verb in ["list", "watch"] {
-                needs.insert(kube::Need {
-                    verb,
-                    group: String::new(),
-                    resource: "pods".into(),
-                    namespace: namespace.clone(),
-                });
-            }
+            insert_needs(
+                &mut needs,
+                "",
+                "pods",
+                namespace.as_ref(),
+                &["list", "watch"],
+            );
         }
-        for verb in verbs {
-            needs.insert(kube::Need {
-                verb,
-                group: resolved.group.clone(),
-                resource: resolved.plural.clone(),
-                namespace: namespace.clone(),
-            });
-        }
+        insert_needs(
+            &mut needs,
+            &resolved.group,
+            &resolved.plural,
+            namespace.as_ref(),
+            &verbs,
+        );
     }
     let (access, classes) = tokio::join!(
         kube::check_access(resources.client(), needs),
@@ -293,25 +280,42 @@ pub async fn preflight_plan(
     classes.map_err(|e| failed(&e))
 }
 
+/// Adds the permission for each verb on a resource in a namespace (or cluster-wide).
+fn insert_needs(
+    needs: &mut BTreeSet<kube::Need>,
+    group: &str,
+    resource: &str,
+    namespace: Option<&String>,
+    verbs: &[&'static str],
+) {
+    for verb in verbs {
+        needs.insert(kube::Need {
+            verb,
+            group: group.to_owned(),
+            resource: resource.to_owned(),
+            namespace: namespace.cloned(),
+        });
+    }
+}
+
 /// What every `up` and `down` needs in the state namespace: the inventory Secret and the lock.
 pub fn state_needs(state_ns: &str) -> BTreeSet<kube::Need> {
     let mut needs = BTreeSet::new();
-    for verb in ["get", "patch", "create"] {
-        needs.insert(kube::Need {
-            verb,
-            group: String::new(),
-            resource: "secrets".into(),
-            namespace: Some(state_ns.to_owned()),
-        });
-    }
-    for verb in ["get", "create", "update", "delete"] {
-        needs.insert(kube::Need {
-            verb,
-            group: "coordination.k8s.io".into(),
-            resource: "leases".into(),
-            namespace: Some(state_ns.to_owned()),
-        });
-    }
+    let namespace = state_ns.to_owned();
+    insert_needs(
+        &mut needs,
+        "",
+        "secrets",
+        Some(&namespace),
+        &["get", "patch", "create"],
+    );
+    insert_needs(
+        &mut needs,
+        "coordination.k8s.io",
+        "leases",
+        Some(&namespace),
+        &["get", "create", "update", "delete"],
+    );
     needs
 }
 

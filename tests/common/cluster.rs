@@ -9,8 +9,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::GroupVersionKind;
@@ -232,14 +230,12 @@ impl Cluster {
 
     /// A release's record (the `release.json` of its inventory Secret), if it has one.
     pub fn inventory(&self, release: &str) -> Option<Value> {
-        let secret = self.get(
+        super::record_of(&self.get(
             "v1",
             "Secret",
             Some("plane-system"),
             &format!("plane-release-{release}"),
-        )?;
-        let encoded = secret["data"]["release.json"].as_str()?;
-        serde_json::from_slice(&STANDARD.decode(encoded).ok()?).ok()
+        )?)
     }
 }
 

@@ -18,12 +18,16 @@ pub fn inventory(
     srv: &plane_test_apiserver::TestServer,
     release: &str,
 ) -> Option<serde_json::Value> {
-    let secret = srv.get_object(
+    record_of(&srv.get_object(
         "v1",
         "Secret",
         Some("plane-system"),
         &format!("plane-release-{release}"),
-    )?;
+    )?)
+}
+
+/// The release record (`release.json`) an inventory Secret holds.
+pub fn record_of(secret: &serde_json::Value) -> Option<serde_json::Value> {
     let encoded = secret["data"]["release.json"].as_str()?;
     serde_json::from_slice(
         &base64::engine::general_purpose::STANDARD
@@ -31,6 +35,32 @@ pub fn inventory(
             .ok()?,
     )
     .ok()
+}
+
+/// Runs `cmd` to its end, reading its output as it comes (a diff can outgrow a pipe's buffer),
+/// and fails the test if it is still running after `limit`.
+pub fn within(mut cmd: std::process::Command, limit: std::time::Duration) -> std::process::Output {
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(child.wait_with_output());
+    });
+    if let Ok(out) = receiver.recv_timeout(limit) {
+        return out.unwrap();
+    }
+    let _ = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status();
+    let out = receiver.recv().unwrap().unwrap();
+    panic!(
+        "still running after {limit:?}; stderr so far:\n{}",
+        text(&out.stderr)
+    );
 }
 
 /// The fixtures folder (tests/fixtures), which has addons/, templates/ and profiles/.
