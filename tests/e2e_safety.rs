@@ -1397,3 +1397,58 @@ fn soak_fifty_cycles_leave_nothing_behind() {
         }
     }
 }
+
+#[test]
+fn prunes_the_credentials_may_not_delete_are_refused_before_any_write() {
+    let srv = TestServer::start(Config::default());
+    let kc = srv.kubeconfig_path().to_path_buf();
+    let fixture = builtin("datalayer-ray");
+    let out = fixture.cluster("up", &kc, LOCAL).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // Everything but deleting (the lock's Lease aside): the plan's reads and dry-runs are
+    // allowed, so it is the preflight of the plan's writes that must find the prunes' denials.
+    srv.set_token_rules(
+        srv.token(),
+        vec![
+            PolicyRule::new(
+                &["get", "list", "watch", "create", "patch", "update"],
+                &["*"],
+                &["*"],
+            ),
+            PolicyRule::new(&["delete"], &["coordination.k8s.io"], &["leases"]),
+        ],
+    );
+    srv.clear_requests();
+    let out = fixture
+        .cluster(
+            "up",
+            &kc,
+            &[LOCAL, &["--set", "observability.enabled=false", "--yes"]].concat(),
+        )
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    for denial in [
+        "cannot delete configmaps in namespace ray-observability",
+        "cannot delete deployments.apps in namespace ray-observability",
+    ] {
+        assert!(
+            stderr.contains(denial),
+            "{denial:?} missing from:\n{stderr}"
+        );
+    }
+    let requests = srv.requests();
+    assert!(mutating(&requests).is_empty(), "{:?}", mutating(&requests));
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.path.ends_with("/selfsubjectrulesreviews")),
+        "the rules of each namespace were not asked for"
+    );
+    assert!(
+        requests.iter().any(|r| r.dry_run || r.method == "GET"),
+        "the plan ran first"
+    );
+}
