@@ -39,6 +39,19 @@ fn run(fixture: &Fixture, cluster: &Cluster, command: &str, args: &[&str]) -> Ou
     within(cmd, Duration::from_secs(240))
 }
 
+/// `plane diff --exit-code` with the local profile: 0 without changes, 3 with; the plan is
+/// printed to the test's output to read on failure.
+fn diff_exit_code(fixture: &Fixture, cluster: &Cluster) -> Option<i32> {
+    let out = run(
+        fixture,
+        cluster,
+        "diff",
+        &[LOCAL, &["--exit-code"]].concat(),
+    );
+    eprintln!("{}{}", text(&out.stdout), text(&out.stderr));
+    out.status.code()
+}
+
 fn succeeded(out: &Output) -> String {
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{}\n{stderr}", text(&out.stdout));
@@ -127,13 +140,7 @@ fn lifecycle_up_diff_configure_prune_ls_down() {
     let fixture = builtin(RELEASE);
 
     // diff on a cluster without the release: creates only, and --exit-code says so.
-    let out = run(
-        &fixture,
-        &cluster,
-        "diff",
-        &[LOCAL, &["--exit-code"]].concat(),
-    );
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert_eq!(diff_exit_code(&fixture, &cluster), Some(3));
     let plan = diff_json(&fixture, &cluster, LOCAL);
     let creates = planned(&plan, "create");
     let objects = plan["objects"].as_array().unwrap().len();
@@ -177,19 +184,7 @@ fn lifecycle_up_diff_configure_prune_ls_down() {
     );
 
     // Right after: nothing to do, and a second up changes nothing.
-    let out = run(
-        &fixture,
-        &cluster,
-        "diff",
-        &[LOCAL, &["--exit-code"]].concat(),
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    assert_eq!(diff_exit_code(&fixture, &cluster), Some(0));
     let started = Instant::now();
     let stderr = succeeded(&run(&fixture, &cluster, "up", LOCAL));
     eprintln!("no-op up took {:.1}s", started.elapsed().as_secs_f64());
@@ -225,13 +220,7 @@ fn lifecycle_up_diff_configure_prune_ls_down() {
         service["metadata"]["labels"]["app.kubernetes.io/version"], "edited-by-hand",
         "up did not undo the drift"
     );
-    let out = run(
-        &fixture,
-        &cluster,
-        "diff",
-        &[LOCAL, &["--exit-code"]].concat(),
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert_eq!(diff_exit_code(&fixture, &cluster), Some(0));
 
     // ls: deployed and fully healthy.
     let rows = ls_json(&cluster);
