@@ -508,6 +508,53 @@ fn crash_looping_pods_fail_fast() {
     );
 }
 
+#[test]
+fn a_no_op_up_still_reports_a_release_that_turned_unhealthy() {
+    let cluster = Cluster::under_test("unhealthy-no-op");
+    clean_slate(&cluster);
+    let fixture = builtin(RELEASE);
+    succeeded(&run(&fixture, &cluster, "up", LOCAL));
+    // The RayCluster fails after the install, without a change to anything plane set: the plan
+    // proves every object unchanged, and must still not take the release for healthy.
+    cluster.merge_patch(
+        "ray.io/v1",
+        "RayCluster",
+        Some("default"),
+        "raycluster",
+        &json!({"metadata": {"annotations": {FAIL: "quota exceeded (simulated)"}}}),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let failing = |rc: &Value| {
+        rc["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "ReplicaFailure" && c["status"] == "True")
+    };
+    while !cluster
+        .get("ray.io/v1", "RayCluster", Some("default"), "raycluster")
+        .is_some_and(|rc| failing(&rc))
+    {
+        assert!(Instant::now() < deadline, "the RayCluster did not fail");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = run(
+        &fixture,
+        &cluster,
+        "up",
+        &[LOCAL, &["--timeout", "60s"]].concat(),
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("0 to create, 0 to change"), "{stderr}");
+    assert!(
+        stderr.contains("RayCluster/default/raycluster failed"),
+        "{stderr}"
+    );
+    assert_eq!(ls_json(&cluster)[0]["status"], "failed");
+    down_completely(&cluster);
+}
+
 /// An object someone else installed, with what it looked like then: its generation (bumped by
 /// any spec change), labels, annotations and field managers (plane would add itself). Its
 /// resourceVersion would not do: the operator's Deployment gets status updates on its own.
