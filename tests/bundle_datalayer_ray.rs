@@ -5,6 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use assert_cmd::Command;
+
+mod common;
 use serde_json::{Value, json};
 
 const ADDON: &str = "datalayer-ray";
@@ -20,17 +22,7 @@ const COMPONENTS: [(&str, &str); 5] = [
 
 /// The real binary, with no input leaking in from the developer's environment.
 fn plane() -> Command {
-    let mut cmd = Command::cargo_bin("plane").expect("the plane binary is built");
-    for var in [
-        "DATALAYER_RUN_URL",
-        "PLANE_ADDONS_DIR",
-        "PLANE_PROFILES_DIR",
-        "KUBECONFIG",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.env("NO_COLOR", "1");
-    cmd
+    Command::from_std(common::plane())
 }
 
 fn template_cmd(profile: &str, sets: &[String]) -> Command {

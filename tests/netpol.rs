@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use assert_cmd::Command;
+
+mod common;
 use serde_json::{Value, json};
 
 /// Kubernetes NetworkPolicy semantics over rendered policies (serde_json values).
@@ -444,24 +446,10 @@ mod semantics {
 
 // --- the bundle's pods and policies --------------------------------------------------------------
 
-/// The real binary, with no input leaking in from the developer's environment.
-fn plane() -> Command {
-    let mut cmd = Command::cargo_bin("plane").expect("the plane binary is built");
-    for var in [
-        "DATALAYER_RUN_URL",
-        "PLANE_ADDONS_DIR",
-        "PLANE_PROFILES_DIR",
-        "KUBECONFIG",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd
-}
-
 /// `plane template datalayer-ray --profile P -o json` with `--set`s and an optional values file.
 fn render(profile: &str, sets: &[&str], values: Option<&str>) -> Vec<Value> {
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = plane();
+    let mut cmd = Command::from_std(common::plane());
     cmd.args([
         "template",
         "datalayer-ray",

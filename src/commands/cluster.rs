@@ -221,8 +221,7 @@ pub async fn preflight_plan(
 ) -> Result<(), Error> {
     let mut needs = state_needs(state_ns);
     for object in &plan.objects {
-        let waited = object.desired.is_some()
-            && !(object.action == kube::Action::Unchanged && object.was_ready);
+        let waited = object.needs_wait();
         let mut verbs = match object.action {
             kube::Action::Create => vec!["create", "patch"],
             kube::Action::Configure => vec!["patch"],

@@ -347,11 +347,10 @@ async fn converge(
         })
     });
     if !args.no_wait {
-        // What the plan read as ready and this run left alone needs no watch.
         let targets: Vec<kube::WaitTarget> = plan
             .objects
             .iter()
-            .filter(|o| o.desired.is_some() && !(o.action == Action::Unchanged && o.was_ready))
+            .filter(|o| o.needs_wait())
             .map(kube::target)
             .collect();
         kube::wait_ready(resources, &targets, wait, progress).await?;

@@ -6,14 +6,14 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use futures::{StreamExt, stream};
-use kube::api::{Patch, PatchParams};
+use kube::api::Patch;
 use serde_json::{Map, Value};
 
 use super::plan::{Action, Plan, PlannedObject};
 use super::resources::{Resources, Served};
 use super::retry::retry;
 use super::wait::{WaitOptions, WaitTarget, wait_ready};
-use super::{Event, KubeError, Reporter};
+use super::{Event, KubeError, Reporter, apply_params};
 use crate::bundle::kind_priority;
 
 /// How to apply.
@@ -26,12 +26,6 @@ pub struct ApplyOptions {
     /// Components whose dependents wait until they are ready.
     pub gated: BTreeSet<String>,
     pub wait: WaitOptions,
-}
-
-/// Every write is a server-side apply by `plane`; conflicts with other managers are forced, so the
-/// bundle stays the source of truth (decided here, once).
-fn apply_params() -> PatchParams {
-    PatchParams::apply("plane").force()
 }
 
 /// Applies every `create` and `configure` of the plan: CRDs and Namespaces first (waiting until

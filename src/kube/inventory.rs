@@ -4,7 +4,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, ListParams, Patch};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -220,7 +220,7 @@ pub async fn write_inventory(
         "data": {KEY: STANDARD.encode(body)},
     });
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let params = PatchParams::apply("plane").force();
+    let params = super::apply_params();
     let patch = Patch::Apply(&secret);
     let result = retry(|| api.patch(&name, &params, &patch)).await;
     match result {
@@ -248,7 +248,7 @@ pub(super) async fn ensure_namespace(
 ) -> Result<(), KubeError> {
     let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
     let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": {"app.kubernetes.io/managed-by": "plane"}}});
-    let (params, patch) = (PatchParams::apply("plane").force(), Patch::Apply(&body));
+    let (params, patch) = (super::apply_params(), Patch::Apply(&body));
     retry(|| api.patch(namespace, &params, &patch))
         .await
         .map(|_| ())

@@ -42,6 +42,15 @@ pub use wait::{WaitOptions, WaitTarget, health, wait_ready};
 
 use crate::error::Problem;
 
+/// The field manager of every write plane makes.
+pub(crate) const MANAGER: &str = "plane";
+
+/// Every write is a server-side apply by [`MANAGER`]; conflicts with other managers are forced,
+/// so the bundle stays the source of truth (decided here, once).
+fn apply_params() -> kube::api::PatchParams {
+    kube::api::PatchParams::apply(MANAGER).force()
+}
+
 /// Something the cluster work wants the user to know, as it happens.
 #[derive(Debug, Clone)]
 pub enum Event {

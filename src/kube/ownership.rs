@@ -10,11 +10,8 @@ use serde_json::Value;
 
 use super::resources::Resources;
 use super::retry::retry;
-use super::{KubeError, subject};
+use super::{KubeError, MANAGER, subject};
 use crate::bundle::objects::RELEASE_LABEL;
-
-/// plane's own field manager.
-const MANAGER: &str = "plane";
 
 /// The owner of an existing object.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use futures::{StreamExt, TryStreamExt, stream};
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::{ListParams, Patch};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -16,7 +16,7 @@ use super::ownership::{Owner, owner_of};
 use super::readiness;
 use super::resources::{Resources, Served};
 use super::retry::retry;
-use super::unchanged::{MANAGER, provably_unchanged};
+use super::unchanged::provably_unchanged;
 use crate::bundle::Object;
 use crate::bundle::objects::RELEASE_LABEL;
 
@@ -101,6 +101,12 @@ pub struct PlannedObject {
 }
 
 impl PlannedObject {
+    /// `up` waits for it after applying: everything it applies, and what it leaves alone unless
+    /// the plan read it ready.
+    pub fn needs_wait(&self) -> bool {
+        self.desired.is_some() && !(self.action == Action::Unchanged && self.was_ready)
+    }
+
     /// It exists and belongs to someone else: applying it takes it over.
     pub fn adopts(&self) -> bool {
         self.owner.is_some()
@@ -526,7 +532,7 @@ async fn plan_one(
         }
     }
     let api = resources.api(&served, id.namespace.as_deref());
-    let params = PatchParams::apply(MANAGER).force().dry_run();
+    let params = super::apply_params().dry_run();
     let patch = Patch::Apply(&desired);
     let dry = match retry(|| api.patch(&id.name, &params, &patch)).await {
         Ok(dry) => {

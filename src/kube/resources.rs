@@ -67,15 +67,26 @@ impl Resources {
         kind: &str,
         refresh: bool,
     ) -> Result<Option<Served>, KubeError> {
-        if !refresh
-            && let Some(kinds) = self
-                .cache
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .get(api_version)
-        {
-            return Ok(kinds.get(kind).cloned());
+        if refresh || !self.cached(api_version) {
+            self.discover(api_version).await?;
         }
+        Ok(self
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(api_version)
+            .and_then(|kinds| kinds.get(kind).cloned()))
+    }
+
+    fn cached(&self, api_version: &str) -> bool {
+        self.cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains_key(api_version)
+    }
+
+    /// Asks the server which kinds a group-version serves, and caches the answer.
+    async fn discover(&self, api_version: &str) -> Result<(), KubeError> {
         let gv: GroupVersion = api_version.parse().map_err(|_| KubeError::Api {
             what: format!("invalid apiVersion `{api_version}`"),
             subject: None,
@@ -107,12 +118,11 @@ impl Resources {
                 ));
             }
         };
-        let found = kinds.get(kind).cloned();
         self.cache
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(api_version.to_owned(), kinds);
-        Ok(found)
+        Ok(())
     }
 
     /// Discovers every group-version not yet known, all at once: one round trip instead of one
@@ -124,17 +134,11 @@ impl Resources {
         &self,
         api_versions: impl IntoIterator<Item = &'a str>,
     ) -> Result<(), KubeError> {
-        let unknown: BTreeSet<&str> = {
-            let cache = self
-                .cache
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            api_versions
-                .into_iter()
-                .filter(|v| !cache.contains_key(*v))
-                .collect()
-        };
-        futures::future::try_join_all(unknown.into_iter().map(|v| self.find(v, "", false)))
+        let unknown: BTreeSet<&str> = api_versions
+            .into_iter()
+            .filter(|v| !self.cached(v))
+            .collect();
+        futures::future::try_join_all(unknown.into_iter().map(|v| self.discover(v)))
             .await
             .map(drop)
     }

@@ -10,8 +10,7 @@
 
 use serde_json::{Map, Value};
 
-/// The field manager plane applies with.
-pub const MANAGER: &str = "plane";
+use super::MANAGER;
 
 /// Whether applying `desired` over `live` is provably a no-op. `false` means "ask the server",
 /// never "it changes".
@@ -26,25 +25,25 @@ pub fn provably_unchanged(desired: &Value, live: &Value) -> bool {
     else {
         return false;
     };
-    let top: Map<String, Value> = desired_map
+    // A name and namespace identify the object; apply never owns them as fields. The rest of
+    // the metadata is small: only it is copied, never the (possibly megabyte) object.
+    let metadata_key = "metadata".to_owned();
+    let metadata = desired_map
+        .get("metadata")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter(|(k, _)| !matches!(k.as_str(), "name" | "namespace"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect::<Map<String, Value>>()
+        })
+        .filter(|m| !m.is_empty())
+        .map(Value::Object);
+    let top = desired_map
         .iter()
-        .filter(|(k, _)| !matches!(k.as_str(), "apiVersion" | "kind" | "status"))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let mut top = Value::Object(top);
-    // A name and namespace identify the object; apply never owns them as fields.
-    if let Some(metadata) = top.get_mut("metadata").and_then(Value::as_object_mut) {
-        metadata.remove("name");
-        metadata.remove("namespace");
-        if metadata.is_empty() {
-            top.as_object_mut().map(|m| m.remove("metadata"));
-        }
-    }
-    map_matches(
-        top.as_object().unwrap_or(&Map::new()),
-        &Value::Object(live_map.clone()),
-        fields,
-    )
+        .filter(|(k, _)| !matches!(k.as_str(), "apiVersion" | "kind" | "status" | "metadata"))
+        .chain(metadata.as_ref().map(|m| (&metadata_key, m)));
+    map_matches(top, live_map, fields)
 }
 
 /// plane's apply entry in `managedFields`, for this apiVersion and not a subresource.
@@ -72,16 +71,17 @@ fn children(fields: &Map<String, Value>) -> impl Iterator<Item = (&String, &Valu
     fields.iter().filter(|(k, _)| k.as_str() != ".")
 }
 
-/// A desired map against the live value and plane's fields at the same place: the same field
-/// names, each matching.
-fn map_matches(desired: &Map<String, Value>, live: &Value, fields: &Map<String, Value>) -> bool {
-    let Some(live) = live.as_object() else {
-        return false;
-    };
-    if children(fields).count() != desired.len() {
+/// A desired map (its entries) against the live map and plane's fields at the same place: the
+/// same field names, each matching.
+fn map_matches<'a>(
+    desired: impl Iterator<Item = (&'a String, &'a Value)> + Clone,
+    live: &Map<String, Value>,
+    fields: &Map<String, Value>,
+) -> bool {
+    if children(fields).count() != desired.clone().count() {
         return false;
     }
-    desired.iter().all(|(key, value)| {
+    desired.into_iter().all(|(key, value)| {
         let (Some(node), Some(live_value)) = (fields.get(&format!("f:{key}")), live.get(key))
         else {
             return false;
@@ -101,7 +101,9 @@ fn value_matches(desired: &Value, live: &Value, fields: &Map<String, Value>) -> 
         return desired == live;
     }
     match desired {
-        Value::Object(map) => map_matches(map, live, fields),
+        Value::Object(map) => live
+            .as_object()
+            .is_some_and(|live| map_matches(map.iter(), live, fields)),
         Value::Array(items) => list_matches(items, live, fields),
         _ => false,
     }
@@ -127,9 +129,10 @@ fn list_matches(desired: &[Value], live: &Value, fields: &Map<String, Value>) ->
         }
         last_index = Some(live_index);
         let matches = match item {
-            Value::Object(map) => node
-                .as_object()
-                .is_some_and(|node| map_matches(map, &live[live_index], node)),
+            Value::Object(map) => match (node.as_object(), live[live_index].as_object()) {
+                (Some(node), Some(live)) => map_matches(map.iter(), live, node),
+                _ => false,
+            },
             _ => true,
         };
         if !matches {
