@@ -377,6 +377,11 @@ fn down_with_include_crds_removes_everything() {
 
 /// Writes a Lease as another machine's run would hold it.
 fn hold_lock(srv: &TestServer, release: &str) {
+    hold_lock_for(srv, release, 3600);
+}
+
+/// Like [`hold_lock`], with a Lease that expires after `seconds`.
+fn hold_lock_for(srv: &TestServer, release: &str, seconds: u32) {
     let stamp = jiff::Timestamp::now()
         .strftime("%Y-%m-%dT%H:%M:%S.000000Z")
         .to_string();
@@ -392,7 +397,7 @@ fn hold_lock(srv: &TestServer, release: &str) {
         },
         "spec": {
             "holderIdentity": "ci@ci-runner-7 pid 4242 (beef)",
-            "leaseDurationSeconds": 3600,
+            "leaseDurationSeconds": seconds,
             "acquireTime": stamp,
             "renewTime": stamp,
         },
@@ -766,6 +771,161 @@ fn a_killed_up_is_followed_by_a_rerun_that_converges() {
         );
         recorded_covering_live(&srv, "datalayer-ray");
     }
+}
+
+/// `up` waits for the lock; meanwhile the release changes so that the new plan prunes an
+/// object the credentials may not delete. The plan made under the lock gets the same checks as
+/// the first: the denial is listed and nothing is written (but the lock's own Lease).
+#[test]
+fn a_plan_made_after_a_lock_wait_is_checked_like_the_first() {
+    use base64::Engine as _;
+    let srv = TestServer::start(Config::default());
+    let kc = srv.kubeconfig_path().to_path_buf();
+    let fixture = builtin("datalayer-ray");
+    let out = fixture.cluster("up", &kc, LOCAL).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    srv.create_object(
+        "plane",
+        &serde_json::json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "extra", "namespace": "datalayer-api",
+                         "labels": {RELEASE_LABEL: "datalayer-ray"}},
+        }),
+    )
+    .unwrap();
+    hold_lock_for(&srv, "datalayer-ray", 2);
+    // Everything but deleting (the lock's Lease aside).
+    srv.set_token_rules(
+        srv.token(),
+        vec![
+            PolicyRule::new(
+                &["get", "list", "watch", "create", "patch", "update"],
+                &["*"],
+                &["*"],
+            ),
+            PolicyRule::new(&["delete"], &["coordination.k8s.io"], &["leases"]),
+        ],
+    );
+    srv.clear_requests();
+    let child = fixture
+        .cluster(
+            "up",
+            &kc,
+            &[LOCAL, &["--yes", "--wait-for-lock=60s"]].concat(),
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once it tried the lock, its first plan (a no-op, allowed) is made: change the release.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !srv
+        .requests()
+        .iter()
+        .any(|r| r.method == "POST" && r.path.ends_with("/leases"))
+    {
+        assert!(Instant::now() < deadline, "up never tried the lock");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut record = inventory(&srv, "datalayer-ray").unwrap();
+    record["objects"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "apiVersion": "v1", "kind": "ConfigMap", "namespace": "datalayer-api",
+            "name": "extra", "component": "api",
+        }));
+    record["revision"] = serde_json::json!(record["revision"].as_u64().unwrap() + 1);
+    let encoded =
+        base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(&record).unwrap());
+    srv.patch_object(
+        "another-run",
+        "v1",
+        "Secret",
+        Some("plane-system"),
+        "plane-release-datalayer-ray",
+        &serde_json::json!({"data": {"release.json": encoded}}),
+    )
+    .unwrap();
+
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot delete configmaps in namespace datalayer-api"),
+        "{stderr}"
+    );
+    let writes: Vec<String> = mutating(&srv.requests())
+        .into_iter()
+        .filter(|w| !w.contains("/leases"))
+        .collect();
+    assert!(writes.is_empty(), "wrote: {writes:?}");
+    assert!(
+        srv.get_object("v1", "ConfigMap", Some("datalayer-api"), "extra")
+            .is_some()
+    );
+}
+
+/// A run killed once its CRDs exist but before the server serves their kinds: the rerun plans
+/// the CRDs `unchanged`, and must still wait until their kinds are served before it dry-runs
+/// the RayCluster. `diff` in between says the CRD is not established yet, not "no matches".
+#[test]
+fn a_rerun_waits_for_the_crds_an_interrupted_run_created() {
+    let srv = TestServer::start(Config {
+        crd_establish_delay: Duration::from_secs(3),
+        ..Config::default()
+    });
+    let fixture = builtin("datalayer-ray");
+    let ray_crds = |srv: &TestServer| {
+        srv.list_objects("apiextensions.k8s.io/v1", "CustomResourceDefinition", None)
+            .iter()
+            .filter(|c| c["spec"]["group"] == "ray.io")
+            .count()
+    };
+    let killed = signal_when(
+        fixture.cluster("up", srv.kubeconfig_path(), LOCAL),
+        &srv,
+        "KILL",
+        |srv| ray_crds(srv) >= 3,
+    );
+    assert_eq!(killed.status.code(), None, "{}", text(&killed.stderr));
+    let crds = srv.list_objects("apiextensions.k8s.io/v1", "CustomResourceDefinition", None);
+    assert!(
+        crds.iter()
+            .all(|c| c["status"]["conditions"].as_array().is_none_or(|cs| !cs
+                .iter()
+                .any(|c| c["type"] == "Established" && c["status"] == "True"))),
+        "a CRD was established already: the scenario needs a longer delay"
+    );
+
+    let out = fixture
+        .cluster("diff", srv.kubeconfig_path(), LOCAL)
+        .output()
+        .unwrap();
+    let shown = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{shown}");
+    assert!(
+        shown.contains("exists but is not established yet") && !shown.contains("no matches"),
+        "{shown}"
+    );
+
+    let out = fixture
+        .cluster("up", srv.kubeconfig_path(), LOCAL)
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("deployed"), "{stderr}");
+    let out = fixture
+        .cluster(
+            "diff",
+            srv.kubeconfig_path(),
+            &["--profile", "local", "--exit-code"],
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    recorded_covering_live(&srv, "datalayer-ray");
 }
 
 /// Starts `cmd` with its output captured, waits until `ready` holds on the server, sends the

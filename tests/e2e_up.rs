@@ -463,3 +463,49 @@ fn a_profile_pinned_to_another_cluster_is_refused_before_any_request() {
         srv.requests()
     );
 }
+
+/// A closed stderr (a pipe to `head` that went away, a CI log that closed) never panics: plane
+/// ends with its normal exit code, for a run that succeeds and for one that fails.
+#[test]
+fn a_closed_stderr_never_panics() {
+    let srv = TestServer::start(Config::default());
+    let kc = srv.kubeconfig_path().to_path_buf();
+    let fixture = builtin("datalayer-ray");
+    let closed = || {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        writer
+    };
+    let cases: [(&str, std::process::Command, i32); 4] = [
+        ("up", fixture.cluster("up", &kc, LOCAL), 0),
+        ("no-op up", fixture.cluster("up", &kc, LOCAL), 0),
+        (
+            "diff with changes",
+            fixture.cluster(
+                "diff",
+                &kc,
+                &[LOCAL, &["--set", "api.replicas=3", "--exit-code"]].concat(),
+            ),
+            3,
+        ),
+        (
+            "a bad value",
+            fixture.template(&["--profile", "local", "--set", "api.replicas=many"]),
+            2,
+        ),
+    ];
+    for (name, mut cmd, code) in cases {
+        let out = cmd
+            .stdout(std::process::Stdio::null())
+            .stderr(closed())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(code), "{name}");
+    }
+    assert_eq!(
+        srv.get_object("v1", "Namespace", None, "datalayer-api")
+            .map(|_| ()),
+        Some(()),
+        "the up with a closed stderr did its work"
+    );
+}

@@ -50,53 +50,28 @@ pub fn run(args: &UpArgs, printer: &Printer) -> Result<Status, Error> {
             return Ok(Status::Success);
         }
         let progress = printer.progress();
-        // Plan and confirm before the lock, so a refusal writes nothing at all. The plan only
-        // reads and dry-runs; the preflight then checks what its writes need.
-        let plan =
-            match kube::plan(&resources, &rendered.objects, &release, previous.as_ref()).await {
-                Ok(plan) => plan,
-                Err(err) => {
-                    // A refused read or dry-run, or a kind the cluster lacks: say everything the
-                    // run would lack, all at once, rather than the first refusal alone.
-                    cluster::preflight_up(
-                        &resources,
-                        &rendered,
-                        previous.as_ref(),
-                        &state_ns,
-                        &progress,
-                    )
-                    .await?;
-                    return Err(cluster::failed(&err));
-                }
-            };
-        // Both only read: one round trip for the two.
-        let (checked, ownership) = tokio::join!(
-            cluster::preflight_plan(&resources, &rendered, &plan, &state_ns, &progress),
-            owners::find(&resources, &rendered, &plan, &release, &state_ns),
-        );
-        checked?;
-        printer.status(&format!("plan: {}", plan.summary()));
-        owners::warn_plan(&plan, printer);
-        let ownership = ownership?;
-        owners::refuse(&ownership, &rendered, args.take_ownership)?;
-        show_adoptions(&ownership, printer);
-        confirm_prune(&plan, args.yes, printer)?;
+        let run = Run {
+            args,
+            printer,
+            progress: &progress,
+            rendered: &rendered,
+            release: &release,
+            state_ns: &state_ns,
+            resources: &resources,
+        };
+        // Plan and confirm before the lock, so a refusal writes nothing at all.
+        let plan = run.plan_and_check(previous.as_ref(), "plan").await?;
         let lock = kube::lock(&client, &state_ns, &release, args.wait_for_lock, &progress)
             .await
             .map_err(|e| cluster::failed(&e))?;
         let planned = Planned { plan, previous };
-        let result = locked(
-            args,
-            printer,
-            &progress,
-            &rendered,
-            profile.as_ref().map(|p| p.name.clone()),
-            &release,
-            &resources,
-            planned,
-            &cluster::Guard::new(&lock),
-        )
-        .await;
+        let result = run
+            .locked(
+                profile.as_ref().map(|p| p.name.clone()),
+                planned,
+                &cluster::Guard::new(&lock),
+            )
+            .await;
         progress.finish();
         lock.release().await;
         result
@@ -109,83 +84,127 @@ struct Planned {
     previous: Option<Inventory>,
 }
 
-/// Everything `up` does while it holds the lock.
-#[allow(
-    clippy::too_many_arguments,
-    reason = "one call site; the steps read better with their inputs named"
-)]
-async fn locked(
-    args: &UpArgs,
-    printer: &Printer,
-    progress: &Progress,
-    rendered: &Rendered,
-    profile: Option<String>,
-    release: &str,
-    resources: &Resources,
-    planned: Planned,
-    guard: &cluster::Guard,
-) -> Result<Status, Error> {
-    let client = resources.client().clone();
-    let state_ns = &args.render.state_namespace;
-    // Read again under the lock: another run may have changed the release while this one waited.
-    let previous = kube::read_inventory(&client, state_ns, release)
-        .await
-        .map_err(|e| cluster::failed(&e))?;
-    let plan = if previous == planned.previous {
-        planned.plan
-    } else {
-        cluster::refuse_empty_render(rendered, previous.as_ref())?;
-        let plan = kube::plan(resources, &rendered.objects, release, previous.as_ref())
+/// One `up`: its inputs, where it reports, and the cluster it talks to.
+struct Run<'a> {
+    args: &'a UpArgs,
+    printer: &'a Printer,
+    progress: &'a Progress,
+    rendered: &'a Rendered,
+    release: &'a str,
+    state_ns: &'a str,
+    resources: &'a Resources,
+}
+
+impl Run<'_> {
+    /// The plan against `previous`, and every check before a write: the permission preflight
+    /// (with the IngressClass warning), the ownership step, the RayCluster autoscaling warning
+    /// and the prune confirmation. `up` calls it before the lock and again when the release
+    /// changed while it waited for the lock: the plan it applies is always a checked one.
+    async fn plan_and_check(
+        &self,
+        previous: Option<&Inventory>,
+        headline: &str,
+    ) -> Result<Plan, Error> {
+        let (resources, rendered) = (self.resources, self.rendered);
+        // The plan only reads and dry-runs; the preflight then checks what its writes need.
+        let plan = match kube::plan(resources, &rendered.objects, self.release, previous).await {
+            Ok(plan) => plan,
+            Err(err) => {
+                // A refused read or dry-run, or a kind the cluster lacks: say everything the
+                // run would lack, all at once, rather than the first refusal alone.
+                cluster::preflight_up(resources, rendered, previous, self.state_ns, self.progress)
+                    .await?;
+                return Err(cluster::failed(&err));
+            }
+        };
+        // Both only read: one round trip for the two.
+        let (checked, ownership) = tokio::join!(
+            cluster::preflight_plan(resources, rendered, &plan, self.state_ns, self.progress),
+            owners::find(resources, rendered, &plan, self.release, self.state_ns),
+        );
+        checked?;
+        self.printer
+            .status(&format!("{headline}: {}", plan.summary()));
+        owners::warn_plan(&plan, self.printer);
+        let ownership = ownership?;
+        owners::refuse(&ownership, rendered, self.args.take_ownership)?;
+        show_adoptions(&ownership, self.printer);
+        confirm_prune(&plan, self.args.yes, self.printer)?;
+        Ok(plan)
+    }
+
+    /// Everything `up` does while it holds the lock.
+    async fn locked(
+        &self,
+        profile: Option<String>,
+        planned: Planned,
+        guard: &cluster::Guard,
+    ) -> Result<Status, Error> {
+        let (args, printer, progress, rendered, release) = (
+            self.args,
+            self.printer,
+            self.progress,
+            self.rendered,
+            self.release,
+        );
+        let client = self.resources.client().clone();
+        let state_ns = self.state_ns;
+        // Read again under the lock: another run may have changed the release while this one
+        // waited.
+        let previous = kube::read_inventory(&client, state_ns, release)
             .await
             .map_err(|e| cluster::failed(&e))?;
-        printer.status(&format!(
-            "the release changed while waiting for the lock; new plan: {}",
-            plan.summary()
-        ));
-        let ownership = owners::find(resources, rendered, &plan, release, state_ns).await?;
-        owners::refuse(&ownership, rendered, args.take_ownership)?;
-        show_adoptions(&ownership, printer);
-        confirm_prune(&plan, args.yes, printer)?;
-        plan
-    };
+        let plan = if previous == planned.previous {
+            planned.plan
+        } else {
+            cluster::refuse_empty_render(rendered, previous.as_ref())?;
+            self.plan_and_check(
+                previous.as_ref(),
+                "the release changed while waiting for the lock; new plan",
+            )
+            .await?
+        };
 
-    guard.check("up")?;
-    let mut inventory = start_inventory(rendered, &plan, release, profile, previous.as_ref());
-    let outcome = guard
-        .run(converge(
-            resources,
-            state_ns,
-            &plan,
-            rendered,
-            &mut inventory,
-            args,
-            progress,
-        ))
-        .await;
-    progress.finish();
-    let failure = match outcome {
-        Ok(Ok(())) => {
-            printer.status(&format!(
-                "release {release} revision {} deployed in {:.1}s: {}",
-                inventory.revision,
-                progress.elapsed().as_secs_f64(),
-                done_summary(&plan)
-            ));
-            return Ok(Status::Success);
+        guard.check("up")?;
+        let mut inventory = start_inventory(rendered, &plan, release, profile, previous.as_ref());
+        let outcome = guard
+            .run(converge(
+                self.resources,
+                state_ns,
+                &plan,
+                rendered,
+                &mut inventory,
+                args,
+                progress,
+            ))
+            .await;
+        progress.finish();
+        let failure = match outcome {
+            Ok(Ok(())) => {
+                printer.status(&format!(
+                    "release {release} revision {} deployed in {:.1}s: {}",
+                    inventory.revision,
+                    progress.elapsed().as_secs_f64(),
+                    done_summary(&plan)
+                ));
+                return Ok(Status::Success);
+            }
+            Ok(Err(err)) => cluster::failed(&err),
+            // The release is another run's now: its record is that run's to write.
+            Err(cluster::Stopped::LockLost) => return Err(cluster::lock_lost(release)),
+            Err(cluster::Stopped::Interrupted) => {
+                cluster::interrupted("up stopped before it finished")
+            }
+        };
+        if plan.has_changes() || previous.is_some() {
+            inventory.phase = Phase::Failed;
+            inventory.updated_at = now();
+            inventory.push_history();
+            // Best effort: the original failure is what the user needs to see.
+            let _ = kube::write_inventory(&client, state_ns, &inventory).await;
         }
-        Ok(Err(err)) => cluster::failed(&err),
-        // The release is another run's now: its record is that run's to write.
-        Err(cluster::Stopped::LockLost) => return Err(cluster::lock_lost(release)),
-        Err(cluster::Stopped::Interrupted) => cluster::interrupted("up stopped before it finished"),
-    };
-    if plan.has_changes() || previous.is_some() {
-        inventory.phase = Phase::Failed;
-        inventory.updated_at = now();
-        inventory.push_history();
-        // Best effort: the original failure is what the user needs to see.
-        let _ = kube::write_inventory(&client, state_ns, &inventory).await;
+        Err(failure)
     }
-    Err(failure)
 }
 
 /// Names what `--take-ownership` adopts, and notes worth a line.
@@ -295,10 +314,6 @@ fn start_inventory(
     }
 }
 
-#[allow(
-    clippy::too_many_arguments,
-    reason = "one call site; the steps read better with their inputs named"
-)]
 async fn converge(
     resources: &Resources,
     state_ns: &str,

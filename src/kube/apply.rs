@@ -53,14 +53,18 @@ pub async fn apply(
             objects: first_stage.len(),
         });
         apply_group(resources, &first_stage, options.concurrency, reporter).await?;
-        let crds: Vec<WaitTarget> = first_stage
-            .iter()
-            .filter(|o| o.kind == "CustomResourceDefinition")
-            .map(|o| target(o))
-            .collect();
-        wait_ready(resources, &crds, options.wait, reporter).await?;
-        wait_served(resources, plan, options.wait).await?;
     }
+    // Every kind the render installs is served before anything of it is dry-run or applied,
+    // whatever the plan did with its CRD: one an interrupted run created a moment ago is
+    // `unchanged` here yet may not be established. A CRD the plan read established needs no wait.
+    let crds: Vec<WaitTarget> = plan
+        .objects
+        .iter()
+        .filter(|o| o.kind == "CustomResourceDefinition" && o.needs_wait())
+        .map(target)
+        .collect();
+    wait_ready(resources, &crds, options.wait, reporter).await?;
+    wait_served(resources, plan, options.wait).await?;
     validate(resources, plan, options.concurrency).await?;
     for component in &options.components {
         let objects: Vec<&PlannedObject> = plan
@@ -192,14 +196,13 @@ async fn wait_served(
         .map(|o| (o.api_version.clone(), o.kind.clone()))
         .collect();
     for (api_version, kind) in kinds {
+        if resources.find(&api_version, &kind, false).await?.is_some() {
+            continue;
+        }
+        // The cache may predate the CRD: ask again at once, then with backoff.
         let mut delay = Duration::from_millis(100);
-        let mut refresh = false;
         loop {
-            if resources
-                .find(&api_version, &kind, refresh)
-                .await?
-                .is_some()
-            {
+            if resources.find(&api_version, &kind, true).await?.is_some() {
                 break;
             }
             if tokio::time::Instant::now() + delay > wait.deadline {
@@ -213,7 +216,6 @@ async fn wait_served(
             }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(2));
-            refresh = true;
         }
     }
     Ok(())

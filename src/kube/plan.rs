@@ -319,15 +319,15 @@ pub(super) fn listed(errors: &[KubeError]) -> String {
         .join("\n")
 }
 
-/// Kinds whose CRD is part of the render: (group, kind).
-fn kinds_installed_by(rendered: &[Object]) -> BTreeSet<(String, String)> {
+/// Kinds whose CRD is part of the render: (group, kind) -> the CRD's name.
+fn kinds_installed_by(rendered: &[Object]) -> BTreeMap<(String, String), String> {
     rendered
         .iter()
         .filter(|o| o.id.kind == "CustomResourceDefinition")
         .filter_map(|o| {
             let group = o.value.pointer("/spec/group")?.as_str()?;
             let kind = o.value.pointer("/spec/names/kind")?.as_str()?;
-            Some((group.to_owned(), kind.to_owned()))
+            Some(((group.to_owned(), kind.to_owned()), o.id.name.clone()))
         })
         .collect()
 }
@@ -416,7 +416,7 @@ struct Context<'a> {
     resources: &'a Resources,
     release: &'a str,
     live: &'a HashMap<LiveKey, Value>,
-    new_kinds: &'a BTreeSet<(String, String)>,
+    new_kinds: &'a BTreeMap<(String, String), String>,
 }
 
 impl Context<'_> {
@@ -448,7 +448,7 @@ async fn plan_one(
     object: &Object,
     release: &str,
     live: &HashMap<LiveKey, Value>,
-    new_kinds: &BTreeSet<(String, String)>,
+    new_kinds: &BTreeMap<(String, String), String>,
     new_namespaces: &BTreeSet<String>,
 ) -> Result<PlannedObject, KubeError> {
     let id = &object.id;
@@ -482,10 +482,36 @@ async fn plan_one(
 
     let served = resources.find(&id.api_version, &id.kind, false).await?;
     let Some(served) = served else {
-        if new_kinds.contains(&(id.group().to_owned(), id.kind.clone())) {
-            planned.note = Some("its CRD is installed by this release".into());
+        if let Some(crd) = new_kinds.get(&(id.group().to_owned(), id.kind.clone())) {
+            // A CRD that exists but whose kind is not served yet (one an interrupted run has
+            // just created): `up` waits until it is established before touching this object.
+            let exists = live.contains_key(&key(
+                "apiextensions.k8s.io/v1",
+                "CustomResourceDefinition",
+                None,
+                crd,
+            ));
+            planned.note = Some(if exists {
+                format!("its CRD {crd} exists but is not established yet; up waits for it")
+            } else {
+                "its CRD is installed by this release".into()
+            });
             planned.after = Some(masked_after(&object.value, None));
             return Ok(planned);
+        }
+        if let Some(crd) = unestablished_crd(resources, id.group(), &id.kind).await {
+            return Err(KubeError::Api {
+                what: format!(
+                    "the cluster does not serve {} in {} yet",
+                    id.kind, id.api_version
+                ),
+                subject: Some(subject),
+                reason: format!("its CRD {crd} exists but is not established yet"),
+                code: Some(404),
+                hint: Some(format!(
+                    "run again once it is (`kubectl wait --for condition=established crd/{crd}`)"
+                )),
+            });
         }
         return Err(KubeError::Api {
             what: format!("the cluster does not serve {} in {}", id.kind, id.api_version),
@@ -604,6 +630,31 @@ async fn plan_one(
         }
     }
     Ok(planned)
+}
+
+/// The name of a CRD on the cluster that defines `kind` in `group` but is not established yet.
+/// Asked only when a kind is not served; a CRD list the credentials may not read finds none.
+async fn unestablished_crd(resources: &Resources, group: &str, kind: &str) -> Option<String> {
+    let served = resources
+        .find("apiextensions.k8s.io/v1", "CustomResourceDefinition", false)
+        .await
+        .ok()??;
+    let api = resources.api(&served, None);
+    let params = ListParams::default();
+    let crds = retry(|| api.list(&params)).await.ok()?;
+    crds.items
+        .into_iter()
+        .map(|o| served.typed(o))
+        .find_map(|crd| {
+            let defines = crd.pointer("/spec/group").and_then(Value::as_str) == Some(group)
+                && crd.pointer("/spec/names/kind").and_then(Value::as_str) == Some(kind);
+            (defines && !readiness::evaluate(&crd).is_ready()).then(|| {
+                crd["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+        })
 }
 
 /// Changes to a live RayCluster that its running pods do not pick up: KubeRay sets the head's

@@ -1,9 +1,7 @@
 //! The one gateway to the terminal: data on stdout, status and errors on stderr.
-#![allow(
-    clippy::print_stdout,
-    clippy::print_stderr,
-    reason = "ui is the only module that prints"
-)]
+//!
+//! Nothing here uses `eprintln!`, which panics when stderr is closed: every line goes through
+//! [`to_stderr`].
 
 pub mod diff;
 mod progress;
@@ -86,28 +84,31 @@ impl Printer {
         if let Err(err) = result
             && err.kind() != std::io::ErrorKind::BrokenPipe
         {
-            eprintln!("error: cannot write to stdout: {err}");
+            to_stderr(&format!("error: cannot write to stdout: {err}\n"));
         }
     }
 
     /// A status line on stderr, unless `--quiet`.
     pub fn status(&self, text: &str) {
         if !self.quiet {
-            eprintln!("{text}");
+            to_stderr(&format!("{text}\n"));
         }
     }
 
     /// A detail line on stderr, only with `--verbose`.
     pub fn detail(&self, text: &str) {
         if self.verbose {
-            eprintln!("{text}");
+            to_stderr(&format!("{text}\n"));
         }
     }
 
     /// A warning on stderr, unless `--quiet`.
     pub fn warn(&self, text: &str) {
         if !self.quiet {
-            eprintln!("{}: {text}", self.paint("warning", AnsiColor::Yellow));
+            to_stderr(&format!(
+                "{}: {text}\n",
+                self.paint("warning", AnsiColor::Yellow)
+            ));
         }
     }
 
@@ -146,7 +147,7 @@ impl Printer {
                 problems.len()
             ));
         }
-        eprint!("{out}");
+        to_stderr(&out);
     }
 
     fn paint(&self, text: &str, color: AnsiColor) -> String {
@@ -157,4 +158,11 @@ impl Printer {
             text.to_owned()
         }
     }
+}
+
+/// Writes to stderr, ignoring failure: a closed stderr (a pipe to `head` that went away, a CI log
+/// that closed) must not turn a run into a panic. The exit code still says how it went.
+pub(crate) fn to_stderr(text: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(text.as_bytes()).and_then(|()| err.flush());
 }

@@ -1,5 +1,4 @@
 //! Progress for cluster work: indicatif lines on a terminal, timestamped plain lines otherwise.
-#![allow(clippy::print_stderr, reason = "ui is the only module that prints")]
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -43,7 +42,7 @@ impl Progress {
             Some(bars) => {
                 let _ = bars.multi.println(format!("{now} {text}"));
             }
-            None => eprintln!("{now} {text}"),
+            None => super::to_stderr(&format!("{now} {text}\n")),
         }
     }
 

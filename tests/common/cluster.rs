@@ -22,6 +22,12 @@ pub const KUBECONFIG_VAR: &str = "PLANE_E2E_KUBECONFIG";
 /// `limited.kubeconfig` beside the admin one, as `shared/realcluster` writes it).
 pub const LIMITED_VAR: &str = "PLANE_E2E_LIMITED_KUBECONFIG";
 
+/// Says, on one line starting `SKIPPED:`, what a test did not check. `.ci/run` prints every such
+/// line of its live tier again at the end, so a green run says what it left out.
+pub fn skipped(test: &str, what: &str) {
+    eprintln!("SKIPPED: {test}: {what}");
+}
+
 /// Live-tier tests share one real cluster, its namespaces and cluster-scoped objects: they take
 /// turns. On test servers (one per test) they run in parallel.
 static LIVE: Mutex<()> = Mutex::new(());
@@ -193,6 +199,25 @@ impl Cluster {
             .block_on(api.patch(&name, &params, &Patch::Apply(object)))
             .expect("apply");
         serde_json::to_value(applied).expect("json")
+    }
+
+    /// A server-side apply dry-run of `object` as `manager`: what the server would store, or
+    /// its refusal. Nothing is written.
+    pub fn dry_run_apply(&self, manager: &str, object: &Value) -> Result<Value, String> {
+        let text = |p: &str| object.pointer(p).and_then(Value::as_str).map(str::to_owned);
+        let api = self
+            .api(
+                &text("/apiVersion").ok_or("no apiVersion")?,
+                &text("/kind").ok_or("no kind")?,
+                Some(text("/metadata/namespace").as_deref().unwrap_or("default")),
+            )
+            .ok_or("its kind is not served")?;
+        let name = text("/metadata/name").ok_or("no name")?;
+        let params = PatchParams::apply(manager).force().dry_run();
+        self.runtime
+            .block_on(api.patch(&name, &params, &Patch::Apply(object)))
+            .map(|o| serde_json::to_value(o).expect("json"))
+            .map_err(|e| e.to_string())
     }
 
     /// Changes an object with a JSON merge patch, as a client would by hand (`null` removes a key).
