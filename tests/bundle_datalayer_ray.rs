@@ -941,7 +941,7 @@ fn every_image_is_pinned() {
             }
         }
         for expected in [
-            "quay.io/kuberay/operator:v1.7.1",
+            "quay.io/kuberay/operator:v1.7.0",
             "rayproject/ray:2.58.0-py312",
             "fluent/fluent-bit:4.2.7",
         ] {

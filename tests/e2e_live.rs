@@ -18,6 +18,7 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -433,13 +434,67 @@ fn ctrl_c_during_up_records_the_phase_and_a_rerun_converges() {
     down_completely(&cluster);
 }
 
+/// A run killed (`kill -9`) as soon as its CRDs and first namespace exist; the rerun waits until
+/// the kinds are served, whatever its plan says of the CRDs, and converges. (On a cluster that
+/// kept the CRDs from an earlier test they are established already; on the test server they are
+/// new, and the rerun meets them before they are served.)
+#[test]
+fn a_rerun_after_a_kill_once_the_crds_exist_converges() {
+    let cluster = Cluster::under_test("kill-after-crds");
+    clean_slate(&cluster);
+    let fixture = builtin(RELEASE);
+    let mut child = fixture
+        .cluster("up", cluster.kubeconfig(), LOCAL)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let crd = |name: &str| {
+        cluster
+            .get(
+                "apiextensions.k8s.io/v1",
+                "CustomResourceDefinition",
+                None,
+                name,
+            )
+            .is_some()
+    };
+    while !(crd("rayclusters.ray.io")
+        && cluster.get("v1", "Namespace", None, "ray-system").is_some())
+    {
+        assert!(Instant::now() < deadline, "the CRDs never appeared");
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let _ = Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    // The killed run's Lease is left to expire; a rerun on the same host takes it over.
+    let stderr = succeeded(&run(
+        &fixture,
+        &cluster,
+        "up",
+        &[LOCAL, &["--timeout", "120s"]].concat(),
+    ));
+    assert!(stderr.contains("deployed"), "{stderr}");
+    assert_eq!(diff_exit_code(&fixture, &cluster), Some(0));
+    down_completely(&cluster);
+}
+
 #[test]
 fn a_user_without_rights_is_refused_before_any_write() {
     let cluster = Cluster::under_test("preflight");
     let Some(limited) = cluster.limited_kubeconfig() else {
-        eprintln!(
-            "preflight: skipped, no kubeconfig of a user without rights (set {})",
-            common::cluster::LIMITED_VAR
+        common::cluster::skipped(
+            "a_user_without_rights_is_refused_before_any_write",
+            &format!(
+                "no kubeconfig of a user without rights (set {})",
+                common::cluster::LIMITED_VAR
+            ),
         );
         return;
     };
@@ -461,8 +516,14 @@ fn a_user_without_rights_is_refused_before_any_write() {
 }
 
 /// Runs `up` of a bundle whose `file` gets `annotation` after `anchor`, and expects it to fail
-/// fast naming `subject`; then removes the release.
-fn fails_fast(cluster: &Cluster, file: &str, anchor: &str, annotated: &str, subject: &str) {
+/// fast naming `subject`; then removes the release. Returns what `up` said.
+fn fails_fast(
+    cluster: &Cluster,
+    file: &str,
+    anchor: &str,
+    annotated: &str,
+    subject: &str,
+) -> String {
     clean_slate(cluster);
     let fixture = builtin(RELEASE).patch_file(file, anchor, annotated);
     let started = Instant::now();
@@ -482,12 +543,13 @@ fn fails_fast(cluster: &Cluster, file: &str, anchor: &str, annotated: &str, subj
     let rows = ls_json(cluster);
     assert_eq!(rows[0]["status"], "failed", "{rows:#}");
     down_completely(cluster);
+    stderr
 }
 
 #[test]
 fn a_raycluster_with_replica_failure_fails_fast() {
     let cluster = Cluster::under_test("raycluster-failure");
-    fails_fast(
+    let _ = fails_fast(
         &cluster,
         "components/ray/raycluster.yaml.tera",
         "  annotations:\n",
@@ -499,12 +561,20 @@ fn a_raycluster_with_replica_failure_fails_fast() {
 #[test]
 fn crash_looping_pods_fail_fast() {
     let cluster = Cluster::under_test("crashloop");
-    fails_fast(
+    // The simulated kubelet gives the annotation's text as the last termination message.
+    let stderr = fails_fast(
         &cluster,
         "components/api/deployment.yaml.tera",
         "  template:\n    metadata:\n",
-        &format!("  template:\n    metadata:\n      annotations: {{{FAIL}: \"crash\"}}\n"),
+        &format!(
+            "  template:\n    metadata:\n      annotations: {{{FAIL}: \"forbidden to list widgets (simulated)\"}}\n"
+        ),
         "Deployment/datalayer-api/datalayer-ray",
+    );
+    assert!(
+        stderr.contains("CrashLoopBackOff")
+            && stderr.contains("it last exited with: forbidden to list widgets (simulated)"),
+        "{stderr}"
     );
 }
 
@@ -638,6 +708,52 @@ fn install_kuberay_with_helm(cluster: &Cluster, fixture: &Fixture) -> Vec<Instal
         "helm",
         &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kuberay"}}),
     );
+    // The operator's RBAC as the Helm chart installs it: the upstream operator role (the facts
+    // recorded from the pinned release), so the real cluster's simulated KubeRay finds it healthy.
+    let meta = |name: &str, namespace: Option<&str>| {
+        let mut meta =
+            json!({"name": name, "labels": helm_labels, "annotations": helm_annotations});
+        if let Some(ns) = namespace {
+            meta["namespace"] = json!(ns);
+        }
+        meta
+    };
+    for (kind, object) in [
+        (
+            "ServiceAccount",
+            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta("kuberay-operator", Some("kuberay"))}),
+        ),
+        (
+            "ClusterRole",
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                   "metadata": meta("kuberay-operator", None), "rules": upstream_operator_rules()}),
+        ),
+        (
+            "ClusterRoleBinding",
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                   "metadata": meta("kuberay-operator", None),
+                   "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "kuberay-operator"},
+                   "subjects": [{"kind": "ServiceAccount", "name": "kuberay-operator", "namespace": "kuberay"}]}),
+        ),
+    ] {
+        cluster.apply_as("helm", &object);
+        let namespace = (kind == "ServiceAccount").then_some("kuberay");
+        installed.push(Installed {
+            api_version: if kind == "ServiceAccount" {
+                "v1"
+            } else {
+                "rbac.authorization.k8s.io/v1"
+            },
+            kind: match kind {
+                "ServiceAccount" => "ServiceAccount",
+                "ClusterRole" => "ClusterRole",
+                _ => "ClusterRoleBinding",
+            },
+            namespace,
+            name: "kuberay-operator".to_owned(),
+            version: String::new(),
+        });
+    }
     cluster.apply_as(
         "helm",
         &json!({
@@ -647,7 +763,8 @@ fn install_kuberay_with_helm(cluster: &Cluster, fixture: &Fixture) -> Vec<Instal
             "spec": {"replicas": 1,
                 "selector": {"matchLabels": {"app.kubernetes.io/name": "kuberay-operator", "app.kubernetes.io/instance": "kuberay-operator"}},
                 "template": {"metadata": {"labels": {"app.kubernetes.io/name": "kuberay-operator", "app.kubernetes.io/instance": "kuberay-operator"}},
-                    "spec": {"containers": [{"name": "kuberay-operator", "image": "quay.io/kuberay/operator:v1.7.0"}]}}}
+                    "spec": {"serviceAccountName": "kuberay-operator",
+                             "containers": [{"name": "kuberay-operator", "image": "quay.io/kuberay/operator:v1.7.0"}]}}}
         }),
     );
     installed.push(Installed {
@@ -715,8 +832,52 @@ fn relabel_crd(cluster: &Cluster, name: &str, metadata: &Value) {
 
 /// Removes the Helm-installed operator, and hands its CRDs back to the release, as `down`
 /// leaves them for the next test.
+/// The rules of the pinned KubeRay release's operator role, from the recorded facts: one rule
+/// per (group, resource) with its verbs.
+fn upstream_operator_rules() -> Vec<Value> {
+    let facts = std::fs::read_to_string(common::fixtures().join("kuberay/operator-role.tsv"))
+        .expect("the recorded operator role");
+    let mut rules: std::collections::BTreeMap<(String, String), Vec<String>> =
+        std::collections::BTreeMap::new();
+    for line in facts.lines().filter(|l| !l.starts_with('#')) {
+        let cells: Vec<&str> = line.split('\t').collect();
+        if let [group, resource, verb] = cells[..] {
+            let group = if group == "\"\"" { "" } else { group };
+            rules
+                .entry((group.to_owned(), resource.to_owned()))
+                .or_default()
+                .push(verb.to_owned());
+        }
+    }
+    rules
+        .into_iter()
+        .map(|((group, resource), verbs)| {
+            json!({"apiGroups": [group], "resources": [resource], "verbs": verbs})
+        })
+        .collect()
+}
+
 fn remove_helm_kuberay(cluster: &Cluster) {
     cluster.delete("apps/v1", "Deployment", Some("kuberay"), "kuberay-operator");
+    // Only Helm's: the release's own ClusterRole of the same name stays.
+    for kind in ["ClusterRoleBinding", "ClusterRole"] {
+        let helms = cluster
+            .get(
+                "rbac.authorization.k8s.io/v1",
+                kind,
+                None,
+                "kuberay-operator",
+            )
+            .is_some_and(|o| o["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm");
+        if helms {
+            cluster.delete(
+                "rbac.authorization.k8s.io/v1",
+                kind,
+                None,
+                "kuberay-operator",
+            );
+        }
+    }
     cluster.delete("v1", "Namespace", None, "kuberay");
     for crd in ["rayclusters.ray.io", "rayjobs.ray.io", "rayservices.ray.io"] {
         relabel_crd(
@@ -932,5 +1093,186 @@ fn a_first_install_the_server_rejects_stops_after_namespaces_and_crds() {
         &[LOCAL, &["--timeout", "120s"]].concat(),
     ));
     assert!(stderr.contains("deployed"), "{stderr}");
+    down_completely(&cluster);
+}
+
+/// Where the RayCluster, RayJob, RayService and RayCronJob samples of the pinned KubeRay release
+/// are: `PLANE_KUBERAY_SAMPLES`, or `kuberay-samples/v1.7.0` under realcluster's root, where the
+/// README's one-line command extracts them. They are not committed.
+fn samples_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("PLANE_KUBERAY_SAMPLES") {
+        return PathBuf::from(dir);
+    }
+    let root = std::env::var_os("REALCLUSTER_ROOT").map_or_else(
+        || PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join("k8s-real"),
+        PathBuf::from,
+    );
+    root.join("kuberay-samples/v1.7.0")
+}
+
+/// Every `ray.io` object of the YAML files under `dir`, with the file it came from.
+fn ray_samples(dir: &std::path::Path) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    let mut folders = vec![dir.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+                continue;
+            }
+            if !path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            for document in serde_yaml_ng::Deserializer::from_str(&text) {
+                let Ok(object) = <Value as serde::Deserialize>::deserialize(document) else {
+                    continue;
+                };
+                if object["apiVersion"]
+                    .as_str()
+                    .is_some_and(|v| v.starts_with("ray.io/"))
+                {
+                    let file = path
+                        .strip_prefix(dir)
+                        .unwrap_or(&path)
+                        .display()
+                        .to_string();
+                    out.push((file, object));
+                }
+            }
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// One step into a JSON value: a map key (which may hold dots: `nvidia.com/gpu`) or an index.
+#[derive(Debug, Clone)]
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+/// The paths of every non-null leaf (and empty map or list) of `value`.
+fn leaf_paths(value: &Value, at: &[Step], out: &mut Vec<Vec<Step>>) {
+    let deeper = |step: Step| [at, &[step]].concat();
+    match value {
+        Value::Object(map) if !map.is_empty() => {
+            for (key, child) in map {
+                leaf_paths(child, &deeper(Step::Key(key.clone())), out);
+            }
+        }
+        Value::Array(items) if !items.is_empty() => {
+            for (i, child) in items.iter().enumerate() {
+                leaf_paths(child, &deeper(Step::Index(i)), out);
+            }
+        }
+        Value::Null => {}
+        _ => out.push(at.to_vec()),
+    }
+}
+
+fn at_path<'a>(value: &'a Value, path: &[Step]) -> Option<&'a Value> {
+    path.iter().try_fold(value, |current, step| match step {
+        Step::Key(key) => current.get(key),
+        Step::Index(i) => current.get(i),
+    })
+}
+
+/// `spec.workerGroupSpecs[0].template...limits["nvidia.com/gpu"]`.
+fn shown(path: &[Step]) -> String {
+    path.iter()
+        .map(|step| match step {
+            Step::Key(key) if key.contains('.') => format!("[{key:?}]"),
+            Step::Key(key) => format!(".{key}"),
+            Step::Index(i) => format!("[{i}]"),
+        })
+        .collect()
+}
+
+/// Upstream's own samples, server-side dry-run against the CRDs the bundle installs (every CRD,
+/// so with the RayCronJob gate on): none refused, none coming back without a field it set.
+#[test]
+fn upstream_samples_dry_run_against_the_bundles_crds() {
+    const TEST: &str = "upstream_samples_dry_run_against_the_bundles_crds";
+    let cluster = Cluster::under_test("kuberay-samples");
+    if !cluster.is_live() {
+        common::cluster::skipped(TEST, "the samples are checked on a real API server only");
+        return;
+    }
+    let dir = samples_dir();
+    if !dir.is_dir() {
+        common::cluster::skipped(
+            TEST,
+            &format!(
+                "no KubeRay samples at {} (README, \"The live tier\", says how to extract them)",
+                dir.display()
+            ),
+        );
+        return;
+    }
+    let samples = ray_samples(&dir);
+    assert!(
+        !samples.is_empty(),
+        "no ray.io object under {}",
+        dir.display()
+    );
+    clean_slate(&cluster);
+    let fixture = builtin(RELEASE);
+    succeeded(&run(
+        &fixture,
+        &cluster,
+        "up",
+        &[
+            LOCAL,
+            &["--set", "kuberay.featureGates.RayCronJob=true", "--no-wait"],
+        ]
+        .concat(),
+    ));
+    let mut kinds: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    let mut refused = Vec::new();
+    let mut lost = Vec::new();
+    for (file, mut sample) in samples.clone() {
+        sample["metadata"]["namespace"] = json!("default");
+        // An apply needs a name: a sample that asks the server for one gets a made-up one.
+        if sample["metadata"]["name"].is_null() {
+            let stem = sample["metadata"]["generateName"]
+                .as_str()
+                .unwrap_or("sample-");
+            sample["metadata"]["name"] = json!(format!("{stem}sample"));
+        }
+        let kind = sample["kind"].as_str().unwrap_or("?").to_owned();
+        *kinds.entry(kind.clone()).or_default() += 1;
+        match cluster.dry_run_apply("plane-samples", &sample) {
+            Err(err) => refused.push(format!("{file} ({kind}): {err}")),
+            Ok(stored) => {
+                let mut paths = Vec::new();
+                leaf_paths(&sample["spec"], &[Step::Key("spec".into())], &mut paths);
+                for path in paths {
+                    if at_path(&stored, &path).is_none() {
+                        lost.push(format!("{file} ({kind}): {}", shown(&path)));
+                    }
+                }
+            }
+        }
+    }
+    eprintln!(
+        "samples: {} checked ({}), {} refused, {} field(s) lost",
+        samples.len(),
+        kinds
+            .iter()
+            .map(|(k, n)| format!("{n} {k}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        refused.len(),
+        lost.len()
+    );
+    assert!(
+        refused.is_empty() && lost.is_empty(),
+        "refused:\n{}\nlost:\n{}",
+        refused.join("\n"),
+        lost.join("\n")
+    );
     down_completely(&cluster);
 }

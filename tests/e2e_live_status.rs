@@ -111,7 +111,7 @@ fn status_shows_two_rayclusters_their_requests_and_the_release_health() {
     let health = &release["health"];
     assert!(health["total"].as_u64().unwrap() > 30, "{health}");
     assert_eq!(health["ready"], health["total"], "{health}");
-    assert_eq!(release["parts"]["operator"]["version"], "v1.7.1");
+    assert_eq!(release["parts"]["operator"]["version"], "v1.7.0");
 
     let clusters = json["ray"]["clusters"].as_array().unwrap();
     let names: Vec<String> = clusters

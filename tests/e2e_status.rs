@@ -248,7 +248,7 @@ fn status_shows_the_release_ray_by_namespace_and_usage() {
         parts["grafana"]["url"],
         "http://grafana.ray-observability.svc:3000"
     );
-    assert_eq!(parts["operator"]["version"], "v1.7.1");
+    assert_eq!(parts["operator"]["version"], "v1.7.0");
     assert_eq!(parts["operator"]["readyReplicas"], 1);
 
     // 2. Each RayCluster with its requests: from its pods, or else its status.
@@ -386,7 +386,7 @@ fn status_shows_the_release_ray_by_namespace_and_usage() {
         "{table}"
     );
     assert!(
-        line("operator ").contains("KubeRay v1.7.1, 1/1 ready"),
+        line("operator ").contains("KubeRay v1.7.0, 1/1 ready"),
         "{table}"
     );
     assert_eq!(
@@ -441,7 +441,7 @@ fn a_release_without_prometheus_still_shows_the_rest() {
         parts["prometheus"].is_null() && parts["grafana"].is_null(),
         "{parts:#}"
     );
-    assert_eq!(parts["operator"]["version"], "v1.7.1");
+    assert_eq!(parts["operator"]["version"], "v1.7.0");
     assert_eq!(json["ray"]["clusters"].as_array().unwrap().len(), 1);
     let stderr = text(&out.stderr);
     let lines: Vec<&str> = stderr.lines().filter(|l| l.contains("usage")).collect();

@@ -41,7 +41,7 @@ pub struct Operator {
     /// `Deployment/ns/name`.
     pub deployment: String,
     pub image: String,
-    /// The image tag (`v1.7.1`), which is the operator's version.
+    /// The image tag (`v1.7.0`), which is the operator's version.
     pub version: String,
     pub ready_replicas: i64,
     pub replicas: i64,

@@ -61,8 +61,16 @@ pub fn pod_failure(pod: &Value) -> Option<String> {
                     .as_str()
                     .map(|m| format!(": {m}"))
                     .unwrap_or_default();
+                // Why it last exited, in its own words: the kubelet fills this from the
+                // container's termination log (say, "forbidden to list persistentvolumeclaims").
+                let last = status["lastState"]["terminated"]["message"]
+                    .as_str()
+                    .map(str::trim)
+                    .filter(|m| !m.is_empty())
+                    .map(|m| format!("; it last exited with: {m}"))
+                    .unwrap_or_default();
                 return Some(format!(
-                    "pod {name}: container {container}: {reason}{message}"
+                    "pod {name}: container {container}: {reason}{message}{last}"
                 ));
             }
         }
@@ -469,6 +477,15 @@ mod tests {
         assert_eq!(
             pod_failure(&pod).as_deref(),
             Some("pod api-1: container api: ImagePullBackOff: Back-off pulling image")
+        );
+        let crashing = yaml(
+            "kind: Pod\nmetadata: {name: op-1}\nstatus: {containerStatuses: [{name: op, state: {waiting: {reason: CrashLoopBackOff, message: 'back-off 10s'}}, lastState: {terminated: {exitCode: 1, message: \"forbidden to list persistentvolumeclaims\\n\"}}}]}\n",
+        );
+        assert_eq!(
+            pod_failure(&crashing).as_deref(),
+            Some(
+                "pod op-1: container op: CrashLoopBackOff: back-off 10s; it last exited with: forbidden to list persistentvolumeclaims"
+            )
         );
         let starting = yaml(
             "kind: Pod\nmetadata: {name: api-1}\nstatus: {containerStatuses: [{name: api, state: {waiting: {reason: ContainerCreating}}}]}\n",

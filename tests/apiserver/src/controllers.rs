@@ -762,8 +762,10 @@ fn reconcile(
             {
                 return;
             }
-            if get_str(v, &["metadata", "annotations", SIM_FAIL_ANNOTATION]).is_some() {
-                // fake-kubelet.py: Running, not Ready, containers crash-looping.
+            if let Some(text) = get_str(v, &["metadata", "annotations", SIM_FAIL_ANNOTATION]) {
+                // fake-kubelet.py: Running, not Ready, containers crash-looping; the
+                // annotation's text is their last termination message.
+                let last = terminated_with(text);
                 let cs = containers(v, "/spec/containers");
                 let names: Vec<&str> = cs.iter().map(|(n, _)| n.as_str()).collect();
                 let unready = format!("containers with unready status: [{}]", names.join(" "));
@@ -771,7 +773,7 @@ fn reconcile(
                     .iter()
                     .map(|(n, image)| json!({"name": n, "image": image, "imageID": format!("sim://{image}"), "ready": false, "started": false, "restartCount": 1,
                         "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 10s restarting failed container (simulated: sim.k8s-real/fail)"}},
-                        "lastState": {"terminated": {"exitCode": 1, "reason": "Error", "startedAt": now_rfc3339(), "finishedAt": now_rfc3339()}}}))
+                        "lastState": {"terminated": last.clone()}}))
                     .collect();
                 write_status(
                     inner,
@@ -867,6 +869,16 @@ fn containers(v: &Value, ptr: &str) -> Vec<(String, String)> {
 
 /// Creates (once) a pod of the workload whose containers are stuck in `reason`, labelled with
 /// the workload's selector so a deployer looking for its pods finds it.
+/// A container's last termination as fake-kubelet.py writes it: exit code 1, with the
+/// annotation's text (when it has one) as the termination message.
+fn terminated_with(text: &str) -> Value {
+    let mut terminated = json!({"exitCode": 1, "reason": "Error", "startedAt": now_rfc3339(), "finishedAt": now_rfc3339()});
+    if !text.is_empty() {
+        terminated["message"] = json!(text);
+    }
+    terminated
+}
+
 fn failing_pod(inner: &mut Inner, owner_key: &Key, owner: &Value, reason: &str, hash: &str) {
     let owner_name = get_str(owner, &["metadata", "name"]).unwrap_or("");
     let name = format!(
@@ -898,6 +910,17 @@ fn failing_pod(inner: &mut Inner, owner_key: &Key, owner: &Value, reason: &str, 
             "/spec/template/spec/containers",
         )
     };
+    // The pods' own annotation (from the owner's pod template) or the owner's.
+    let text = owner
+        .pointer("/spec/template/metadata/annotations")
+        .and_then(|a| a.get(SIM_FAIL_ANNOTATION))
+        .or_else(|| {
+            owner
+                .pointer("/metadata/annotations")
+                .and_then(|a| a.get(SIM_FAIL_ANNOTATION))
+        })
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let statuses: Vec<Value> = containers(owner, template)
         .iter()
         .map(|(n, image)| {
@@ -905,7 +928,7 @@ fn failing_pod(inner: &mut Inner, owner_key: &Key, owner: &Value, reason: &str, 
                 // What realcluster's fake-kubelet.py writes for `sim.k8s-real/fail`.
                 json!({"name": n, "image": image, "imageID": format!("sim://{image}"), "ready": false, "started": false, "restartCount": 1,
                     "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 10s restarting failed container (simulated: sim.k8s-real/fail)"}},
-                    "lastState": {"terminated": {"exitCode": 1, "reason": "Error", "startedAt": now_rfc3339(), "finishedAt": now_rfc3339()}}})
+                    "lastState": {"terminated": terminated_with(text)}})
             } else if reason == "CrashLoopBackOff" {
                 json!({"name": n, "image": image, "imageID": "", "ready": false, "started": false, "restartCount": 5,
                     "state": {"waiting": {"reason": "CrashLoopBackOff", "message": format!("back-off 5m0s restarting failed container={n} pod={name}")}},
