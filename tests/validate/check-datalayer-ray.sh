@@ -46,7 +46,7 @@ if python3 "$here/validate.py" "$out/local.yaml" "$here/samples/invalid.yaml" > 
 fi
 for expected in \
   "RayCluster/default/typo: .spec.enableInTreeAutoscaling: 'yes' is not of type 'boolean'" \
-  "RayCluster/default/typo: .spec.headGroupSpec.serviceType: 'Internal' is not one of" \
+  "RayCluster/default/typo: .spec.autoscalerOptions.upscalingMode: 'Fast' is not one of" \
   "RayCluster/default/typo: .spec.workerGroupSpecs[0]: Additional properties are not allowed ('maxReplica' was unexpected)" \
   "RayJob/default/no-such-field: .spec: Additional properties are not allowed ('shutdownAfterJobFinish' was unexpected)" \
   "Deployment/default/typo: .spec.template.spec.containers[0]: Additional properties are not allowed ('imagePullPolcy' was unexpected)"
