@@ -1276,3 +1276,47 @@ fn upstream_samples_dry_run_against_the_bundles_crds() {
     );
     down_completely(&cluster);
 }
+
+/// The fields and defaults the bundle's RayService CRD must keep as the official one does: a
+/// Kueue-managed, suspended RayService using incremental upgrade without `maxSurgePercent` keeps
+/// `managedBy` and `suspend` and gets the default 100, which KubeRay dereferences.
+#[test]
+fn a_rayservice_keeps_managed_by_and_suspend_and_gets_the_max_surge_default() {
+    let cluster = Cluster::under_test("rayservice-fields");
+    clean_slate(&cluster);
+    let fixture = builtin(RELEASE);
+    succeeded(&run(
+        &fixture,
+        &cluster,
+        "up",
+        &[LOCAL, &["--no-wait"]].concat(),
+    ));
+    let service = json!({
+        "apiVersion": "ray.io/v1", "kind": "RayService",
+        "metadata": {"name": "fields-kept", "namespace": "default"},
+        "spec": {
+            "managedBy": "kueue.x-k8s.io/multikueue",
+            "suspend": true,
+            "upgradeStrategy": {
+                "type": "NewClusterWithIncrementalUpgrade",
+                "clusterUpgradeOptions": {"gatewayClassName": "istio", "stepSizePercent": 25, "intervalSeconds": 30},
+            },
+            "rayClusterConfig": {
+                "headGroupSpec": {"rayStartParams": {}, "template": {"spec": {"containers": [
+                    {"name": "ray-head", "image": "rayproject/ray:2.58.0"}]}}},
+            },
+        },
+    });
+    let stored = cluster
+        .dry_run_apply("plane-test", &service)
+        .unwrap_or_else(|err| panic!("refused: {err}"));
+    let spec = &stored["spec"];
+    assert_eq!(spec["managedBy"], "kueue.x-k8s.io/multikueue", "{spec:#}");
+    assert_eq!(spec["suspend"], true, "{spec:#}");
+    assert_eq!(
+        spec["upgradeStrategy"]["clusterUpgradeOptions"]["maxSurgePercent"], 100,
+        "{spec:#}"
+    );
+    eprintln!("RayService dry-run: managedBy and suspend kept, maxSurgePercent defaulted to 100");
+    down_completely(&cluster);
+}

@@ -148,8 +148,15 @@ fn lifecycle_of_datalayer_ray_with_the_local_profile() {
         writes.iter().all(|w| allowed.contains(w)),
         "unexpected writes: {writes:#?}"
     );
-    let dry_runs = requests.iter().filter(|r| r.dry_run).count();
-    assert_eq!(dry_runs, 0, "a no-op up dry-runs nothing");
+    let dry_runs: Vec<&str> = requests
+        .iter()
+        .filter(|r| r.dry_run)
+        .map(|r| r.path.as_str())
+        .collect();
+    assert!(
+        dry_runs.is_empty(),
+        "a no-op up dry-runs nothing: {dry_runs:?}"
+    );
     let objects = inventory_subjects(&inventory(&srv, "datalayer-ray").unwrap()).len();
     let sent: Vec<String> = requests
         .iter()

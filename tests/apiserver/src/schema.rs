@@ -1,6 +1,7 @@
 //! Validation and pruning of custom resources against a CRD version's `openAPIV3Schema`:
-//! types, `required`, `enum`, bounds, lengths, item counts, `nullable`, int-or-string, and pruning
-//! of unknown fields unless `x-kubernetes-preserve-unknown-fields` keeps them.
+//! types, `required`, `enum`, bounds, lengths, item counts, `nullable`, int-or-string, pruning
+//! of unknown fields unless `x-kubernetes-preserve-unknown-fields` keeps them, and the schema's
+//! `default`s for absent fields of every object that is present, as a real API server fills them.
 
 use crate::error::Cause;
 use serde_json::{Map, Value};
@@ -42,8 +43,24 @@ pub fn validate(obj: &mut Value, schema: &Value) -> Outcome {
             }
         }
     }
+    fill_defaults(root, schema);
     required(root, schema, "", &mut out);
     out
+}
+
+/// Puts each property's `default` where the object lacks it (structural defaulting: only in
+/// objects that exist, never creating a parent for a default).
+fn fill_defaults(map: &mut Map<String, Value>, schema: &Value) {
+    let Some(props) = schema.get("properties").and_then(Value::as_object) else {
+        return;
+    };
+    for (key, sub) in props {
+        if let Some(default) = sub.get("default")
+            && !map.contains_key(key)
+        {
+            map.insert(key.clone(), default.clone());
+        }
+    }
 }
 
 fn preserves(schema: &Value) -> bool {
@@ -248,6 +265,7 @@ fn check(v: &mut Value, schema: &Value, path: &str, out: &mut Outcome) {
                     }
                 }
             }
+            fill_defaults(map, schema);
             required(map, schema, path, out);
         }
         _ => {}
