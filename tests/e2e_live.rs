@@ -1275,6 +1275,13 @@ fn upstream_samples_dry_run_against_the_bundles_crds() {
         lost.join("\n")
     );
     down_completely(&cluster);
+    // `down` keeps CRDs; the other tests render none for RayCronJob, so it goes.
+    cluster.delete(
+        "apiextensions.k8s.io/v1",
+        "CustomResourceDefinition",
+        None,
+        "raycronjobs.ray.io",
+    );
 }
 
 /// The fields and defaults the bundle's RayService CRD must keep as the official one does: a
