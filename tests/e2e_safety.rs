@@ -376,6 +376,19 @@ fn down_with_include_crds_removes_everything() {
 }
 
 /// Writes a Lease as another machine's run would hold it.
+/// Every right but deleting, the lock's own Lease aside: a plan's reads and dry-runs pass, so a
+/// prune's denial must come from the preflight of the plan's writes.
+fn all_but_deleting() -> Vec<PolicyRule> {
+    vec![
+        PolicyRule::new(
+            &["get", "list", "watch", "create", "patch", "update"],
+            &["*"],
+            &["*"],
+        ),
+        PolicyRule::new(&["delete"], &["coordination.k8s.io"], &["leases"]),
+    ]
+}
+
 fn hold_lock(srv: &TestServer, release: &str) {
     hold_lock_for(srv, release, 3600);
 }
@@ -795,17 +808,7 @@ fn a_plan_made_after_a_lock_wait_is_checked_like_the_first() {
     .unwrap();
     hold_lock_for(&srv, "datalayer-ray", 2);
     // Everything but deleting (the lock's Lease aside).
-    srv.set_token_rules(
-        srv.token(),
-        vec![
-            PolicyRule::new(
-                &["get", "list", "watch", "create", "patch", "update"],
-                &["*"],
-                &["*"],
-            ),
-            PolicyRule::new(&["delete"], &["coordination.k8s.io"], &["leases"]),
-        ],
-    );
+    srv.set_token_rules(srv.token(), all_but_deleting());
     srv.clear_requests();
     let child = fixture
         .cluster(
@@ -1568,17 +1571,7 @@ fn prunes_the_credentials_may_not_delete_are_refused_before_any_write() {
 
     // Everything but deleting (the lock's Lease aside): the plan's reads and dry-runs are
     // allowed, so it is the preflight of the plan's writes that must find the prunes' denials.
-    srv.set_token_rules(
-        srv.token(),
-        vec![
-            PolicyRule::new(
-                &["get", "list", "watch", "create", "patch", "update"],
-                &["*"],
-                &["*"],
-            ),
-            PolicyRule::new(&["delete"], &["coordination.k8s.io"], &["leases"]),
-        ],
-    );
+    srv.set_token_rules(srv.token(), all_but_deleting());
     srv.clear_requests();
     let out = fixture
         .cluster(

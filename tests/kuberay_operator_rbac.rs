@@ -177,17 +177,7 @@ fn problems(objects: &[Value], gates: &[&str], watched: &[&str]) -> Vec<String> 
         };
         for scope in scopes {
             if !holds(&scope, p) && !holds(&None, p) {
-                problems.push(format!(
-                    "missing: {} {}{} {}",
-                    p.2,
-                    p.1,
-                    if p.0.is_empty() {
-                        String::new()
-                    } else {
-                        format!(".{}", p.0)
-                    },
-                    scope.map_or("cluster-wide".into(), |ns| format!("in {ns}"))
-                ));
+                problems.push(format!("missing: {}", described(p, &scope)));
             }
         }
     }
@@ -210,23 +200,24 @@ fn problems(objects: &[Value], gates: &[&str], watched: &[&str]) -> Vec<String> 
                     .is_none_or(|ns| watched.contains(&ns.as_str()) || ns == OPERATOR_NAMESPACE)
                 || scope.as_deref() == Some(OPERATOR_NAMESPACE) && leader.contains(p);
             if !allowed {
-                problems.push(format!(
-                    "extra: {} {}{} {}",
-                    p.2,
-                    p.1,
-                    if p.0.is_empty() {
-                        String::new()
-                    } else {
-                        format!(".{}", p.0)
-                    },
-                    scope
-                        .as_ref()
-                        .map_or("cluster-wide".into(), |ns| format!("in {ns}"))
-                ));
+                problems.push(format!("extra: {}", described(p, scope)));
             }
         }
     }
     problems
+}
+
+/// `list persistentvolumeclaims cluster-wide`, `create events.events.k8s.io in default`.
+fn described((group, resource, verb): &Permission, scope: &Scope) -> String {
+    let group = if group.is_empty() {
+        String::new()
+    } else {
+        format!(".{group}")
+    };
+    let place = scope
+        .as_ref()
+        .map_or("cluster-wide".into(), |ns| format!("in {ns}"));
+    format!("{verb} {resource}{group} {place}")
 }
 
 #[test]
