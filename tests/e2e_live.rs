@@ -700,45 +700,36 @@ fn install_kuberay_with_helm(cluster: &Cluster, fixture: &Fixture) -> Vec<Instal
     );
     // The operator's RBAC as the Helm chart installs it: the upstream operator role (the facts
     // recorded from the pinned release), so the real cluster's simulated KubeRay finds it healthy.
-    let meta = |name: &str, namespace: Option<&str>| {
-        let mut meta =
-            json!({"name": name, "labels": helm_labels, "annotations": helm_annotations});
-        if let Some(ns) = namespace {
-            meta["namespace"] = json!(ns);
-        }
-        meta
-    };
-    for (kind, object) in [
+    let rbac = "rbac.authorization.k8s.io/v1";
+    for (api_version, kind, namespace, rest) in [
+        ("v1", "ServiceAccount", Some("kuberay"), json!({})),
         (
-            "ServiceAccount",
-            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta("kuberay-operator", Some("kuberay"))}),
-        ),
-        (
+            rbac,
             "ClusterRole",
-            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-                   "metadata": meta("kuberay-operator", None), "rules": upstream_operator_rules()}),
+            None,
+            json!({"rules": upstream_operator_rules()}),
         ),
         (
+            rbac,
             "ClusterRoleBinding",
-            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-                   "metadata": meta("kuberay-operator", None),
-                   "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "kuberay-operator"},
+            None,
+            json!({"roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "kuberay-operator"},
                    "subjects": [{"kind": "ServiceAccount", "name": "kuberay-operator", "namespace": "kuberay"}]}),
         ),
     ] {
+        let mut object = json!({"apiVersion": api_version, "kind": kind,
+                                "metadata": {"name": "kuberay-operator", "labels": helm_labels, "annotations": helm_annotations}});
+        if let Some(ns) = namespace {
+            object["metadata"]["namespace"] = json!(ns);
+        }
+        object
+            .as_object_mut()
+            .unwrap()
+            .extend(rest.as_object().unwrap().clone());
         cluster.apply_as("helm", &object);
-        let namespace = (kind == "ServiceAccount").then_some("kuberay");
         installed.push(Installed {
-            api_version: if kind == "ServiceAccount" {
-                "v1"
-            } else {
-                "rbac.authorization.k8s.io/v1"
-            },
-            kind: match kind {
-                "ServiceAccount" => "ServiceAccount",
-                "ClusterRole" => "ClusterRole",
-                _ => "ClusterRoleBinding",
-            },
+            api_version,
+            kind,
             namespace,
             name: "kuberay-operator".to_owned(),
             version: String::new(),
@@ -820,24 +811,13 @@ fn relabel_crd(cluster: &Cluster, name: &str, metadata: &Value) {
     }
 }
 
-/// Removes the Helm-installed operator, and hands its CRDs back to the release, as `down`
-/// leaves them for the next test.
 /// The rules of the pinned KubeRay release's operator role, from the recorded facts: one rule
 /// per (group, resource) with its verbs.
 fn upstream_operator_rules() -> Vec<Value> {
-    let facts = std::fs::read_to_string(common::fixtures().join("kuberay/operator-role.tsv"))
-        .expect("the recorded operator role");
     let mut rules: std::collections::BTreeMap<(String, String), Vec<String>> =
         std::collections::BTreeMap::new();
-    for line in facts.lines().filter(|l| !l.starts_with('#')) {
-        let cells: Vec<&str> = line.split('\t').collect();
-        if let [group, resource, verb] = cells[..] {
-            let group = if group == "\"\"" { "" } else { group };
-            rules
-                .entry((group.to_owned(), resource.to_owned()))
-                .or_default()
-                .push(verb.to_owned());
-        }
+    for (group, resource, verb) in common::upstream_operator_role() {
+        rules.entry((group, resource)).or_default().push(verb);
     }
     rules
         .into_iter()
@@ -847,6 +827,8 @@ fn upstream_operator_rules() -> Vec<Value> {
         .collect()
 }
 
+/// Removes the Helm-installed operator, and hands its CRDs back to the release, as `down`
+/// leaves them for the next test.
 fn remove_helm_kuberay(cluster: &Cluster) {
     cluster.delete("apps/v1", "Deployment", Some("kuberay"), "kuberay-operator");
     // Only Helm's: the release's own ClusterRole of the same name stays.
@@ -1137,48 +1119,34 @@ fn ray_samples(dir: &std::path::Path) -> Vec<(String, Value)> {
     out
 }
 
-/// One step into a JSON value: a map key (which may hold dots: `nvidia.com/gpu`) or an index.
-#[derive(Debug, Clone)]
-enum Step {
-    Key(String),
-    Index(usize),
-}
-
-/// The paths of every non-null leaf (and empty map or list) of `value`.
-fn leaf_paths(value: &Value, at: &[Step], out: &mut Vec<Vec<Step>>) {
-    let deeper = |step: Step| [at, &[step]].concat();
+/// The JSON pointers of every non-null leaf (and empty map or list) of `value`; a pointer's
+/// `/` separates keys, so dotted keys (`nvidia.com/gpu`, escaped `nvidia.com~1gpu`) stay whole.
+fn leaf_pointers(value: &Value, at: &str, out: &mut Vec<String>) {
     match value {
         Value::Object(map) if !map.is_empty() => {
             for (key, child) in map {
-                leaf_paths(child, &deeper(Step::Key(key.clone())), out);
+                let key = key.replace('~', "~0").replace('/', "~1");
+                leaf_pointers(child, &format!("{at}/{key}"), out);
             }
         }
         Value::Array(items) if !items.is_empty() => {
             for (i, child) in items.iter().enumerate() {
-                leaf_paths(child, &deeper(Step::Index(i)), out);
+                leaf_pointers(child, &format!("{at}/{i}"), out);
             }
         }
         Value::Null => {}
-        _ => out.push(at.to_vec()),
+        _ => out.push(at.to_owned()),
     }
 }
 
-fn at_path<'a>(value: &'a Value, path: &[Step]) -> Option<&'a Value> {
-    path.iter().try_fold(value, |current, step| match step {
-        Step::Key(key) => current.get(key),
-        Step::Index(i) => current.get(i),
-    })
-}
-
-/// `spec.workerGroupSpecs[0].template...limits["nvidia.com/gpu"]`.
-fn shown(path: &[Step]) -> String {
-    path.iter()
-        .map(|step| match step {
-            Step::Key(key) if key.contains('.') => format!("[{key:?}]"),
-            Step::Key(key) => format!(".{key}"),
-            Step::Index(i) => format!("[{i}]"),
-        })
-        .collect()
+/// The fields of `sample`'s spec that a server-side dry-run of it comes back without, or the
+/// server's refusal.
+fn lost_fields(cluster: &Cluster, sample: &Value) -> Result<Vec<String>, String> {
+    let stored = cluster.dry_run_apply("plane-samples", sample)?;
+    let mut pointers = Vec::new();
+    leaf_pointers(&sample["spec"], "/spec", &mut pointers);
+    pointers.retain(|pointer| stored.pointer(pointer).is_none());
+    Ok(pointers)
 }
 
 /// Upstream's own samples, server-side dry-run against the CRDs the bundle installs (every CRD,
@@ -1234,19 +1202,29 @@ fn upstream_samples_dry_run_against_the_bundles_crds() {
         }
         let kind = sample["kind"].as_str().unwrap_or("?").to_owned();
         *kinds.entry(kind.clone()).or_default() += 1;
-        match cluster.dry_run_apply("plane-samples", &sample) {
+        match lost_fields(&cluster, &sample) {
             Err(err) => refused.push(format!("{file} ({kind}): {err}")),
-            Ok(stored) => {
-                let mut paths = Vec::new();
-                leaf_paths(&sample["spec"], &[Step::Key("spec".into())], &mut paths);
-                for path in paths {
-                    if at_path(&stored, &path).is_none() {
-                        lost.push(format!("{file} ({kind}): {}", shown(&path)));
-                    }
-                }
-            }
+            Ok(missing) => lost.extend(
+                missing
+                    .into_iter()
+                    .map(|pointer| format!("{file} ({kind}): {pointer}")),
+            ),
         }
     }
+    // The check itself can fail: a field no schema has is refused (a real API server answers a
+    // server-side apply with "field not declared in schema") or comes back missing.
+    let mut control = samples[0].1.clone();
+    control["metadata"]["namespace"] = json!("default");
+    control["metadata"]["name"] = json!("plane-control");
+    control["spec"]["notAField"] = json!(1);
+    let reported = match lost_fields(&cluster, &control) {
+        Err(err) => err.contains("notAField"),
+        Ok(missing) => missing == ["/spec/notAField"],
+    };
+    assert!(
+        reported,
+        "the control sample's unknown field was not reported"
+    );
     eprintln!(
         "samples: {} checked ({}), {} refused, {} field(s) lost",
         samples.len(),

@@ -375,7 +375,6 @@ fn down_with_include_crds_removes_everything() {
     );
 }
 
-/// Writes a Lease as another machine's run would hold it.
 /// Every right but deleting, the lock's own Lease aside: a plan's reads and dry-runs pass, so a
 /// prune's denial must come from the preflight of the plan's writes.
 fn all_but_deleting() -> Vec<PolicyRule> {
@@ -389,6 +388,7 @@ fn all_but_deleting() -> Vec<PolicyRule> {
     ]
 }
 
+/// Writes a Lease as another machine's run would hold it.
 fn hold_lock(srv: &TestServer, release: &str) {
     hold_lock_for(srv, release, 3600);
 }
@@ -807,7 +807,6 @@ fn a_plan_made_after_a_lock_wait_is_checked_like_the_first() {
     )
     .unwrap();
     hold_lock_for(&srv, "datalayer-ray", 2);
-    // Everything but deleting (the lock's Lease aside).
     srv.set_token_rules(srv.token(), all_but_deleting());
     srv.clear_requests();
     let child = fixture
@@ -1569,8 +1568,6 @@ fn prunes_the_credentials_may_not_delete_are_refused_before_any_write() {
     let out = fixture.cluster("up", &kc, LOCAL).output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
 
-    // Everything but deleting (the lock's Lease aside): the plan's reads and dry-runs are
-    // allowed, so it is the preflight of the plan's writes that must find the prunes' denials.
     srv.set_token_rules(srv.token(), all_but_deleting());
     srv.clear_requests();
     let out = fixture

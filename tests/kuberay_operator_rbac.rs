@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::{fixtures, plane, text};
+use common::{plane, text};
 use serde_json::Value;
 
 /// (api group, resource, verb); the core group is "".
@@ -45,23 +45,7 @@ const LEADER_ELECTION: &[(&str, &str, &[&str])] = &[
 const OPERATOR_NAMESPACE: &str = "ray-system";
 
 fn upstream() -> BTreeSet<Permission> {
-    let path = fixtures().join("kuberay/operator-role.tsv");
-    let facts = std::fs::read_to_string(&path).expect("the recorded operator role");
-    facts
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(|line| {
-            let mut cells = line.split('\t');
-            let mut next = || cells.next().expect("three cells").to_owned();
-            let group = next();
-            let group = if group == "\"\"" {
-                String::new()
-            } else {
-                group
-            };
-            (group, next(), next())
-        })
-        .collect()
+    common::upstream_operator_role().into_iter().collect()
 }
 
 /// The gate a permission needs, if any.

@@ -140,15 +140,16 @@ impl Run<'_> {
         planned: Planned,
         guard: &cluster::Guard,
     ) -> Result<Status, Error> {
-        let (args, printer, progress, rendered, release) = (
-            self.args,
-            self.printer,
-            self.progress,
-            self.rendered,
-            self.release,
-        );
-        let client = self.resources.client().clone();
-        let state_ns = self.state_ns;
+        let Self {
+            args,
+            printer,
+            progress,
+            rendered,
+            release,
+            state_ns,
+            resources,
+        } = *self;
+        let client = resources.client().clone();
         // Read again under the lock: another run may have changed the release while this one
         // waited.
         let previous = kube::read_inventory(&client, state_ns, release)
@@ -169,7 +170,7 @@ impl Run<'_> {
         let mut inventory = start_inventory(rendered, &plan, release, profile, previous.as_ref());
         let outcome = guard
             .run(converge(
-                self.resources,
+                resources,
                 state_ns,
                 &plan,
                 rendered,

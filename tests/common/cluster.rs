@@ -184,38 +184,28 @@ impl Cluster {
 
     /// Creates or changes an object as another client (`manager`) would, by server-side apply.
     pub fn apply_as(&self, manager: &str, object: &Value) -> Value {
-        let text = |p: &str| object.pointer(p).and_then(Value::as_str).map(str::to_owned);
-        let api = self
-            .api(
-                &text("/apiVersion").expect("apiVersion"),
-                &text("/kind").expect("kind"),
-                text("/metadata/namespace").as_deref(),
-            )
-            .expect("a served kind");
-        let name = text("/metadata/name").expect("name");
-        let params = PatchParams::apply(manager).force();
-        let applied = self
-            .runtime
-            .block_on(api.patch(&name, &params, &Patch::Apply(object)))
-            .expect("apply");
-        serde_json::to_value(applied).expect("json")
+        self.server_side_apply(&PatchParams::apply(manager).force(), object)
+            .expect("apply")
     }
 
     /// A server-side apply dry-run of `object` as `manager`: what the server would store, or
     /// its refusal. Nothing is written.
     pub fn dry_run_apply(&self, manager: &str, object: &Value) -> Result<Value, String> {
+        self.server_side_apply(&PatchParams::apply(manager).force().dry_run(), object)
+    }
+
+    fn server_side_apply(&self, params: &PatchParams, object: &Value) -> Result<Value, String> {
         let text = |p: &str| object.pointer(p).and_then(Value::as_str).map(str::to_owned);
         let api = self
             .api(
                 &text("/apiVersion").ok_or("no apiVersion")?,
                 &text("/kind").ok_or("no kind")?,
-                Some(text("/metadata/namespace").as_deref().unwrap_or("default")),
+                text("/metadata/namespace").as_deref(),
             )
             .ok_or("its kind is not served")?;
         let name = text("/metadata/name").ok_or("no name")?;
-        let params = PatchParams::apply(manager).force().dry_run();
         self.runtime
-            .block_on(api.patch(&name, &params, &Patch::Apply(object)))
+            .block_on(api.patch(&name, params, &Patch::Apply(object)))
             .map(|o| serde_json::to_value(o).expect("json"))
             .map_err(|e| e.to_string())
     }

@@ -68,6 +68,25 @@ pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
+/// What the pinned KubeRay release's operator role grants, as recorded in
+/// `tests/fixtures/kuberay/operator-role.tsv`: (api group, resource, verb), the core group "".
+pub fn upstream_operator_role() -> Vec<(String, String, String)> {
+    let facts = std::fs::read_to_string(fixtures().join("kuberay/operator-role.tsv"))
+        .expect("the recorded operator role");
+    facts
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|line| {
+            let cells: Vec<&str> = line.split('\t').collect();
+            let [group, resource, verb] = cells[..] else {
+                panic!("not three cells: {line:?}");
+            };
+            let group = if group == "\"\"" { "" } else { group };
+            (group.to_owned(), resource.to_owned(), verb.to_owned())
+        })
+        .collect()
+}
+
 /// The real `plane` binary with a clean environment: no inputs leak in from the developer's shell.
 pub fn plane() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_plane"));

@@ -867,8 +867,6 @@ fn containers(v: &Value, ptr: &str) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-/// Creates (once) a pod of the workload whose containers are stuck in `reason`, labelled with
-/// the workload's selector so a deployer looking for its pods finds it.
 /// A container's last termination as fake-kubelet.py writes it: exit code 1, with the
 /// annotation's text (when it has one) as the termination message.
 fn terminated_with(text: &str) -> Value {
@@ -879,6 +877,8 @@ fn terminated_with(text: &str) -> Value {
     terminated
 }
 
+/// Creates (once) a pod of the workload whose containers are stuck in `reason`, labelled with
+/// the workload's selector so a deployer looking for its pods finds it.
 fn failing_pod(inner: &mut Inner, owner_key: &Key, owner: &Value, reason: &str, hash: &str) {
     let owner_name = get_str(owner, &["metadata", "name"]).unwrap_or("");
     let name = format!(
