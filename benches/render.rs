@@ -5,7 +5,8 @@ use std::hint::black_box;
 use clap::Parser;
 use criterion::{Criterion, criterion_group, criterion_main};
 use plane::cli::{Cli, Command};
-use plane::commands::template;
+use plane::commands::render;
+use plane::settings::RenderSettings;
 
 fn args(addon: &str, profile: &str) -> plane::cli::RenderArgs {
     let cli = Cli::parse_from(["plane", "template", addon, "--profile", profile]);
@@ -18,14 +19,16 @@ fn args(addon: &str, profile: &str) -> plane::cli::RenderArgs {
 fn render(c: &mut Criterion) {
     for profile in ["r-eastus", "local"] {
         let args = args("datalayer-ray", profile);
-        let objects = template::render(&args)
+        let objects = render::render(&RenderSettings::from_args(&args))
             .expect("datalayer-ray renders")
             .objects
             .len();
         c.bench_function(
             &format!("render datalayer-ray --profile {profile} ({objects} objects)"),
             |b| {
-                b.iter(|| template::render(black_box(&args)).expect("renders"));
+                b.iter(|| {
+                    render::render(&RenderSettings::from_args(black_box(&args))).expect("renders")
+                });
             },
         );
     }

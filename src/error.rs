@@ -88,6 +88,13 @@ impl Error {
         }
     }
 
+    /// The operation failed: `what`, because of `why`.
+    pub fn failed(what: impl Into<String>, why: &dyn std::fmt::Display) -> Self {
+        Self::Failed {
+            problem: Problem::new(what).because(why.to_string()),
+        }
+    }
+
     pub fn problems(&self) -> &[Problem] {
         match self {
             Self::Input { problems } => problems,
@@ -109,13 +116,13 @@ impl Error {
 
 /// How a command that did its job ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
+pub enum ExitStatus {
     Success,
     /// `diff --exit-code` found changes.
     Changes,
 }
 
-impl Status {
+impl ExitStatus {
     pub fn exit_code(self) -> ExitCode {
         match self {
             Self::Success => ExitCode::SUCCESS,
@@ -125,7 +132,7 @@ impl Status {
 }
 
 /// Collects problems so that a step can report all of them at once instead of the first.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Problems(Vec<Problem>);
 
 impl Problems {
@@ -202,7 +209,7 @@ mod tests {
             .exit_code(),
             ExitCode::from(1)
         );
-        assert_eq!(Status::Changes.exit_code(), ExitCode::from(3));
-        assert_eq!(Status::Success.exit_code(), ExitCode::SUCCESS);
+        assert_eq!(ExitStatus::Changes.exit_code(), ExitCode::from(3));
+        assert_eq!(ExitStatus::Success.exit_code(), ExitCode::SUCCESS);
     }
 }

@@ -1,34 +1,132 @@
 //! Turns command-line arguments into checked settings; `Args` travel no further than here.
 
+use std::time::Duration;
+
 use crate::bundle::{self, Profile, Sources};
-use crate::cli::{RenderArgs, SourceArgs};
+use crate::cli::{
+    ClusterArgs, DataFormat, DiffArgs, DownArgs, ListArgs, LsArgs, PlanFormat, RenderArgs,
+    SourceArgs, StatusArgs, TableFormat, TemplateArgs, UpArgs,
+};
 use crate::error::{Problem, Problems};
+use crate::kube::{ConnectOptions, RemovalOptions};
 use crate::values::SetArg;
+
+/// A release: its name and the namespace that holds its record and its lock.
+#[derive(Debug, Clone)]
+pub struct ReleaseSettings {
+    pub name: String,
+    pub state_namespace: String,
+}
 
 /// Everything a render needs, read and checked.
 #[derive(Debug)]
 pub struct RenderSettings {
     pub addon: String,
-    pub release: String,
-    pub state_namespace: String,
+    /// The release the render is for (`--release`, else the bundle's name).
+    pub release: ReleaseSettings,
     pub sources: Sources,
     pub profile: Option<Profile>,
     /// `-f` files as (path, text).
     pub value_files: Vec<(String, String)>,
     pub sets: Vec<SetArg>,
+    /// What was wrong with the arguments, reported by the render together with its own problems.
+    pub problems: Problems,
+}
+
+/// `plane template`.
+#[derive(Debug)]
+pub struct TemplateSettings {
+    pub render: RenderSettings,
+    pub output: DataFormat,
+}
+
+/// `plane addons` and `plane profiles`.
+#[derive(Debug)]
+pub struct ListSettings {
+    pub sources: Sources,
+    pub output: TableFormat,
+}
+
+/// `plane diff`.
+#[derive(Debug)]
+pub struct DiffSettings {
+    pub render: RenderSettings,
+    pub cluster: ConnectOptions,
+    /// Exit with code 3 when anything would change.
+    pub exit_code: bool,
+    pub output: PlanFormat,
+}
+
+/// `plane up`.
+#[derive(Debug)]
+pub struct UpSettings {
+    pub render: RenderSettings,
+    pub cluster: ConnectOptions,
+    pub dry_run: bool,
+    /// Prune without asking.
+    pub yes: bool,
+    pub take_ownership: bool,
+    /// How long to wait for readiness.
+    pub timeout: Duration,
+    pub no_wait: bool,
+    /// How long to wait for another run's lock; `None` refuses at once.
+    pub wait_for_lock: Option<Duration>,
+}
+
+/// `plane down`.
+#[derive(Debug)]
+pub struct DownSettings {
+    pub release: ReleaseSettings,
+    pub cluster: ConnectOptions,
+    /// Where to look for the profile the release was installed with (its cluster pin).
+    pub sources: Sources,
+    /// Delete without asking.
+    pub yes: bool,
+    pub dry_run: bool,
+    pub removal: RemovalOptions,
+    /// How long to wait for each stage's objects to be gone.
+    pub timeout: Duration,
+    pub wait_for_lock: Option<Duration>,
+}
+
+/// `plane ls`.
+#[derive(Debug)]
+pub struct LsSettings {
+    pub cluster: ConnectOptions,
+    pub state_namespace: String,
+    pub output: TableFormat,
+}
+
+/// `plane status`.
+#[derive(Debug)]
+pub struct StatusSettings {
+    /// One release, or every release.
+    pub release: Option<String>,
+    pub cluster: ConnectOptions,
+    pub state_namespace: String,
+    pub output: TableFormat,
 }
 
 /// The bundle and profile sources the flags select.
-pub fn sources(args: &SourceArgs) -> Sources {
+fn sources(args: &SourceArgs) -> Sources {
     Sources::resolve(args.addons_dir.as_deref(), args.profiles_dir.as_deref())
+}
+
+/// How to find the cluster; a zero request timeout waits forever.
+fn connect_options(args: &ClusterArgs) -> ConnectOptions {
+    ConnectOptions {
+        kubeconfig: args.kubeconfig.clone(),
+        context: args.context.clone(),
+        request_timeout: Some(args.request_timeout).filter(|t| !t.is_zero()),
+    }
 }
 
 impl RenderSettings {
     /// Reads the profile and values files and parses `--set`. Problems are collected, not
-    /// returned early, so that the render pipeline can list them together with its own.
-    pub fn from_args(args: &RenderArgs, problems: &mut Problems) -> Self {
+    /// returned, so that the render pipeline can list them together with its own.
+    pub fn from_args(args: &RenderArgs) -> Self {
+        let mut problems = Problems::default();
         let sources = sources(&args.sources);
-
         let profile = match &args.profile {
             Some(name) => match bundle::profile::load(&sources.profiles, name) {
                 Ok(profile) => Some(profile),
@@ -69,12 +167,104 @@ impl RenderSettings {
         }
         Self {
             addon: args.addon.clone(),
-            release,
-            state_namespace: args.state_namespace.clone(),
+            release: ReleaseSettings {
+                name: release,
+                state_namespace: args.state_namespace.clone(),
+            },
             sources,
             profile,
             value_files,
             sets,
+            problems,
+        }
+    }
+}
+
+impl TemplateSettings {
+    pub fn from_args(args: &TemplateArgs) -> Self {
+        Self {
+            render: RenderSettings::from_args(&args.render),
+            output: args.output,
+        }
+    }
+}
+
+impl ListSettings {
+    pub fn from_args(args: &ListArgs) -> Self {
+        Self {
+            sources: sources(&args.sources),
+            output: args.output,
+        }
+    }
+}
+
+impl DiffSettings {
+    pub fn from_args(args: &DiffArgs) -> Self {
+        Self {
+            render: RenderSettings::from_args(&args.render),
+            cluster: connect_options(&args.cluster),
+            exit_code: args.exit_code,
+            output: args.output,
+        }
+    }
+}
+
+impl UpSettings {
+    pub fn from_args(args: &UpArgs) -> Self {
+        Self {
+            render: RenderSettings::from_args(&args.render),
+            cluster: connect_options(&args.cluster),
+            dry_run: args.dry_run,
+            yes: args.yes,
+            take_ownership: args.take_ownership,
+            timeout: args.timeout,
+            no_wait: args.no_wait,
+            wait_for_lock: args.wait_for_lock,
+        }
+    }
+}
+
+impl DownSettings {
+    pub fn from_args(args: &DownArgs) -> Self {
+        Self {
+            release: ReleaseSettings {
+                name: args.release.clone(),
+                state_namespace: args.state_namespace.clone(),
+            },
+            cluster: connect_options(&args.cluster),
+            // The built-in profiles: a release records the name of its profile, not where it
+            // was loaded from.
+            sources: Sources::embedded(),
+            yes: args.yes,
+            dry_run: args.dry_run,
+            removal: RemovalOptions {
+                include_crds: args.include_crds,
+                include_volumes: args.include_volumes,
+                include_adopted: args.include_adopted,
+            },
+            timeout: args.timeout,
+            wait_for_lock: args.wait_for_lock,
+        }
+    }
+}
+
+impl LsSettings {
+    pub fn from_args(args: &LsArgs) -> Self {
+        Self {
+            cluster: connect_options(&args.cluster),
+            state_namespace: args.state_namespace.clone(),
+            output: args.output,
+        }
+    }
+}
+
+impl StatusSettings {
+    pub fn from_args(args: &StatusArgs) -> Self {
+        Self {
+            release: args.release.clone(),
+            cluster: connect_options(&args.cluster),
+            state_namespace: args.state_namespace.clone(),
+            output: args.output,
         }
     }
 }

@@ -228,4 +228,16 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn digests_are_stable_and_sensitive() {
+        assert_eq!(
+            digest(&serde_json::json!({"a": 1, "b": 2})),
+            digest(&serde_json::json!({"b": 2, "a": 1}))
+        );
+        assert_ne!(
+            digest(&serde_json::json!({"a": 1})),
+            digest(&serde_json::json!({"a": 2}))
+        );
+    }
 }

@@ -3,17 +3,17 @@
 use serde_json::json;
 
 use crate::bundle;
-use crate::cli::{ListArgs, TableFormat};
-use crate::error::{Error, Status};
-use crate::settings;
-use crate::ui::{Printer, Table};
+use crate::cli::TableFormat;
+use crate::error::{Error, ExitStatus};
+use crate::settings::ListSettings;
+use crate::ui::{Printer, Table, to_format};
 
-pub fn run(args: &ListArgs, printer: &Printer) -> Result<Status, Error> {
-    let sources = settings::sources(&args.sources);
+pub fn run(settings: &ListSettings, printer: &Printer) -> Result<ExitStatus, Error> {
+    let sources = &settings.sources;
     let mut rows = Vec::new();
-    for name in bundle::names(&sources) {
+    for name in bundle::names(sources) {
         // A broken bundle is listed with its problem rather than hiding the others.
-        match bundle::load(&sources, &name) {
+        match bundle::load(sources, &name) {
             Ok(addon) => rows.push(json!({
                 "name": addon.manifest.name,
                 "version": addon.manifest.version,
@@ -25,7 +25,7 @@ pub fn run(args: &ListArgs, printer: &Printer) -> Result<Status, Error> {
             }
         }
     }
-    let text = match args.output {
+    let text = match settings.output {
         TableFormat::Table => {
             let mut table = Table::new(&["NAME", "VERSION", "DESCRIPTION"]);
             for row in &rows {
@@ -38,9 +38,9 @@ pub fn run(args: &ListArgs, printer: &Printer) -> Result<Status, Error> {
             }
             table.render()
         }
-        TableFormat::Json => super::to_format(&json!(rows), false)?,
-        TableFormat::Yaml => super::to_format(&json!(rows), true)?,
+        TableFormat::Json => to_format(&json!(rows), false)?,
+        TableFormat::Yaml => to_format(&json!(rows), true)?,
     };
     printer.data(&text);
-    Ok(Status::Success)
+    Ok(ExitStatus::Success)
 }

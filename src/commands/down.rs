@@ -1,62 +1,60 @@
-//! `plane down`: connect → read the release → preflight → lock → plan the removal → confirm →
-//! delete stage by stage → remove the inventory.
+//! `plane down`: connect → read the release → preflight → plan the removal → confirm → lock →
+//! plan again if the release changed → delete stage by stage → remove the record.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::cluster;
+use super::guard::{Guard, Settled};
+use super::session::{self, Deletion};
 use crate::bundle::profile;
-use crate::cli::DownArgs;
-use crate::error::{Error, Problem, Status};
-use crate::kube::{self, Inventory, Phase, Removal, Resources, WaitOptions};
-use crate::settings;
+use crate::error::{Error, ExitStatus, Problem};
+use crate::kube::{self, Cluster, Inventory, Phase, Removal, WaitOptions};
+use crate::settings::DownSettings;
 use crate::ui::{Printer, Progress};
 
-pub fn run(args: &DownArgs, printer: &Printer) -> Result<Status, Error> {
-    let runtime = cluster::runtime()?;
-    runtime.block_on(async {
-        let (target, resources) = cluster::connect(&args.cluster, None, printer).await?;
-        let client = target.client.clone();
-        let inventory = read(&client, args).await?;
+pub fn run(settings: &DownSettings, printer: &Printer) -> Result<ExitStatus, Error> {
+    let release = &settings.release;
+    session::runtime()?.block_on(async {
+        let cluster = session::connect(&settings.cluster, None, printer).await?;
+        let inventory = read(&cluster, settings).await?;
         // The profile the release was installed with may pin its cluster.
-        if let Some(name) = &inventory.profile {
-            let sources = settings::sources(&crate::cli::SourceArgs {
-                addons_dir: None,
-                profiles_dir: None,
-            });
-            if let Ok(profile) = profile::load(&sources.profiles, name) {
-                cluster::check_pin(Some(&profile), &target)?;
-            }
+        if let Some(name) = &inventory.profile
+            && let Ok(profile) = profile::load(&settings.sources.profiles, name)
+        {
+            session::check_pin(Some(&profile), &cluster)?;
         }
         let progress = printer.progress();
-        preflight(&resources, &inventory, args).await?;
+        kube::preflight_removal(
+            &cluster,
+            &inventory,
+            &release.state_namespace,
+            settings.removal.include_crds,
+        )
+        .await?;
         // Show and confirm before the lock, so a refusal (or --dry-run) writes nothing at all.
-        let removal = kube::plan_removal(&resources, &inventory, removal_options(args))
-            .await
-            .map_err(|e| cluster::failed(&e))?;
-        let text = describe(&removal, &args.release);
-        if args.dry_run {
+        let removal = kube::plan_removal(&cluster, &inventory, settings.removal).await?;
+        let text = describe(&removal, &release.name);
+        if settings.dry_run {
             printer.data(&text);
-            return Ok(Status::Success);
+            return Ok(ExitStatus::Success);
         }
         printer.status(text.trim_end());
-        confirm(args, printer, &removal)?;
-        let lock = kube::lock(
-            &client,
-            &args.state_namespace,
-            &args.release,
-            args.wait_for_lock,
+        confirm(settings, printer, &removal)?;
+        let lock = kube::Lock::acquire(
+            cluster.client(),
+            &release.state_namespace,
+            &release.name,
+            settings.wait_for_lock,
             &progress,
         )
-        .await
-        .map_err(|e| cluster::failed(&e))?;
-        let result = locked(
-            args,
+        .await?;
+        let checked = (inventory, removal);
+        let result = under_lock(
+            settings,
             printer,
             &progress,
-            &resources,
-            inventory,
-            removal,
-            &cluster::Guard::new(&lock),
+            &cluster,
+            checked,
+            &Guard::new(&lock),
         )
         .await;
         progress.finish();
@@ -65,184 +63,88 @@ pub fn run(args: &DownArgs, printer: &Printer) -> Result<Status, Error> {
     })
 }
 
-async fn read(client: &kube::Client, args: &DownArgs) -> Result<Inventory, Error> {
-    kube::read_inventory(client, &args.state_namespace, &args.release)
-        .await
-        .map_err(|e| cluster::failed(&e))?
+async fn read(cluster: &Cluster, settings: &DownSettings) -> Result<Inventory, Error> {
+    let release = &settings.release;
+    kube::read_inventory(cluster.client(), &release.state_namespace, &release.name)
+        .await?
         .ok_or_else(|| Error::Failed {
-            problem: Problem::new(format!("release {} not found", args.release))
-                .at(format!("namespace {}", args.state_namespace))
+            problem: Problem::new(format!("release {} not found", release.name))
+                .at(format!("namespace {}", release.state_namespace))
                 .hint("list releases with `plane ls`; pass --state-namespace if it was installed with another"),
         })
 }
 
-/// The permissions `down` needs: read, list and delete every recorded object, and count custom
-/// resources cluster-wide before deleting their CRDs.
-async fn preflight(
-    resources: &Resources,
-    inventory: &Inventory,
-    args: &DownArgs,
-) -> Result<(), Error> {
-    resources
-        .prefetch(inventory.objects.iter().map(|o| o.api_version.as_str()))
-        .await
-        .map_err(|e| cluster::failed(&e))?;
-    let mut needs = cluster::state_needs(&args.state_namespace);
-    needs.insert(kube::Need {
-        verb: "delete",
-        group: String::new(),
-        resource: "secrets".into(),
-        namespace: Some(args.state_namespace.clone()),
-    });
-    for object in &inventory.objects {
-        let Some(resolved) = kube::resolve(resources, &object.api_version, &object.kind, &[])
-            .await
-            .map_err(|e| cluster::failed(&e))?
-        else {
-            continue;
-        };
-        let namespace = if resolved.namespaced {
-            object.namespace.clone()
-        } else {
-            None
-        };
-        for verb in ["get", "list", "delete"] {
-            needs.insert(kube::Need {
-                verb,
-                group: resolved.group.clone(),
-                resource: resolved.plural.clone(),
-                namespace: namespace.clone(),
-            });
-        }
-    }
-    if args.include_crds {
-        for object in inventory
-            .objects
-            .iter()
-            .filter(|o| o.kind == "CustomResourceDefinition")
-        {
-            if let Some((plural, group)) = object.name.split_once('.') {
-                needs.insert(kube::Need {
-                    verb: "list",
-                    group: group.to_owned(),
-                    resource: plural.to_owned(),
-                    namespace: None,
-                });
-            }
-        }
-    }
-    kube::check_access(resources.client(), needs)
-        .await
-        .map_err(|e| cluster::failed(&e))
-}
-
-fn removal_options(args: &DownArgs) -> kube::RemovalOptions {
-    kube::RemovalOptions {
-        include_crds: args.include_crds,
-        include_volumes: args.include_volumes,
-        include_adopted: args.include_adopted,
-    }
-}
-
 /// Asks before deleting; without a terminal, refuses unless --yes.
-fn confirm(args: &DownArgs, printer: &Printer, removal: &Removal) -> Result<(), Error> {
-    if args.yes {
-        return Ok(());
-    }
-    if !printer.interactive() {
-        return Err(Error::Failed {
-            problem: Problem::new(format!(
-                "down would delete {} object(s) and there is no terminal to ask",
-                removal.count()
-            ))
-            .hint(format!(
-                "review the list above (or `plane down {} --dry-run`), then pass --yes",
-                args.release
-            )),
-        });
-    }
-    if printer.confirm(&format!(
-        "Delete release {} ({} objects)?",
-        args.release,
-        removal.count()
-    )) {
-        Ok(())
-    } else {
-        Err(Error::Failed {
-            problem: Problem::new("nothing was deleted: not confirmed"),
-        })
-    }
+fn confirm(settings: &DownSettings, printer: &Printer, removal: &Removal) -> Result<(), Error> {
+    let release = &settings.release.name;
+    session::confirm(
+        &Deletion {
+            question: format!("Delete release {release} ({} objects)?", removal.count()),
+            without_terminal: format!("down would delete {} object(s)", removal.count()),
+            hint: format!(
+                "review the list above (or `plane down {release} --dry-run`), then pass --yes"
+            ),
+            declined: "nothing was deleted: not confirmed",
+        },
+        settings.yes,
+        printer,
+    )
 }
 
-/// Everything `down` does while it holds the lock.
-async fn locked(
-    args: &DownArgs,
+/// Everything `down` does while it holds the lock: read the record again (another run may have
+/// changed it while this one waited) and plan again if it did, then delete and remove the record.
+async fn under_lock(
+    settings: &DownSettings,
     printer: &Printer,
     progress: &Progress,
-    resources: &Resources,
-    planned_from: Inventory,
-    removal: Removal,
-    guard: &cluster::Guard,
-) -> Result<Status, Error> {
-    let client = resources.client().clone();
-    // Read again under the lock: another run may have changed the release while this one waited.
-    let mut inventory = read(&client, args).await?;
+    cluster: &Cluster,
+    (planned_from, removal): (Inventory, Removal),
+    guard: &Guard,
+) -> Result<ExitStatus, Error> {
+    let release = &settings.release;
+    let client = cluster.client();
+    let mut inventory = read(cluster, settings).await?;
     let removal = if inventory == planned_from {
         removal
     } else {
-        let removal = kube::plan_removal(resources, &inventory, removal_options(args))
-            .await
-            .map_err(|e| cluster::failed(&e))?;
+        let removal = kube::plan_removal(cluster, &inventory, settings.removal).await?;
         printer.status(&format!(
             "the release changed while waiting for the lock:\n{}",
-            describe(&removal, &args.release).trim_end()
+            describe(&removal, &release.name).trim_end()
         ));
-        confirm(args, printer, &removal)?;
+        confirm(settings, printer, &removal)?;
         removal
     };
     guard.check("down")?;
-    inventory.phase = Phase::Deleting;
-    inventory.updated_at = jiff::Timestamp::now()
-        .round(jiff::Unit::Second)
-        .map(|t| t.to_string())
-        .unwrap_or_default();
-    kube::write_inventory(&client, &args.state_namespace, &inventory)
-        .await
-        .map_err(|e| cluster::failed(&e))?;
-    let wait = WaitOptions::within(args.timeout);
+    inventory.enter(Phase::Deleting);
+    kube::write_inventory(client, &release.state_namespace, &inventory).await?;
+    let wait = WaitOptions::within(settings.timeout);
     // The record goes only once every object it lists is seen gone by name (or kept on purpose).
     let removed = async {
-        kube::remove(resources, &removal, wait, progress).await?;
-        kube::confirm_removed(resources, &inventory, &removal).await
+        kube::remove(cluster, &removal, wait, progress).await?;
+        kube::verify_gone(cluster, &inventory, &removal).await
     };
-    let failure = match guard.run(removed).await {
-        Ok(Ok(())) => {
-            kube::delete_inventory(&client, &args.state_namespace, &args.release)
-                .await
-                .map_err(|e| cluster::failed(&e))?;
+    let failure = match guard.run("down", &release.name, removed).await? {
+        Settled::Done(()) => {
+            kube::delete_inventory(client, &release.state_namespace, &release.name).await?;
             progress.finish();
             printer.status(&format!(
                 "release {} removed: {} deleted, {} kept",
-                args.release,
+                release.name,
                 removal.count(),
                 removal.kept.len()
             ));
-            return Ok(Status::Success);
+            return Ok(ExitStatus::Success);
         }
-        Ok(Err(err)) => cluster::failed(&err),
-        // The release is another run's now: its record is that run's to write.
-        Err(cluster::Stopped::LockLost) => return Err(cluster::lock_lost(&args.release)),
-        Err(cluster::Stopped::Interrupted) => {
-            cluster::interrupted("down stopped before it finished")
-        }
+        Settled::Failed(failure) => failure,
     };
     inventory.phase = Phase::Failed;
-    let _ = kube::write_inventory(&client, &args.state_namespace, &inventory).await;
+    let _ = kube::write_inventory(client, &release.state_namespace, &inventory).await;
     Err(failure)
 }
 
 /// Where a kind's objects are: `ns (count), ...`.
-fn places(usage: &kube::CrdUsage) -> String {
+fn places(usage: &kube::CustomResourceCount) -> String {
     usage
         .by_namespace
         .iter()

@@ -1,53 +1,41 @@
-//! One module per command; each is a short list of named steps.
+//! One module per command, each a short list of named steps, and the steps they share.
 
 mod addons;
-mod cluster;
 mod diff;
 mod down;
 mod ls;
-mod owners;
 mod profiles;
 mod status;
-pub mod template;
+mod template;
 mod up;
-mod yaml;
+
+mod guard;
+mod ownership;
+mod plan;
+pub mod render;
+mod session;
 
 use crate::cli::{Cli, Command};
-use crate::error::{Error, Status};
+use crate::error::{Error, ExitStatus};
+use crate::settings::{
+    DiffSettings, DownSettings, ListSettings, LsSettings, StatusSettings, TemplateSettings,
+    UpSettings,
+};
 use crate::ui::Printer;
 
-/// Runs the command the user asked for.
+/// Resolves the settings of the command the user asked for, and runs it.
 ///
 /// # Errors
 /// Whatever the command reports; `main` maps it to an exit code.
-pub fn run(cli: Cli, printer: &Printer) -> Result<Status, Error> {
+pub fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus, Error> {
     match cli.command {
-        Command::Template(args) => template::run(&args, printer),
-        Command::Addons(args) => addons::run(&args, printer),
-        Command::Profiles(args) => profiles::run(&args, printer),
-        Command::Diff(args) => diff::run(&args, printer),
-        Command::Up(args) => up::run(&args, printer),
-        Command::Ls(args) => ls::run(&args, printer),
-        Command::Status(args) => status::run(&args, printer),
-        Command::Down(args) => down::run(&args, printer),
-    }
-}
-
-/// Serializes for `-o json` / `-o yaml` outputs.
-fn to_format(value: &serde_json::Value, yaml: bool) -> Result<String, Error> {
-    let text = if yaml {
-        yaml::to_string(value).map_err(|err| failed("cannot write YAML", &err))?
-    } else {
-        let mut text =
-            serde_json::to_string_pretty(value).map_err(|err| failed("cannot write JSON", &err))?;
-        text.push('\n');
-        text
-    };
-    Ok(text)
-}
-
-fn failed(what: &str, err: &dyn std::fmt::Display) -> Error {
-    Error::Failed {
-        problem: crate::error::Problem::new(what).because(err.to_string()),
+        Command::Template(args) => template::run(&TemplateSettings::from_args(&args), printer),
+        Command::Addons(args) => addons::run(&ListSettings::from_args(&args), printer),
+        Command::Profiles(args) => profiles::run(&ListSettings::from_args(&args), printer),
+        Command::Diff(args) => diff::run(&DiffSettings::from_args(&args), printer),
+        Command::Up(args) => up::run(&UpSettings::from_args(&args), printer),
+        Command::Ls(args) => ls::run(&LsSettings::from_args(&args), printer),
+        Command::Status(args) => status::run(&StatusSettings::from_args(&args), printer),
+        Command::Down(args) => down::run(&DownSettings::from_args(&args), printer),
     }
 }

@@ -3,13 +3,13 @@
 use serde_json::json;
 
 use crate::bundle::profile;
-use crate::cli::{ListArgs, TableFormat};
-use crate::error::{Error, Status};
-use crate::settings;
-use crate::ui::{Printer, Table};
+use crate::cli::TableFormat;
+use crate::error::{Error, ExitStatus};
+use crate::settings::ListSettings;
+use crate::ui::{Printer, Table, to_format};
 
-pub fn run(args: &ListArgs, printer: &Printer) -> Result<Status, Error> {
-    let sources = settings::sources(&args.sources);
+pub fn run(settings: &ListSettings, printer: &Printer) -> Result<ExitStatus, Error> {
+    let sources = &settings.sources;
     let mut rows = Vec::new();
     for name in profile::names(&sources.profiles) {
         match profile::load(&sources.profiles, &name) {
@@ -22,7 +22,7 @@ pub fn run(args: &ListArgs, printer: &Printer) -> Result<Status, Error> {
             Err(problem) => printer.warn(&format!("profile {name} does not load: {problem}")),
         }
     }
-    let text = match args.output {
+    let text = match settings.output {
         TableFormat::Table => {
             let mut table = Table::new(&["NAME", "URL", "DESCRIPTION"]);
             for row in &rows {
@@ -34,9 +34,9 @@ pub fn run(args: &ListArgs, printer: &Printer) -> Result<Status, Error> {
             }
             table.render()
         }
-        TableFormat::Json => super::to_format(&json!(rows), false)?,
-        TableFormat::Yaml => super::to_format(&json!(rows), true)?,
+        TableFormat::Json => to_format(&json!(rows), false)?,
+        TableFormat::Yaml => to_format(&json!(rows), true)?,
     };
     printer.data(&text);
-    Ok(Status::Success)
+    Ok(ExitStatus::Success)
 }

@@ -5,20 +5,23 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
-use super::{cluster, ls};
-use crate::cli::{StatusArgs, TableFormat};
-use crate::error::{Error, Problem, Status, did_you_mean};
-use crate::kube::ray::{self, ClusterState, Gap, Listed, RaySummary, Requests, Tally};
-use crate::kube::{self, Parts, PrometheusService, Release, Resources, UsageByCluster};
-use crate::ui::{Printer, Table};
+use super::session;
+use crate::cli::TableFormat;
+use crate::error::{Error, ExitStatus, Problem, did_you_mean};
+use crate::kube::{
+    self, Cluster, Gap, JOB_STATES, Listed, PrometheusService, RayClusterState, RaySummary,
+    RayTally, ReadyCount, Release, ReleaseParts, Requests, UsageByCluster,
+};
+use crate::settings::StatusSettings;
+use crate::ui::releases::{RELEASE_COLUMNS, release_cells, release_value};
+use crate::ui::{Printer, Table, to_format};
 
-pub fn run(args: &StatusArgs, printer: &Printer) -> Result<Status, Error> {
-    let runtime = cluster::runtime()?;
-    let report = runtime.block_on(gather(args, printer))?;
-    let text = match args.output {
-        TableFormat::Table => table(&report, &args.state_namespace),
-        TableFormat::Json => super::to_format(&report.to_json(), false)?,
-        TableFormat::Yaml => super::to_format(&report.to_json(), true)?,
+pub fn run(settings: &StatusSettings, printer: &Printer) -> Result<ExitStatus, Error> {
+    let report = session::runtime()?.block_on(gather(settings, printer))?;
+    let text = match settings.output {
+        TableFormat::Table => table(&report, &settings.state_namespace),
+        TableFormat::Json => to_format(&report.to_json(), false)?,
+        TableFormat::Yaml => to_format(&report.to_json(), true)?,
     };
     printer.data(&text);
     for gap in &report.missing {
@@ -48,7 +51,7 @@ struct Report {
 struct ReleaseStatus {
     /// The release as `ls -o json` shows it.
     row: Value,
-    parts: Parts,
+    parts: ReleaseParts,
 }
 
 enum Usage {
@@ -61,17 +64,17 @@ enum Usage {
     Missing(String),
 }
 
-async fn gather(args: &StatusArgs, printer: &Printer) -> Result<Report, Error> {
-    let (target, resources) = cluster::connect(&args.cluster, None, printer).await?;
-    let state_ns = &args.state_namespace;
+async fn gather(settings: &StatusSettings, printer: &Printer) -> Result<Report, Error> {
+    let cluster = session::connect(&settings.cluster, None, printer).await?;
+    let state_ns = &settings.state_namespace;
     let (releases, objects) = futures::join!(
-        kube::list_releases(&target.client, state_ns),
-        ray::list_ray(&resources),
+        kube::list_releases(cluster.client(), state_ns),
+        kube::list_ray(&cluster),
     );
     let mut errors = Vec::new();
     let mut missing = Vec::new();
     let releases = match releases {
-        Ok(all) => Some(select(all, args.release.as_deref(), state_ns)?),
+        Ok(all) => Some(select(all, settings.release.as_deref(), state_ns)?),
         Err(err) => {
             errors.push(Gap::new(
                 &format!("secrets in {state_ns}"),
@@ -87,7 +90,7 @@ async fn gather(args: &StatusArgs, printer: &Printer) -> Result<Report, Error> {
     let mut statuses = None;
     if let Some(releases) = &releases {
         let read =
-            futures::future::join_all(releases.iter().map(|r| release_status(&resources, r))).await;
+            futures::future::join_all(releases.iter().map(|r| release_status(&cluster, r))).await;
         let mut found = Vec::new();
         for (status, gaps) in read {
             found.push(status);
@@ -107,10 +110,15 @@ async fn gather(args: &StatusArgs, printer: &Printer) -> Result<Report, Error> {
             Listed::Unreadable(gap) => errors.push(gap.clone()),
         }
     }
-    let usage = usage(&target.client, statuses.as_deref(), args.release.as_deref()).await;
+    let usage = usage(
+        cluster.client(),
+        statuses.as_deref(),
+        settings.release.as_deref(),
+    )
+    .await;
     Ok(Report {
         releases: statuses,
-        ray: ray::summarize(&objects),
+        ray: kube::summarize_ray(&objects),
         usage,
         missing,
         errors,
@@ -136,20 +144,21 @@ fn select(all: Vec<Release>, name: Option<&str>, state_ns: &str) -> Result<Vec<R
 }
 
 /// One release's health and parts, read together; what could not be read comes back as gaps.
-async fn release_status(resources: &Resources, release: &Release) -> (ReleaseStatus, Vec<Gap>) {
+async fn release_status(cluster: &Cluster, release: &Release) -> (ReleaseStatus, Vec<Gap>) {
     let (health, (parts, mut gaps)) = futures::join!(
-        ls::release_health(resources, release),
-        kube::release_parts(resources, &release.inventory),
+        kube::release_health(cluster, release),
+        kube::release_parts(cluster, &release.inventory),
     );
-    let health = health.unwrap_or_else(|err| {
-        gaps.push(Gap::new(
-            &format!("the health of release {}", release.name),
-            &err,
-            "ask a cluster admin for `get` on the release's objects",
-        ));
-        Value::Null
-    });
-    let row = ls::release_value(release, &health);
+    let health = health
+        .map_err(|err| {
+            gaps.push(Gap::new(
+                &format!("the health of release {}", release.name),
+                &err,
+                "ask a cluster admin for `get` on the release's objects",
+            ));
+        })
+        .ok();
+    let row = release_value(release, health.as_ref());
     (ReleaseStatus { row, parts }, gaps)
 }
 
@@ -205,9 +214,9 @@ async fn usage(
 
 /// Exit 1 when something could not be read (an API error, like `kubectl get` over several kinds:
 /// the rest is printed first); absent kinds and missing usage are not failures.
-fn outcome(report: &Report) -> Result<Status, Error> {
+fn outcome(report: &Report) -> Result<ExitStatus, Error> {
     if report.errors.is_empty() {
-        return Ok(Status::Success);
+        return Ok(ExitStatus::Success);
     }
     let mut problem = Problem::new(format!(
         "status is incomplete: {} could not be read",
@@ -237,7 +246,7 @@ fn gap_line(gap: &Gap) -> String {
 }
 
 impl Report {
-    fn usage_of(&self, cluster: &ClusterState) -> Option<&kube::ClusterUsage> {
+    fn usage_of(&self, cluster: &RayClusterState) -> Option<&kube::ClusterUsage> {
         match &self.usage {
             Usage::Available { by_cluster, .. } => {
                 by_cluster.get(&(cluster.namespace.clone(), cluster.name.clone()))
@@ -296,9 +305,9 @@ fn table(report: &Report, state_ns: &str) -> String {
             out.push_str(&format!("RELEASES: none in the namespace {state_ns}\n"));
         }
         Some(list) => {
-            let mut releases = Table::new(ls::RELEASE_COLUMNS);
+            let mut releases = Table::new(RELEASE_COLUMNS);
             for release in list {
-                releases.row(ls::release_cells(&release.row));
+                releases.row(release_cells(&release.row));
             }
             out.push_str(&releases.render());
             for release in list {
@@ -318,7 +327,7 @@ fn table(report: &Report, state_ns: &str) -> String {
     }
     out.push('\n');
     out.push_str(&namespaces_table(&report.ray));
-    let not_ready: Vec<&ClusterState> = report
+    let not_ready: Vec<&RayClusterState> = report
         .ray
         .clusters
         .iter()
@@ -342,7 +351,7 @@ fn table(report: &Report, state_ns: &str) -> String {
     out
 }
 
-fn parts_text(name: &str, parts: &Parts) -> String {
+fn parts_text(name: &str, parts: &ReleaseParts) -> String {
     let mut lines = Table::new(&[&format!("{name}:"), ""]);
     let absent = || "-".to_owned();
     lines.row(vec![
@@ -374,7 +383,7 @@ fn parts_text(name: &str, parts: &Parts) -> String {
     lines.render()
 }
 
-fn clusters_table(report: &Report, clusters: &[ClusterState]) -> String {
+fn clusters_table(report: &Report, clusters: &[RayClusterState]) -> String {
     let with_usage = matches!(report.usage, Usage::Available { .. });
     let mut header = vec![
         "NAMESPACE",
@@ -435,14 +444,14 @@ fn namespaces_table(ray: &RaySummary) -> String {
         "MEMORY",
         "GPU",
     ]);
-    let row = |name: &str, tally: &Tally| {
+    let row = |name: &str, tally: &RayTally| {
         let requests = tally.requests;
         let of = |f: fn(&Requests) -> String| requests.as_ref().map_or_else(unknown, f);
         vec![
             name.to_owned(),
             tally.clusters.as_ref().map_or_else(unknown, ready_of),
             tally.jobs.as_ref().map_or_else(unknown, |jobs| {
-                let parts: Vec<String> = ray::JOB_STATES
+                let parts: Vec<String> = JOB_STATES
                     .iter()
                     .filter_map(|s| jobs.get(s).filter(|n| **n > 0).map(|n| format!("{n} {s}")))
                     .collect();
@@ -468,7 +477,7 @@ fn namespaces_table(ray: &RaySummary) -> String {
 }
 
 /// `1/2 ready`, or `none`.
-fn ready_of(count: &ray::ReadyCount) -> String {
+fn ready_of(count: &ReadyCount) -> String {
     match count.ready + count.not_ready {
         0 => "none".to_owned(),
         all => format!("{}/{all} ready", count.ready),
@@ -552,7 +561,7 @@ mod tests {
             missing: vec![gap.clone()],
             errors: Vec::new(),
         };
-        assert_eq!(outcome(&report).unwrap(), Status::Success);
+        assert_eq!(outcome(&report).unwrap(), ExitStatus::Success);
         report.errors.push(gap.clone());
         let err = outcome(&report).unwrap_err();
         assert!(err.to_string().contains("rayjobs.ray.io"), "{err}");

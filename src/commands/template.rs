@@ -2,15 +2,16 @@
 
 use serde_json::{Value, json};
 
-use crate::bundle::{self, Profile, RenderContext, Rendered, ValueSources};
-use crate::cli::{DataFormat, RenderArgs, TemplateArgs};
-use crate::error::{Error, Problems, Status};
-use crate::settings::RenderSettings;
-use crate::ui::Printer;
+use super::render::render;
+use crate::bundle::Rendered;
+use crate::cli::DataFormat;
+use crate::error::{Error, ExitStatus};
+use crate::settings::TemplateSettings;
+use crate::ui::{Printer, to_format};
 
-pub fn run(args: &TemplateArgs, printer: &Printer) -> Result<Status, Error> {
-    let rendered = render(&args.render)?;
-    let out = match args.output {
+pub fn run(settings: &TemplateSettings, printer: &Printer) -> Result<ExitStatus, Error> {
+    let rendered = render(&settings.render)?;
+    let out = match settings.output {
         DataFormat::Yaml => to_yaml_stream(&rendered)?,
         DataFormat::Json => to_json_list(&rendered)?,
     };
@@ -25,67 +26,7 @@ pub fn run(args: &TemplateArgs, printer: &Printer) -> Result<Status, Error> {
             object.id
         ));
     }
-    Ok(Status::Success)
-}
-
-/// The render pipeline every command shares: resolve settings, load the bundle, layer its
-/// values, render. Input problems of the first three steps are reported together.
-///
-/// # Errors
-/// Input errors from any step, each naming its origin.
-pub fn render(args: &RenderArgs) -> Result<Rendered, Error> {
-    render_with_profile(args).map(|(rendered, _)| rendered)
-}
-
-/// [`render`], also returning the profile (its cluster pin matters to cluster commands).
-///
-/// # Errors
-/// Input errors from any step, each naming its origin.
-pub fn render_with_profile(args: &RenderArgs) -> Result<(Rendered, Option<Profile>), Error> {
-    let mut problems = Problems::default();
-    let settings = RenderSettings::from_args(args, &mut problems);
-    let addon = match bundle::load(&settings.sources, &settings.addon) {
-        Ok(addon) => addon,
-        Err(err) => return Err(with_earlier(problems, err)),
-    };
-    let env = |var: &str| std::env::var(var).ok();
-    let values = match bundle::layer_values(
-        &addon,
-        &ValueSources {
-            profile: settings.profile.as_ref(),
-            files: &settings.value_files,
-            sets: &settings.sets,
-            env: &env,
-        },
-    ) {
-        Ok(values) => values,
-        Err(err) => return Err(with_earlier(problems, err)),
-    };
-    problems.into_result()?;
-    let rendered = bundle::render(
-        &addon,
-        &values,
-        &RenderContext {
-            release: &settings.release,
-            state_namespace: &settings.state_namespace,
-            profile: settings.profile.as_ref().map(|p| p.name.as_str()),
-            shared: &settings.sources.templates,
-        },
-    )?;
-    Ok((rendered, settings.profile))
-}
-
-/// Puts the problems of earlier steps before those of `err`.
-fn with_earlier(mut problems: Problems, err: Error) -> Error {
-    match err {
-        Error::Input { problems: later } => {
-            problems.extend(later);
-            problems.into_result().err().unwrap_or(Error::Input {
-                problems: Vec::new(),
-            })
-        }
-        other @ (Error::Failed { .. } | Error::Interrupted { .. }) => other,
-    }
+    Ok(ExitStatus::Success)
 }
 
 /// Multi-document YAML, one `---` before each object.
@@ -93,7 +34,7 @@ fn to_yaml_stream(rendered: &Rendered) -> Result<String, Error> {
     let mut out = String::new();
     for object in rendered.printable() {
         out.push_str("---\n");
-        out.push_str(&super::to_format(&object.value, true)?);
+        out.push_str(&to_format(&object.value, true)?);
     }
     Ok(out)
 }
@@ -101,7 +42,7 @@ fn to_yaml_stream(rendered: &Rendered) -> Result<String, Error> {
 /// A `v1/List` of every printable object.
 fn to_json_list(rendered: &Rendered) -> Result<String, Error> {
     let items: Vec<Value> = rendered.printable().map(|o| o.value.clone()).collect();
-    super::to_format(
+    to_format(
         &json!({"apiVersion": "v1", "kind": "List", "items": items}),
         false,
     )

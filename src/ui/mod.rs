@@ -4,13 +4,16 @@
 //! [`to_stderr`].
 
 pub mod diff;
+mod format;
 mod progress;
+pub mod releases;
 mod table;
 
 use std::io::{IsTerminal, Write};
 
 use anstyle::{AnsiColor, Style};
 
+pub use format::to_format;
 pub use progress::Progress;
 pub use table::Table;
 

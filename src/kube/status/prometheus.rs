@@ -20,7 +20,7 @@ pub struct PrometheusService {
 
 impl PrometheusService {
     pub fn subject(&self) -> String {
-        super::subject("Service", Some(&self.namespace), &self.name)
+        crate::kube::object::subject("Service", Some(&self.namespace), &self.name)
     }
 
     /// The API server path that proxies to this Service's `/api/v1/query`.
@@ -116,7 +116,7 @@ async fn query(
                     format!("{} {}: {message}", status.code, status.reason)
                 }
             }
-            other => one_line(&super::error_chain(&other)),
+            other => one_line(&crate::kube::error::error_chain(&other)),
         })?;
     parse_vector(&text)
 }

@@ -14,9 +14,9 @@ use kube::api::{Api, DeleteParams, PostParams, Preconditions};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::flag::{Flag, flag};
-use super::retry::retry;
-use super::{Event, KubeError, Reporter};
+use crate::kube::client::retry::retry;
+use crate::kube::release::latch::{Latch, latch};
+use crate::kube::{Event, KubeError, Reporter};
 
 /// How long a lock lives without renewal.
 const LEASE_SECONDS: i32 = 30;
@@ -38,7 +38,7 @@ pub struct Lock {
     renewer: JoinHandle<()>,
     /// Set once the lock is lost: another run took it over, it was deleted, or it could not be
     /// renewed in time.
-    lost: Flag,
+    lost: Latch,
 }
 
 /// What one renewal found.
@@ -132,11 +132,23 @@ fn lease_body(
     }
 }
 
-/// Takes the release's lock, waiting up to `wait` for another holder to let go.
-///
-/// # Errors
-/// [`KubeError::LockHeld`] naming the holder, its host and since when; API failures.
-pub async fn acquire(
+impl Lock {
+    /// Takes the release's lock, waiting up to `wait` for another holder to let go.
+    ///
+    /// # Errors
+    /// [`KubeError::LockHeld`] naming the holder, its host and since when; API failures.
+    pub async fn acquire(
+        client: &kube::Client,
+        namespace: &str,
+        release: &str,
+        wait: Option<Duration>,
+        reporter: &dyn Reporter,
+    ) -> Result<Self, KubeError> {
+        take(client, namespace, release, wait, reporter).await
+    }
+}
+
+async fn take(
     client: &kube::Client,
     namespace: &str,
     release: &str,
@@ -145,7 +157,7 @@ pub async fn acquire(
 ) -> Result<Lock, KubeError> {
     let api: Api<Lease> = Api::namespaced(client.clone(), namespace);
     let name = lease_name(release);
-    let subject = super::subject("Lease", Some(namespace), &name);
+    let subject = crate::kube::object::subject("Lease", Some(namespace), &name);
     let (identity, host, pid) = identity();
     let deadline = wait.map(|w| tokio::time::Instant::now() + w);
     let mut told = false;
@@ -168,7 +180,8 @@ pub async fn acquire(
                 let body = lease_body(&name, &identity, &host, pid, 0, now);
                 match api.create(&PostParams::default(), &body).await {
                     Err(kube::Error::Api(status)) if status.code == 404 => {
-                        super::inventory::ensure_namespace(client, namespace).await?;
+                        crate::kube::release::inventory::ensure_namespace(client, namespace)
+                            .await?;
                         continue;
                     }
                     other => other,
@@ -233,8 +246,8 @@ pub async fn acquire(
             // Someone else won the race (or a retried create already succeeded): look again.
             Err(kube::Error::Api(status)) if status.code == 409 => {}
             Err(err)
-                if super::retry::is_transient(&err)
-                    && transient_failures + 1 < super::retry::ATTEMPTS =>
+                if crate::kube::client::retry::is_transient(&err)
+                    && transient_failures + 1 < crate::kube::client::retry::ATTEMPTS =>
             {
                 transient_failures += 1;
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -249,7 +262,7 @@ pub async fn acquire(
         }
     }
     let (stop, mut stopped) = watch::channel(false);
-    let (lost_setter, lost) = flag();
+    let (lost_setter, lost) = latch();
     let renew_api = api.clone();
     let renew_name = name.clone();
     let renew_identity = identity.clone();
@@ -324,7 +337,7 @@ async fn renew(api: &Api<Lease>, name: &str, identity: &str, version: &Version) 
 
 impl Lock {
     /// A flag set if this lock is lost while held.
-    pub fn loss(&self) -> Flag {
+    pub fn loss(&self) -> Latch {
         self.lost.clone()
     }
 

@@ -10,7 +10,7 @@
 
 use serde_json::{Map, Value};
 
-use super::MANAGER;
+use super::FIELD_MANAGER;
 
 /// Whether applying `desired` over `live` is provably a no-op. `false` means "ask the server",
 /// never "it changes".
@@ -50,7 +50,7 @@ pub fn provably_unchanged(desired: &Value, live: &Value) -> bool {
 fn owned_fields<'a>(live: &'a Value, api_version: &str) -> Option<&'a Map<String, Value>> {
     let entries = live.pointer("/metadata/managedFields")?.as_array()?;
     let mut mine = entries.iter().filter(|e| {
-        e["manager"] == MANAGER
+        e["manager"] == FIELD_MANAGER
             && e["operation"] == "Apply"
             && e.get("subresource")
                 .and_then(Value::as_str)

@@ -8,7 +8,8 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use tower::timeout::TimeoutLayer;
 
-use super::KubeError;
+use super::Cluster;
+use crate::kube::KubeError;
 
 /// How to find the cluster.
 #[derive(Debug, Clone, Default)]
@@ -20,20 +21,11 @@ pub struct ConnectOptions {
     pub request_timeout: Option<Duration>,
 }
 
-/// A connected cluster and how it was named.
-#[derive(Clone)]
-pub struct Target {
-    pub client: Client,
-    /// The kubeconfig context, or `in-cluster`.
-    pub context: String,
-    pub server: String,
-}
-
 /// Builds a client. No request is sent yet.
 ///
 /// # Errors
 /// When no configuration can be found or it is invalid.
-pub async fn connect(options: &ConnectOptions) -> Result<Target, KubeError> {
+pub async fn connect(options: &ConnectOptions) -> Result<Cluster, KubeError> {
     let kube_options = KubeConfigOptions {
         context: options.context.clone(),
         ..KubeConfigOptions::default()
@@ -43,7 +35,7 @@ pub async fn connect(options: &ConnectOptions) -> Result<Target, KubeError> {
             reason: format!(
                 "cannot read kubeconfig {}: {}",
                 path.display(),
-                super::error_chain(&err)
+                crate::kube::error::error_chain(&err)
             ),
             hint: Some("check the --kubeconfig path".into()),
         })?;
@@ -58,7 +50,7 @@ pub async fn connect(options: &ConnectOptions) -> Result<Target, KubeError> {
                 reason: format!(
                     "kubeconfig {}: {}",
                     path.display(),
-                    super::error_chain(&err)
+                    crate::kube::error::error_chain(&err)
                 ),
                 hint: Some("check --context against `kubectl config get-contexts`".into()),
             })?;
@@ -74,7 +66,7 @@ pub async fn connect(options: &ConnectOptions) -> Result<Target, KubeError> {
                 let config = Config::from_kubeconfig(&kube_options)
                     .await
                     .map_err(|err| KubeError::Connect {
-                        reason: super::error_chain(&err),
+                        reason: crate::kube::error::error_chain(&err),
                         hint: Some("check --context against `kubectl config get-contexts`".into()),
                     })?;
                 (config, context)
@@ -84,7 +76,7 @@ pub async fn connect(options: &ConnectOptions) -> Result<Target, KubeError> {
                     return Err(KubeError::Connect {
                         reason: format!(
                             "--context needs a kubeconfig: {}",
-                            super::error_chain(&file_err)
+                            crate::kube::error::error_chain(&file_err)
                         ),
                         hint: Some("pass --kubeconfig FILE or set KUBECONFIG".into()),
                     });
@@ -92,8 +84,8 @@ pub async fn connect(options: &ConnectOptions) -> Result<Target, KubeError> {
                 let config = Config::incluster().map_err(|err| KubeError::Connect {
                     reason: format!(
                         "no kubeconfig ({}) and not in a cluster ({})",
-                        super::error_chain(&file_err),
-                        super::error_chain(&err)
+                        crate::kube::error::error_chain(&file_err),
+                        crate::kube::error::error_chain(&err)
                     ),
                     hint: Some("pass --kubeconfig FILE or set KUBECONFIG".into()),
                 })?;
@@ -110,16 +102,12 @@ pub async fn connect(options: &ConnectOptions) -> Result<Target, KubeError> {
     // retries 429/503 up to 15 times with backoff growing to minutes, under every plane retry.
     config.default_retry = false;
     let builder = ClientBuilder::try_from(config).map_err(|err| KubeError::Connect {
-        reason: super::error_chain(&err),
+        reason: crate::kube::error::error_chain(&err),
         hint: None,
     })?;
     let client: Client = match options.request_timeout {
         Some(limit) => builder.with_layer(&TimeoutLayer::new(limit)).build(),
         None => builder.build(),
     };
-    Ok(Target {
-        client,
-        context,
-        server,
-    })
+    Ok(Cluster::new(client, context, server))
 }

@@ -5,12 +5,13 @@ use futures::{StreamExt, stream};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::inventory::Inventory;
-use super::ray::Gap;
-use super::resources::Resources;
-use super::retry::retry;
-use super::usage::PrometheusService;
-use super::{KubeError, subject};
+use crate::kube::KubeError;
+use crate::kube::client::Cluster;
+use crate::kube::client::retry::retry;
+use crate::kube::object::subject;
+use crate::kube::release::inventory::Inventory;
+use crate::kube::status::Gap;
+use crate::kube::status::prometheus::PrometheusService;
 
 /// The bundle's name label, which tells a Grafana Service from a Prometheus one.
 const NAME_LABEL: &str = "app.kubernetes.io/name";
@@ -50,14 +51,14 @@ pub struct Operator {
 /// Where a release's parts are; a part the release does not have (or that could not be read)
 /// is `None`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Parts {
+pub struct ReleaseParts {
     pub api: Option<Endpoint>,
     pub grafana: Option<ServicePart>,
     pub prometheus: Option<ServicePart>,
     pub operator: Option<Operator>,
 }
 
-impl Parts {
+impl ReleaseParts {
     /// The Prometheus to ask for usage.
     pub fn prometheus_service(&self) -> Option<PrometheusService> {
         let part = self.prometheus.as_ref()?;
@@ -72,7 +73,7 @@ impl Parts {
 
 /// Reads the release's Ingresses, Services and Deployments (up to 8 at once) and finds its parts.
 /// An object that cannot be read is a gap, never a failure of the whole.
-pub async fn release_parts(resources: &Resources, inventory: &Inventory) -> (Parts, Vec<Gap>) {
+pub async fn release_parts(cluster: &Cluster, inventory: &Inventory) -> (ReleaseParts, Vec<Gap>) {
     let wanted: Vec<_> = inventory
         .objects
         .iter()
@@ -82,10 +83,10 @@ pub async fn release_parts(resources: &Resources, inventory: &Inventory) -> (Par
         .map(|o| async move {
             let subject = o.subject();
             let result = async {
-                let Some(served) = resources.find(&o.api_version, &o.kind, false).await? else {
+                let Some(served) = cluster.find(&o.api_version, &o.kind).await? else {
                     return Ok(None);
                 };
-                let api = resources.api(&served, o.namespace.as_deref());
+                let api = cluster.api(&served, o.namespace.as_deref());
                 retry(|| api.get_opt(&o.name))
                     .await
                     .map(|found| found.map(|object| served.typed(object)))
@@ -114,7 +115,7 @@ pub async fn release_parts(resources: &Resources, inventory: &Inventory) -> (Par
 }
 
 /// Finds the parts among a release's objects (typed, with their kind). Pure.
-pub fn find_parts(objects: &[Value]) -> Parts {
+pub fn find_parts(objects: &[Value]) -> ReleaseParts {
     let label = |o: &Value, k: &str| o["metadata"]["labels"][k].as_str().map(str::to_owned);
     let of_kind = |kind: &'static str| objects.iter().filter(move |o| o["kind"] == kind);
     let ingress = of_kind("Ingress")
@@ -125,7 +126,7 @@ pub fn find_parts(objects: &[Value]) -> Parts {
             .find(|o| label(o, NAME_LABEL).as_deref() == Some(name))
             .and_then(service_part)
     };
-    Parts {
+    ReleaseParts {
         api: ingress.and_then(endpoint),
         grafana: service("grafana"),
         prometheus: service("prometheus"),

@@ -7,10 +7,11 @@ use futures::{StreamExt, TryStreamExt, stream};
 use kube::api::ListParams;
 use serde_json::Value;
 
-use super::KubeError;
-use super::resources::{Resources, Served};
-use super::retry::retry;
 use crate::bundle::objects::RELEASE_LABEL;
+use crate::kube::KubeError;
+use crate::kube::client::Cluster;
+use crate::kube::client::discovery::ServedKind;
+use crate::kube::client::retry::retry;
 
 /// Kinds that hold someone's work or data. Pods and ReplicaSets are left out: their owners are
 /// here. Objects with an owner reference are left out too: their owner is what counts.
@@ -50,7 +51,7 @@ const SYSTEM_NAMESPACES: &[&str] = &["kube-system", "kube-public", "kube-node-le
 /// # Errors
 /// API failures other than a refused or unserved list.
 pub async fn reasons_to_keep(
-    resources: &Resources,
+    cluster: &Cluster,
     namespaces: &[String],
     release: &str,
     custom_kinds: &[(String, String)],
@@ -66,7 +67,7 @@ pub async fn reasons_to_keep(
         .collect();
     let found: Vec<Result<Found, KubeError>> = stream::iter(lookups)
         .map(|(namespace, (api_version, kind))| {
-            others_of_kind(resources, namespace, release, api_version, kind)
+            others_of_kind(cluster, namespace, release, api_version, kind)
         })
         .buffered(8)
         .collect()
@@ -80,11 +81,11 @@ pub async fn reasons_to_keep(
             Found::Unchecked(plural) => unchecked.push(plural),
         }
     }
-    let candidates: BTreeMap<Candidate, Served> = per_namespace
+    let candidates: BTreeMap<Candidate, ServedKind> = per_namespace
         .iter()
         .flat_map(|(others, _)| others.iter().map(|o| (o.candidate(), o.served.clone())))
         .collect();
-    let published = published(resources, candidates, namespaces).await?;
+    let published = published(cluster, candidates, namespaces).await?;
     Ok(per_namespace
         .into_iter()
         .map(|(others, unchecked)| {
@@ -118,19 +119,19 @@ pub async fn reasons_to_keep(
 /// LIST of namespaces, then one LIST per candidate by name across all namespaces. Anything that
 /// cannot be read counts as not published, so its namespace stays.
 async fn published(
-    resources: &Resources,
-    candidates: BTreeMap<Candidate, Served>,
+    cluster: &Cluster,
+    candidates: BTreeMap<Candidate, ServedKind>,
     release_namespaces: &[String],
 ) -> Result<BTreeSet<Candidate>, KubeError> {
     let mut published = BTreeSet::new();
     if candidates.is_empty() {
         return Ok(published);
     }
-    let Some(namespace_kind) = resources.find("v1", "Namespace", false).await? else {
+    let Some(namespace_kind) = cluster.find("v1", "Namespace").await? else {
         return Ok(published);
     };
     let params = ListParams::default();
-    let api = resources.api(&namespace_kind, None);
+    let api = cluster.api(&namespace_kind, None);
     let all = match retry(|| api.list(&params)).await {
         Ok(list) => list.items,
         Err(kube::Error::Api(status)) if status.code == 403 => return Ok(published),
@@ -148,7 +149,7 @@ async fn published(
         .collect();
     let holders: Vec<Option<(Candidate, BTreeSet<String>)>> = stream::iter(candidates)
         .map(|(candidate, served)| async move {
-            let api = resources.api(&served, None);
+            let api = cluster.api(&served, None);
             let params = ListParams::default().fields(&format!("metadata.name={}", candidate.2));
             match retry(|| api.list(&params)).await {
                 Ok(list) => Ok(Some((
@@ -181,7 +182,7 @@ async fn published(
 /// An object in the namespace that is not the release's.
 #[derive(Debug, Clone)]
 struct Other {
-    served: Served,
+    served: ServedKind,
     name: String,
 }
 
@@ -207,16 +208,16 @@ enum Found {
 }
 
 async fn others_of_kind(
-    resources: &Resources,
+    cluster: &Cluster,
     namespace: &str,
     release: &str,
     api_version: &str,
     kind: &str,
 ) -> Result<Found, KubeError> {
-    let Some(served) = resources.find(api_version, kind, false).await? else {
+    let Some(served) = cluster.find(api_version, kind).await? else {
         return Ok(Found::Objects(Vec::new()));
     };
-    let api = resources.api(&served, Some(namespace));
+    let api = cluster.api(&served, Some(namespace));
     let params = ListParams::default();
     let list = match retry(|| api.list(&params)).await {
         Ok(list) => list.items,

@@ -12,10 +12,10 @@ use k8s_openapi::api::authorization::v1::{
 use kube::api::{Api, PostParams};
 use serde_json::Value;
 
-use super::resources::Resources;
-use super::retry::retry;
-use super::{Event, KubeError, Reporter};
 use crate::bundle::Object;
+use crate::kube::client::Cluster;
+use crate::kube::client::retry::retry;
+use crate::kube::{Event, KubeError, Reporter};
 
 /// One permission a run needs.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -53,12 +53,12 @@ pub struct Resolved {
 /// # Errors
 /// Discovery failures.
 pub async fn resolve(
-    resources: &Resources,
+    cluster: &Cluster,
     api_version: &str,
     kind: &str,
     rendered: &[Object],
 ) -> Result<Option<Resolved>, KubeError> {
-    if let Some(served) = resources.find(api_version, kind, false).await? {
+    if let Some(served) = cluster.find(api_version, kind).await? {
         return Ok(Some(Resolved {
             group: served.resource.group.clone(),
             plural: served.resource.plural.clone(),
@@ -183,7 +183,7 @@ fn grants(rule: &ResourceRule, need: &Need) -> bool {
 /// # Errors
 /// Discovery failures; a missing IngressClass is only a warning.
 pub async fn warn_ingress_classes(
-    resources: &Resources,
+    cluster: &Cluster,
     rendered: &[Object],
     reporter: &dyn Reporter,
 ) -> Result<(), KubeError> {
@@ -199,13 +199,10 @@ pub async fn warn_ingress_classes(
     if classes.is_empty() {
         return Ok(());
     }
-    let Some(served) = resources
-        .find("networking.k8s.io/v1", "IngressClass", false)
-        .await?
-    else {
+    let Some(served) = cluster.find("networking.k8s.io/v1", "IngressClass").await? else {
         return Ok(());
     };
-    let api = resources.api(&served, None);
+    let api = cluster.api(&served, None);
     for class in classes {
         if let Ok(None) = retry(|| api.get_opt(class)).await {
             reporter.report(Event::Note(format!(

@@ -9,10 +9,13 @@ use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::Value;
 use tokio::time::Instant;
 
-use super::readiness::{self, Readiness};
-use super::resources::{Resources, Served};
-use super::retry::retry;
-use super::{Event, KubeError, Reporter, subject};
+use crate::kube::client::Cluster;
+use crate::kube::client::discovery::ServedKind;
+use crate::kube::client::retry::retry;
+use crate::kube::object::readiness::{self, Readiness};
+use crate::kube::object::subject;
+use crate::kube::release::inventory::Release;
+use crate::kube::{Event, KubeError, Reporter};
 
 /// An object to wait for.
 #[derive(Debug, Clone)]
@@ -52,7 +55,7 @@ impl WaitOptions {
 /// The first object that fails for good (naming it and its reason), or a timeout listing every
 /// object not ready with its last observed status.
 pub async fn wait_ready(
-    resources: &Resources,
+    cluster: &Cluster,
     targets: &[WaitTarget],
     options: WaitOptions,
     reporter: &dyn Reporter,
@@ -71,14 +74,11 @@ pub async fn wait_ready(
         .collect();
     let mut streams = Vec::new();
     for target in &targets {
-        let Some(served) = resources
-            .find(&target.api_version, &target.kind, false)
-            .await?
-        else {
+        let Some(served) = cluster.find(&target.api_version, &target.kind).await? else {
             last.insert(target.subject(), "its kind is not served".into());
             continue;
         };
-        let api = resources.api(&served, target.namespace.as_deref());
+        let api = cluster.api(&served, target.namespace.as_deref());
         let config = watcher::Config::default().fields(&format!("metadata.name={}", target.name));
         streams.push(observed(
             api,
@@ -88,15 +88,15 @@ pub async fn wait_ready(
             Watched::Object,
         ));
         if let (Some(selector), Some(namespace)) = (&target.pods, &target.namespace)
-            && let Some(pods) = resources.find("v1", "Pod", false).await?
+            && let Some(pods) = cluster.find("v1", "Pod").await?
         {
-            let api = resources.api(&pods, Some(namespace));
+            let api = cluster.api(&pods, Some(namespace));
             let config = watcher::Config::default().labels(selector);
             streams.push(observed(api, config, pods, target.subject(), Watched::Pods));
         }
     }
     let mut merged = stream::select_all(streams);
-    let mut tally = Tally {
+    let mut tally = WaitState {
         last,
         ready: 0,
         total,
@@ -111,7 +111,7 @@ pub async fn wait_ready(
                 let lagging: Vec<&&WaitTarget> =
                     targets.iter().filter(|t| !tally.is_ready(&t.subject())).collect();
                 for target in lagging {
-                    if let Some(value) = read(resources, target).await?
+                    if let Some(value) = read(cluster, target).await?
                         && let Some(done) = tally.see(target.subject(), &value, reporter)
                     {
                         return done;
@@ -161,13 +161,13 @@ pub async fn wait_ready(
 const RESYNC: Duration = Duration::from_secs(5);
 
 /// What a wait has seen of each target: its last status, and how many are ready.
-struct Tally {
+struct WaitState {
     last: BTreeMap<String, String>,
     ready: usize,
     total: usize,
 }
 
-impl Tally {
+impl WaitState {
     fn is_ready(&self, subject: &str) -> bool {
         self.last.get(subject).is_some_and(|s| s == "ready")
     }
@@ -249,7 +249,7 @@ enum Seen {
 fn observed(
     api: kube::Api<kube::api::DynamicObject>,
     config: watcher::Config,
-    served: Served,
+    served: ServedKind,
     subject: String,
     watched: Watched,
 ) -> futures::stream::BoxStream<'static, Observation> {
@@ -269,17 +269,22 @@ fn observed(
         .boxed()
 }
 
-/// Live health of a set of objects: (ready, total, first object not ready with its status).
-/// Reads up to 16 objects at once.
+/// The live health of a set of objects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    pub ready: usize,
+    pub total: usize,
+    /// The first object not ready, with its status.
+    pub first_failing: Option<String>,
+}
+
+/// Live health of a set of objects. Reads up to 16 objects at once.
 ///
 /// # Errors
 /// Discovery or read failures.
-pub async fn health(
-    resources: &Resources,
-    targets: &[WaitTarget],
-) -> Result<(usize, usize, Option<String>), KubeError> {
+pub async fn health(cluster: &Cluster, targets: &[WaitTarget]) -> Result<Health, KubeError> {
     let statuses: Vec<Result<(String, Readiness), KubeError>> = stream::iter(targets)
-        .map(|target| observe(resources, target))
+        .map(|target| observe(cluster, target))
         .buffered(16)
         .collect()
         .await;
@@ -295,18 +300,39 @@ pub async fn health(
             }
         }
     }
-    Ok((ready, targets.len(), first_failing))
+    Ok(Health {
+        ready,
+        total: targets.len(),
+        first_failing,
+    })
+}
+
+/// A recorded release's live health: every object of its inventory.
+///
+/// # Errors
+/// Discovery or read failures of its objects.
+pub async fn release_health(cluster: &Cluster, release: &Release) -> Result<Health, KubeError> {
+    let targets: Vec<WaitTarget> = release
+        .inventory
+        .objects
+        .iter()
+        .map(|o| WaitTarget {
+            api_version: o.api_version.clone(),
+            kind: o.kind.clone(),
+            namespace: o.namespace.clone(),
+            name: o.name.clone(),
+            pods: None,
+        })
+        .collect();
+    health(cluster, &targets).await
 }
 
 /// One object, read once and typed; `None` when it or its kind does not exist.
-async fn read(resources: &Resources, target: &WaitTarget) -> Result<Option<Value>, KubeError> {
-    let Some(served) = resources
-        .find(&target.api_version, &target.kind, false)
-        .await?
-    else {
+async fn read(cluster: &Cluster, target: &WaitTarget) -> Result<Option<Value>, KubeError> {
+    let Some(served) = cluster.find(&target.api_version, &target.kind).await? else {
         return Ok(None);
     };
-    let api = resources.api(&served, target.namespace.as_deref());
+    let api = cluster.api(&served, target.namespace.as_deref());
     match retry(|| api.get_opt(&target.name)).await {
         Ok(found) => Ok(found.map(|object| served.typed(object))),
         Err(err) => Err(KubeError::api(
@@ -318,12 +344,9 @@ async fn read(resources: &Resources, target: &WaitTarget) -> Result<Option<Value
 }
 
 /// One object's readiness, read once.
-async fn observe(
-    resources: &Resources,
-    target: &WaitTarget,
-) -> Result<(String, Readiness), KubeError> {
+async fn observe(cluster: &Cluster, target: &WaitTarget) -> Result<(String, Readiness), KubeError> {
     let subject = target.subject();
-    let status = match read(resources, target).await? {
+    let status = match read(cluster, target).await? {
         Some(object) => readiness::evaluate(&object),
         None => Readiness::Failed("missing".into()),
     };

@@ -8,8 +8,8 @@ use kube::api::{Api, ListParams, Patch};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::KubeError;
-use super::retry::retry;
+use crate::kube::KubeError;
+use crate::kube::client::retry::retry;
 
 /// Label on every inventory Secret, so one LIST finds all releases.
 pub const INVENTORY_LABEL: &str = "plane.datalayer.io/inventory";
@@ -66,7 +66,7 @@ pub struct InventoryObject {
 
 impl InventoryObject {
     pub fn subject(&self) -> String {
-        super::subject(&self.kind, self.namespace.as_deref(), &self.name)
+        crate::kube::object::subject(&self.kind, self.namespace.as_deref(), &self.name)
     }
 
     /// Same object regardless of version.
@@ -162,7 +162,7 @@ pub async fn read_inventory(
 ) -> Result<Option<Inventory>, KubeError> {
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let name = secret_name(release);
-    let subject = super::subject("Secret", Some(namespace), &name);
+    let subject = crate::kube::object::subject("Secret", Some(namespace), &name);
     let secret = retry(|| api.get_opt(&name))
         .await
         .map_err(|err| KubeError::api("cannot read the release inventory", Some(&subject), &err))?;
@@ -195,7 +195,7 @@ pub async fn write_inventory(
     inventory: &Inventory,
 ) -> Result<(), KubeError> {
     let name = secret_name(&inventory.release);
-    let subject = super::subject("Secret", Some(namespace), &name);
+    let subject = crate::kube::object::subject("Secret", Some(namespace), &name);
     let body = serde_json::to_vec(inventory).map_err(|err| KubeError::Api {
         what: "cannot encode the inventory".into(),
         subject: Some(subject.clone()),
@@ -220,7 +220,7 @@ pub async fn write_inventory(
         "data": {KEY: STANDARD.encode(body)},
     });
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let params = super::apply_params();
+    let params = crate::kube::apply_params();
     let patch = Patch::Apply(&secret);
     let result = retry(|| api.patch(&name, &params, &patch)).await;
     match result {
@@ -248,7 +248,7 @@ pub(super) async fn ensure_namespace(
 ) -> Result<(), KubeError> {
     let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
     let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": {"app.kubernetes.io/managed-by": "plane"}}});
-    let (params, patch) = (super::apply_params(), Patch::Apply(&body));
+    let (params, patch) = (crate::kube::apply_params(), Patch::Apply(&body));
     retry(|| api.patch(namespace, &params, &patch))
         .await
         .map(|_| ())
@@ -278,7 +278,11 @@ pub async fn delete_inventory(
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
         Err(err) => Err(KubeError::api(
             "cannot delete the release inventory",
-            Some(&super::subject("Secret", Some(namespace), &name)),
+            Some(&crate::kube::object::subject(
+                "Secret",
+                Some(namespace),
+                &name,
+            )),
             &err,
         )),
     }
@@ -308,7 +312,10 @@ pub async fn list_releases(
     let mut releases = Vec::new();
     for secret in list.items {
         let name = secret.metadata.name.clone().unwrap_or_default();
-        let inventory = decode(&secret, &super::subject("Secret", Some(namespace), &name))?;
+        let inventory = decode(
+            &secret,
+            &crate::kube::object::subject("Secret", Some(namespace), &name),
+        )?;
         releases.push(Release {
             name: inventory.release.clone(),
             namespace: namespace.to_owned(),

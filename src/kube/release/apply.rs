@@ -9,12 +9,13 @@ use futures::{StreamExt, stream};
 use kube::api::Patch;
 use serde_json::{Map, Value};
 
-use super::plan::{Action, Plan, PlannedObject};
-use super::resources::{Resources, Served};
-use super::retry::retry;
-use super::wait::{WaitOptions, WaitTarget, wait_ready};
-use super::{Event, KubeError, Reporter, apply_params};
 use crate::bundle::kind_priority;
+use crate::kube::client::Cluster;
+use crate::kube::client::discovery::ServedKind;
+use crate::kube::client::retry::retry;
+use crate::kube::release::plan::{Action, Plan, PlannedObject};
+use crate::kube::release::wait::{WaitOptions, WaitTarget, wait_ready};
+use crate::kube::{Event, KubeError, Reporter, apply_params};
 
 /// How to apply.
 #[derive(Debug, Clone)]
@@ -35,7 +36,7 @@ pub struct ApplyOptions {
 /// # Errors
 /// The first stage that fails, naming every object the server refused.
 pub async fn apply(
-    resources: &Resources,
+    cluster: &Cluster,
     plan: &Plan,
     options: &ApplyOptions,
     reporter: &dyn Reporter,
@@ -52,7 +53,7 @@ pub async fn apply(
             name: "applying crds and namespaces".into(),
             objects: first_stage.len(),
         });
-        apply_group(resources, &first_stage, options.concurrency, reporter).await?;
+        apply_group(cluster, &first_stage, options.concurrency, reporter).await?;
     }
     // Every kind the render installs is served before anything of it is dry-run or applied,
     // whatever the plan did with its CRD: one an interrupted run created a moment ago is
@@ -63,9 +64,9 @@ pub async fn apply(
         .filter(|o| o.kind == "CustomResourceDefinition" && o.needs_wait())
         .map(target)
         .collect();
-    wait_ready(resources, &crds, options.wait, reporter).await?;
-    wait_served(resources, plan, options.wait).await?;
-    validate(resources, plan, options.concurrency).await?;
+    wait_ready(cluster, &crds, options.wait, reporter).await?;
+    wait_served(cluster, plan, options.wait).await?;
+    validate(cluster, plan, options.concurrency).await?;
     for component in &options.components {
         let objects: Vec<&PlannedObject> = plan
             .objects
@@ -91,13 +92,7 @@ pub async fn apply(
                 .iter()
                 .position(|o| kind_priority(&o.kind) != priority)
                 .map_or(objects.len(), |n| start + n);
-            apply_group(
-                resources,
-                &objects[start..end],
-                options.concurrency,
-                reporter,
-            )
-            .await?;
+            apply_group(cluster, &objects[start..end], options.concurrency, reporter).await?;
             start = end;
         }
         if options.gated.contains(component) {
@@ -107,7 +102,7 @@ pub async fn apply(
                 .filter(|o| &o.component == component && o.desired.is_some())
                 .map(target)
                 .collect();
-            wait_ready(resources, &targets, options.wait, reporter).await?;
+            wait_ready(cluster, &targets, options.wait, reporter).await?;
         }
     }
     Ok(())
@@ -119,7 +114,7 @@ pub async fn apply(
 ///
 /// # Errors
 /// The rejections, all at once.
-async fn validate(resources: &Resources, plan: &Plan, concurrency: usize) -> Result<(), KubeError> {
+async fn validate(cluster: &Cluster, plan: &Plan, concurrency: usize) -> Result<(), KubeError> {
     let unvalidated: Vec<&PlannedObject> = plan
         .objects
         .iter()
@@ -132,8 +127,8 @@ async fn validate(resources: &Resources, plan: &Plan, concurrency: usize) -> Res
             let Some(desired) = &object.desired else {
                 return Ok(());
             };
-            let served = served(resources, object).await?;
-            let api = resources.api(&served, object.namespace.as_deref());
+            let served = served(cluster, object).await?;
+            let api = cluster.api(&served, object.namespace.as_deref());
             let params = apply_params().dry_run();
             let patch = Patch::Apply(desired);
             retry(|| api.patch(&object.name, &params, &patch))
@@ -160,7 +155,7 @@ async fn validate(resources: &Resources, plan: &Plan, concurrency: usize) -> Res
             rejected.len()
         ),
         subject: None,
-        reason: super::plan::listed(&rejected),
+        reason: crate::kube::release::plan::listed(&rejected),
         code: Some(422),
         hint: Some(
             "fix what the server names and run `plane up` again; `plane down` removes the namespaces and CRDs"
@@ -179,16 +174,12 @@ pub fn target(object: &PlannedObject) -> WaitTarget {
         pods: object
             .desired
             .as_ref()
-            .and_then(super::readiness::pod_selector),
+            .and_then(crate::kube::object::readiness::pod_selector),
     }
 }
 
 /// Waits until discovery serves every kind the plan needs (after new CRDs), with backoff.
-async fn wait_served(
-    resources: &Resources,
-    plan: &Plan,
-    wait: WaitOptions,
-) -> Result<(), KubeError> {
+async fn wait_served(cluster: &Cluster, plan: &Plan, wait: WaitOptions) -> Result<(), KubeError> {
     let kinds: BTreeSet<(String, String)> = plan
         .objects
         .iter()
@@ -196,13 +187,13 @@ async fn wait_served(
         .map(|o| (o.api_version.clone(), o.kind.clone()))
         .collect();
     for (api_version, kind) in kinds {
-        if resources.find(&api_version, &kind, false).await?.is_some() {
+        if cluster.find(&api_version, &kind).await?.is_some() {
             continue;
         }
         // The cache may predate the CRD: ask again at once, then with backoff.
         let mut delay = Duration::from_millis(100);
         loop {
-            if resources.find(&api_version, &kind, true).await?.is_some() {
+            if cluster.rediscover(&api_version, &kind).await?.is_some() {
                 break;
             }
             if tokio::time::Instant::now() + delay > wait.deadline {
@@ -222,13 +213,13 @@ async fn wait_served(
 }
 
 async fn apply_group(
-    resources: &Resources,
+    cluster: &Cluster,
     objects: &[&PlannedObject],
     concurrency: usize,
     reporter: &dyn Reporter,
 ) -> Result<(), KubeError> {
     let results: Vec<Result<(), KubeError>> = stream::iter(objects)
-        .map(|object| apply_one(resources, object, reporter))
+        .map(|object| apply_one(cluster, object, reporter))
         .buffered(concurrency.max(1))
         .collect()
         .await;
@@ -253,15 +244,12 @@ async fn apply_group(
     }
 }
 
-async fn served(resources: &Resources, object: &PlannedObject) -> Result<Served, KubeError> {
-    if let Some(served) = resources
-        .find(&object.api_version, &object.kind, false)
-        .await?
-    {
+async fn served(cluster: &Cluster, object: &PlannedObject) -> Result<ServedKind, KubeError> {
+    if let Some(served) = cluster.find(&object.api_version, &object.kind).await? {
         return Ok(served);
     }
-    resources
-        .find(&object.api_version, &object.kind, true)
+    cluster
+        .rediscover(&object.api_version, &object.kind)
         .await?
         .ok_or_else(|| KubeError::Api {
             what: format!(
@@ -276,7 +264,7 @@ async fn served(resources: &Resources, object: &PlannedObject) -> Result<Served,
 }
 
 async fn apply_one(
-    resources: &Resources,
+    cluster: &Cluster,
     object: &PlannedObject,
     reporter: &dyn Reporter,
 ) -> Result<(), KubeError> {
@@ -287,8 +275,8 @@ async fn apply_one(
     if let Some(keys) = &object.generated {
         fill_generated(&mut body, keys)?;
     }
-    let served = served(resources, object).await?;
-    let api = resources.api(&served, object.namespace.as_deref());
+    let served = served(cluster, object).await?;
+    let api = cluster.api(&served, object.namespace.as_deref());
     let params = apply_params();
     let patch = Patch::Apply(&body);
     retry(|| api.patch(&object.name, &params, &patch))
@@ -334,7 +322,7 @@ fn fill_generated(secret: &mut Value, keys: &[String]) -> Result<(), KubeError> 
 /// # Errors
 /// Objects the server refused to delete; objects already gone are fine.
 pub async fn prune(
-    resources: &Resources,
+    cluster: &Cluster,
     plan: &Plan,
     reporter: &dyn Reporter,
 ) -> Result<(), KubeError> {
@@ -352,8 +340,8 @@ pub async fn prune(
         objects: objects.len(),
     });
     for object in objects {
-        super::delete::delete_one(
-            resources,
+        crate::kube::release::delete::delete_one(
+            cluster,
             &object.api_version,
             &object.kind,
             object.namespace.as_deref(),

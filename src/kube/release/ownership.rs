@@ -2,16 +2,21 @@
 //! deployer (kapp, Flux, Argo CD), other field managers, or nobody — so plane never takes one over
 //! silently.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use futures::{StreamExt, TryStreamExt, stream};
 use kube::api::ListParams;
 use serde_json::Value;
 
-use super::resources::Resources;
-use super::retry::retry;
-use super::{KubeError, MANAGER, subject};
 use crate::bundle::objects::RELEASE_LABEL;
+use crate::bundle::{Detect, Rendered};
+use crate::kube::KubeError;
+use crate::kube::client::Cluster;
+use crate::kube::client::retry::retry;
+use crate::kube::object::{FIELD_MANAGER, subject};
+use crate::kube::release::inventory::read_inventory;
+use crate::kube::release::plan::Plan;
 
 /// The owner of an existing object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,7 +109,7 @@ pub fn owner_of(object: &Value, release: &str) -> Option<Owner> {
         .into_iter()
         .flatten()
         .filter_map(|entry| entry["manager"].as_str())
-        .filter(|manager| *manager != MANAGER)
+        .filter(|manager| *manager != FIELD_MANAGER)
         .map(str::to_owned)
         .collect();
     managers.sort();
@@ -138,18 +143,10 @@ fn qualified(namespace: Option<&str>, name: &str) -> String {
     namespace.map_or_else(|| name.to_owned(), |ns| format!("{ns}/{name}"))
 }
 
-/// What a bundle component installs that may already run in the cluster, installed by someone
-/// else: objects of a kind found by a label selector in any namespace.
+/// An object a probe found that is not `release`'s, with its owner: an installation of what a
+/// component provides that predates the release.
 #[derive(Debug, Clone)]
-pub struct Probe {
-    pub api_version: String,
-    pub kind: String,
-    pub selector: String,
-}
-
-/// An object found by a probe that is not `release`'s, with its owner.
-#[derive(Debug, Clone)]
-pub struct Found {
+pub struct ExistingInstall {
     pub subject: String,
     pub owner: Owner,
 }
@@ -160,19 +157,16 @@ pub struct Found {
 /// # Errors
 /// Discovery and list failures, 403 included (the caller decides what a refusal means).
 pub async fn probe(
-    resources: &Resources,
-    probes: &[Probe],
+    cluster: &Cluster,
+    probes: &[Detect],
     release: &str,
-) -> Result<Vec<Found>, KubeError> {
-    let lists: Vec<Vec<Found>> = stream::iter(probes)
+) -> Result<Vec<ExistingInstall>, KubeError> {
+    let lists: Vec<Vec<ExistingInstall>> = stream::iter(probes)
         .map(|probe| async move {
-            let Some(served) = resources
-                .find(&probe.api_version, &probe.kind, false)
-                .await?
-            else {
+            let Some(served) = cluster.find(&probe.api_version, &probe.kind).await? else {
                 return Ok(Vec::new());
             };
-            let api = resources.api(&served, None);
+            let api = cluster.api(&served, None);
             let params = ListParams::default().labels(&probe.selector);
             let list = retry(|| api.list(&params)).await.map_err(|err| {
                 KubeError::api(
@@ -188,7 +182,7 @@ pub async fn probe(
                         let value = served.typed(object);
                         let owner = owner_of(&value, release)?;
                         let metadata = &value["metadata"];
-                        Some(Found {
+                        Some(ExistingInstall {
                             subject: subject(
                                 &probe.kind,
                                 metadata["namespace"].as_str(),
@@ -204,6 +198,87 @@ pub async fn probe(
         .try_collect()
         .await?;
     Ok(lists.into_iter().flatten().collect())
+}
+
+/// What the cluster already holds that is not this release's.
+#[derive(Debug, Default)]
+pub struct Ownership {
+    /// Rendered objects another owner has, which `--take-ownership` may adopt: (subject, owner,
+    /// component).
+    pub adoptable: Vec<(String, Owner, String)>,
+    /// What no flag may take: another installed plane release's objects, and installations of
+    /// what an enabled component provides. (text, the component whose switch avoids it).
+    pub conflicts: Vec<(String, Option<String>)>,
+    /// Worth saying, not refusing: a component that is off with nothing found in its place, or
+    /// a look that was not allowed.
+    pub notes: Vec<String>,
+}
+
+/// Finds who owns what the plan would touch, and runs the probes of every component that
+/// declares what of it may already run.
+///
+/// # Errors
+/// API failures other than refused probes.
+pub async fn find(
+    cluster: &Cluster,
+    rendered: &Rendered,
+    plan: &Plan,
+    release: &str,
+    state_ns: &str,
+) -> Result<Ownership, KubeError> {
+    let mut ownership = Ownership::default();
+    let mut installed: BTreeMap<String, bool> = BTreeMap::new();
+    for object in plan.objects.iter().filter(|o| o.adopts()) {
+        let Some(owner) = object.owner.clone() else {
+            continue;
+        };
+        if let Owner::Release(other) = &owner {
+            if !installed.contains_key(other) {
+                let record = read_inventory(cluster.client(), state_ns, other).await?;
+                installed.insert(other.clone(), record.is_some());
+            }
+            if installed[other] {
+                ownership
+                    .conflicts
+                    .push((format!("{} belongs to {owner}", object.subject), None));
+                continue;
+            }
+        }
+        ownership
+            .adoptable
+            .push((object.subject.clone(), owner, object.component.clone()));
+    }
+    for component in &rendered.declared {
+        let Some(existing) = &component.existing else {
+            continue;
+        };
+        let on = rendered.components.contains(&component.name);
+        match probe(cluster, &existing.detect, release).await {
+            Ok(found) if on => {
+                for found in found {
+                    ownership.conflicts.push((
+                        format!(
+                            "{} already runs: {} ({})",
+                            existing.what, found.subject, found.owner
+                        ),
+                        Some(component.name.clone()),
+                    ));
+                }
+            }
+            Ok(found) if found.is_empty() => ownership.notes.push(format!(
+                "component {} is off and no {} was found in the cluster: what depends on it may never become ready",
+                component.name, existing.what
+            )),
+            Ok(_) => {}
+            Err(err) if err.code() == Some(403) => ownership.notes.push(format!(
+                "could not look for an existing {}: {}",
+                existing.what,
+                err.to_problem().causes.join(": ")
+            )),
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(ownership)
 }
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
-//! A one-way flag: set once by a background task, checked or awaited by the work it may stop.
+//! A one-way latch: set once by a background task, checked or awaited by the work it may stop.
 
 use tokio::sync::watch;
 
-/// The side that sets the flag.
+/// The side that sets the latch.
 pub struct Setter(watch::Sender<bool>);
 
 impl Setter {
@@ -11,17 +11,17 @@ impl Setter {
     }
 }
 
-/// The side that reads the flag; clones see the same flag.
+/// The side that reads the latch; clones see the same latch.
 #[derive(Clone)]
-pub struct Flag(watch::Receiver<bool>);
+pub struct Latch(watch::Receiver<bool>);
 
-/// A new flag, not set.
-pub fn flag() -> (Setter, Flag) {
+/// A new latch, not set.
+pub fn latch() -> (Setter, Latch) {
     let (sender, receiver) = watch::channel(false);
-    (Setter(sender), Flag(receiver))
+    (Setter(sender), Latch(receiver))
 }
 
-impl Flag {
+impl Latch {
     pub fn is_set(&self) -> bool {
         *self.0.borrow()
     }
@@ -41,14 +41,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_flag_is_seen_once_set_and_never_if_its_setter_goes() {
-        let (setter, flag) = flag();
+        let (setter, flag) = latch();
         assert!(!flag.is_set());
         setter.set();
         drop(setter);
         assert!(flag.is_set());
         flag.wait().await;
 
-        let (setter, flag) = self::flag();
+        let (setter, flag) = self::latch();
         drop(setter);
         let waited = tokio::time::timeout(std::time::Duration::from_millis(20), flag.wait()).await;
         assert!(waited.is_err(), "a flag whose setter is gone is never set");

@@ -9,16 +9,17 @@ use kube::api::{ListParams, Patch};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::KubeError;
-use super::inventory::Inventory;
-use super::normalize::{keep_controller_owned, mask_secrets, normalize};
-use super::ownership::{Owner, owner_of};
-use super::readiness;
-use super::resources::{Resources, Served};
-use super::retry::retry;
-use super::unchanged::provably_unchanged;
 use crate::bundle::Object;
 use crate::bundle::objects::RELEASE_LABEL;
+use crate::kube::KubeError;
+use crate::kube::client::Cluster;
+use crate::kube::client::discovery::ServedKind;
+use crate::kube::client::retry::retry;
+use crate::kube::object::normalize::{keep_controller_owned, mask_secrets, normalize};
+use crate::kube::object::readiness;
+use crate::kube::object::unchanged::provably_unchanged;
+use crate::kube::release::inventory::Inventory;
+use crate::kube::release::ownership::{Owner, owner_of};
 
 /// What happens to one object. One vocabulary everywhere: diff, up, down, JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -85,7 +86,7 @@ pub struct PlannedObject {
     /// (`--take-ownership`), and then records it as adopted.
     #[serde(
         skip_serializing_if = "Option::is_none",
-        serialize_with = "super::ownership::serialize_owner"
+        serialize_with = "crate::kube::release::ownership::serialize_owner"
     )]
     pub owner: Option<Owner>,
     /// Something the user must know before applying it (a change running pods will not pick up).
@@ -130,6 +131,17 @@ impl Plan {
     }
 
     /// `3 to create, 1 to change, 2 to prune, 40 unchanged`.
+    /// What an applied plan did: `2 created, 1 configured, 0 pruned, 36 unchanged`.
+    pub fn done_summary(&self) -> String {
+        format!(
+            "{} created, {} configured, {} pruned, {} unchanged",
+            self.count(Action::Create),
+            self.count(Action::Configure),
+            self.count(Action::Prune),
+            self.count(Action::Unchanged)
+        )
+    }
+
     pub fn summary(&self) -> String {
         let mut parts = vec![
             format!("{} to create", self.count(Action::Create)),
@@ -168,12 +180,12 @@ pub(super) fn key(api_version: &str, kind: &str, namespace: Option<&str>, name: 
 /// # Errors
 /// Discovery or list failures, and every object the server rejects on dry-run, all at once.
 pub async fn plan(
-    resources: &Resources,
+    cluster: &Cluster,
     rendered: &[Object],
     release: &str,
     previous: Option<&Inventory>,
 ) -> Result<Plan, KubeError> {
-    let live = list_live(resources, rendered, release, previous).await?;
+    let live = list_live(cluster, rendered, release, previous).await?;
     let new_kinds = kinds_installed_by(rendered);
     // Objects in a namespace this release creates cannot be dry-run. A rendered Namespace
     // without the release's label may still exist (someone else's): dry-run those first.
@@ -182,7 +194,7 @@ pub async fn plan(
     };
     let no_namespaces = BTreeSet::new();
     let context = Context {
-        resources,
+        cluster,
         release,
         live: &live,
         new_kinds: &new_kinds,
@@ -334,7 +346,7 @@ fn kinds_installed_by(rendered: &[Object]) -> BTreeMap<(String, String), String>
 
 /// Lists the release's live objects: one LIST per kind and namespace, by the release label.
 pub(super) async fn list_live(
-    resources: &Resources,
+    cluster: &Cluster,
     rendered: &[Object],
     release: &str,
     previous: Option<&Inventory>,
@@ -353,12 +365,12 @@ pub(super) async fn list_live(
             .insert(old.namespace.clone());
     }
     let selector = format!("{RELEASE_LABEL}={release}");
-    resources
+    cluster
         .prefetch(wanted.keys().map(|(api_version, _)| api_version.as_str()))
         .await?;
     let mut calls = Vec::new();
     for ((api_version, kind), namespaces) in &wanted {
-        let Some(served) = resources.find(api_version, kind, false).await? else {
+        let Some(served) = cluster.find(api_version, kind).await? else {
             continue;
         };
         for namespace in namespaces {
@@ -367,8 +379,8 @@ pub(super) async fn list_live(
     }
     let lists: Vec<Vec<Value>> = stream::iter(calls)
         .map(
-            |(served, namespace, kind): (Served, Option<String>, String)| {
-                let api = resources.api(&served, namespace.as_deref());
+            |(served, namespace, kind): (ServedKind, Option<String>, String)| {
+                let api = cluster.api(&served, namespace.as_deref());
                 let params = ListParams::default().labels(&selector);
                 async move {
                     match retry(|| api.list(&params)).await {
@@ -413,7 +425,7 @@ pub(super) async fn list_live(
 
 /// What planning each object needs to know.
 struct Context<'a> {
-    resources: &'a Resources,
+    cluster: &'a Cluster,
     release: &'a str,
     live: &'a HashMap<LiveKey, Value>,
     new_kinds: &'a BTreeMap<(String, String), String>,
@@ -429,7 +441,7 @@ impl Context<'_> {
         stream::iter(objects)
             .map(|object| {
                 plan_one(
-                    self.resources,
+                    self.cluster,
                     object,
                     self.release,
                     self.live,
@@ -444,7 +456,7 @@ impl Context<'_> {
 }
 
 async fn plan_one(
-    resources: &Resources,
+    cluster: &Cluster,
     object: &Object,
     release: &str,
     live: &HashMap<LiveKey, Value>,
@@ -480,7 +492,7 @@ async fn plan_one(
         ))
         .cloned();
 
-    let served = resources.find(&id.api_version, &id.kind, false).await?;
+    let served = cluster.find(&id.api_version, &id.kind).await?;
     let Some(served) = served else {
         if let Some(crd) = new_kinds.get(&(id.group().to_owned(), id.kind.clone())) {
             // A CRD that exists but whose kind is not served yet (one an interrupted run has
@@ -499,7 +511,7 @@ async fn plan_one(
             planned.after = Some(masked_after(&object.value, None));
             return Ok(planned);
         }
-        if let Some(crd) = unestablished_crd(resources, id.group(), &id.kind).await {
+        if let Some(crd) = unestablished_crd(cluster, id.group(), &id.kind).await {
             return Err(KubeError::Api {
                 what: format!(
                     "the cluster does not serve {} in {} yet",
@@ -557,8 +569,8 @@ async fn plan_one(
             return Ok(planned);
         }
     }
-    let api = resources.api(&served, id.namespace.as_deref());
-    let params = super::apply_params().dry_run();
+    let api = cluster.api(&served, id.namespace.as_deref());
+    let params = crate::kube::apply_params().dry_run();
     let patch = Patch::Apply(&desired);
     let dry = match retry(|| api.patch(&id.name, &params, &patch)).await {
         Ok(dry) => {
@@ -566,7 +578,7 @@ async fn plan_one(
             served.typed(dry)
         }
         Err(err) => {
-            let what = if super::retry::is_transient(&err) {
+            let what = if crate::kube::client::retry::is_transient(&err) {
                 "cannot dry-run the object"
             } else {
                 "the server rejected the object on dry-run"
@@ -634,12 +646,12 @@ async fn plan_one(
 
 /// The name of a CRD on the cluster that defines `kind` in `group` but is not established yet.
 /// Asked only when a kind is not served; a CRD list the credentials may not read finds none.
-async fn unestablished_crd(resources: &Resources, group: &str, kind: &str) -> Option<String> {
-    let served = resources
-        .find("apiextensions.k8s.io/v1", "CustomResourceDefinition", false)
+async fn unestablished_crd(cluster: &Cluster, group: &str, kind: &str) -> Option<String> {
+    let served = cluster
+        .find("apiextensions.k8s.io/v1", "CustomResourceDefinition")
         .await
         .ok()??;
-    let api = resources.api(&served, None);
+    let api = cluster.api(&served, None);
     let params = ListParams::default();
     let crds = retry(|| api.list(&params)).await.ok()?;
     crds.items
@@ -687,6 +699,12 @@ fn masked_after(value: &Value, before: Option<&mut Value>) -> Value {
     let mut after = normalize(value);
     mask_secrets(before, Some(&mut after));
     after
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[cfg(test)]

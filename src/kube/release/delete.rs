@@ -10,14 +10,14 @@ use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PropagationPolicy}
 use kube::discovery::ApiResource;
 use serde_json::Value;
 
-use super::foreign;
-use super::inventory::{Inventory, InventoryObject};
-use super::plan::{Action, key, list_live};
-use super::resources::Resources;
-use super::retry::retry;
-use super::wait::WaitOptions;
-use super::{Event, KubeError, Reporter};
 use crate::bundle::objects::RELEASE_LABEL;
+use crate::kube::client::Cluster;
+use crate::kube::client::retry::retry;
+use crate::kube::release::inventory::{Inventory, InventoryObject};
+use crate::kube::release::namespaces;
+use crate::kube::release::plan::{Action, key, list_live};
+use crate::kube::release::wait::WaitOptions;
+use crate::kube::{Event, KubeError, Reporter};
 
 /// API groups of Kubernetes itself; objects of any other group are custom resources.
 const BUILTIN_GROUPS: &[&str] = &[
@@ -74,13 +74,13 @@ fn stage_of(object: &InventoryObject) -> usize {
 
 /// Custom resources that would die with a CRD: how many, in which namespaces.
 #[derive(Debug, Clone)]
-pub struct CrdUsage {
+pub struct CustomResourceCount {
     pub crd: String,
     pub kind: String,
     pub by_namespace: BTreeMap<String, usize>,
 }
 
-impl CrdUsage {
+impl CustomResourceCount {
     pub fn total(&self) -> usize {
         self.by_namespace.values().sum()
     }
@@ -94,10 +94,10 @@ pub struct Removal {
     /// Objects left in place, with why.
     pub kept: Vec<(InventoryObject, String)>,
     /// For each CRD to delete, the custom resources of its kind in the whole cluster.
-    pub crd_usage: Vec<CrdUsage>,
+    pub crd_usage: Vec<CustomResourceCount>,
     /// For each CRD kept, the custom resources of its kind that are not the release's: they
     /// stay, with nothing of the release left to reconcile them.
-    pub left_behind: Vec<CrdUsage>,
+    pub left_behind: Vec<CustomResourceCount>,
 }
 
 impl Removal {
@@ -106,10 +106,6 @@ impl Removal {
     }
 }
 
-/// Which recorded objects exist and how they will go.
-///
-/// # Errors
-/// Discovery and list failures.
 /// What `down` may delete beyond the release's own objects.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RemovalOptions {
@@ -121,12 +117,16 @@ pub struct RemovalOptions {
     pub include_adopted: bool,
 }
 
+/// Which recorded objects exist and how they will go.
+///
+/// # Errors
+/// Discovery and list failures.
 pub async fn plan_removal(
-    resources: &Resources,
+    cluster: &Cluster,
     inventory: &Inventory,
     options: RemovalOptions,
 ) -> Result<Removal, KubeError> {
-    let live = list_live(resources, &[], &inventory.release, Some(inventory)).await?;
+    let live = list_live(cluster, &[], &inventory.release, Some(inventory)).await?;
     let mut stages: Vec<Vec<InventoryObject>> = vec![Vec::new(); STAGES.len()];
     let mut kept = Vec::new();
     let mut crds = Vec::new();
@@ -137,7 +137,7 @@ pub async fn plan_removal(
         .iter()
         .filter(|o| !live.contains_key(&key_of(o)))
         .collect();
-    for (object, exists) in unlisted.iter().zip(exist(resources, &unlisted).await?) {
+    for (object, exists) in unlisted.iter().zip(exist(cluster, &unlisted).await?) {
         if exists {
             kept.push((
                 (*object).clone(),
@@ -193,7 +193,7 @@ pub async fn plan_removal(
     let candidates = std::mem::take(&mut stages[namespace_stage]);
     let names: Vec<String> = candidates.iter().map(|o| o.name.clone()).collect();
     let reasons =
-        foreign::reasons_to_keep(resources, &names, &inventory.release, &custom_kinds).await?;
+        namespaces::reasons_to_keep(cluster, &names, &inventory.release, &custom_kinds).await?;
     for (object, reason) in candidates.into_iter().zip(reasons) {
         match reason {
             Some(why) => kept.push((object, why)),
@@ -202,7 +202,7 @@ pub async fn plan_removal(
     }
     let mut crd_usage = Vec::new();
     for crd in crds {
-        crd_usage.push(usage(resources, &crd, None).await?);
+        crd_usage.push(count_custom_resources(cluster, &crd, None).await?);
     }
     let mut left_behind = Vec::new();
     for (object, _) in kept
@@ -214,7 +214,7 @@ pub async fn plan_removal(
             continue;
         };
         // Only a note: credentials that cannot list them cost the note, not the removal.
-        match usage(resources, crd, Some(&inventory.release)).await {
+        match count_custom_resources(cluster, crd, Some(&inventory.release)).await {
             Ok(found) if found.total() > 0 => left_behind.push(found),
             Ok(_)
             | Err(KubeError::Api {
@@ -237,7 +237,7 @@ pub async fn plan_removal(
     })
 }
 
-fn key_of(object: &InventoryObject) -> super::plan::LiveKey {
+fn key_of(object: &InventoryObject) -> crate::kube::release::plan::LiveKey {
     key(
         &object.api_version,
         &object.kind,
@@ -251,19 +251,13 @@ fn key_of(object: &InventoryObject) -> super::plan::LiveKey {
 ///
 /// # Errors
 /// Discovery and read failures, naming the object.
-async fn exist(
-    resources: &Resources,
-    objects: &[&InventoryObject],
-) -> Result<Vec<bool>, KubeError> {
+async fn exist(cluster: &Cluster, objects: &[&InventoryObject]) -> Result<Vec<bool>, KubeError> {
     stream::iter(objects)
         .map(|object| async move {
-            let Some(served) = resources
-                .find(&object.api_version, &object.kind, false)
-                .await?
-            else {
+            let Some(served) = cluster.find(&object.api_version, &object.kind).await? else {
                 return Ok(false);
             };
-            let api = resources.api(&served, object.namespace.as_deref());
+            let api = cluster.api(&served, object.namespace.as_deref());
             match retry(|| api.get_opt(&object.name)).await {
                 Ok(found) => Ok(found.is_some()),
                 // Also what a kind whose CRD was just deleted answers, before discovery knows.
@@ -285,8 +279,8 @@ async fn exist(
 ///
 /// # Errors
 /// [`KubeError::Remaining`] naming what is still there; discovery and read failures.
-pub async fn confirm_removed(
-    resources: &Resources,
+pub async fn verify_gone(
+    cluster: &Cluster,
     inventory: &Inventory,
     removal: &Removal,
 ) -> Result<(), KubeError> {
@@ -297,7 +291,7 @@ pub async fn confirm_removed(
         .collect();
     let subjects: Vec<String> = meant
         .iter()
-        .zip(exist(resources, &meant).await?)
+        .zip(exist(cluster, &meant).await?)
         .filter(|(_, exists)| *exists)
         .map(|(object, _)| object.subject())
         .collect();
@@ -338,18 +332,18 @@ fn crd_resource(crd: &Value) -> ApiResource {
 
 /// Counts the custom resources of a CRD's kind in every namespace, leaving out `release`'s own
 /// when one is given.
-async fn usage(
-    resources: &Resources,
+async fn count_custom_resources(
+    cluster: &Cluster,
     crd: &Value,
     release: Option<&str>,
-) -> Result<CrdUsage, KubeError> {
+) -> Result<CustomResourceCount, KubeError> {
     let name = crd["metadata"]["name"]
         .as_str()
         .unwrap_or_default()
         .to_owned();
     let resource = crd_resource(crd);
     let kind = resource.kind.clone();
-    let api: Api<DynamicObject> = Api::all_with(resources.client().clone(), &resource);
+    let api: Api<DynamicObject> = Api::all_with(cluster.client().clone(), &resource);
     let params = ListParams::default();
     let list = match retry(|| api.list(&params)).await {
         Ok(list) => list.items,
@@ -382,7 +376,7 @@ async fn usage(
             )
             .or_insert(0) += 1;
     }
-    Ok(CrdUsage {
+    Ok(CustomResourceCount {
         crd: format!("CustomResourceDefinition/{name}"),
         kind,
         by_namespace,
@@ -394,7 +388,7 @@ async fn usage(
 /// # Errors
 /// Refused deletions, or a stage whose objects are not gone by the deadline.
 pub async fn remove(
-    resources: &Resources,
+    cluster: &Cluster,
     removal: &Removal,
     wait: WaitOptions,
     reporter: &dyn Reporter,
@@ -409,7 +403,7 @@ pub async fn remove(
         let refused: Vec<KubeError> = stream::iter(objects)
             .map(|object| {
                 delete_one(
-                    resources,
+                    cluster,
                     &object.api_version,
                     &object.kind,
                     object.namespace.as_deref(),
@@ -423,11 +417,11 @@ pub async fn remove(
             .collect()
             .await;
         if !refused.is_empty() {
-            return Err(super::plan::combine(refused));
+            return Err(crate::kube::release::plan::combine(refused));
         }
         // The whole stage is gone before the next begins; its objects are watched together.
         stream::iter(objects)
-            .map(|object| wait_gone(resources, object, wait, reporter))
+            .map(|object| wait_gone(cluster, object, wait, reporter))
             .buffer_unordered(16)
             .try_collect::<Vec<()>>()
             .await?;
@@ -440,7 +434,7 @@ pub async fn remove(
 /// # Errors
 /// Discovery failures and refused deletions, naming the object.
 pub(super) async fn delete_one(
-    resources: &Resources,
+    cluster: &Cluster,
     api_version: &str,
     kind: &str,
     namespace: Option<&str>,
@@ -448,15 +442,15 @@ pub(super) async fn delete_one(
     action: Action,
     reporter: &dyn Reporter,
 ) -> Result<(), KubeError> {
-    let Some(served) = resources.find(api_version, kind, false).await? else {
+    let Some(served) = cluster.find(api_version, kind).await? else {
         return Ok(());
     };
-    let api = resources.api(&served, namespace);
+    let api = cluster.api(&served, namespace);
     let params = DeleteParams {
         propagation_policy: Some(PropagationPolicy::Background),
         ..DeleteParams::default()
     };
-    let subject = super::subject(kind, namespace, name);
+    let subject = crate::kube::object::subject(kind, namespace, name);
     match retry(|| api.delete(name, &params)).await {
         Ok(_) => reporter.report(Event::Done { subject, action }),
         Err(kube::Error::Api(status)) if status.code == 404 => {}
@@ -473,18 +467,15 @@ pub(super) async fn delete_one(
 
 /// Waits until an object no longer exists (finalizers done), with backoff up to a second.
 async fn wait_gone(
-    resources: &Resources,
+    cluster: &Cluster,
     object: &InventoryObject,
     wait: WaitOptions,
     reporter: &dyn Reporter,
 ) -> Result<(), KubeError> {
-    let Some(served) = resources
-        .find(&object.api_version, &object.kind, false)
-        .await?
-    else {
+    let Some(served) = cluster.find(&object.api_version, &object.kind).await? else {
         return Ok(());
     };
-    let api = resources.api(&served, object.namespace.as_deref());
+    let api = cluster.api(&served, object.namespace.as_deref());
     let mut delay = Duration::from_millis(50);
     let mut told = false;
     loop {

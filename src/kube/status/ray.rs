@@ -3,46 +3,34 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use kube::api::ListParams;
 use kube_quantity::ParsedQuantity;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::KubeError;
-use super::readiness::{self, Readiness};
-use super::resources::Resources;
-use super::retry::retry;
+use super::{Listed, ListedKind, list_all};
+use crate::kube::client::Cluster;
+use crate::kube::object::readiness::{self, Readiness};
 
-/// A kind `status` lists in all namespaces.
-#[derive(Debug, Clone, Copy)]
-pub struct Kind {
-    pub api_version: &'static str,
-    pub kind: &'static str,
-    /// `plural.group`, the name RBAC and kubectl use (`rayjobs.ray.io`, `pods`).
-    pub resource: &'static str,
-    pub selector: Option<&'static str>,
-}
-
-pub const RAY_CLUSTERS: Kind = Kind {
+pub const RAY_CLUSTERS: ListedKind = ListedKind {
     api_version: "ray.io/v1",
     kind: "RayCluster",
     resource: "rayclusters.ray.io",
     selector: None,
 };
-pub const RAY_JOBS: Kind = Kind {
+pub const RAY_JOBS: ListedKind = ListedKind {
     api_version: "ray.io/v1",
     kind: "RayJob",
     resource: "rayjobs.ray.io",
     selector: None,
 };
-pub const RAY_SERVICES: Kind = Kind {
+pub const RAY_SERVICES: ListedKind = ListedKind {
     api_version: "ray.io/v1",
     kind: "RayService",
     resource: "rayservices.ray.io",
     selector: None,
 };
 /// Ray's pods, found by the label KubeRay puts on every head and worker pod.
-pub const RAY_PODS: Kind = Kind {
+pub const RAY_PODS: ListedKind = ListedKind {
     api_version: "v1",
     kind: "Pod",
     resource: "pods",
@@ -52,117 +40,6 @@ pub const RAY_PODS: Kind = Kind {
 /// KubeRay's pod labels: the RayCluster a pod belongs to, and `head` or `worker`.
 pub const CLUSTER_LABEL: &str = "ray.io/cluster";
 pub const NODE_TYPE: &str = "ray.io/node-type";
-
-/// Why a kind's objects are not all known.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Gap {
-    /// `rayjobs.ray.io`.
-    pub resource: String,
-    /// The HTTP status the server answered, when it answered.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub code: Option<u16>,
-    pub reason: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub hint: Option<String>,
-}
-
-/// The result of listing one kind: its objects, or why there are none to show.
-#[derive(Debug, Clone)]
-pub enum Listed {
-    Objects(Vec<Value>),
-    /// The cluster does not serve the kind (its CRD is not installed): there are none.
-    NotServed(Gap),
-    /// The kind exists but could not be read (RBAC, a failing server): what it holds is unknown.
-    Unreadable(Gap),
-}
-
-impl Listed {
-    pub fn objects(&self) -> Option<&[Value]> {
-        match self {
-            Self::Objects(objects) => Some(objects),
-            Self::NotServed(_) => Some(&[]),
-            Self::Unreadable(_) => None,
-        }
-    }
-}
-
-/// Lists every object of `kind` in all namespaces, each typed with its kind.
-pub async fn list_all(resources: &Resources, kind: Kind) -> Listed {
-    let served = match resources.find(kind.api_version, kind.kind, false).await {
-        Ok(Some(served)) => served,
-        Ok(None) => return Listed::NotServed(not_served(kind)),
-        Err(err) => return Listed::Unreadable(Gap::new(kind.resource, &err, "")),
-    };
-    let api = resources.api(&served, None);
-    let mut params = ListParams::default();
-    if let Some(selector) = kind.selector {
-        params = params.labels(selector);
-    }
-    match retry(|| api.list(&params)).await {
-        Ok(list) => Listed::Objects(list.items.into_iter().map(|o| served.typed(o)).collect()),
-        Err(kube::Error::Api(status)) if status.code == 404 => Listed::NotServed(not_served(kind)),
-        Err(err) => Listed::Unreadable(Gap::new(
-            kind.resource,
-            &KubeError::api(format!("cannot list {}", kind.resource), None, &err),
-            &format!(
-                "ask a cluster admin for `list` on {} in all namespaces (a ClusterRole bound \
-                 with a ClusterRoleBinding)",
-                kind.resource
-            ),
-        )),
-    }
-}
-
-impl Gap {
-    /// The gap an error leaves; a 403 names the user the server refused, with `forbidden_hint`.
-    pub fn new(resource: &str, err: &KubeError, forbidden_hint: &str) -> Self {
-        let problem = err.to_problem();
-        let reason = if problem.causes.is_empty() {
-            problem.what
-        } else {
-            problem.causes.join(": ")
-        };
-        if err.code() == Some(403) {
-            return Self {
-                resource: resource.to_owned(),
-                code: Some(403),
-                reason: forbidden_reason(&reason),
-                hint: (!forbidden_hint.is_empty()).then(|| forbidden_hint.to_owned()),
-            };
-        }
-        Self {
-            resource: resource.to_owned(),
-            code: err.code(),
-            reason,
-            hint: problem.hint,
-        }
-    }
-}
-
-fn not_served(kind: Kind) -> Gap {
-    Gap {
-        resource: kind.resource.to_owned(),
-        code: None,
-        reason: format!(
-            "the cluster does not serve {} (its CustomResourceDefinition is not installed)",
-            kind.resource
-        ),
-        hint: None,
-    }
-}
-
-/// `forbidden for user "jane"` from the API server's message, which names the user.
-fn forbidden_reason(message: &str) -> String {
-    let user = message
-        .split_once("User \"")
-        .and_then(|(_, rest)| rest.split_once('"'))
-        .map(|(user, _)| user);
-    match user {
-        Some(user) => format!("forbidden for user \"{user}\""),
-        None => format!("forbidden: {message}"),
-    }
-}
 
 /// Everything `status` reads about Ray, each kind listed once, concurrently.
 #[derive(Debug, Clone)]
@@ -174,12 +51,12 @@ pub struct RayObjects {
 }
 
 /// Lists RayClusters, RayJobs, RayServices and Ray's pods, all at once.
-pub async fn list_ray(resources: &Resources) -> RayObjects {
+pub async fn list_ray(cluster: &Cluster) -> RayObjects {
     let (clusters, jobs, services, pods) = futures::join!(
-        list_all(resources, RAY_CLUSTERS),
-        list_all(resources, RAY_JOBS),
-        list_all(resources, RAY_SERVICES),
-        list_all(resources, RAY_PODS),
+        list_all(cluster, RAY_CLUSTERS),
+        list_all(cluster, RAY_JOBS),
+        list_all(cluster, RAY_SERVICES),
+        list_all(cluster, RAY_PODS),
     );
     RayObjects {
         clusters,
@@ -258,7 +135,7 @@ pub fn desired_requests(cluster: &Value) -> Option<Requests> {
 /// Where a RayCluster's requests were read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Source {
+pub enum RequestsFrom {
     /// Summed from its pods' containers.
     Pods,
     /// Its status's `desiredCPU`/`desiredMemory`/`desiredGPU` (no pod visible).
@@ -267,7 +144,7 @@ pub enum Source {
     None,
 }
 
-impl Source {
+impl RequestsFrom {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pods => "pods",
@@ -319,7 +196,7 @@ fn conditions(object: &Value) -> Vec<Condition> {
 /// One RayCluster as `status` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ClusterState {
+pub struct RayClusterState {
     pub namespace: String,
     pub name: String,
     pub ready: bool,
@@ -333,7 +210,7 @@ pub struct ClusterState {
     pub head_pods: Option<u64>,
     pub worker_pods: Option<u64>,
     pub requests: Requests,
-    pub requests_from: Source,
+    pub requests_from: RequestsFrom,
     pub conditions: Vec<Condition>,
 }
 
@@ -408,7 +285,7 @@ pub struct ReadyCount {
 /// its kind could not be read.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Tally {
+pub struct RayTally {
     pub clusters: Option<ReadyCount>,
     pub jobs: Option<BTreeMap<&'static str, u64>>,
     pub services: Option<ReadyCount>,
@@ -422,11 +299,11 @@ pub struct Tally {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RaySummary {
-    pub clusters: Option<Vec<ClusterState>>,
+    pub clusters: Option<Vec<RayClusterState>>,
     pub jobs: Option<Vec<JobState>>,
     pub services: Option<Vec<ServiceState>>,
-    pub namespaces: BTreeMap<String, Tally>,
-    pub total: Tally,
+    pub namespaces: BTreeMap<String, RayTally>,
+    pub total: RayTally,
 }
 
 /// Ray's pods of one RayCluster: how many heads and workers, and what they request.
@@ -527,13 +404,13 @@ pub fn summarize(objects: &RayObjects) -> RaySummary {
     }
 }
 
-fn cluster_state(cluster: &Value, pods_known: bool, by_cluster: &PodsByCluster) -> ClusterState {
+fn cluster_state(cluster: &Value, pods_known: bool, by_cluster: &PodsByCluster) -> RayClusterState {
     let (namespace, name) = (meta(cluster, "namespace"), meta(cluster, "name"));
     let seen = by_cluster.get(&(namespace.clone(), name.clone()));
     let (requests, requests_from) = match (seen, desired_requests(cluster)) {
-        (Some(pods), _) => (pods.requests, Source::Pods),
-        (None, Some(desired)) => (desired, Source::Status),
-        (None, None) => (Requests::default(), Source::None),
+        (Some(pods), _) => (pods.requests, RequestsFrom::Pods),
+        (None, Some(desired)) => (desired, RequestsFrom::Status),
+        (None, None) => (Requests::default(), RequestsFrom::None),
     };
     let (ready, state, reason) = match readiness::evaluate(cluster) {
         Readiness::Ready => (true, "ready", None),
@@ -541,7 +418,7 @@ fn cluster_state(cluster: &Value, pods_known: bool, by_cluster: &PodsByCluster) 
         Readiness::Failed(why) => (false, "failed", Some(why)),
     };
     let count = |field: &str| cluster["status"][field].as_i64().unwrap_or(0);
-    ClusterState {
+    RayClusterState {
         ready,
         state,
         reason,
@@ -558,14 +435,14 @@ fn cluster_state(cluster: &Value, pods_known: bool, by_cluster: &PodsByCluster) 
 }
 
 fn tally(
-    clusters: Option<&[ClusterState]>,
+    clusters: Option<&[RayClusterState]>,
     jobs: Option<&[JobState]>,
     services: Option<&[ServiceState]>,
     pods: Option<&PodsByCluster>,
     namespace: Option<&str>,
-) -> Tally {
+) -> RayTally {
     let here = |ns: &str| namespace.is_none_or(|n| n == ns);
-    let clusters_here: Option<Vec<&ClusterState>> =
+    let clusters_here: Option<Vec<&RayClusterState>> =
         clusters.map(|list| list.iter().filter(|c| here(&c.namespace)).collect());
     let pods_here: Option<Vec<&PodTally>> = pods.map(|map| {
         map.iter()
@@ -573,7 +450,7 @@ fn tally(
             .map(|(_, v)| v)
             .collect()
     });
-    Tally {
+    RayTally {
         clusters: clusters_here.as_ref().map(|list| ReadyCount {
             ready: list.iter().filter(|c| c.ready).count() as u64,
             not_ready: list.iter().filter(|c| !c.ready).count() as u64,
@@ -609,6 +486,7 @@ fn tally(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kube::status::{Gap, forbidden_reason, not_served};
     use serde_json::json;
 
     fn cluster(ns: &str, name: &str, status: &Value) -> Value {
@@ -703,21 +581,21 @@ mod tests {
         let clusters = summary.clusters.unwrap();
         let by_name = |n: &str| clusters.iter().find(|c| c.name == n).unwrap();
         let with_pods = by_name("with-pods");
-        assert_eq!(with_pods.requests_from, Source::Pods);
+        assert_eq!(with_pods.requests_from, RequestsFrom::Pods);
         assert_eq!(with_pods.requests.cpu_millis, 3200);
         assert_eq!(
             (with_pods.head_pods, with_pods.worker_pods),
             (Some(1), Some(1))
         );
         let no_pods = by_name("no-pods");
-        assert_eq!(no_pods.requests_from, Source::Status);
+        assert_eq!(no_pods.requests_from, RequestsFrom::Status);
         assert_eq!(no_pods.requests.cpu_millis, 1500);
         assert_eq!(no_pods.requests.memory_bytes, 3 << 30);
         assert_eq!(no_pods.head_pods, Some(0));
         let broken = by_name("broken");
         assert_eq!(broken.state, "failed");
         assert!(broken.reason.as_deref().unwrap().contains("quota"));
-        assert_eq!(broken.requests_from, Source::None);
+        assert_eq!(broken.requests_from, RequestsFrom::None);
 
         let b = &summary.namespaces["b"];
         assert_eq!(
@@ -756,7 +634,7 @@ mod tests {
         assert!(summary.total.jobs.is_none());
         assert!(summary.total.head_pods.is_none());
         let rc = &summary.clusters.unwrap()[0];
-        assert_eq!(rc.requests_from, Source::Status);
+        assert_eq!(rc.requests_from, RequestsFrom::Status);
         assert_eq!(rc.head_pods, None);
     }
 

@@ -3,23 +3,23 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 
-use kube::Client;
 use kube::api::{Api, DynamicObject};
 use kube::core::GroupVersion;
 use kube::discovery::{ApiResource, Scope};
 use serde_json::Value;
 
-use super::KubeError;
-use super::retry::retry;
+use super::Cluster;
+use crate::kube::KubeError;
+use crate::kube::client::retry::retry;
 
-/// A served resource.
+/// The resource that serves a kind, and whether its objects live in a namespace.
 #[derive(Debug, Clone)]
-pub struct Served {
+pub struct ServedKind {
     pub resource: ApiResource,
     pub namespaced: bool,
 }
 
-impl Served {
+impl ServedKind {
     /// An object the server returned for a request on this resource, as JSON, with its
     /// `apiVersion` and `kind` taken from the request. A real API server leaves both off the
     /// items of a LIST (and so off a watcher's initial objects), so an object's kind must never
@@ -37,27 +37,14 @@ impl Served {
     }
 }
 
-/// Resolves kinds to resources, one discovery request per group-version, refreshed on demand.
-pub struct Resources {
-    client: Client,
-    /// (apiVersion) -> kind -> served resource; a missing group-version maps to an empty map.
-    cache: Mutex<HashMap<String, HashMap<String, Served>>>,
-}
+/// What the server said of each group-version: apiVersion -> kind -> served resource; a
+/// group-version the server does not serve maps to an empty map.
+pub(super) type Cache = Mutex<HashMap<String, HashMap<String, ServedKind>>>;
 
-impl Resources {
-    pub fn new(client: Client) -> Self {
-        Self {
-            client,
-            cache: Mutex::new(HashMap::new()),
-        }
-    }
-
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
-
-    /// The resource serving `kind` in `api_version`, or `None` when the server does not serve it.
-    /// With `refresh`, the group-version is asked again (after a CRD was created).
+/// Discovery: kinds resolved to resources, one request per group-version, asked again on demand.
+impl Cluster {
+    /// The resource serving `kind` in `api_version`, or `None` when the server does not serve
+    /// it; from the cache when the group-version was discovered before.
     ///
     /// # Errors
     /// When discovery itself fails.
@@ -65,17 +52,32 @@ impl Resources {
         &self,
         api_version: &str,
         kind: &str,
-        refresh: bool,
-    ) -> Result<Option<Served>, KubeError> {
-        if refresh || !self.cached(api_version) {
+    ) -> Result<Option<ServedKind>, KubeError> {
+        if !self.cached(api_version) {
             self.discover(api_version).await?;
         }
-        Ok(self
-            .cache
+        Ok(self.lookup(api_version, kind))
+    }
+
+    /// [`Cluster::find`], asking the server again first: after a CRD was created or changed.
+    ///
+    /// # Errors
+    /// When discovery itself fails.
+    pub async fn rediscover(
+        &self,
+        api_version: &str,
+        kind: &str,
+    ) -> Result<Option<ServedKind>, KubeError> {
+        self.discover(api_version).await?;
+        Ok(self.lookup(api_version, kind))
+    }
+
+    fn lookup(&self, api_version: &str, kind: &str) -> Option<ServedKind> {
+        self.cache
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(api_version)
-            .and_then(|kinds| kinds.get(kind).cloned()))
+            .and_then(|kinds| kinds.get(kind).cloned())
     }
 
     fn cached(&self, api_version: &str) -> bool {
@@ -102,7 +104,7 @@ impl Resources {
                 .map(|(resource, caps)| {
                     (
                         resource.kind.clone(),
-                        Served {
+                        ServedKind {
                             namespaced: caps.scope == Scope::Namespaced,
                             resource,
                         },
@@ -126,7 +128,7 @@ impl Resources {
     }
 
     /// Discovers every group-version not yet known, all at once: one round trip instead of one
-    /// per group-version when [`Resources::find`] meets them one after another.
+    /// per group-version when [`Cluster::find`] meets them one after another.
     ///
     /// # Errors
     /// When discovery itself fails.
@@ -144,7 +146,7 @@ impl Resources {
     }
 
     /// An API handle for one object's resource and namespace.
-    pub fn api(&self, served: &Served, namespace: Option<&str>) -> Api<DynamicObject> {
+    pub fn api(&self, served: &ServedKind, namespace: Option<&str>) -> Api<DynamicObject> {
         match (served.namespaced, namespace) {
             (true, Some(ns)) => Api::namespaced_with(self.client.clone(), ns, &served.resource),
             _ => Api::all_with(self.client.clone(), &served.resource),

@@ -1,4 +1,5 @@
-//! YAML output that YAML 1.1 readers (kubectl, Helm, go-yaml v2) read back as written.
+//! Data on stdout as JSON or YAML; the YAML written so that YAML 1.1 readers (kubectl, Helm,
+//! go-yaml v2) read it back as written.
 
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
@@ -9,6 +10,21 @@ const YAML11_BOOLEANS: &[&str] = &[
     "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "on", "On", "ON", "off", "Off",
     "OFF",
 ];
+
+/// `value` as pretty JSON (with a final newline) or as YAML, for `-o json` / `-o yaml`.
+///
+/// # Errors
+/// When it cannot be serialized.
+pub fn to_format(value: &serde_json::Value, yaml: bool) -> Result<String, crate::error::Error> {
+    if yaml {
+        return to_string(value)
+            .map_err(|err| crate::error::Error::failed("cannot write YAML", &err));
+    }
+    let mut text = serde_json::to_string_pretty(value)
+        .map_err(|err| crate::error::Error::failed("cannot write JSON", &err))?;
+    text.push('\n');
+    Ok(text)
+}
 
 /// Serializes `value` as YAML, quoting the strings a YAML 1.1 reader would take for booleans.
 ///

@@ -1,0 +1,137 @@
+//! What every cluster command starts with: a runtime, a connection checked against the
+//! profile's pin, the release's record, and the one question plane asks before deleting.
+
+use crate::bundle::{Profile, Rendered};
+use crate::error::{Error, Problem};
+use crate::kube::{self, Cluster, ConnectOptions, Inventory, KubeError};
+use crate::settings::ReleaseSettings;
+use crate::ui::Printer;
+
+/// A tokio runtime for cluster commands (template never builds one).
+pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|err| Error::failed("cannot start the async runtime", &err))
+}
+
+/// Connects, refuses a cluster other than the one the profile pins, and says where it is going.
+pub async fn connect(
+    options: &ConnectOptions,
+    profile: Option<&Profile>,
+    printer: &Printer,
+) -> Result<Cluster, Error> {
+    let cluster = kube::connect(options).await?;
+    check_pin(profile, &cluster)?;
+    printer.status(&format!(
+        "target: context {} ({})",
+        if cluster.context.is_empty() {
+            "-"
+        } else {
+            &cluster.context
+        },
+        cluster.server
+    ));
+    Ok(cluster)
+}
+
+/// Refuses a cluster other than the one the profile pins (context and/or server).
+pub fn check_pin(profile: Option<&Profile>, cluster: &Cluster) -> Result<(), Error> {
+    let Some((profile, pin)) = profile.and_then(|p| p.spec.cluster.as_ref().map(|c| (p, c))) else {
+        return Ok(());
+    };
+    let mut wrong = Vec::new();
+    if let Some(context) = &pin.context
+        && context != &cluster.context
+    {
+        wrong.push(format!(
+            "context `{}` is not the pinned context `{context}`",
+            cluster.context
+        ));
+    }
+    if let Some(server) = &pin.server
+        && server.trim_end_matches('/') != cluster.server
+    {
+        wrong.push(format!(
+            "server {} is not the pinned server {server}",
+            cluster.server
+        ));
+    }
+    if wrong.is_empty() {
+        return Ok(());
+    }
+    let mut problem = Problem::new(format!(
+        "profile {} may not touch this cluster",
+        profile.name
+    ))
+    .at(profile.file.clone());
+    for why in wrong {
+        problem = problem.because(why);
+    }
+    Err(Error::input(problem.hint(
+        "pass --context for the pinned cluster, or use another profile",
+    )))
+}
+
+/// Reads the release's record while discovering the kinds the render uses: one round trip for
+/// both. A discovery failure here is left for the plan to report, with its object.
+pub async fn read_previous(
+    cluster: &Cluster,
+    rendered: &Rendered,
+    release: &ReleaseSettings,
+) -> Result<Option<Inventory>, KubeError> {
+    let (previous, _) = tokio::join!(
+        kube::read_inventory(cluster.client(), &release.state_namespace, &release.name),
+        cluster.prefetch(rendered.objects.iter().map(|o| o.id.api_version.as_str())),
+    );
+    previous
+}
+
+/// Refuses an empty render over a release that has objects: that would prune everything.
+pub fn refuse_empty_render(rendered: &Rendered, previous: Option<&Inventory>) -> Result<(), Error> {
+    if rendered.objects.is_empty() && previous.is_some_and(|p| !p.objects.is_empty()) {
+        return Err(Error::input(
+            Problem::new("the render is empty but the release has objects")
+                .because("applying it would prune every object of the release")
+                .hint("use `plane down` to remove a release"),
+        ));
+    }
+    Ok(())
+}
+
+/// A deletion to confirm: the question on a terminal, and what to say without one.
+pub struct Deletion<'a> {
+    /// `Delete these 3 object(s)?`
+    pub question: String,
+    /// Why it cannot ask: `the plan prunes 3 object(s)`.
+    pub without_terminal: String,
+    /// What to do instead of answering.
+    pub hint: String,
+    /// What a "no" means: `nothing was changed: pruning was not confirmed`.
+    pub declined: &'a str,
+}
+
+/// Asks before a deletion; `--yes` skips the question, and without a terminal it is refused
+/// with a hint rather than left hanging.
+pub fn confirm(deletion: &Deletion<'_>, yes: bool, printer: &Printer) -> Result<(), Error> {
+    if yes {
+        return Ok(());
+    }
+    if !printer.interactive() {
+        return Err(Error::Failed {
+            problem: Problem::new(format!(
+                "{} and there is no terminal to ask",
+                deletion.without_terminal
+            ))
+            .hint(deletion.hint.clone()),
+        });
+    }
+    if printer.confirm(&deletion.question) {
+        Ok(())
+    } else {
+        Err(Error::Failed {
+            problem: Problem::new(deletion.declined),
+        })
+    }
+}

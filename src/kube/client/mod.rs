@@ -1,0 +1,37 @@
+//! Talking to any API server: connecting, discovering the kinds it serves, retrying requests.
+//! Nothing here knows about releases.
+
+pub(crate) mod connect;
+pub(crate) mod discovery;
+pub(crate) mod retry;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use kube::Client;
+
+/// A connected cluster: the one way to reach its client, with what discovery has learnt of it
+/// and how it was named.
+pub struct Cluster {
+    client: Client,
+    cache: discovery::Cache,
+    /// The kubeconfig context, or `in-cluster`.
+    pub context: String,
+    pub server: String,
+}
+
+impl Cluster {
+    /// A cluster reached through `client`; nothing is discovered yet.
+    pub fn new(client: Client, context: String, server: String) -> Self {
+        Self {
+            client,
+            cache: Mutex::new(HashMap::new()),
+            context,
+            server,
+        }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+}

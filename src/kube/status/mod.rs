@@ -1,0 +1,135 @@
+//! Read-only views of a release for `plane status`: its parts, its Ray clusters, their usage.
+//! Nothing here writes.
+
+pub(crate) mod parts;
+pub(crate) mod prometheus;
+pub(crate) mod ray;
+
+use kube::api::ListParams;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::kube::KubeError;
+use crate::kube::client::Cluster;
+use crate::kube::client::retry::retry;
+
+/// A kind `status` lists in all namespaces.
+#[derive(Debug, Clone, Copy)]
+pub struct ListedKind {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    /// `plural.group`, the name RBAC and kubectl use (`rayjobs.ray.io`, `pods`).
+    pub resource: &'static str,
+    pub selector: Option<&'static str>,
+}
+
+/// Why a kind's objects are not all known.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Gap {
+    /// `rayjobs.ray.io`.
+    pub resource: String,
+    /// The HTTP status the server answered, when it answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<u16>,
+    pub reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+/// The result of listing one kind: its objects, or why there are none to show.
+#[derive(Debug, Clone)]
+pub enum Listed {
+    Objects(Vec<Value>),
+    /// The cluster does not serve the kind (its CRD is not installed): there are none.
+    NotServed(Gap),
+    /// The kind exists but could not be read (RBAC, a failing server): what it holds is unknown.
+    Unreadable(Gap),
+}
+
+impl Listed {
+    pub fn objects(&self) -> Option<&[Value]> {
+        match self {
+            Self::Objects(objects) => Some(objects),
+            Self::NotServed(_) => Some(&[]),
+            Self::Unreadable(_) => None,
+        }
+    }
+}
+
+/// Lists every object of `kind` in all namespaces, each typed with its kind.
+pub async fn list_all(cluster: &Cluster, kind: ListedKind) -> Listed {
+    let served = match cluster.find(kind.api_version, kind.kind).await {
+        Ok(Some(served)) => served,
+        Ok(None) => return Listed::NotServed(not_served(kind)),
+        Err(err) => return Listed::Unreadable(Gap::new(kind.resource, &err, "")),
+    };
+    let api = cluster.api(&served, None);
+    let mut params = ListParams::default();
+    if let Some(selector) = kind.selector {
+        params = params.labels(selector);
+    }
+    match retry(|| api.list(&params)).await {
+        Ok(list) => Listed::Objects(list.items.into_iter().map(|o| served.typed(o)).collect()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Listed::NotServed(not_served(kind)),
+        Err(err) => Listed::Unreadable(Gap::new(
+            kind.resource,
+            &KubeError::api(format!("cannot list {}", kind.resource), None, &err),
+            &format!(
+                "ask a cluster admin for `list` on {} in all namespaces (a ClusterRole bound \
+                 with a ClusterRoleBinding)",
+                kind.resource
+            ),
+        )),
+    }
+}
+
+impl Gap {
+    /// The gap an error leaves; a 403 names the user the server refused, with `forbidden_hint`.
+    pub fn new(resource: &str, err: &KubeError, forbidden_hint: &str) -> Self {
+        let problem = err.to_problem();
+        let reason = if problem.causes.is_empty() {
+            problem.what
+        } else {
+            problem.causes.join(": ")
+        };
+        if err.code() == Some(403) {
+            return Self {
+                resource: resource.to_owned(),
+                code: Some(403),
+                reason: forbidden_reason(&reason),
+                hint: (!forbidden_hint.is_empty()).then(|| forbidden_hint.to_owned()),
+            };
+        }
+        Self {
+            resource: resource.to_owned(),
+            code: err.code(),
+            reason,
+            hint: problem.hint,
+        }
+    }
+}
+
+fn not_served(kind: ListedKind) -> Gap {
+    Gap {
+        resource: kind.resource.to_owned(),
+        code: None,
+        reason: format!(
+            "the cluster does not serve {} (its CustomResourceDefinition is not installed)",
+            kind.resource
+        ),
+        hint: None,
+    }
+}
+
+/// `forbidden for user "jane"` from the API server's message, which names the user.
+fn forbidden_reason(message: &str) -> String {
+    let user = message
+        .split_once("User \"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(user, _)| user);
+    match user {
+        Some(user) => format!("forbidden for user \"{user}\""),
+        None => format!("forbidden: {message}"),
+    }
+}

@@ -1,0 +1,67 @@
+//! A release as `ls` and `status` show it: one JSON row, and its cells in a table.
+
+use serde_json::{Value, json};
+
+use crate::kube::{Health, Release};
+
+/// A release's record with its live health (`null` when it could not be read).
+pub fn release_value(release: &Release, health: Option<&Health>) -> Value {
+    let inv = &release.inventory;
+    let health = health.map_or(
+        Value::Null,
+        |h| json!({"ready": h.ready, "total": h.total, "failing": h.first_failing}),
+    );
+    json!({
+        "name": release.name,
+        "namespace": release.namespace,
+        "addon": inv.addon,
+        "version": inv.version,
+        "profile": inv.profile,
+        "revision": inv.revision,
+        "status": inv.phase.as_str(),
+        "health": health,
+        "updated": inv.updated_at,
+        "actor": inv.actor,
+    })
+}
+
+/// The columns of a release row in a table.
+pub const RELEASE_COLUMNS: &[&str] = &[
+    "NAME",
+    "NAMESPACE",
+    "ADDON",
+    "VERSION",
+    "PROFILE",
+    "REVISION",
+    "STATUS",
+    "HEALTH",
+    "UPDATED",
+];
+
+/// A release row's cells, in [`RELEASE_COLUMNS`] order.
+pub fn release_cells(row: &Value) -> Vec<String> {
+    let text = |k: &str| row[k].as_str().unwrap_or("-").to_owned();
+    vec![
+        text("name"),
+        text("namespace"),
+        text("addon"),
+        text("version"),
+        text("profile"),
+        row["revision"].to_string(),
+        text("status"),
+        health_text(&row["health"]),
+        text("updated"),
+    ]
+}
+
+/// `ready/total`, and the first object not ready in parentheses; `unknown` when not read.
+pub fn health_text(health: &Value) -> String {
+    if health.is_null() {
+        return "unknown".to_owned();
+    }
+    let mut text = format!("{}/{}", health["ready"], health["total"]);
+    if let Some(failing) = health["failing"].as_str() {
+        text.push_str(&format!(" ({failing})"));
+    }
+    text
+}
