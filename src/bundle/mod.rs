@@ -1,5 +1,6 @@
 //! Bundles: load an addon (embedded or from a folder), layer its values, and render its objects.
 
+pub mod crd;
 mod kube_rules;
 mod manifest;
 pub mod objects;
@@ -13,7 +14,7 @@ use serde_json::Value;
 
 pub use manifest::Manifest;
 pub use manifest::{Component, Detect, Existing, Gate};
-pub use objects::{Object, ObjectId, kind_priority};
+pub use objects::{Object, ObjectKey, ObjectRef, kind_priority};
 pub use profile::Profile;
 pub use render::{RenderContext, Rendered, render};
 pub use source::Sources;

@@ -77,33 +77,77 @@ pub fn kind_priority(kind: &str) -> usize {
         .unwrap_or(KIND_ORDER.len())
 }
 
-/// Which object this is: API group, kind, namespace and name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ObjectId {
+/// Which object this is: apiVersion, kind, namespace and name. The one way plane names an
+/// object, rendered, recorded, planned or waited for; its `Display` is the subject
+/// `Kind/namespace/name` (`Kind/name` when cluster-scoped).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectRef {
     pub api_version: String,
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+/// What makes two references the same object: group, kind, namespace and name (an object is
+/// the same whichever version of its group it is read in).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectKey {
+    pub group: String,
     pub kind: String,
     pub namespace: Option<String>,
     pub name: String,
 }
 
-impl ObjectId {
+impl ObjectKey {
+    /// The key of the object `name` of `kind` in `api_version`'s group.
+    pub fn of(api_version: &str, kind: &str, namespace: Option<&str>, name: &str) -> Self {
+        Self {
+            group: group_of(api_version).to_owned(),
+            kind: kind.to_owned(),
+            namespace: namespace.map(str::to_owned),
+            name: name.to_owned(),
+        }
+    }
+}
+
+/// The API group of an `apiVersion` (`""` for core).
+pub fn group_of(api_version: &str) -> &str {
+    api_version.rsplit_once('/').map_or("", |(group, _)| group)
+}
+
+impl ObjectRef {
     /// The API group (`""` for core).
     pub fn group(&self) -> &str {
-        self.api_version
-            .rsplit_once('/')
-            .map_or("", |(group, _)| group)
+        group_of(&self.api_version)
     }
 
     /// Objects are the same object when group, kind, namespace and name agree (versions may differ).
-    pub fn same_object(&self, other: &Self) -> bool {
+    pub fn same_as(&self, other: &Self) -> bool {
         self.group() == other.group()
             && self.kind == other.kind
             && self.namespace == other.namespace
             && self.name == other.name
     }
+
+    /// The key of [`ObjectRef::same_as`], for maps and sets.
+    pub fn key(&self) -> ObjectKey {
+        ObjectKey::of(
+            &self.api_version,
+            &self.kind,
+            self.namespace.as_deref(),
+            &self.name,
+        )
+    }
+
+    /// The subject, `Kind/namespace/name` (`Kind/name` when cluster-scoped).
+    pub fn subject(&self) -> String {
+        self.to_string()
+    }
 }
 
-impl fmt::Display for ObjectId {
+impl fmt::Display for ObjectRef {
     /// `Kind/namespace/name`, or `Kind/name` when cluster-scoped.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.namespace {
@@ -113,7 +157,7 @@ impl fmt::Display for ObjectId {
     }
 }
 
-impl Ord for ObjectId {
+impl Ord for ObjectRef {
     fn cmp(&self, other: &Self) -> Ordering {
         kind_priority(&self.kind)
             .cmp(&kind_priority(&other.kind))
@@ -124,7 +168,7 @@ impl Ord for ObjectId {
     }
 }
 
-impl PartialOrd for ObjectId {
+impl PartialOrd for ObjectRef {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
@@ -133,7 +177,7 @@ impl PartialOrd for ObjectId {
 /// One rendered object and where it came from.
 #[derive(Debug, Clone)]
 pub struct Object {
-    pub id: ObjectId,
+    pub id: ObjectRef,
     pub component: String,
     /// The template that rendered it, as shown to users.
     pub template: String,
@@ -195,8 +239,8 @@ pub fn label(value: &mut Value, release: &str, addon: &str, component: &str) {
 mod tests {
     use super::*;
 
-    fn id(kind: &str, ns: Option<&str>, name: &str) -> ObjectId {
-        ObjectId {
+    fn id(kind: &str, ns: Option<&str>, name: &str) -> ObjectRef {
+        ObjectRef {
             api_version: "v1".into(),
             kind: kind.into(),
             namespace: ns.map(str::to_owned),

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::objects::{self, CLUSTER_SCOPED, Object, ObjectId};
+use super::crd::CrdSpec;
+use super::objects::{self, CLUSTER_SCOPED, Object, ObjectRef};
 use super::source::Tree;
 use super::{Addon, Component, Gate, Manifest};
 use crate::error::{Error, Problem, Problems, innermost};
@@ -395,7 +396,7 @@ fn documents(text: &str, display: &str) -> Result<Vec<(usize, Value)>, Problem> 
 }
 
 /// Checks that a document is a Kubernetes object and returns its identity.
-fn object_of(value: Value, index: usize, display: &str) -> Result<(ObjectId, Value), Problem> {
+fn object_of(value: Value, index: usize, display: &str) -> Result<(ObjectRef, Value), Problem> {
     let at = format!("{display} (document {})", index + 1);
     if !value.is_object() {
         return Err(
@@ -425,7 +426,7 @@ fn object_of(value: Value, index: usize, display: &str) -> Result<(ObjectId, Val
     let name = name.ok_or_else(|| described("metadata.name"))?;
     let namespace = text("/metadata/namespace");
     Ok((
-        ObjectId {
+        ObjectRef {
             api_version,
             kind,
             namespace,
@@ -440,14 +441,9 @@ fn check_objects(objects: &[Object]) -> Vec<Problem> {
     let mut problems = Vec::new();
     let cluster_kinds: Vec<String> = objects
         .iter()
-        .filter(|o| o.id.kind == "CustomResourceDefinition")
-        .filter(|o| o.value.pointer("/spec/scope").and_then(Value::as_str) == Some("Cluster"))
-        .filter_map(|o| {
-            o.value
-                .pointer("/spec/names/kind")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        })
+        .filter_map(|o| CrdSpec::of(&o.value))
+        .filter(|spec| !spec.namespaced)
+        .map(|spec| spec.kind)
         .collect();
     let mut seen: BTreeMap<String, &Object> = BTreeMap::new();
     for object in objects {

@@ -163,14 +163,14 @@ fn describe(removal: &Removal, release: &str) -> String {
     let mut order: Vec<&str> = Vec::new();
     for (_, objects) in &removal.stages {
         for object in objects {
-            if !order.contains(&object.kind.as_str()) {
-                order.push(&object.kind);
+            if !order.contains(&object.id.kind.as_str()) {
+                order.push(&object.id.kind);
             }
-            let name = object
-                .namespace
-                .as_ref()
-                .map_or_else(|| object.name.clone(), |ns| format!("{ns}/{}", object.name));
-            by_kind.entry(&object.kind).or_default().push(name);
+            let name = object.id.namespace.as_ref().map_or_else(
+                || object.id.name.clone(),
+                |ns| format!("{ns}/{}", object.id.name),
+            );
+            by_kind.entry(&object.id.kind).or_default().push(name);
         }
     }
     for kind in order {
@@ -208,7 +208,7 @@ fn describe(removal: &Removal, release: &str) -> String {
     let kept: BTreeSet<String> = removal
         .kept
         .iter()
-        .map(|(o, why)| format!("  keep {} ({why})", o.subject()))
+        .map(|(o, why)| format!("  keep {} ({why})", o.id.subject()))
         .collect();
     for line in kept {
         out.push_str(&line);

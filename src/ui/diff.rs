@@ -89,10 +89,12 @@ mod tests {
     fn planned(action: Action, before: Option<Value>, after: Option<Value>) -> PlannedObject {
         PlannedObject {
             subject: "ConfigMap/ns/a".into(),
-            api_version: "v1".into(),
-            kind: "ConfigMap".into(),
-            namespace: Some("ns".into()),
-            name: "a".into(),
+            id: crate::bundle::ObjectRef {
+                api_version: "v1".into(),
+                kind: "ConfigMap".into(),
+                namespace: Some("ns".into()),
+                name: "a".into(),
+            },
             component: "c".into(),
             action,
             note: None,

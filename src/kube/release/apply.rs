@@ -46,7 +46,7 @@ pub async fn apply(
         .objects
         .iter()
         .filter(writes)
-        .filter(|o| matches!(o.kind.as_str(), "CustomResourceDefinition" | "Namespace"))
+        .filter(|o| matches!(o.id.kind.as_str(), "CustomResourceDefinition" | "Namespace"))
         .collect();
     if !first_stage.is_empty() {
         reporter.report(Event::Stage {
@@ -61,7 +61,7 @@ pub async fn apply(
     let crds: Vec<WaitTarget> = plan
         .objects
         .iter()
-        .filter(|o| o.kind == "CustomResourceDefinition" && o.needs_wait())
+        .filter(|o| o.id.kind == "CustomResourceDefinition" && o.needs_wait())
         .map(target)
         .collect();
     wait_ready(cluster, &crds, options.wait, reporter).await?;
@@ -74,7 +74,7 @@ pub async fn apply(
             .filter(writes)
             .filter(|o| {
                 &o.component == component
-                    && !matches!(o.kind.as_str(), "CustomResourceDefinition" | "Namespace")
+                    && !matches!(o.id.kind.as_str(), "CustomResourceDefinition" | "Namespace")
             })
             .collect();
         if objects.is_empty() {
@@ -87,10 +87,10 @@ pub async fn apply(
         // Same kind priority → one concurrent batch; batches in order.
         let mut start = 0;
         while start < objects.len() {
-            let priority = kind_priority(&objects[start].kind);
+            let priority = kind_priority(&objects[start].id.kind);
             let end = objects[start..]
                 .iter()
-                .position(|o| kind_priority(&o.kind) != priority)
+                .position(|o| kind_priority(&o.id.kind) != priority)
                 .map_or(objects.len(), |n| start + n);
             apply_group(cluster, &objects[start..end], options.concurrency, reporter).await?;
             start = end;
@@ -120,7 +120,7 @@ async fn validate(cluster: &Cluster, plan: &Plan, concurrency: usize) -> Result<
         .iter()
         .filter(|o| matches!(o.action, Action::Create | Action::Configure))
         .filter(|o| !o.validated && o.generated.is_none())
-        .filter(|o| !matches!(o.kind.as_str(), "CustomResourceDefinition" | "Namespace"))
+        .filter(|o| !matches!(o.id.kind.as_str(), "CustomResourceDefinition" | "Namespace"))
         .collect();
     let results: Vec<Result<(), KubeError>> = stream::iter(unvalidated)
         .map(|object| async move {
@@ -128,10 +128,10 @@ async fn validate(cluster: &Cluster, plan: &Plan, concurrency: usize) -> Result<
                 return Ok(());
             };
             let served = served(cluster, object).await?;
-            let api = cluster.api(&served, object.namespace.as_deref());
+            let api = cluster.api(&served, object.id.namespace.as_deref());
             let params = apply_params().dry_run();
             let patch = Patch::Apply(desired);
-            retry(|| api.patch(&object.name, &params, &patch))
+            retry(|| api.patch(&object.id.name, &params, &patch))
                 .await
                 .map(drop)
                 .map_err(|err| {
@@ -167,10 +167,7 @@ async fn validate(cluster: &Cluster, plan: &Plan, concurrency: usize) -> Result<
 /// The wait target of a planned object.
 pub fn target(object: &PlannedObject) -> WaitTarget {
     WaitTarget {
-        api_version: object.api_version.clone(),
-        kind: object.kind.clone(),
-        namespace: object.namespace.clone(),
-        name: object.name.clone(),
+        id: object.id.clone(),
         pods: object
             .desired
             .as_ref()
@@ -184,7 +181,7 @@ async fn wait_served(cluster: &Cluster, plan: &Plan, wait: WaitOptions) -> Resul
         .objects
         .iter()
         .filter(|o| o.desired.is_some())
-        .map(|o| (o.api_version.clone(), o.kind.clone()))
+        .map(|o| (o.id.api_version.clone(), o.id.kind.clone()))
         .collect();
     for (api_version, kind) in kinds {
         if cluster.find(&api_version, &kind).await?.is_some() {
@@ -245,16 +242,19 @@ async fn apply_group(
 }
 
 async fn served(cluster: &Cluster, object: &PlannedObject) -> Result<ServedKind, KubeError> {
-    if let Some(served) = cluster.find(&object.api_version, &object.kind).await? {
+    if let Some(served) = cluster
+        .find(&object.id.api_version, &object.id.kind)
+        .await?
+    {
         return Ok(served);
     }
     cluster
-        .rediscover(&object.api_version, &object.kind)
+        .rediscover(&object.id.api_version, &object.id.kind)
         .await?
         .ok_or_else(|| KubeError::Api {
             what: format!(
                 "the cluster does not serve {} in {}",
-                object.kind, object.api_version
+                object.id.kind, object.id.api_version
             ),
             subject: Some(object.subject.clone()),
             reason: "no matches for kind".into(),
@@ -276,10 +276,10 @@ async fn apply_one(
         fill_generated(&mut body, keys)?;
     }
     let served = served(cluster, object).await?;
-    let api = cluster.api(&served, object.namespace.as_deref());
+    let api = cluster.api(&served, object.id.namespace.as_deref());
     let params = apply_params();
     let patch = Patch::Apply(&body);
-    retry(|| api.patch(&object.name, &params, &patch))
+    retry(|| api.patch(&object.id.name, &params, &patch))
         .await
         .map_err(|err| {
             KubeError::api(
@@ -334,7 +334,7 @@ pub async fn prune(
     if objects.is_empty() {
         return Ok(());
     }
-    objects.sort_by_key(|o| std::cmp::Reverse(kind_priority(&o.kind)));
+    objects.sort_by_key(|o| std::cmp::Reverse(kind_priority(&o.id.kind)));
     reporter.report(Event::Stage {
         name: "pruning".into(),
         objects: objects.len(),
@@ -342,10 +342,10 @@ pub async fn prune(
     for object in objects {
         crate::kube::release::delete::delete_one(
             cluster,
-            &object.api_version,
-            &object.kind,
-            object.namespace.as_deref(),
-            &object.name,
+            &object.id.api_version,
+            &object.id.kind,
+            object.id.namespace.as_deref(),
+            &object.id.name,
             Action::Prune,
             reporter,
         )

@@ -37,10 +37,7 @@ impl Inventory {
             .objects
             .iter()
             .map(|o| InventoryObject {
-                api_version: o.id.api_version.clone(),
-                kind: o.id.kind.clone(),
-                namespace: o.id.namespace.clone(),
-                name: o.id.name.clone(),
+                id: o.id.clone(),
                 component: o.component.clone(),
                 digest: digest(&o.value),
                 // Taken over now, or taken over by an earlier run: either way it predates the
@@ -48,26 +45,17 @@ impl Inventory {
                 adopted: plan
                     .objects
                     .iter()
-                    .any(|p| p.adopts() && p.subject == o.id.to_string())
+                    .any(|p| p.adopts() && p.id.same_as(&o.id))
                     || previous.is_some_and(|prev| {
-                        prev.objects.iter().any(|old| {
-                            old.adopted
-                                && old.same(
-                                    &o.id.api_version,
-                                    &o.id.kind,
-                                    o.id.namespace.as_deref(),
-                                    &o.id.name,
-                                )
-                        })
+                        prev.objects
+                            .iter()
+                            .any(|old| old.adopted && old.id.same_as(&o.id))
                     }),
             })
             .collect();
         if let Some(previous) = previous {
             for old in &previous.objects {
-                if !objects
-                    .iter()
-                    .any(|o| old.same(&o.api_version, &o.kind, o.namespace.as_deref(), &o.name))
-                {
+                if !objects.iter().any(|o| old.id.same_as(&o.id)) {
                     objects.push(old.clone());
                 }
             }
@@ -136,17 +124,11 @@ pub async fn converge(
     }
     // From here on the inventory lists exactly what is rendered (and what was kept on purpose).
     inventory.objects.retain(|o| {
-        rendered.objects.iter().any(|r| {
-            o.same(
-                &r.id.api_version,
-                &r.id.kind,
-                r.id.namespace.as_deref(),
-                &r.id.name,
-            )
-        }) || plan.objects.iter().any(|p| {
-            p.action == Action::Skip
-                && o.same(&p.api_version, &p.kind, p.namespace.as_deref(), &p.name)
-        })
+        rendered.objects.iter().any(|r| o.id.same_as(&r.id))
+            || plan
+                .objects
+                .iter()
+                .any(|p| p.action == Action::Skip && o.id.same_as(&p.id))
     });
     if !options.no_wait {
         let targets: Vec<WaitTarget> = plan

@@ -10,12 +10,14 @@ use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PropagationPolicy}
 use kube::discovery::ApiResource;
 use serde_json::Value;
 
+use crate::bundle::ObjectKey;
+use crate::bundle::crd::CrdSpec;
 use crate::bundle::objects::RELEASE_LABEL;
 use crate::kube::client::Cluster;
 use crate::kube::client::retry::retry;
 use crate::kube::release::inventory::{Inventory, InventoryObject};
 use crate::kube::release::namespaces;
-use crate::kube::release::plan::{Action, key, list_live};
+use crate::kube::release::plan::{Action, list_live};
 use crate::kube::release::wait::WaitOptions;
 use crate::kube::{Event, KubeError, Reporter};
 
@@ -52,8 +54,8 @@ const STAGES: &[&str] = &[
 ];
 
 fn stage_of(object: &InventoryObject) -> usize {
-    let group = object.api_version.rsplit_once('/').map_or("", |(g, _)| g);
-    match object.kind.as_str() {
+    let group = object.id.group();
+    match object.id.kind.as_str() {
         _ if !BUILTIN_GROUPS.contains(&group) => 0,
         "Deployment"
         | "StatefulSet"
@@ -67,7 +69,7 @@ fn stage_of(object: &InventoryObject) -> usize {
         "ServiceAccount" | "Role" | "RoleBinding" | "ClusterRole" | "ClusterRoleBinding" => 3,
         "Namespace" => 4,
         "CustomResourceDefinition" => 5,
-        _ if object.namespace.is_none() => 3,
+        _ if object.id.namespace.is_none() => 3,
         _ => 2,
     }
 }
@@ -135,7 +137,7 @@ pub async fn plan_removal(
     let unlisted: Vec<&InventoryObject> = inventory
         .objects
         .iter()
-        .filter(|o| !live.contains_key(&key_of(o)))
+        .filter(|o| !live.contains_key(&o.id.key()))
         .collect();
     for (object, exists) in unlisted.iter().zip(exist(cluster, &unlisted).await?) {
         if exists {
@@ -149,10 +151,10 @@ pub async fn plan_removal(
         }
     }
     for object in &inventory.objects {
-        let Some(live_object) = live.get(&key_of(object)) else {
+        let Some(live_object) = live.get(&object.id.key()) else {
             continue;
         };
-        let keep = match object.kind.as_str() {
+        let keep = match object.id.kind.as_str() {
             _ if object.adopted && !options.include_adopted => Some(
                 "it existed before this release took it over; --include-adopted deletes it"
                     .to_owned(),
@@ -173,7 +175,7 @@ pub async fn plan_removal(
             kept.push((object.clone(), why));
             continue;
         }
-        if object.kind == "CustomResourceDefinition" {
+        if object.id.kind == "CustomResourceDefinition" {
             crds.push(live_object.clone());
         }
         stages[stage_of(object)].push(object.clone());
@@ -182,16 +184,21 @@ pub async fn plan_removal(
     let custom_kinds: Vec<(String, String)> = inventory
         .objects
         .iter()
-        .filter(|o| o.kind == "CustomResourceDefinition")
-        .filter_map(|o| live.get(&key(&o.api_version, &o.kind, None, &o.name)))
-        .map(|crd| {
-            let resource = crd_resource(crd);
-            (resource.api_version, resource.kind)
+        .filter(|o| o.id.kind == "CustomResourceDefinition")
+        .filter_map(|o| {
+            live.get(&ObjectKey::of(
+                &o.id.api_version,
+                &o.id.kind,
+                None,
+                &o.id.name,
+            ))
         })
+        .filter_map(CrdSpec::of)
+        .map(|spec| (spec.api_version(), spec.kind))
         .collect();
     let namespace_stage = STAGES.iter().position(|s| *s == "namespaces").unwrap_or(0);
     let candidates = std::mem::take(&mut stages[namespace_stage]);
-    let names: Vec<String> = candidates.iter().map(|o| o.name.clone()).collect();
+    let names: Vec<String> = candidates.iter().map(|o| o.id.name.clone()).collect();
     let reasons =
         namespaces::reasons_to_keep(cluster, &names, &inventory.release, &custom_kinds).await?;
     for (object, reason) in candidates.into_iter().zip(reasons) {
@@ -207,10 +214,14 @@ pub async fn plan_removal(
     let mut left_behind = Vec::new();
     for (object, _) in kept
         .iter()
-        .filter(|(o, _)| o.kind == "CustomResourceDefinition")
+        .filter(|(o, _)| o.id.kind == "CustomResourceDefinition")
     {
-        let Some(crd) = live.get(&key(&object.api_version, &object.kind, None, &object.name))
-        else {
+        let Some(crd) = live.get(&ObjectKey::of(
+            &object.id.api_version,
+            &object.id.kind,
+            None,
+            &object.id.name,
+        )) else {
             continue;
         };
         // Only a note: credentials that cannot list them cost the note, not the removal.
@@ -237,15 +248,6 @@ pub async fn plan_removal(
     })
 }
 
-fn key_of(object: &InventoryObject) -> crate::kube::release::plan::LiveKey {
-    key(
-        &object.api_version,
-        &object.kind,
-        object.namespace.as_deref(),
-        &object.name,
-    )
-}
-
 /// Whether each object exists, looked up by name (16 at a time). A kind the server no longer
 /// serves has no objects.
 ///
@@ -254,17 +256,20 @@ fn key_of(object: &InventoryObject) -> crate::kube::release::plan::LiveKey {
 async fn exist(cluster: &Cluster, objects: &[&InventoryObject]) -> Result<Vec<bool>, KubeError> {
     stream::iter(objects)
         .map(|object| async move {
-            let Some(served) = cluster.find(&object.api_version, &object.kind).await? else {
+            let Some(served) = cluster
+                .find(&object.id.api_version, &object.id.kind)
+                .await?
+            else {
                 return Ok(false);
             };
-            let api = cluster.api(&served, object.namespace.as_deref());
-            match retry(|| api.get_opt(&object.name)).await {
+            let api = cluster.api(&served, object.id.namespace.as_deref());
+            match retry(|| api.get_opt(&object.id.name)).await {
                 Ok(found) => Ok(found.is_some()),
                 // Also what a kind whose CRD was just deleted answers, before discovery knows.
                 Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
                 Err(err) => Err(KubeError::api(
                     "cannot read the object",
-                    Some(&object.subject()),
+                    Some(&object.id.subject()),
                     &err,
                 )),
             }
@@ -293,7 +298,7 @@ pub async fn verify_gone(
         .iter()
         .zip(exist(cluster, &meant).await?)
         .filter(|(_, exists)| *exists)
-        .map(|(object, _)| object.subject())
+        .map(|(object, _)| object.id.subject())
         .collect();
     if subjects.is_empty() {
         Ok(())
@@ -306,27 +311,13 @@ pub async fn verify_gone(
 }
 
 /// The resource a CRD defines, at its storage version.
-fn crd_resource(crd: &Value) -> ApiResource {
-    let spec = &crd["spec"];
-    let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
-    let group = text(&spec["group"]);
-    let version = spec["versions"]
-        .as_array()
-        .and_then(|versions| {
-            versions
-                .iter()
-                .find(|v| v["storage"] == true)
-                .or_else(|| versions.first())
-        })
-        .and_then(|v| v["name"].as_str())
-        .unwrap_or("v1")
-        .to_owned();
+fn crd_resource(spec: &CrdSpec) -> ApiResource {
     ApiResource {
-        api_version: format!("{group}/{version}"),
-        group,
-        version,
-        kind: text(&spec["names"]["kind"]),
-        plural: text(&spec["names"]["plural"]),
+        api_version: spec.api_version(),
+        group: spec.group.clone(),
+        version: spec.storage_version.clone(),
+        kind: spec.kind.clone(),
+        plural: spec.plural.clone(),
     }
 }
 
@@ -341,8 +332,16 @@ async fn count_custom_resources(
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    let resource = crd_resource(crd);
-    let kind = resource.kind.clone();
+    let crd_subject = format!("CustomResourceDefinition/{name}");
+    let Some(spec) = CrdSpec::of(crd) else {
+        return Ok(CustomResourceCount {
+            crd: crd_subject,
+            kind: String::new(),
+            by_namespace: BTreeMap::new(),
+        });
+    };
+    let resource = crd_resource(&spec);
+    let kind = spec.kind;
     let api: Api<DynamicObject> = Api::all_with(cluster.client().clone(), &resource);
     let params = ListParams::default();
     let list = match retry(|| api.list(&params)).await {
@@ -351,7 +350,7 @@ async fn count_custom_resources(
         Err(err) => {
             return Err(KubeError::api(
                 format!("cannot count {kind} objects"),
-                Some(&format!("CustomResourceDefinition/{name}")),
+                Some(&crd_subject),
                 &err,
             ));
         }
@@ -377,7 +376,7 @@ async fn count_custom_resources(
             .or_insert(0) += 1;
     }
     Ok(CustomResourceCount {
-        crd: format!("CustomResourceDefinition/{name}"),
+        crd: crd_subject,
         kind,
         by_namespace,
     })
@@ -404,10 +403,10 @@ pub async fn remove(
             .map(|object| {
                 delete_one(
                     cluster,
-                    &object.api_version,
-                    &object.kind,
-                    object.namespace.as_deref(),
-                    &object.name,
+                    &object.id.api_version,
+                    &object.id.kind,
+                    object.id.namespace.as_deref(),
+                    &object.id.name,
                     Action::Delete,
                     reporter,
                 )
@@ -472,14 +471,17 @@ async fn wait_gone(
     wait: WaitOptions,
     reporter: &dyn Reporter,
 ) -> Result<(), KubeError> {
-    let Some(served) = cluster.find(&object.api_version, &object.kind).await? else {
+    let Some(served) = cluster
+        .find(&object.id.api_version, &object.id.kind)
+        .await?
+    else {
         return Ok(());
     };
-    let api = cluster.api(&served, object.namespace.as_deref());
+    let api = cluster.api(&served, object.id.namespace.as_deref());
     let mut delay = Duration::from_millis(50);
     let mut told = false;
     loop {
-        match retry(|| api.get_opt(&object.name)).await {
+        match retry(|| api.get_opt(&object.id.name)).await {
             Ok(None) => return Ok(()),
             Ok(Some(live)) => {
                 if !told {
@@ -490,7 +492,7 @@ async fn wait_gone(
                         format!("waiting for finalizers {}", finalizers.join(", "))
                     };
                     reporter.report(Event::Waiting {
-                        subject: object.subject(),
+                        subject: object.id.subject(),
                         status,
                     });
                     told = true;
@@ -500,7 +502,7 @@ async fn wait_gone(
             Err(err) => {
                 return Err(KubeError::api(
                     "cannot check the deletion",
-                    Some(&object.subject()),
+                    Some(&object.id.subject()),
                     &err,
                 ));
             }
@@ -508,7 +510,7 @@ async fn wait_gone(
         if tokio::time::Instant::now() + delay > wait.deadline {
             return Err(KubeError::Timeout {
                 waiting: vec![(
-                    object.subject(),
+                    object.id.subject(),
                     "still exists (finalizers or a stuck controller)".into(),
                 )],
             });
@@ -521,13 +523,16 @@ async fn wait_gone(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bundle::ObjectRef;
 
     fn object(api_version: &str, kind: &str, namespace: Option<&str>) -> InventoryObject {
         InventoryObject {
-            api_version: api_version.into(),
-            kind: kind.into(),
-            namespace: namespace.map(str::to_owned),
-            name: "x".into(),
+            id: ObjectRef {
+                api_version: api_version.into(),
+                kind: kind.into(),
+                namespace: namespace.map(str::to_owned),
+                name: "x".into(),
+            },
             component: String::new(),
             digest: String::new(),
             adopted: false,

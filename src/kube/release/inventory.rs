@@ -8,6 +8,7 @@ use kube::api::{Api, ListParams, Patch};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::bundle::ObjectRef;
 use crate::kube::KubeError;
 use crate::kube::client::retry::retry;
 
@@ -49,37 +50,16 @@ impl Phase {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InventoryObject {
-    pub api_version: String,
-    pub kind: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
-    pub name: String,
+    #[serde(flatten)]
+    pub id: ObjectRef,
     #[serde(default)]
     pub component: String,
-    /// Digest of the applied object (not of its values, which may be secret).
+    /// Digest of the rendered object (not of its values, which may be secret).
     #[serde(default)]
     pub digest: String,
     /// It existed before the release took it over; `down` keeps adopted Namespaces and CRDs.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub adopted: bool,
-}
-
-impl InventoryObject {
-    pub fn subject(&self) -> String {
-        crate::kube::object::subject(&self.kind, self.namespace.as_deref(), &self.name)
-    }
-
-    /// Same object regardless of version.
-    pub fn same(&self, api_version: &str, kind: &str, namespace: Option<&str>, name: &str) -> bool {
-        let group = |v: &str| {
-            v.rsplit_once('/')
-                .map_or(String::new(), |(g, _)| g.to_owned())
-        };
-        group(&self.api_version) == group(api_version)
-            && self.kind == kind
-            && self.namespace.as_deref() == namespace
-            && self.name == name
-    }
 }
 
 /// Metadata of a past revision.
@@ -361,18 +341,31 @@ mod tests {
     }
 
     #[test]
-    fn objects_match_across_versions() {
-        let object = InventoryObject {
-            api_version: "apps/v1".into(),
+    fn objects_match_across_versions_and_record_their_reference_flat() {
+        let id = |api_version: &str, namespace: Option<&str>| ObjectRef {
+            api_version: api_version.into(),
             kind: "Deployment".into(),
-            namespace: Some("n".into()),
+            namespace: namespace.map(str::to_owned),
             name: "x".into(),
-            component: String::new(),
+        };
+        let object = InventoryObject {
+            id: id("apps/v1", Some("n")),
+            component: "api".into(),
             digest: String::new(),
             adopted: false,
         };
-        assert!(object.same("apps/v1beta1", "Deployment", Some("n"), "x"));
-        assert!(!object.same("apps/v1", "Deployment", None, "x"));
-        assert_eq!(object.subject(), "Deployment/n/x");
+        assert!(object.id.same_as(&id("apps/v1beta1", Some("n"))));
+        assert!(!object.id.same_as(&id("apps/v1", None)));
+        assert_eq!(object.id.subject(), "Deployment/n/x");
+        // The record keeps the shape earlier versions of plane wrote and read.
+        let recorded = serde_json::to_string(&object).unwrap();
+        assert_eq!(
+            recorded,
+            r#"{"apiVersion":"apps/v1","kind":"Deployment","namespace":"n","name":"x","component":"api","digest":""}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<InventoryObject>(&recorded).unwrap(),
+            object
+        );
     }
 }

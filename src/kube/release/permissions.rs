@@ -34,11 +34,7 @@ pub async fn preflight_render(
             continue;
         };
         let namespace = id.namespace.clone().filter(|_| resolved.namespaced);
-        let existed = previous.is_some_and(|p| {
-            p.objects
-                .iter()
-                .any(|o| o.same(&id.api_version, &id.kind, id.namespace.as_deref(), &id.name))
-        });
+        let existed = previous.is_some_and(|p| p.objects.iter().any(|o| o.id.same_as(id)));
         let mut verbs = vec!["list", "patch"];
         if !existed {
             verbs.push("create");
@@ -61,19 +57,12 @@ pub async fn preflight_render(
         return Err(KubeError::MissingKinds { missing });
     }
     for old in previous.map(|p| p.objects.as_slice()).unwrap_or_default() {
-        let rendered_now = rendered.objects.iter().any(|o| {
-            old.same(
-                &o.id.api_version,
-                &o.id.kind,
-                o.id.namespace.as_deref(),
-                &o.id.name,
-            )
-        });
+        let rendered_now = rendered.objects.iter().any(|o| old.id.same_as(&o.id));
         if rendered_now {
             continue;
         }
-        if let Some(resolved) = resolve(cluster, &old.api_version, &old.kind, &[]).await? {
-            let namespace = old.namespace.clone().filter(|_| resolved.namespaced);
+        if let Some(resolved) = resolve(cluster, &old.id.api_version, &old.id.kind, &[]).await? {
+            let namespace = old.id.namespace.clone().filter(|_| resolved.namespaced);
             insert(
                 &mut needs,
                 &resolved.group,
@@ -111,7 +100,7 @@ pub async fn preflight_plan(
             Action::Prune | Action::Delete => vec!["list", "delete"],
             Action::Unchanged | Action::Skip => Vec::new(),
         };
-        if waited && readiness::has_rule(&object.kind) {
+        if waited && readiness::has_rule(&object.id.kind) {
             verbs.extend(["list", "watch"]);
         }
         let pods = waited
@@ -127,15 +116,15 @@ pub async fn preflight_plan(
         // install.
         let Some(resolved) = resolve(
             cluster,
-            &object.api_version,
-            &object.kind,
+            &object.id.api_version,
+            &object.id.kind,
             &rendered.objects,
         )
         .await?
         else {
             continue;
         };
-        let namespace = object.namespace.clone().filter(|_| resolved.namespaced);
+        let namespace = object.id.namespace.clone().filter(|_| resolved.namespaced);
         if pods {
             insert(
                 &mut needs,
@@ -174,7 +163,7 @@ pub async fn preflight_removal(
     include_crds: bool,
 ) -> Result<(), KubeError> {
     cluster
-        .prefetch(inventory.objects.iter().map(|o| o.api_version.as_str()))
+        .prefetch(inventory.objects.iter().map(|o| o.id.api_version.as_str()))
         .await?;
     let mut needs = state_needs(state_ns);
     insert(
@@ -185,10 +174,11 @@ pub async fn preflight_removal(
         &["delete"],
     );
     for object in &inventory.objects {
-        let Some(resolved) = resolve(cluster, &object.api_version, &object.kind, &[]).await? else {
+        let Some(resolved) = resolve(cluster, &object.id.api_version, &object.id.kind, &[]).await?
+        else {
             continue;
         };
-        let namespace = object.namespace.clone().filter(|_| resolved.namespaced);
+        let namespace = object.id.namespace.clone().filter(|_| resolved.namespaced);
         insert(
             &mut needs,
             &resolved.group,
@@ -201,9 +191,9 @@ pub async fn preflight_removal(
         for object in inventory
             .objects
             .iter()
-            .filter(|o| o.kind == "CustomResourceDefinition")
+            .filter(|o| o.id.kind == "CustomResourceDefinition")
         {
-            if let Some((plural, group)) = object.name.split_once('.') {
+            if let Some((plural, group)) = object.id.name.split_once('.') {
                 insert(&mut needs, group, plural, None, &["list"]);
             }
         }

@@ -9,8 +9,9 @@ use kube::api::{ListParams, Patch};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::bundle::Object;
+use crate::bundle::crd::CrdSpec;
 use crate::bundle::objects::RELEASE_LABEL;
+use crate::bundle::{Object, ObjectKey, ObjectRef};
 use crate::kube::KubeError;
 use crate::kube::client::Cluster;
 use crate::kube::client::discovery::ServedKind;
@@ -58,13 +59,10 @@ impl Action {
 /// One object of the plan.
 #[derive(Debug, Clone, Serialize)]
 pub struct PlannedObject {
+    /// `Kind/namespace/name`, as every message names the object.
     pub subject: String,
-    #[serde(rename = "apiVersion")]
-    pub api_version: String,
-    pub kind: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
-    pub name: String,
+    #[serde(flatten)]
+    pub id: ObjectRef,
     pub component: String,
     pub action: Action,
     /// Why, when there is more to say (adoption, a kind installed by this release, kept objects).
@@ -130,7 +128,6 @@ impl Plan {
         self.objects.iter().any(|o| o.action.writes())
     }
 
-    /// `3 to create, 1 to change, 2 to prune, 40 unchanged`.
     /// What an applied plan did: `2 created, 1 configured, 0 pruned, 36 unchanged`.
     pub fn done_summary(&self) -> String {
         format!(
@@ -142,6 +139,7 @@ impl Plan {
         )
     }
 
+    /// `3 to create, 1 to change, 2 to prune, 40 unchanged`.
     pub fn summary(&self) -> String {
         let mut parts = vec![
             format!("{} to create", self.count(Action::Create)),
@@ -155,24 +153,6 @@ impl Plan {
         }
         parts.join(", ")
     }
-}
-
-/// A live object found by listing, by (group, kind, namespace, name).
-pub(super) type LiveKey = (String, String, Option<String>, String);
-
-fn group_of(api_version: &str) -> String {
-    api_version
-        .rsplit_once('/')
-        .map_or(String::new(), |(g, _)| g.to_owned())
-}
-
-pub(super) fn key(api_version: &str, kind: &str, namespace: Option<&str>, name: &str) -> LiveKey {
-    (
-        group_of(api_version),
-        kind.to_owned(),
-        namespace.map(str::to_owned),
-        name.to_owned(),
-    )
 }
 
 /// Computes the plan for `rendered` against the cluster.
@@ -190,7 +170,8 @@ pub async fn plan(
     // Objects in a namespace this release creates cannot be dry-run. A rendered Namespace
     // without the release's label may still exist (someone else's): dry-run those first.
     let unknown = |o: &&Object| {
-        o.id.kind == "Namespace" && !live.contains_key(&key("v1", "Namespace", None, &o.id.name))
+        o.id.kind == "Namespace"
+            && !live.contains_key(&ObjectKey::of("v1", "Namespace", None, &o.id.name))
     };
     let no_namespaces = BTreeSet::new();
     let context = Context {
@@ -206,7 +187,7 @@ pub async fn plan(
         .iter()
         .flatten()
         .filter(|p| p.action == Action::Create)
-        .map(|p| p.name.clone())
+        .map(|p| p.id.name.clone())
         .collect();
     let rest = context
         .plan_each(
@@ -240,27 +221,15 @@ pub async fn plan(
 
     if let Some(previous) = previous {
         for old in &previous.objects {
-            let still_rendered = rendered.iter().any(|o| {
-                old.same(
-                    &o.id.api_version,
-                    &o.id.kind,
-                    o.id.namespace.as_deref(),
-                    &o.id.name,
-                )
-            });
+            let still_rendered = rendered.iter().any(|o| old.id.same_as(&o.id));
             if still_rendered {
                 continue;
             }
-            let Some(live_object) = live.get(&key(
-                &old.api_version,
-                &old.kind,
-                old.namespace.as_deref(),
-                &old.name,
-            )) else {
+            let Some(live_object) = live.get(&old.id.key()) else {
                 continue;
             };
             let protected = matches!(
-                old.kind.as_str(),
+                old.id.kind.as_str(),
                 "Namespace" | "CustomResourceDefinition" | "PersistentVolumeClaim"
             );
             let opted_in =
@@ -270,7 +239,7 @@ pub async fn plan(
                     Action::Skip,
                     Some(format!(
                         "{} is never pruned unless it opts in with plane.datalayer.io/prune: \"true\"",
-                        old.kind
+                        old.id.kind
                     )),
                 )
             } else {
@@ -279,11 +248,8 @@ pub async fn plan(
             let mut before = normalize(live_object);
             mask_secrets(Some(&mut before), None);
             objects.push(PlannedObject {
-                subject: old.subject(),
-                api_version: old.api_version.clone(),
-                kind: old.kind.clone(),
-                namespace: old.namespace.clone(),
-                name: old.name.clone(),
+                subject: old.id.subject(),
+                id: old.id.clone(),
                 component: old.component.clone(),
                 action,
                 note,
@@ -335,11 +301,9 @@ pub(super) fn listed(errors: &[KubeError]) -> String {
 fn kinds_installed_by(rendered: &[Object]) -> BTreeMap<(String, String), String> {
     rendered
         .iter()
-        .filter(|o| o.id.kind == "CustomResourceDefinition")
         .filter_map(|o| {
-            let group = o.value.pointer("/spec/group")?.as_str()?;
-            let kind = o.value.pointer("/spec/names/kind")?.as_str()?;
-            Some(((group.to_owned(), kind.to_owned()), o.id.name.clone()))
+            let spec = CrdSpec::of(&o.value)?;
+            Some(((spec.group, spec.kind), o.id.name.clone()))
         })
         .collect()
 }
@@ -350,7 +314,7 @@ pub(super) async fn list_live(
     rendered: &[Object],
     release: &str,
     previous: Option<&Inventory>,
-) -> Result<HashMap<LiveKey, Value>, KubeError> {
+) -> Result<HashMap<ObjectKey, Value>, KubeError> {
     let mut wanted: BTreeMap<(String, String), BTreeSet<Option<String>>> = BTreeMap::new();
     for object in rendered {
         wanted
@@ -360,9 +324,9 @@ pub(super) async fn list_live(
     }
     for old in previous.map(|p| p.objects.as_slice()).unwrap_or_default() {
         wanted
-            .entry((old.api_version.clone(), old.kind.clone()))
+            .entry((old.id.api_version.clone(), old.id.kind.clone()))
             .or_default()
-            .insert(old.namespace.clone());
+            .insert(old.id.namespace.clone());
     }
     let selector = format!("{RELEASE_LABEL}={release}");
     cluster
@@ -411,7 +375,7 @@ pub(super) async fn list_live(
             continue;
         };
         live.insert(
-            key(
+            ObjectKey::of(
                 &api_version,
                 &kind,
                 text("/metadata/namespace").as_deref(),
@@ -427,7 +391,7 @@ pub(super) async fn list_live(
 struct Context<'a> {
     cluster: &'a Cluster,
     release: &'a str,
-    live: &'a HashMap<LiveKey, Value>,
+    live: &'a HashMap<ObjectKey, Value>,
     new_kinds: &'a BTreeMap<(String, String), String>,
 }
 
@@ -459,7 +423,7 @@ async fn plan_one(
     cluster: &Cluster,
     object: &Object,
     release: &str,
-    live: &HashMap<LiveKey, Value>,
+    live: &HashMap<ObjectKey, Value>,
     new_kinds: &BTreeMap<(String, String), String>,
     new_namespaces: &BTreeSet<String>,
 ) -> Result<PlannedObject, KubeError> {
@@ -467,10 +431,7 @@ async fn plan_one(
     let subject = id.to_string();
     let mut planned = PlannedObject {
         subject: subject.clone(),
-        api_version: id.api_version.clone(),
-        kind: id.kind.clone(),
-        namespace: id.namespace.clone(),
-        name: id.name.clone(),
+        id: id.clone(),
         component: object.component.clone(),
         action: Action::Create,
         note: None,
@@ -483,21 +444,14 @@ async fn plan_one(
         validated: false,
         was_ready: false,
     };
-    let mut live_object = live
-        .get(&key(
-            &id.api_version,
-            &id.kind,
-            id.namespace.as_deref(),
-            &id.name,
-        ))
-        .cloned();
+    let mut live_object = live.get(&id.key()).cloned();
 
     let served = cluster.find(&id.api_version, &id.kind).await?;
     let Some(served) = served else {
         if let Some(crd) = new_kinds.get(&(id.group().to_owned(), id.kind.clone())) {
             // A CRD that exists but whose kind is not served yet (one an interrupted run has
             // just created): `up` waits until it is established before touching this object.
-            let exists = live.contains_key(&key(
+            let exists = live.contains_key(&ObjectKey::of(
                 "apiextensions.k8s.io/v1",
                 "CustomResourceDefinition",
                 None,

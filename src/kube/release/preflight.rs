@@ -13,6 +13,7 @@ use kube::api::{Api, PostParams};
 use serde_json::Value;
 
 use crate::bundle::Object;
+use crate::bundle::crd::CrdSpec;
 use crate::kube::client::Cluster;
 use crate::kube::client::retry::retry;
 use crate::kube::{Event, KubeError, Reporter};
@@ -65,20 +66,14 @@ pub async fn resolve(
             namespaced: served.namespaced,
         }));
     }
-    let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
     Ok(rendered
         .iter()
-        .filter(|o| o.id.kind == "CustomResourceDefinition")
-        .find_map(|crd| {
-            let spec = &crd.value["spec"];
-            (spec["group"] == group && spec["names"]["kind"] == kind).then(|| Resolved {
-                group: group.to_owned(),
-                plural: spec["names"]["plural"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
-                namespaced: spec["scope"] != "Cluster",
-            })
+        .filter_map(|o| CrdSpec::of(&o.value))
+        .find(|spec| spec.defines(api_version, kind))
+        .map(|spec| Resolved {
+            group: spec.group,
+            plural: spec.plural,
+            namespaced: spec.namespaced,
         }))
 }
 

@@ -9,33 +9,24 @@ use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::Value;
 use tokio::time::Instant;
 
+use crate::bundle::ObjectRef;
 use crate::kube::client::Cluster;
 use crate::kube::client::discovery::ServedKind;
 use crate::kube::client::retry::retry;
 use crate::kube::object::readiness::{self, Readiness};
-use crate::kube::object::subject;
 use crate::kube::release::inventory::Release;
 use crate::kube::{Event, KubeError, Reporter};
 
 /// An object to wait for.
 #[derive(Debug, Clone)]
 pub struct WaitTarget {
-    pub api_version: String,
-    pub kind: String,
-    pub namespace: Option<String>,
-    pub name: String,
+    pub id: ObjectRef,
     /// A label selector for the object's pods, whose container states reveal failures
     /// (ImagePullBackOff, CrashLoopBackOff) that the object's own status does not show.
     pub pods: Option<String>,
 }
 
-impl WaitTarget {
-    pub fn subject(&self) -> String {
-        subject(&self.kind, self.namespace.as_deref(), &self.name)
-    }
-}
-
-/// How long to wait.
+/// When waiting ends.
 #[derive(Debug, Clone, Copy)]
 pub struct WaitOptions {
     pub deadline: Instant,
@@ -62,7 +53,7 @@ pub async fn wait_ready(
 ) -> Result<(), KubeError> {
     let targets: Vec<&WaitTarget> = targets
         .iter()
-        .filter(|t| readiness::has_rule(&t.kind))
+        .filter(|t| readiness::has_rule(&t.id.kind))
         .collect();
     if targets.is_empty() {
         return Ok(());
@@ -70,29 +61,39 @@ pub async fn wait_ready(
     let total = targets.len();
     let mut last: BTreeMap<String, String> = targets
         .iter()
-        .map(|t| (t.subject(), "not observed yet".to_owned()))
+        .map(|t| (t.id.subject(), "not observed yet".to_owned()))
         .collect();
     let mut streams = Vec::new();
     for target in &targets {
-        let Some(served) = cluster.find(&target.api_version, &target.kind).await? else {
-            last.insert(target.subject(), "its kind is not served".into());
+        let Some(served) = cluster
+            .find(&target.id.api_version, &target.id.kind)
+            .await?
+        else {
+            last.insert(target.id.subject(), "its kind is not served".into());
             continue;
         };
-        let api = cluster.api(&served, target.namespace.as_deref());
-        let config = watcher::Config::default().fields(&format!("metadata.name={}", target.name));
+        let api = cluster.api(&served, target.id.namespace.as_deref());
+        let config =
+            watcher::Config::default().fields(&format!("metadata.name={}", target.id.name));
         streams.push(observed(
             api,
             config,
             served,
-            target.subject(),
+            target.id.subject(),
             Watched::Object,
         ));
-        if let (Some(selector), Some(namespace)) = (&target.pods, &target.namespace)
+        if let (Some(selector), Some(namespace)) = (&target.pods, &target.id.namespace)
             && let Some(pods) = cluster.find("v1", "Pod").await?
         {
             let api = cluster.api(&pods, Some(namespace));
             let config = watcher::Config::default().labels(selector);
-            streams.push(observed(api, config, pods, target.subject(), Watched::Pods));
+            streams.push(observed(
+                api,
+                config,
+                pods,
+                target.id.subject(),
+                Watched::Pods,
+            ));
         }
     }
     let mut merged = stream::select_all(streams);
@@ -109,10 +110,10 @@ pub async fn wait_ready(
             next = merged.next() => next,
             _ = resync.tick() => {
                 let lagging: Vec<&&WaitTarget> =
-                    targets.iter().filter(|t| !tally.is_ready(&t.subject())).collect();
+                    targets.iter().filter(|t| !tally.is_ready(&t.id.subject())).collect();
                 for target in lagging {
                     if let Some(value) = read(cluster, target).await?
-                        && let Some(done) = tally.see(target.subject(), &value, reporter)
+                        && let Some(done) = tally.see(target.id.subject(), &value, reporter)
                     {
                         return done;
                     }
@@ -317,10 +318,7 @@ pub async fn release_health(cluster: &Cluster, release: &Release) -> Result<Heal
         .objects
         .iter()
         .map(|o| WaitTarget {
-            api_version: o.api_version.clone(),
-            kind: o.kind.clone(),
-            namespace: o.namespace.clone(),
-            name: o.name.clone(),
+            id: o.id.clone(),
             pods: None,
         })
         .collect();
@@ -329,15 +327,18 @@ pub async fn release_health(cluster: &Cluster, release: &Release) -> Result<Heal
 
 /// One object, read once and typed; `None` when it or its kind does not exist.
 async fn read(cluster: &Cluster, target: &WaitTarget) -> Result<Option<Value>, KubeError> {
-    let Some(served) = cluster.find(&target.api_version, &target.kind).await? else {
+    let Some(served) = cluster
+        .find(&target.id.api_version, &target.id.kind)
+        .await?
+    else {
         return Ok(None);
     };
-    let api = cluster.api(&served, target.namespace.as_deref());
-    match retry(|| api.get_opt(&target.name)).await {
+    let api = cluster.api(&served, target.id.namespace.as_deref());
+    match retry(|| api.get_opt(&target.id.name)).await {
         Ok(found) => Ok(found.map(|object| served.typed(object))),
         Err(err) => Err(KubeError::api(
             "cannot read object",
-            Some(&target.subject()),
+            Some(&target.id.subject()),
             &err,
         )),
     }
@@ -345,7 +346,7 @@ async fn read(cluster: &Cluster, target: &WaitTarget) -> Result<Option<Value>, K
 
 /// One object's readiness, read once.
 async fn observe(cluster: &Cluster, target: &WaitTarget) -> Result<(String, Readiness), KubeError> {
-    let subject = target.subject();
+    let subject = target.id.subject();
     let status = match read(cluster, target).await? {
         Some(object) => readiness::evaluate(&object),
         None => Readiness::Failed("missing".into()),

@@ -77,17 +77,17 @@ pub async fn release_parts(cluster: &Cluster, inventory: &Inventory) -> (Release
     let wanted: Vec<_> = inventory
         .objects
         .iter()
-        .filter(|o| matches!(o.kind.as_str(), "Ingress" | "Service" | "Deployment"))
+        .filter(|o| matches!(o.id.kind.as_str(), "Ingress" | "Service" | "Deployment"))
         .collect();
     let read: Vec<(String, Result<Option<Value>, KubeError>)> = stream::iter(wanted)
         .map(|o| async move {
-            let subject = o.subject();
+            let subject = o.id.subject();
             let result = async {
-                let Some(served) = cluster.find(&o.api_version, &o.kind).await? else {
+                let Some(served) = cluster.find(&o.id.api_version, &o.id.kind).await? else {
                     return Ok(None);
                 };
-                let api = cluster.api(&served, o.namespace.as_deref());
-                retry(|| api.get_opt(&o.name))
+                let api = cluster.api(&served, o.id.namespace.as_deref());
+                retry(|| api.get_opt(&o.id.name))
                     .await
                     .map(|found| found.map(|object| served.typed(object)))
                     .map_err(|err| KubeError::api("cannot read object", Some(&subject), &err))
