@@ -556,18 +556,14 @@ fn round_trips(tables: &[Table], table: &Table, row: &Row) -> (String, String) {
     )
 }
 
-/// The plane binary with a clean environment: no inputs or sources leak in from the shell.
+/// The environment the tests run plane with (`tests/common/clean_env.rs`).
+#[path = "../tests/common/clean_env.rs"]
+mod clean_env;
+
+/// The plane binary with the tests' clean environment: no inputs or sources leak in from the shell.
 fn plane(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_plane"));
-    for var in [
-        "DATALAYER_RUN_URL",
-        "PLANE_ADDONS_DIR",
-        "PLANE_PROFILES_DIR",
-        "KUBECONFIG",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.env("NO_COLOR", "1").arg("--no-progress").args(args);
+    let mut cmd = clean_env::clean(Command::new(env!("CARGO_BIN_EXE_plane")));
+    cmd.arg("--no-progress").args(args);
     cmd
 }
 

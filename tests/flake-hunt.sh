@@ -3,13 +3,15 @@
 # idle machine and once with every core busy, and prints each test's pass count.
 #
 # Usage: tests/flake-hunt.sh [N]            (N defaults to 20)
-#   FLAKE_HUNT_BINARIES  the test binaries to run (default: every tests/e2e_*.rs)
+#   FLAKE_HUNT_BINARIES  the test binaries to run (default: every tests/server_*.rs and
+#                        tests/cluster_*.rs)
 #   FLAKE_HUNT_MODES     "idle loaded" (default), or one of them
 #   FLAKE_HUNT_LOGS      where the output of failed runs is kept (default: a temporary folder)
 #
 # A test that is not N/N in a mode is a flake: read its log, then fix the product where the
 # product is wrong, and the test only where it asserted a timing the product never promised.
-# The live tier's real cluster is not used: PLANE_E2E_KUBECONFIG is unset for every run.
+# The live tier's real cluster is not used: PLANE_E2E_KUBECONFIG is unset for every run, so the
+# cluster tier runs on the test server too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +19,7 @@ runs="${1:-20}"
 modes="${FLAKE_HUNT_MODES:-idle loaded}"
 logs="${FLAKE_HUNT_LOGS:-$(mktemp -d)}"
 mkdir -p "$logs"
-binaries="${FLAKE_HUNT_BINARIES:-$(ls tests/e2e_*.rs | xargs -n1 basename | sed 's/\.rs$//' | tr '\n' ' ')}"
+binaries="${FLAKE_HUNT_BINARIES:-$(ls tests/server_*.rs tests/cluster_*.rs | xargs -n1 basename | sed 's/\.rs$//' | tr '\n' ' ')}"
 unset PLANE_E2E_KUBECONFIG PLANE_E2E_LIMITED_KUBECONFIG
 export CARGO_TERM_COLOR=never
 

@@ -172,10 +172,11 @@ impl Cluster {
             let params = ListParams::default().labels(&format!("{label}={value}"));
             for object in self.runtime.block_on(api.list(&params)).expect("LIST") {
                 let name = object.metadata.name.unwrap_or_default();
-                out.push(match object.metadata.namespace {
-                    Some(ns) => format!("{kind}/{ns}/{name}"),
-                    None => format!("{kind}/{name}"),
-                });
+                out.push(super::subject(
+                    kind,
+                    object.metadata.namespace.as_deref(),
+                    &name,
+                ));
             }
         }
         out.sort();

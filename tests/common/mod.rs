@@ -63,6 +63,27 @@ pub fn within(mut cmd: std::process::Command, limit: std::time::Duration) -> std
     );
 }
 
+/// Runs `cmd` to its end with the standard streams it was given, and fails the test if it is
+/// still running after `limit`.
+pub fn status_within(
+    mut cmd: std::process::Command,
+    limit: std::time::Duration,
+) -> std::process::ExitStatus {
+    let mut child = cmd.spawn().unwrap();
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("still running after {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// The fixtures folder (tests/fixtures), which has addons/, templates/ and profiles/.
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -87,21 +108,113 @@ pub fn upstream_operator_role() -> Vec<(String, String, String)> {
         .collect()
 }
 
+mod clean_env;
+
 /// The real `plane` binary with a clean environment: no inputs leak in from the developer's shell.
 pub fn plane() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_plane"));
-    for var in [
-        "DATALAYER_RUN_URL",
-        "RUN_URL",
-        "WEB_REPLICAS",
-        "PLANE_ADDONS_DIR",
-        "PLANE_PROFILES_DIR",
-        "KUBECONFIG",
-    ] {
-        cmd.env_remove(var);
+    clean_env::clean(Command::new(env!("CARGO_BIN_EXE_plane")))
+}
+
+/// The local profile, which turns the bootstrap RayCluster on.
+pub const LOCAL: &[&str] = &["--profile", "local"];
+
+/// The label plane puts on every object of a release, with the release's name.
+pub const RELEASE_LABEL: &str = "plane.datalayer.io/release";
+
+/// How plane names an object: `Kind/namespace/name`, or `Kind/name` when cluster-scoped.
+pub fn subject(kind: &str, namespace: Option<&str>, name: &str) -> String {
+    match namespace {
+        Some(ns) => format!("{kind}/{ns}/{name}"),
+        None => format!("{kind}/{name}"),
     }
-    cmd.env("NO_COLOR", "1");
+}
+
+/// The subject of a Kubernetes object given as JSON.
+pub fn subject_of(object: &serde_json::Value) -> String {
+    subject(
+        object["kind"].as_str().unwrap(),
+        object["metadata"]["namespace"].as_str(),
+        object["metadata"]["name"].as_str().unwrap(),
+    )
+}
+
+/// The apiVersion of a kind the datalayer-ray bundle renders (see [`KINDS`]).
+pub fn api_version_of(kind: &str) -> &'static str {
+    KINDS
+        .iter()
+        .find(|(_, k)| *k == kind)
+        .unwrap_or_else(|| panic!("{kind} is not in KINDS"))
+        .0
+}
+
+/// Subjects of the test server's objects (of the kinds in [`KINDS`]) that carry `release`'s
+/// label, read from its store without a request.
+pub fn labelled(srv: &plane_test_apiserver::TestServer, release: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for (api_version, kind) in KINDS {
+        for object in srv.list_objects(api_version, kind, None) {
+            if object["metadata"]["labels"][RELEASE_LABEL] == release {
+                out.insert(subject(
+                    kind,
+                    object["metadata"]["namespace"].as_str(),
+                    object["metadata"]["name"].as_str().unwrap(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// A test server with datalayer-ray deployed by `up --profile local` plus `set` values (each a
+/// `--set`); the fixture holds the bundle and must outlive the runs that read it.
+pub fn deployed(set: &[&str]) -> (plane_test_apiserver::TestServer, Fixture) {
+    let srv = plane_test_apiserver::TestServer::start(plane_test_apiserver::Config::default());
+    let fixture = builtin("datalayer-ray");
+    let mut args: Vec<&str> = LOCAL.to_vec();
+    for value in set {
+        args.extend(["--set", value]);
+    }
+    args.extend(["--timeout", "60s"]);
+    let out = within(
+        fixture.cluster("up", srv.kubeconfig_path(), &args),
+        std::time::Duration::from_secs(120),
+    );
+    assert!(out.status.success(), "up: {}", text(&out.stderr));
+    (srv, fixture)
+}
+
+/// `plane down <release> --kubeconfig <kc>` plus `args`, to run.
+pub fn down(kubeconfig: &Path, release: &str, args: &[&str]) -> Command {
+    let mut cmd = plane();
+    cmd.args(["down", release, "--kubeconfig"])
+        .arg(kubeconfig)
+        .args(args);
     cmd
+}
+
+/// `plane ls -o json`: the releases, after checking that it succeeded (within a minute).
+pub fn ls_json(kubeconfig: &Path) -> serde_json::Value {
+    let mut cmd = plane();
+    cmd.args(["ls", "-o", "json", "--kubeconfig"])
+        .arg(kubeconfig);
+    let out = within(cmd, std::time::Duration::from_secs(60));
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// `plane status` plus `args`, run to its end within a minute.
+pub fn status(kubeconfig: &Path, args: &[&str]) -> std::process::Output {
+    let mut cmd = plane();
+    cmd.arg("status")
+        .args(args)
+        .arg("--kubeconfig")
+        .arg(kubeconfig);
+    within(cmd, std::time::Duration::from_secs(60))
 }
 
 /// A copy of a fixture bundle that a test may change without touching the others.
@@ -253,11 +366,11 @@ pub fn inventory_subjects(inventory: &serde_json::Value) -> BTreeSet<String> {
         .unwrap()
         .iter()
         .map(|o| {
-            let (kind, name) = (o["kind"].as_str().unwrap(), o["name"].as_str().unwrap());
-            match o["namespace"].as_str() {
-                Some(ns) => format!("{kind}/{ns}/{name}"),
-                None => format!("{kind}/{name}"),
-            }
+            subject(
+                o["kind"].as_str().unwrap(),
+                o["namespace"].as_str(),
+                o["name"].as_str().unwrap(),
+            )
         })
         .collect()
 }

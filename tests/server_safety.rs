@@ -1,5 +1,7 @@
-//! End-to-end safety: down, the release lock, refusals that send nothing, crash recovery,
-//! transient API failures, and a soak of many cycles — the real binary against the test server.
+//! The test server only: down, the release lock (waited for, lost, not renewed, contended),
+//! refusals that send nothing, crash recovery, Ctrl-C, transient API failures, and a soak of many
+//! cycles, checked through its request log and fault rules. The held lock and Ctrl-C during `up`
+//! run on any cluster, in `cluster_lifecycle.rs`.
 
 #![allow(
     clippy::useless_conversion,
@@ -15,12 +17,12 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Fixture, KINDS, builtin, inventory, inventory_subjects, plane, text, within};
+use common::{
+    Fixture, LOCAL, RELEASE_LABEL, builtin, deployed, down, inventory, inventory_subjects,
+    labelled, ls_json, plane, text, within,
+};
 use plane_test_apiserver::{Config, FaultRule, PolicyRule, RequestRecord, TestServer};
 use serde_json::Value;
-
-const LOCAL: &[&str] = &["--profile", "local"];
-const RELEASE_LABEL: &str = "plane.datalayer.io/release";
 
 fn mutating(requests: &[RequestRecord]) -> Vec<String> {
     requests
@@ -28,24 +30,6 @@ fn mutating(requests: &[RequestRecord]) -> Vec<String> {
         .filter(|r| r.is_mutating())
         .map(|r| format!("{} {} -> {}", r.method, r.path, r.status))
         .collect()
-}
-
-/// Subjects of the live objects that carry `release`'s label.
-fn labelled(srv: &TestServer, release: &str) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    for (api_version, kind) in KINDS {
-        for object in srv.list_objects(api_version, kind, None) {
-            if object["metadata"]["labels"][RELEASE_LABEL] != release {
-                continue;
-            }
-            let name = object["metadata"]["name"].as_str().unwrap();
-            out.insert(match object["metadata"]["namespace"].as_str() {
-                Some(ns) => format!("{kind}/{ns}/{name}"),
-                None => format!("{kind}/{name}"),
-            });
-        }
-    }
-    out
 }
 
 /// After a full `down`: nothing labelled with the release but the CRDs it keeps, and no record.
@@ -59,38 +43,10 @@ fn assert_removed(srv: &TestServer) {
     assert!(inventory(srv, "datalayer-ray").is_none());
 }
 
-/// A test server with datalayer-ray deployed by `up --profile local`; the fixture holds the
-/// bundle and must outlive the runs that read it.
-fn deployed() -> (TestServer, std::path::PathBuf, Fixture) {
-    let srv = TestServer::start(Config::default());
-    let kc = srv.kubeconfig_path().to_path_buf();
-    let fixture = builtin("datalayer-ray");
-    let out = fixture.cluster("up", &kc, LOCAL).output().unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    (srv, kc, fixture)
-}
-
-fn down(kc: &Path, release: &str, args: &[&str]) -> Command {
-    let mut cmd: Command = plane().into();
-    cmd.args(["down", release, "--kubeconfig"])
-        .arg(kc)
-        .args(args);
-    cmd
-}
-
-fn ls_json(kc: &Path) -> Value {
-    let out = plane()
-        .args(["ls", "-o", "json", "--kubeconfig"])
-        .arg(kc)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 #[test]
 fn down_removes_the_release_custom_resources_first() {
-    let (srv, kc, _fixture) = deployed();
+    let (srv, _fixture) = deployed(&[]);
+    let kc = srv.kubeconfig_path().to_path_buf();
     let installed = labelled(&srv, "datalayer-ray");
     assert!(installed.contains("RayCluster/default/raycluster"));
 
@@ -218,7 +174,8 @@ fn down_on_a_terminal(kc: &Path, release: &str, answer: &str) -> (Option<i32>, S
 
 #[test]
 fn down_on_a_terminal_asks_first() {
-    let (srv, kc, _fixture) = deployed();
+    let (srv, _fixture) = deployed(&[]);
+    let kc = srv.kubeconfig_path().to_path_buf();
     let before = labelled(&srv, "datalayer-ray");
 
     srv.clear_requests();
@@ -240,7 +197,8 @@ fn down_on_a_terminal_asks_first() {
 
 #[test]
 fn down_leaves_other_owners_objects_and_their_namespaces_alone() {
-    let (srv, kc, _fixture) = deployed();
+    let (srv, _fixture) = deployed(&[]);
+    let kc = srv.kubeconfig_path().to_path_buf();
     // Someone keeps their own notes in the operator's namespace, and their own RayCluster.
     let notes = serde_json::json!({
         "apiVersion": "v1", "kind": "ConfigMap",
@@ -388,12 +346,7 @@ fn all_but_deleting() -> Vec<PolicyRule> {
     ]
 }
 
-/// Writes a Lease as another machine's run would hold it.
-fn hold_lock(srv: &TestServer, release: &str) {
-    hold_lock_for(srv, release, 3600);
-}
-
-/// Like [`hold_lock`], with a Lease that expires after `seconds`.
+/// Writes a Lease as another machine's run would hold it, expiring after `seconds`.
 fn hold_lock_for(srv: &TestServer, release: &str, seconds: u32) {
     let stamp = jiff::Timestamp::now()
         .strftime("%Y-%m-%dT%H:%M:%S.000000Z")
@@ -643,46 +596,6 @@ fn refusals_send_nothing() {
         );
     }
     let mut count = cases.len();
-
-    // The lock held by a run on another machine: up and down refuse, naming the holder.
-    hold_lock(&srv, "datalayer-ray");
-    for (name, mut cmd) in [
-        ("up, lock held", up(&ray, LOCAL)),
-        ("down, lock held", down(&kc, "datalayer-ray", &["--yes"])),
-    ] {
-        srv.clear_requests();
-        let out = cmd.output().unwrap();
-        let stderr = text(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
-        assert!(
-            stderr.contains("is locked by another run")
-                && stderr.contains("ci@ci-runner-7 pid 4242")
-                && stderr.contains("--wait-for-lock"),
-            "{name}: {stderr}"
-        );
-        // Taking the lock starts with a create of its Lease, which the server refuses (409):
-        // nothing changes. Anything else is a write.
-        let writes: Vec<String> = mutating(&srv.requests())
-            .into_iter()
-            .filter(|w| {
-                w != "POST /apis/coordination.k8s.io/v1/namespaces/plane-system/leases -> 409"
-            })
-            .collect();
-        assert!(writes.is_empty(), "{name} wrote: {writes:?}");
-        count += 1;
-    }
-    let started = Instant::now();
-    let out = up(&ray, &["--profile", "local", "--wait-for-lock=2s"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(started.elapsed() >= Duration::from_secs(2), "did not wait");
-    assert!(
-        text(&out.stderr).contains("the wait for it ran out"),
-        "{}",
-        text(&out.stderr)
-    );
-    count += 1;
 
     // RBAC: read-only credentials are refused up front with every denial listed.
     srv.set_token_rules(
@@ -975,43 +888,6 @@ fn no_lock_held(srv: &TestServer) -> bool {
 }
 
 #[test]
-fn ctrl_c_stops_up_records_the_phase_and_exits_130() {
-    let srv = TestServer::start(Config::default());
-    // Slow writes so the signal lands in the middle of the apply.
-    srv.add_fault(slow_every("PATCH", 40));
-    let fixture = builtin("datalayer-ray");
-    let writes = |srv: &TestServer| {
-        srv.requests()
-            .iter()
-            .filter(|r| r.is_mutating() && !r.dry_run && r.method == "PATCH")
-            .count()
-    };
-    let up = fixture.cluster("up", srv.kubeconfig_path(), LOCAL);
-    let out = signal_when(up, &srv, "INT", |srv| writes(srv) >= 5);
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(130), "{stderr}");
-    assert!(stderr.contains("interrupted"), "{stderr}");
-    let written = writes(&srv);
-    assert!(
-        written < 33,
-        "up went on writing after Ctrl-C: {written} writes"
-    );
-
-    // The phase is recorded, the inventory covers everything live, the lock is gone.
-    assert_eq!(
-        recorded_covering_live(&srv, "datalayer-ray")["phase"],
-        "failed"
-    );
-    assert!(no_lock_held(&srv), "the lock was not released");
-
-    // The next run converges.
-    srv.clear_faults();
-    let out = within(fixture.cluster("up", srv.kubeconfig_path(), LOCAL), LIMIT);
-    assert!(out.status.success(), "rerun: {}", text(&out.stderr));
-    assert_eq!(ls_json(srv.kubeconfig_path())[0]["status"], "deployed");
-}
-
-#[test]
 fn ctrl_c_after_the_lock_but_before_any_write_changes_nothing() {
     let srv = TestServer::start(Config::default());
     // The first read of the inventory is served at once; the second, under the lock, is slow.
@@ -1054,7 +930,8 @@ fn ctrl_c_after_the_lock_but_before_any_write_changes_nothing() {
 
 #[test]
 fn ctrl_c_stops_down_keeps_the_record_and_a_rerun_finishes() {
-    let (srv, kc, _fixture) = deployed();
+    let (srv, _fixture) = deployed(&[]);
+    let kc = srv.kubeconfig_path().to_path_buf();
     // Slow deletes so the signal lands in the middle of the removal.
     srv.add_fault(slow_every("DELETE", 60));
     srv.clear_requests();

@@ -9,41 +9,13 @@ use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use common::{Fixture, builtin, plane, text};
+use common::{deployed, plane, status, text, within};
 use plane_test_apiserver::{
     Config, FAIL_ANNOTATION, PROMETHEUS_ANNOTATION, PolicyRule, TestServer,
 };
 use serde_json::{Value, json};
 
 const RELEASE: &str = "datalayer-ray";
-const LOCAL: &[&str] = &["--profile", "local"];
-
-/// A test server with the release up (local profile, plus `set` values).
-fn deployed(set: &[&str]) -> (TestServer, Fixture) {
-    let srv = TestServer::start(Config::default());
-    let fixture = builtin(RELEASE);
-    let mut args: Vec<&str> = LOCAL.to_vec();
-    for value in set {
-        args.extend(["--set", value]);
-    }
-    args.extend(["--timeout", "60s"]);
-    let out = fixture
-        .cluster("up", srv.kubeconfig_path(), &args)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "up: {}", text(&out.stderr));
-    (srv, fixture)
-}
-
-fn status(kubeconfig: &Path, args: &[&str]) -> Output {
-    plane()
-        .arg("status")
-        .args(args)
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .output()
-        .unwrap()
-}
 
 fn status_json(kubeconfig: &Path, args: &[&str]) -> (Output, Value) {
     let out = status(kubeconfig, &[args, &["-o", "json"]].concat());
@@ -560,7 +532,9 @@ fn a_cluster_without_kuberay_or_releases_says_so_and_succeeds() {
 
 #[test]
 fn help_ends_with_examples() {
-    let out = plane().args(["status", "--help"]).output().unwrap();
+    let mut cmd = plane();
+    cmd.args(["status", "--help"]);
+    let out = within(cmd, Duration::from_secs(60));
     assert!(out.status.success());
     let help = text(&out.stdout);
     let tail = help.trim_end().rsplit("Examples:").next().unwrap();

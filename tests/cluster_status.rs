@@ -10,25 +10,15 @@
 
 mod common;
 
-use std::process::Output;
 use std::time::{Duration, Instant};
 
 use common::cluster::Cluster;
-use common::{builtin, plane, text, within};
+use common::{LOCAL, builtin, down, status, text, within};
 use serde_json::{Value, json};
 
 const RELEASE: &str = "datalayer-ray";
 const NAMESPACE: &str = "plane-e2e-status";
 const SECOND: &str = "second";
-
-fn status(kubeconfig: &std::path::Path, args: &[&str]) -> Output {
-    let mut cmd = plane();
-    cmd.arg("status")
-        .args(args)
-        .arg("--kubeconfig")
-        .arg(kubeconfig);
-    within(cmd, Duration::from_secs(60))
-}
 
 /// A RayCluster whose pods request 1 CPU and 2Gi (head) plus one worker of 2 CPU and 4Gi.
 fn second_cluster() -> Value {
@@ -50,10 +40,10 @@ fn clean_up(cluster: &Cluster, release_was_there: bool) {
     cluster.delete("ray.io/v1", "RayCluster", Some(NAMESPACE), SECOND);
     cluster.delete("v1", "Namespace", None, NAMESPACE);
     if !release_was_there {
-        let mut cmd = plane();
-        cmd.args(["down", RELEASE, "--yes", "--kubeconfig"])
-            .arg(cluster.kubeconfig());
-        let out = within(cmd, Duration::from_secs(240));
+        let out = within(
+            down(cluster.kubeconfig(), RELEASE, &["--yes"]),
+            Duration::from_secs(240),
+        );
         assert!(out.status.success(), "down: {}", text(&out.stderr));
     }
 }
@@ -71,7 +61,7 @@ fn status_shows_two_rayclusters_their_requests_and_the_release_health() {
         fixture.cluster(
             "up",
             cluster.kubeconfig(),
-            &["--profile", "local", "--timeout", "120s"],
+            &[LOCAL, &["--timeout", "120s"]].concat(),
         ),
         Duration::from_secs(240),
     );
