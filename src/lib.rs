@@ -4,6 +4,7 @@ pub mod bundle;
 pub mod cli;
 pub mod commands;
 pub mod error;
+pub mod kinds;
 pub mod kube;
 pub mod rules;
 pub mod settings;

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use common::cluster::Cluster;
 use common::{
-    Fixture, KINDS, LOCAL, RELEASE_LABEL, api_version_of, builtin, inventory_subjects, ls_json,
+    Fixture, LOCAL, RELEASE_LABEL, api_version_of, builtin, inventory_subjects, kinds, ls_json,
     plane, planned, subject_of, text, within,
 };
 use plane_test_apiserver::{FaultRule, SIM_FAIL_ANNOTATION, TestServer};
@@ -98,7 +98,7 @@ fn writes(srv: &TestServer) -> Vec<String> {
 /// Objects of the release still in the cluster, CRDs aside (`down` keeps them).
 fn left_over(cluster: &Cluster) -> Vec<String> {
     cluster
-        .labelled(KINDS, RELEASE_LABEL, RELEASE)
+        .labelled(&kinds(), RELEASE_LABEL, RELEASE)
         .into_iter()
         .filter(|s| !s.starts_with("CustomResourceDefinition/"))
         .collect()
@@ -412,7 +412,7 @@ fn lifecycle_up_diff_configure_prune_ls_down() {
     ]
     .concat();
     let before: BTreeSet<String> = cluster
-        .labelled(KINDS, RELEASE_LABEL, RELEASE)
+        .labelled(&kinds(), RELEASE_LABEL, RELEASE)
         .into_iter()
         .collect();
     if let Some(srv) = cluster.test_server() {
@@ -432,7 +432,7 @@ fn lifecycle_up_diff_configure_prune_ls_down() {
         );
     }
     let after: BTreeSet<String> = cluster
-        .labelled(KINDS, RELEASE_LABEL, RELEASE)
+        .labelled(&kinds(), RELEASE_LABEL, RELEASE)
         .into_iter()
         .collect();
     assert_eq!(after, before, "a refused prune changed the release");
@@ -470,7 +470,7 @@ fn lifecycle_up_diff_configure_prune_ls_down() {
         "{stderr}"
     );
     let labelled: BTreeSet<String> = cluster
-        .labelled(KINDS, RELEASE_LABEL, RELEASE)
+        .labelled(&kinds(), RELEASE_LABEL, RELEASE)
         .into_iter()
         .collect();
     let survivors: Vec<&String> = pruned.intersection(&labelled).collect();
@@ -708,7 +708,7 @@ fn ctrl_c_during_up_records_the_phase_and_a_rerun_converges() {
     assert_eq!(record["phase"], "failed", "{record:#}");
     let recorded = inventory_subjects(&record);
     let live: BTreeSet<String> = cluster
-        .labelled(KINDS, RELEASE_LABEL, RELEASE)
+        .labelled(&kinds(), RELEASE_LABEL, RELEASE)
         .into_iter()
         .collect();
     let orphans: Vec<&String> = live.difference(&recorded).collect();

@@ -9,15 +9,6 @@ use crate::error::Problem;
 use crate::rules;
 use crate::values::{Values, ValuesPath};
 
-/// Workload kinds whose pod template metadata the API server validates like an object's.
-const POD_TEMPLATE_KINDS: &[&str] = &[
-    "Deployment",
-    "StatefulSet",
-    "DaemonSet",
-    "ReplicaSet",
-    "Job",
-];
-
 /// Checks every object; returns one problem per value that breaks a rule.
 pub fn check(objects: &[Object], values: &Values) -> Vec<Problem> {
     let sources = string_values(values);
@@ -44,7 +35,7 @@ pub fn check(objects: &[Object], values: &Values) -> Vec<Problem> {
             );
         }
         check_metadata(&object.value["metadata"], "metadata", &mut bad);
-        if POD_TEMPLATE_KINDS.contains(&object.id.kind.as_str()) {
+        if crate::kinds::lookup(&object.id.kind).is_some_and(|k| k.pod_template) {
             check_metadata(
                 &object.value["spec"]["template"]["metadata"],
                 "spec.template.metadata",

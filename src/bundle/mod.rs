@@ -14,7 +14,7 @@ use serde_json::Value;
 
 pub use manifest::Manifest;
 pub use manifest::{Component, Detect, Existing, Gate};
-pub use objects::{Object, ObjectKey, ObjectRef, kind_priority};
+pub use objects::{Object, ObjectKey, ObjectRef};
 pub use profile::Profile;
 pub use render::{RenderContext, Rendered, render};
 pub use source::Sources;

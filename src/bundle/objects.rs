@@ -5,6 +5,8 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
+use crate::kinds::apply_rank;
+
 /// The label every object plane manages carries.
 pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 pub const RELEASE_LABEL: &str = "plane.datalayer.io/release";
@@ -12,70 +14,6 @@ pub const ADDON_LABEL: &str = "plane.datalayer.io/addon";
 pub const COMPONENT_LABEL: &str = "plane.datalayer.io/component";
 /// On a Secret without data: the keys `up` generates once; `template` never prints it.
 pub const GENERATE_ANNOTATION: &str = "plane.datalayer.io/generate";
-
-/// Kinds that are not namespaced (the built-in ones; CRDs in a render add theirs).
-pub const CLUSTER_SCOPED: &[&str] = &[
-    "Namespace",
-    "CustomResourceDefinition",
-    "ClusterRole",
-    "ClusterRoleBinding",
-    "PriorityClass",
-    "StorageClass",
-    "IngressClass",
-    "PersistentVolume",
-    "ValidatingWebhookConfiguration",
-    "MutatingWebhookConfiguration",
-    "ValidatingAdmissionPolicy",
-    "ValidatingAdmissionPolicyBinding",
-    "APIService",
-    "RuntimeClass",
-    "CSIDriver",
-    "Node",
-];
-
-/// Apply order: what other objects need comes first; custom resources last.
-const KIND_ORDER: &[&str] = &[
-    "Namespace",
-    "CustomResourceDefinition",
-    "PriorityClass",
-    "StorageClass",
-    "IngressClass",
-    "RuntimeClass",
-    "ServiceAccount",
-    "ClusterRole",
-    "ClusterRoleBinding",
-    "Role",
-    "RoleBinding",
-    "NetworkPolicy",
-    "ResourceQuota",
-    "LimitRange",
-    "PodDisruptionBudget",
-    "ConfigMap",
-    "Secret",
-    "PersistentVolume",
-    "PersistentVolumeClaim",
-    "Service",
-    "DaemonSet",
-    "Deployment",
-    "StatefulSet",
-    "ReplicaSet",
-    "Pod",
-    "Job",
-    "CronJob",
-    "HorizontalPodAutoscaler",
-    "Ingress",
-    "ValidatingWebhookConfiguration",
-    "MutatingWebhookConfiguration",
-    "APIService",
-];
-
-/// The rank of a kind in apply order; unknown kinds (custom resources) come last.
-pub fn kind_priority(kind: &str) -> usize {
-    KIND_ORDER
-        .iter()
-        .position(|k| *k == kind)
-        .unwrap_or(KIND_ORDER.len())
-}
 
 /// Which object this is: apiVersion, kind, namespace and name. The one way plane names an
 /// object, rendered, recorded, planned or waited for; its `Display` is the subject
@@ -159,8 +97,8 @@ impl fmt::Display for ObjectRef {
 
 impl Ord for ObjectRef {
     fn cmp(&self, other: &Self) -> Ordering {
-        kind_priority(&self.kind)
-            .cmp(&kind_priority(&other.kind))
+        apply_rank(&self.kind)
+            .cmp(&apply_rank(&other.kind))
             .then_with(|| self.kind.cmp(&other.kind))
             .then_with(|| self.namespace.cmp(&other.namespace))
             .then_with(|| self.name.cmp(&other.name))

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::crd::CrdSpec;
-use super::objects::{self, CLUSTER_SCOPED, Object, ObjectRef};
+use super::objects::{self, Object, ObjectRef};
 use super::source::Tree;
 use super::{Addon, Component, Gate, Manifest};
 use crate::error::{Error, Problem, Problems, innermost};
@@ -458,7 +458,7 @@ fn check_objects(objects: &[Object]) -> Vec<Problem> {
         } else {
             seen.insert(key, object);
         }
-        let cluster_scoped = CLUSTER_SCOPED.contains(&object.id.kind.as_str())
+        let cluster_scoped = crate::kinds::is_cluster_scoped(&object.id.kind)
             || cluster_kinds.contains(&object.id.kind);
         match (&object.id.namespace, cluster_scoped) {
             (None, false) => problems.push(

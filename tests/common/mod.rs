@@ -138,20 +138,18 @@ pub fn subject_of(object: &serde_json::Value) -> String {
     )
 }
 
-/// The apiVersion of a kind the datalayer-ray bundle renders (see [`KINDS`]).
+/// The apiVersion of a kind plane knows (`plane::kinds`).
 pub fn api_version_of(kind: &str) -> &'static str {
-    KINDS
-        .iter()
-        .find(|(_, k)| *k == kind)
-        .unwrap_or_else(|| panic!("{kind} is not in KINDS"))
-        .0
+    plane::kinds::lookup(kind)
+        .unwrap_or_else(|| panic!("{kind} is not in plane::kinds::KINDS"))
+        .api_version
 }
 
-/// Subjects of the test server's objects (of the kinds in [`KINDS`]) that carry `release`'s
+/// Subjects of the test server's objects (of the kinds of [`kinds`]) that carry `release`'s
 /// label, read from its store without a request.
 pub fn labelled(srv: &plane_test_apiserver::TestServer, release: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
-    for (api_version, kind) in KINDS {
+    for (api_version, kind) in kinds() {
         for object in srv.list_objects(api_version, kind, None) {
             if object["metadata"]["labels"][RELEASE_LABEL] == release {
                 out.insert(subject(
@@ -324,24 +322,16 @@ impl Fixture {
     }
 }
 
-/// Every kind the datalayer-ray bundle can render, as (apiVersion, kind).
-pub const KINDS: &[(&str, &str)] = &[
-    ("v1", "Namespace"),
-    ("v1", "ServiceAccount"),
-    ("v1", "ConfigMap"),
-    ("v1", "Secret"),
-    ("v1", "Service"),
-    ("apps/v1", "Deployment"),
-    ("policy/v1", "PodDisruptionBudget"),
-    ("networking.k8s.io/v1", "Ingress"),
-    ("networking.k8s.io/v1", "NetworkPolicy"),
-    ("rbac.authorization.k8s.io/v1", "ClusterRole"),
-    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
-    ("rbac.authorization.k8s.io/v1", "Role"),
-    ("rbac.authorization.k8s.io/v1", "RoleBinding"),
-    ("apiextensions.k8s.io/v1", "CustomResourceDefinition"),
-    ("ray.io/v1", "RayCluster"),
-];
+/// Every kind plane knows (`plane::kinds`), as (apiVersion, kind), but the Pods and
+/// ReplicaSets a release's controllers make: they carry the release's label without being
+/// plane's objects.
+pub fn kinds() -> Vec<(&'static str, &'static str)> {
+    plane::kinds::KINDS
+        .iter()
+        .filter(|k| !matches!(k.kind, "Pod" | "ReplicaSet"))
+        .map(|k| (k.api_version, k.kind))
+        .collect()
+}
 
 /// A command's output as text.
 pub fn text(bytes: &[u8]) -> String {

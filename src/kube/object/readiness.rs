@@ -2,6 +2,8 @@
 
 use serde_json::Value;
 
+use crate::kinds::{self, Pods, Ready};
+
 /// What one observation of an object says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Readiness {
@@ -20,20 +22,7 @@ impl Readiness {
 
 /// Whether plane waits for objects of this kind at all.
 pub fn has_rule(kind: &str) -> bool {
-    matches!(
-        kind,
-        "CustomResourceDefinition"
-            | "Deployment"
-            | "StatefulSet"
-            | "DaemonSet"
-            | "Job"
-            | "PersistentVolumeClaim"
-            | "Service"
-            | "RayCluster"
-            | "RayJob"
-            | "RayService"
-            | "Namespace"
-    )
+    kinds::is_watched(kind)
 }
 
 /// Container states that waiting will not fix.
@@ -80,8 +69,8 @@ pub fn pod_failure(pod: &Value) -> Option<String> {
 
 /// The label selector of the pods a workload owns, from its spec.
 pub fn pod_selector(object: &Value) -> Option<String> {
-    match object["kind"].as_str()? {
-        "Deployment" | "StatefulSet" | "DaemonSet" | "Job" => {
+    match kinds::lookup(object["kind"].as_str()?)?.pods {
+        Pods::Selector => {
             let labels = object["spec"]["selector"]["matchLabels"].as_object()?;
             let parts: Vec<String> = labels
                 .iter()
@@ -89,11 +78,11 @@ pub fn pod_selector(object: &Value) -> Option<String> {
                 .collect();
             (!parts.is_empty()).then(|| parts.join(","))
         }
-        "RayCluster" => Some(format!(
+        Pods::RayCluster => Some(format!(
             "ray.io/cluster={}",
             object["metadata"]["name"].as_str()?
         )),
-        _ => None,
+        Pods::None => None,
     }
 }
 
@@ -111,37 +100,9 @@ pub fn evaluate(object: &Value) -> Readiness {
         "Namespace" => namespace(object),
         "RayCluster" => ray_cluster(object),
         "RayJob" => ray_job(object),
-        _ if is_builtin_without_status(kind) => Readiness::Ready,
+        _ if kinds::ready(kind) == Ready::Exists => Readiness::Ready,
         _ => generic(object),
     }
-}
-
-/// Kinds that are ready as soon as they exist.
-fn is_builtin_without_status(kind: &str) -> bool {
-    matches!(
-        kind,
-        "ConfigMap"
-            | "Secret"
-            | "ServiceAccount"
-            | "Role"
-            | "RoleBinding"
-            | "ClusterRole"
-            | "ClusterRoleBinding"
-            | "Ingress"
-            | "IngressClass"
-            | "NetworkPolicy"
-            | "PodDisruptionBudget"
-            | "HorizontalPodAutoscaler"
-            | "Lease"
-            | "PriorityClass"
-            | "StorageClass"
-            | "CronJob"
-            | "ResourceQuota"
-            | "LimitRange"
-            | "PodMonitor"
-            | "ServiceMonitor"
-            | "PrometheusRule"
-    )
 }
 
 fn condition<'a>(object: &'a Value, type_: &str) -> Option<&'a Value> {
@@ -207,13 +168,7 @@ fn container_failure(object: &Value) -> Option<String> {
     for type_ in ["Available", "Ready", "ReplicaFailure"] {
         if let Some(c) = condition(object, type_) {
             let text = reason_of(c);
-            for terminal in [
-                "ImagePullBackOff",
-                "ErrImagePull",
-                "CrashLoopBackOff",
-                "InvalidImageName",
-                "CreateContainerConfigError",
-            ] {
+            for terminal in TERMINAL_WAITING {
                 if text.contains(terminal) {
                     return Some(text);
                 }
@@ -437,6 +392,13 @@ mod tests {
             "kind: Deployment\nmetadata: {generation: 1}\nspec: {replicas: 1}\nstatus: {observedGeneration: 1, conditions: [{type: Available, status: \"False\", reason: MinimumReplicasUnavailable, message: 'container api: ImagePullBackOff'}]}\n",
         );
         assert!(matches!(evaluate(&pull), Readiness::Failed(m) if m.contains("ImagePullBackOff")));
+        // The same terminal states as a pod's, CreateContainerError included.
+        let create = yaml(
+            "kind: Deployment\nmetadata: {generation: 1}\nspec: {replicas: 1}\nstatus: {observedGeneration: 1, conditions: [{type: Available, status: \"False\", reason: MinimumReplicasUnavailable, message: 'container api: CreateContainerError'}]}\n",
+        );
+        assert!(
+            matches!(evaluate(&create), Readiness::Failed(m) if m.contains("CreateContainerError"))
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use futures::{StreamExt, stream};
 use kube::api::Patch;
 use serde_json::{Map, Value};
 
-use crate::bundle::kind_priority;
+use crate::kinds::{self, apply_rank};
 use crate::kube::client::Cluster;
 use crate::kube::client::discovery::ServedKind;
 use crate::kube::client::retry::retry;
@@ -41,12 +41,12 @@ pub async fn apply(
     options: &ApplyOptions,
     reporter: &dyn Reporter,
 ) -> Result<(), KubeError> {
-    let writes = |o: &&PlannedObject| matches!(o.action, Action::Create | Action::Configure);
+    let applies = |o: &&PlannedObject| matches!(o.action, Action::Create | Action::Configure);
     let first_stage: Vec<&PlannedObject> = plan
         .objects
         .iter()
-        .filter(writes)
-        .filter(|o| matches!(o.id.kind.as_str(), "CustomResourceDefinition" | "Namespace"))
+        .filter(applies)
+        .filter(|o| kinds::comes_first(&o.id.kind))
         .collect();
     if !first_stage.is_empty() {
         reporter.report(Event::Stage {
@@ -71,11 +71,8 @@ pub async fn apply(
         let objects: Vec<&PlannedObject> = plan
             .objects
             .iter()
-            .filter(writes)
-            .filter(|o| {
-                &o.component == component
-                    && !matches!(o.id.kind.as_str(), "CustomResourceDefinition" | "Namespace")
-            })
+            .filter(applies)
+            .filter(|o| &o.component == component && !kinds::comes_first(&o.id.kind))
             .collect();
         if objects.is_empty() {
             continue;
@@ -87,10 +84,10 @@ pub async fn apply(
         // Same kind priority → one concurrent batch; batches in order.
         let mut start = 0;
         while start < objects.len() {
-            let priority = kind_priority(&objects[start].id.kind);
+            let priority = apply_rank(&objects[start].id.kind);
             let end = objects[start..]
                 .iter()
-                .position(|o| kind_priority(&o.id.kind) != priority)
+                .position(|o| apply_rank(&o.id.kind) != priority)
                 .map_or(objects.len(), |n| start + n);
             apply_group(cluster, &objects[start..end], options.concurrency, reporter).await?;
             start = end;
@@ -120,7 +117,7 @@ async fn validate(cluster: &Cluster, plan: &Plan, concurrency: usize) -> Result<
         .iter()
         .filter(|o| matches!(o.action, Action::Create | Action::Configure))
         .filter(|o| !o.validated && o.generated.is_none())
-        .filter(|o| !matches!(o.id.kind.as_str(), "CustomResourceDefinition" | "Namespace"))
+        .filter(|o| !kinds::comes_first(&o.id.kind))
         .collect();
     let results: Vec<Result<(), KubeError>> = stream::iter(unvalidated)
         .map(|object| async move {
@@ -334,7 +331,7 @@ pub async fn prune(
     if objects.is_empty() {
         return Ok(());
     }
-    objects.sort_by_key(|o| std::cmp::Reverse(kind_priority(&o.id.kind)));
+    objects.sort_by_key(|o| std::cmp::Reverse(apply_rank(&o.id.kind)));
     reporter.report(Event::Stage {
         name: "pruning".into(),
         objects: objects.len(),

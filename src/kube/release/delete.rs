@@ -13,6 +13,7 @@ use serde_json::Value;
 use crate::bundle::ObjectKey;
 use crate::bundle::crd::CrdSpec;
 use crate::bundle::objects::RELEASE_LABEL;
+use crate::kinds::{self, BUILTIN_GROUPS, Stage};
 use crate::kube::client::Cluster;
 use crate::kube::client::retry::retry;
 use crate::kube::release::inventory::{Inventory, InventoryObject};
@@ -21,57 +22,29 @@ use crate::kube::release::plan::{Action, list_live};
 use crate::kube::release::wait::WaitOptions;
 use crate::kube::{Event, KubeError, Reporter};
 
-/// API groups of Kubernetes itself; objects of any other group are custom resources.
-const BUILTIN_GROUPS: &[&str] = &[
-    "",
-    "apps",
-    "batch",
-    "autoscaling",
-    "policy",
-    "networking.k8s.io",
-    "rbac.authorization.k8s.io",
-    "coordination.k8s.io",
-    "apiextensions.k8s.io",
-    "storage.k8s.io",
-    "scheduling.k8s.io",
-    "admissionregistration.k8s.io",
-    "apiregistration.k8s.io",
-    "discovery.k8s.io",
-    "node.k8s.io",
-    "certificates.k8s.io",
-    "events.k8s.io",
-    "flowcontrol.apiserver.k8s.io",
-];
-
 /// Stages in deletion order.
-const STAGES: &[&str] = &[
-    "custom resources",
-    "workloads",
-    "services and configuration",
-    "rbac and cluster objects",
-    "namespaces",
-    "crds",
+const STAGES: [&str; 6] = [
+    Stage::ALL[0].name(),
+    Stage::ALL[1].name(),
+    Stage::ALL[2].name(),
+    Stage::ALL[3].name(),
+    Stage::ALL[4].name(),
+    Stage::ALL[5].name(),
 ];
 
+/// The stage of `down` that deletes `object`: its kind's, or for a built-in kind plane does
+/// not know, the one of its scope.
 fn stage_of(object: &InventoryObject) -> usize {
-    let group = object.id.group();
-    match object.id.kind.as_str() {
-        _ if !BUILTIN_GROUPS.contains(&group) => 0,
-        "Deployment"
-        | "StatefulSet"
-        | "DaemonSet"
-        | "ReplicaSet"
-        | "Job"
-        | "CronJob"
-        | "Pod"
-        | "HorizontalPodAutoscaler"
-        | "PodDisruptionBudget" => 1,
-        "ServiceAccount" | "Role" | "RoleBinding" | "ClusterRole" | "ClusterRoleBinding" => 3,
-        "Namespace" => 4,
-        "CustomResourceDefinition" => 5,
-        _ if object.id.namespace.is_none() => 3,
-        _ => 2,
-    }
+    let stage = if !BUILTIN_GROUPS.contains(&object.id.group()) {
+        Stage::CustomResources
+    } else if let Some(kind) = kinds::lookup(&object.id.kind) {
+        kind.stage
+    } else if object.id.namespace.is_none() {
+        Stage::RbacAndClusterObjects
+    } else {
+        Stage::ServicesAndConfiguration
+    };
+    stage as usize
 }
 
 /// Custom resources that would die with a CRD: how many, in which namespaces.

@@ -8,24 +8,11 @@ use kube::api::ListParams;
 use serde_json::Value;
 
 use crate::bundle::objects::RELEASE_LABEL;
+use crate::kinds;
 use crate::kube::KubeError;
 use crate::kube::client::Cluster;
 use crate::kube::client::discovery::ServedKind;
 use crate::kube::client::retry::retry;
-
-/// Kinds that hold someone's work or data. Pods and ReplicaSets are left out: their owners are
-/// here. Objects with an owner reference are left out too: their owner is what counts.
-const KINDS: &[(&str, &str)] = &[
-    ("apps/v1", "Deployment"),
-    ("apps/v1", "StatefulSet"),
-    ("apps/v1", "DaemonSet"),
-    ("batch/v1", "Job"),
-    ("batch/v1", "CronJob"),
-    ("v1", "Service"),
-    ("v1", "PersistentVolumeClaim"),
-    ("v1", "ConfigMap"),
-    ("v1", "Secret"),
-];
 
 /// A service-account token: it belongs to its ServiceAccount, which Kubernetes makes in every
 /// namespace.
@@ -56,9 +43,11 @@ pub async fn reasons_to_keep(
     release: &str,
     custom_kinds: &[(String, String)],
 ) -> Result<Vec<Option<String>>, KubeError> {
-    let kinds: Vec<(String, String)> = KINDS
-        .iter()
-        .map(|(v, k)| ((*v).to_owned(), (*k).to_owned()))
+    // Pods and ReplicaSets are not among them: their owners are. Objects with an owner
+    // reference are left out too: their owner is what counts.
+    let kinds: Vec<(String, String)> = kinds::work_kinds()
+        .into_iter()
+        .map(|k| (k.api_version.to_owned(), k.kind.to_owned()))
         .chain(custom_kinds.iter().cloned())
         .collect();
     let lookups: Vec<(&String, &(String, String))> = namespaces

@@ -12,6 +12,7 @@ use serde_json::Value;
 use crate::bundle::crd::CrdSpec;
 use crate::bundle::objects::RELEASE_LABEL;
 use crate::bundle::{Object, ObjectKey, ObjectRef};
+use crate::kinds;
 use crate::kube::KubeError;
 use crate::kube::client::Cluster;
 use crate::kube::client::discovery::ServedKind;
@@ -228,10 +229,7 @@ pub async fn plan(
             let Some(live_object) = live.get(&old.id.key()) else {
                 continue;
             };
-            let protected = matches!(
-                old.id.kind.as_str(),
-                "Namespace" | "CustomResourceDefinition" | "PersistentVolumeClaim"
-            );
+            let protected = kinds::lookup(&old.id.kind).is_some_and(|k| k.protected);
             let opted_in =
                 live_object["metadata"]["annotations"]["plane.datalayer.io/prune"] == "true";
             let (action, note) = if protected && !opted_in {
