@@ -3,6 +3,7 @@
 
 pub(crate) mod connect;
 pub(crate) mod discovery;
+pub(crate) mod read;
 pub(crate) mod retry;
 
 use std::collections::HashMap;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt, stream};
 
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PropagationPolicy};
+use kube::api::{DeleteParams, ListParams, PropagationPolicy};
 use kube::discovery::ApiResource;
 use serde_json::Value;
 
@@ -15,6 +15,8 @@ use crate::bundle::crd::CrdSpec;
 use crate::bundle::objects::RELEASE_LABEL;
 use crate::kinds::{self, BUILTIN_GROUPS, Stage};
 use crate::kube::client::Cluster;
+use crate::kube::client::discovery::ServedKind;
+use crate::kube::client::read::Reading;
 use crate::kube::client::retry::retry;
 use crate::kube::release::inventory::{Inventory, InventoryObject};
 use crate::kube::release::namespaces;
@@ -228,25 +230,7 @@ pub async fn plan_removal(
 /// Discovery and read failures, naming the object.
 async fn exist(cluster: &Cluster, objects: &[&InventoryObject]) -> Result<Vec<bool>, KubeError> {
     stream::iter(objects)
-        .map(|object| async move {
-            let Some(served) = cluster
-                .find(&object.id.api_version, &object.id.kind)
-                .await?
-            else {
-                return Ok(false);
-            };
-            let api = cluster.api(&served, object.id.namespace.as_deref());
-            match retry(|| api.get_opt(&object.id.name)).await {
-                Ok(found) => Ok(found.is_some()),
-                // Also what a kind whose CRD was just deleted answers, before discovery knows.
-                Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
-                Err(err) => Err(KubeError::api(
-                    "cannot read the object",
-                    Some(&object.id.subject()),
-                    &err,
-                )),
-            }
-        })
+        .map(|object| async move { Ok(cluster.get(&object.id).await?.is_some()) })
         .buffered(16)
         .try_collect()
         .await
@@ -313,41 +297,29 @@ async fn count_custom_resources(
             by_namespace: BTreeMap::new(),
         });
     };
-    let resource = crd_resource(&spec);
-    let kind = spec.kind;
-    let api: Api<DynamicObject> = Api::all_with(cluster.client().clone(), &resource);
-    let params = ListParams::default();
-    let list = match retry(|| api.list(&params)).await {
-        Ok(list) => list.items,
-        Err(kube::Error::Api(status)) if status.code == 404 => Vec::new(),
-        Err(err) => {
-            return Err(KubeError::api(
-                format!("cannot count {kind} objects"),
-                Some(&crd_subject),
-                &err,
-            ));
-        }
+    let served = ServedKind {
+        resource: crd_resource(&spec),
+        namespaced: spec.namespaced,
     };
+    let what = format!("cannot count {} objects", spec.kind);
+    let reading = Reading {
+        what: &what,
+        subject: Some(&crd_subject),
+    };
+    let list = cluster
+        .list_served(&served, None, &ListParams::default(), reading)
+        .await?
+        .objects()?;
     let mut by_namespace = BTreeMap::new();
     for object in list {
-        let labels = object.metadata.labels.as_ref();
-        if release.is_some_and(|r| {
-            labels
-                .and_then(|l| l.get(RELEASE_LABEL))
-                .map(String::as_str)
-                == Some(r)
-        }) {
+        let metadata = &object["metadata"];
+        if release.is_some_and(|r| metadata["labels"][RELEASE_LABEL] == r) {
             continue;
         }
-        *by_namespace
-            .entry(
-                object
-                    .metadata
-                    .namespace
-                    .unwrap_or_else(|| "(cluster)".into()),
-            )
-            .or_insert(0) += 1;
+        let namespace = metadata["namespace"].as_str().unwrap_or("(cluster)");
+        *by_namespace.entry(namespace.to_owned()).or_insert(0) += 1;
     }
+    let kind = spec.kind;
     Ok(CustomResourceCount {
         crd: crd_subject,
         kind,

@@ -12,7 +12,7 @@ use crate::kinds;
 use crate::kube::KubeError;
 use crate::kube::client::Cluster;
 use crate::kube::client::discovery::ServedKind;
-use crate::kube::client::retry::retry;
+use crate::kube::client::read::{Listing, Reading};
 
 /// A service-account token: it belongs to its ServiceAccount, which Kubernetes makes in every
 /// namespace.
@@ -119,17 +119,20 @@ async fn published(
     let Some(namespace_kind) = cluster.find("v1", "Namespace").await? else {
         return Ok(published);
     };
-    let params = ListParams::default();
-    let api = cluster.api(&namespace_kind, None);
-    let all = match retry(|| api.list(&params)).await {
-        Ok(list) => list.items,
-        Err(kube::Error::Api(status)) if status.code == 403 => return Ok(published),
-        Err(err) => return Err(KubeError::api("cannot list namespaces", None, &err)),
+    let reading = Reading {
+        what: "cannot list namespaces",
+        subject: None,
+    };
+    let listing = cluster
+        .list_served(&namespace_kind, None, &ListParams::default(), reading)
+        .await?;
+    let Listing::Objects(all) = listing else {
+        return Ok(published);
     };
     let others: BTreeSet<String> = all
-        .into_iter()
-        .filter(|ns| ns.metadata.deletion_timestamp.is_none())
-        .filter_map(|ns| ns.metadata.name)
+        .iter()
+        .filter(|ns| ns["metadata"]["deletionTimestamp"].is_null())
+        .filter_map(|ns| ns["metadata"]["name"].as_str().map(str::to_owned))
         .filter(|name| !release_namespaces.contains(name))
         .collect();
     let required: BTreeSet<&String> = others
@@ -138,23 +141,22 @@ async fn published(
         .collect();
     let holders: Vec<Option<(Candidate, BTreeSet<String>)>> = stream::iter(candidates)
         .map(|(candidate, served)| async move {
-            let api = cluster.api(&served, None);
             let params = ListParams::default().fields(&format!("metadata.name={}", candidate.2));
-            match retry(|| api.list(&params)).await {
-                Ok(list) => Ok(Some((
-                    candidate,
-                    list.items
-                        .into_iter()
-                        .filter_map(|o| o.metadata.namespace)
-                        .collect(),
-                ))),
-                Err(kube::Error::Api(status)) if status.code == 403 => Ok(None),
-                Err(err) => Err(KubeError::api(
-                    format!("cannot list {} objects", served.resource.kind),
-                    None,
-                    &err,
-                )),
-            }
+            let what = format!("cannot list {} objects", served.resource.kind);
+            let reading = Reading {
+                what: &what,
+                subject: None,
+            };
+            let objects = match cluster.list_served(&served, None, &params, reading).await? {
+                Listing::Objects(objects) => objects,
+                Listing::NotServed => Vec::new(),
+                Listing::Forbidden(_) => return Ok(None),
+            };
+            let holders = objects
+                .iter()
+                .filter_map(|o| o["metadata"]["namespace"].as_str().map(str::to_owned))
+                .collect();
+            Ok(Some((candidate, holders)))
         })
         .buffered(8)
         .try_collect()
@@ -206,24 +208,22 @@ async fn others_of_kind(
     let Some(served) = cluster.find(api_version, kind).await? else {
         return Ok(Found::Objects(Vec::new()));
     };
-    let api = cluster.api(&served, Some(namespace));
-    let params = ListParams::default();
-    let list = match retry(|| api.list(&params)).await {
-        Ok(list) => list.items,
-        Err(kube::Error::Api(status)) if status.code == 403 => {
-            return Ok(Found::Unchecked(served.resource.plural.clone()));
-        }
-        Err(err) => {
-            return Err(KubeError::api(
-                format!("cannot list {kind} objects"),
-                Some(&format!("Namespace/{namespace}")),
-                &err,
-            ));
-        }
+    let what = format!("cannot list {kind} objects");
+    let subject = format!("Namespace/{namespace}");
+    let reading = Reading {
+        what: &what,
+        subject: Some(&subject),
+    };
+    let listing = cluster
+        .list_served(&served, Some(namespace), &ListParams::default(), reading)
+        .await?;
+    let list = match listing {
+        Listing::Objects(objects) => objects,
+        Listing::NotServed => Vec::new(),
+        Listing::Forbidden(_) => return Ok(Found::Unchecked(served.resource.plural.clone())),
     };
     let mut others = Vec::new();
-    for object in list {
-        let value = served.typed(object);
+    for value in list {
         let metadata = &value["metadata"];
         let owned = metadata["ownerReferences"]
             .as_array()

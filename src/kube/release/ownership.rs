@@ -13,7 +13,7 @@ use crate::bundle::objects::RELEASE_LABEL;
 use crate::bundle::{Detect, Rendered};
 use crate::kube::KubeError;
 use crate::kube::client::Cluster;
-use crate::kube::client::retry::retry;
+use crate::kube::client::read::Reading;
 use crate::kube::object::{FIELD_MANAGER, subject};
 use crate::kube::release::inventory::read_inventory;
 use crate::kube::release::plan::Plan;
@@ -163,23 +163,19 @@ pub async fn probe(
 ) -> Result<Vec<ExistingInstall>, KubeError> {
     let lists: Vec<Vec<ExistingInstall>> = stream::iter(probes)
         .map(|probe| async move {
-            let Some(served) = cluster.find(&probe.api_version, &probe.kind).await? else {
-                return Ok(Vec::new());
-            };
-            let api = cluster.api(&served, None);
             let params = ListParams::default().labels(&probe.selector);
-            let list = retry(|| api.list(&params)).await.map_err(|err| {
-                KubeError::api(
-                    format!("cannot look for existing {} objects", probe.kind),
-                    None,
-                    &err,
-                )
-            })?;
+            let what = format!("cannot look for existing {} objects", probe.kind);
+            let reading = Reading {
+                what: &what,
+                subject: None,
+            };
+            let list = cluster
+                .list(&probe.api_version, &probe.kind, None, &params, reading)
+                .await?
+                .objects()?;
             Ok::<_, KubeError>(
-                list.items
-                    .into_iter()
-                    .filter_map(|object| {
-                        let value = served.typed(object);
+                list.into_iter()
+                    .filter_map(|value| {
                         let owner = owner_of(&value, release)?;
                         let metadata = &value["metadata"];
                         Some(ExistingInstall {

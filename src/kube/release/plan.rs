@@ -16,6 +16,7 @@ use crate::kinds;
 use crate::kube::KubeError;
 use crate::kube::client::Cluster;
 use crate::kube::client::discovery::ServedKind;
+use crate::kube::client::read::Reading;
 use crate::kube::client::retry::retry;
 use crate::kube::object::normalize::{keep_controller_owned, mask_secrets, normalize};
 use crate::kube::object::readiness;
@@ -339,25 +340,22 @@ pub(super) async fn list_live(
             calls.push((served.clone(), namespace.clone(), kind.clone()));
         }
     }
+    let params = ListParams::default().labels(&selector);
     let lists: Vec<Vec<Value>> = stream::iter(calls)
         .map(
             |(served, namespace, kind): (ServedKind, Option<String>, String)| {
-                let api = cluster.api(&served, namespace.as_deref());
-                let params = ListParams::default().labels(&selector);
+                let params = &params;
                 async move {
-                    match retry(|| api.list(&params)).await {
-                        Ok(list) => Ok(list.items.into_iter().map(|o| served.typed(o)).collect()),
-                        // A namespace that does not exist yet holds nothing.
-                        Err(kube::Error::Api(status)) if status.code == 404 => Ok(Vec::new()),
-                        Err(err) => Err(KubeError::api(
-                            format!("cannot list {kind} objects"),
-                            namespace
-                                .as_deref()
-                                .map(|ns| format!("Namespace/{ns}"))
-                                .as_deref(),
-                            &err,
-                        )),
-                    }
+                    let what = format!("cannot list {kind} objects");
+                    let subject = namespace.as_deref().map(|ns| format!("Namespace/{ns}"));
+                    let reading = Reading {
+                        what: &what,
+                        subject: subject.as_deref(),
+                    };
+                    cluster
+                        .list_served(&served, namespace.as_deref(), params, reading)
+                        .await?
+                        .objects()
                 }
             },
         )
@@ -538,11 +536,12 @@ async fn plan_one(
             let rejected = KubeError::api(what, Some(&subject), &err);
             // Over someone else's object, that it is theirs is what to say first.
             if live_object.is_none() && rejected.code() == Some(422) {
-                let other = retry(|| api.get_opt(&id.name))
+                let other = cluster
+                    .get(id)
                     .await
                     .ok()
                     .flatten()
-                    .and_then(|o| owner_of(&served.typed(o), release));
+                    .and_then(|o| owner_of(&o, release));
                 if let Some(owner) = other {
                     planned.note = Some(format!(
                         "exists, owned by {owner}; the server would also reject applying over it"
@@ -562,10 +561,7 @@ async fn plan_one(
             .is_some_and(|rv| !rv.is_empty())
     {
         // It exists but without this release's label: someone else's.
-        live_object = retry(|| api.get_opt(&id.name))
-            .await
-            .map_err(|err| KubeError::api("cannot read the live object", Some(&subject), &err))?
-            .map(|o| served.typed(o));
+        live_object = cluster.get(id).await?;
         planned.owner = live_object
             .as_ref()
             .and_then(|live| owner_of(live, release));
@@ -599,26 +595,31 @@ async fn plan_one(
 /// The name of a CRD on the cluster that defines `kind` in `group` but is not established yet.
 /// Asked only when a kind is not served; a CRD list the credentials may not read finds none.
 async fn unestablished_crd(cluster: &Cluster, group: &str, kind: &str) -> Option<String> {
-    let served = cluster
-        .find("apiextensions.k8s.io/v1", "CustomResourceDefinition")
+    let reading = Reading {
+        what: "cannot list CustomResourceDefinitions",
+        subject: None,
+    };
+    let crds = cluster
+        .list(
+            "apiextensions.k8s.io/v1",
+            "CustomResourceDefinition",
+            None,
+            &ListParams::default(),
+            reading,
+        )
         .await
-        .ok()??;
-    let api = cluster.api(&served, None);
-    let params = ListParams::default();
-    let crds = retry(|| api.list(&params)).await.ok()?;
-    crds.items
-        .into_iter()
-        .map(|o| served.typed(o))
-        .find_map(|crd| {
-            let defines = crd.pointer("/spec/group").and_then(Value::as_str) == Some(group)
-                && crd.pointer("/spec/names/kind").and_then(Value::as_str) == Some(kind);
-            (defines && !readiness::evaluate(&crd).is_ready()).then(|| {
-                crd["metadata"]["name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned()
-            })
+        .ok()?
+        .objects()
+        .ok()?;
+    crds.into_iter().find_map(|crd| {
+        let defines = CrdSpec::of(&crd).is_some_and(|s| s.group == group && s.kind == kind);
+        (defines && !readiness::evaluate(&crd).is_ready()).then(|| {
+            crd["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
         })
+    })
 }
 
 /// Changes to a live RayCluster that its running pods do not pick up: KubeRay sets the head's

@@ -12,8 +12,8 @@ use k8s_openapi::api::authorization::v1::{
 use kube::api::{Api, PostParams};
 use serde_json::Value;
 
-use crate::bundle::Object;
 use crate::bundle::crd::CrdSpec;
+use crate::bundle::{Object, ObjectRef};
 use crate::kube::client::Cluster;
 use crate::kube::client::retry::retry;
 use crate::kube::{Event, KubeError, Reporter};
@@ -194,12 +194,21 @@ pub async fn warn_ingress_classes(
     if classes.is_empty() {
         return Ok(());
     }
-    let Some(served) = cluster.find("networking.k8s.io/v1", "IngressClass").await? else {
+    if cluster
+        .find("networking.k8s.io/v1", "IngressClass")
+        .await?
+        .is_none()
+    {
         return Ok(());
-    };
-    let api = cluster.api(&served, None);
+    }
     for class in classes {
-        if let Ok(None) = retry(|| api.get_opt(class)).await {
+        let id = ObjectRef {
+            api_version: "networking.k8s.io/v1".into(),
+            kind: "IngressClass".into(),
+            namespace: None,
+            name: class.to_owned(),
+        };
+        if let Ok(None) = cluster.get(&id).await {
             reporter.report(Event::Note(format!(
                 "warning: IngressClass {class} does not exist in this cluster; Ingresses that name it will not be served"
             )));

@@ -12,7 +12,6 @@ use tokio::time::Instant;
 use crate::bundle::ObjectRef;
 use crate::kube::client::Cluster;
 use crate::kube::client::discovery::ServedKind;
-use crate::kube::client::retry::retry;
 use crate::kube::object::readiness::{self, Readiness};
 use crate::kube::release::inventory::Release;
 use crate::kube::{Event, KubeError, Reporter};
@@ -327,21 +326,7 @@ pub async fn release_health(cluster: &Cluster, release: &Release) -> Result<Heal
 
 /// One object, read once and typed; `None` when it or its kind does not exist.
 async fn read(cluster: &Cluster, target: &WaitTarget) -> Result<Option<Value>, KubeError> {
-    let Some(served) = cluster
-        .find(&target.id.api_version, &target.id.kind)
-        .await?
-    else {
-        return Ok(None);
-    };
-    let api = cluster.api(&served, target.id.namespace.as_deref());
-    match retry(|| api.get_opt(&target.id.name)).await {
-        Ok(found) => Ok(found.map(|object| served.typed(object))),
-        Err(err) => Err(KubeError::api(
-            "cannot read object",
-            Some(&target.id.subject()),
-            &err,
-        )),
-    }
+    cluster.get(&target.id).await
 }
 
 /// One object's readiness, read once.

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::kube::KubeError;
 use crate::kube::client::Cluster;
-use crate::kube::client::retry::retry;
+use crate::kube::client::read::{Listing, Reading};
 
 /// A kind `status` lists in all namespaces.
 #[derive(Debug, Clone, Copy)]
@@ -64,23 +64,30 @@ pub async fn list_all(cluster: &Cluster, kind: ListedKind) -> Listed {
         Ok(None) => return Listed::NotServed(not_served(kind)),
         Err(err) => return Listed::Unreadable(Gap::new(kind.resource, &err, "")),
     };
-    let api = cluster.api(&served, None);
     let mut params = ListParams::default();
     if let Some(selector) = kind.selector {
         params = params.labels(selector);
     }
-    match retry(|| api.list(&params)).await {
-        Ok(list) => Listed::Objects(list.items.into_iter().map(|o| served.typed(o)).collect()),
-        Err(kube::Error::Api(status)) if status.code == 404 => Listed::NotServed(not_served(kind)),
-        Err(err) => Listed::Unreadable(Gap::new(
+    let what = format!("cannot list {}", kind.resource);
+    let reading = Reading {
+        what: &what,
+        subject: None,
+    };
+    let unreadable = |err: &KubeError| {
+        Listed::Unreadable(Gap::new(
             kind.resource,
-            &KubeError::api(format!("cannot list {}", kind.resource), None, &err),
+            err,
             &format!(
                 "ask a cluster admin for `list` on {} in all namespaces (a ClusterRole bound \
                  with a ClusterRoleBinding)",
                 kind.resource
             ),
-        )),
+        ))
+    };
+    match cluster.list_served(&served, None, &params, reading).await {
+        Ok(Listing::Objects(objects)) => Listed::Objects(objects),
+        Ok(Listing::NotServed) => Listed::NotServed(not_served(kind)),
+        Ok(Listing::Forbidden(err)) | Err(err) => unreadable(&err),
     }
 }
 

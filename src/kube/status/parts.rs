@@ -7,7 +7,6 @@ use serde_json::Value;
 
 use crate::kube::KubeError;
 use crate::kube::client::Cluster;
-use crate::kube::client::retry::retry;
 use crate::kube::object::subject;
 use crate::kube::release::inventory::Inventory;
 use crate::kube::status::Gap;
@@ -82,17 +81,7 @@ pub async fn release_parts(cluster: &Cluster, inventory: &Inventory) -> (Release
     let read: Vec<(String, Result<Option<Value>, KubeError>)> = stream::iter(wanted)
         .map(|o| async move {
             let subject = o.id.subject();
-            let result = async {
-                let Some(served) = cluster.find(&o.id.api_version, &o.id.kind).await? else {
-                    return Ok(None);
-                };
-                let api = cluster.api(&served, o.id.namespace.as_deref());
-                retry(|| api.get_opt(&o.id.name))
-                    .await
-                    .map(|found| found.map(|object| served.typed(object)))
-                    .map_err(|err| KubeError::api("cannot read object", Some(&subject), &err))
-            }
-            .await;
+            let result = cluster.get(&o.id).await;
             (subject, result)
         })
         .buffered(8)
