@@ -19,7 +19,7 @@ pub struct GlobalArgs {
     /// Print only errors.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
-    /// Print more detail on stderr.
+    /// Print every step of the cluster work as a timestamped line on stderr (no progress bars).
     #[arg(short, long, global = true)]
     pub verbose: bool,
     /// When to colour output.

@@ -12,6 +12,8 @@ pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 pub const RELEASE_LABEL: &str = "plane.datalayer.io/release";
 pub const ADDON_LABEL: &str = "plane.datalayer.io/addon";
 pub const COMPONENT_LABEL: &str = "plane.datalayer.io/component";
+/// On a Namespace, CRD or PersistentVolumeClaim: `"true"` lets `up` prune it.
+pub const PRUNE_ANNOTATION: &str = "plane.datalayer.io/prune";
 /// On a Secret without data: the keys `up` generates once; `template` never prints it.
 pub const GENERATE_ANNOTATION: &str = "plane.datalayer.io/generate";
 

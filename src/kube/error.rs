@@ -14,6 +14,15 @@ pub enum KubeError {
         code: Option<u16>,
         hint: Option<String>,
     },
+    /// Something failed on this side of the API: a record that does not parse, an apiVersion
+    /// that is not one, a kind the server does not serve, an aggregate of several failures.
+    #[error("{what}")]
+    Local {
+        what: String,
+        subject: Option<String>,
+        reason: String,
+        hint: Option<String>,
+    },
     #[error("cannot connect: {reason}")]
     Connect {
         reason: String,
@@ -97,6 +106,35 @@ impl KubeError {
         }
     }
 
+    /// One error for several: the only one as it is, else `what(count)` listing them all.
+    pub fn combine(mut errors: Vec<Self>, what: impl FnOnce(usize) -> String) -> Self {
+        if errors.len() == 1 {
+            return errors.remove(0);
+        }
+        Self::Local {
+            what: what(errors.len()),
+            subject: None,
+            reason: Self::listed(&errors),
+            hint: None,
+        }
+    }
+
+    /// Several errors, a line each: `subject: cause`.
+    pub fn listed(errors: &[Self]) -> String {
+        errors
+            .iter()
+            .map(|e| {
+                let problem = e.to_problem();
+                format!(
+                    "{}: {}",
+                    problem.location.unwrap_or(problem.what),
+                    problem.causes.join(": ")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// The HTTP status code the server answered with, if any.
     pub fn code(&self) -> Option<u16> {
         match self {
@@ -113,6 +151,12 @@ impl KubeError {
                 reason,
                 hint,
                 ..
+            }
+            | Self::Local {
+                what,
+                subject,
+                reason,
+                hint,
             } => {
                 let mut problem = Problem::new(what.clone())
                     .because(reason.clone())

@@ -101,10 +101,10 @@ mod tests {
             desired: None,
             before,
             after,
-            generated: None,
+            generated_keys: None,
             owner: None,
             warning: None,
-            validated: true,
+            dry_run_passed: true,
             was_ready: false,
         }
     }

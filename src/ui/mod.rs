@@ -98,13 +98,6 @@ impl Printer {
         }
     }
 
-    /// A detail line on stderr, only with `--verbose`.
-    pub fn detail(&self, text: &str) {
-        if self.verbose {
-            to_stderr(&format!("{text}\n"));
-        }
-    }
-
     /// A warning on stderr, unless `--quiet`.
     pub fn warn(&self, text: &str) {
         if !self.quiet {

@@ -89,11 +89,10 @@ impl Cluster {
 
     /// Asks the server which kinds a group-version serves, and caches the answer.
     async fn discover(&self, api_version: &str) -> Result<(), KubeError> {
-        let gv: GroupVersion = api_version.parse().map_err(|_| KubeError::Api {
+        let gv: GroupVersion = api_version.parse().map_err(|_| KubeError::Local {
             what: format!("invalid apiVersion `{api_version}`"),
             subject: None,
             reason: "expected GROUP/VERSION or VERSION".into(),
-            code: None,
             hint: None,
         })?;
         let kinds = match retry(|| kube::discovery::pinned_group(&self.client, &gv)).await {

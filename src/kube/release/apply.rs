@@ -62,7 +62,7 @@ pub async fn apply(
         .objects
         .iter()
         .filter(|o| o.id.kind == "CustomResourceDefinition" && o.needs_wait())
-        .map(target)
+        .map(PlannedObject::wait_target)
         .collect();
     wait_ready(cluster, &crds, options.wait, reporter).await?;
     wait_served(cluster, plan, options.wait).await?;
@@ -97,7 +97,7 @@ pub async fn apply(
                 .objects
                 .iter()
                 .filter(|o| &o.component == component && o.desired.is_some())
-                .map(target)
+                .map(PlannedObject::wait_target)
                 .collect();
             wait_ready(cluster, &targets, options.wait, reporter).await?;
         }
@@ -116,7 +116,7 @@ async fn validate(cluster: &Cluster, plan: &Plan, concurrency: usize) -> Result<
         .objects
         .iter()
         .filter(|o| matches!(o.action, Action::Create | Action::Configure))
-        .filter(|o| !o.validated && o.generated.is_none())
+        .filter(|o| !o.dry_run_passed && o.generated_keys.is_none())
         .filter(|o| !kinds::comes_first(&o.id.kind))
         .collect();
     let results: Vec<Result<(), KubeError>> = stream::iter(unvalidated)
@@ -139,6 +139,7 @@ async fn validate(cluster: &Cluster, plan: &Plan, concurrency: usize) -> Result<
                     )
                 })
         })
+        // A dry-run writes nothing: twice as many at once as the writes.
         .buffered(concurrency.max(1) * 2)
         .collect()
         .await;
@@ -146,30 +147,18 @@ async fn validate(cluster: &Cluster, plan: &Plan, concurrency: usize) -> Result<
     if rejected.is_empty() {
         return Ok(());
     }
-    Err(KubeError::Api {
+    Err(KubeError::Local {
         what: format!(
             "the server rejected {} object(s) on dry-run; nothing was written but the namespaces and CRDs",
             rejected.len()
         ),
         subject: None,
-        reason: crate::kube::release::plan::listed(&rejected),
-        code: Some(422),
+        reason: KubeError::listed(&rejected),
         hint: Some(
             "fix what the server names and run `plane up` again; `plane down` removes the namespaces and CRDs"
                 .into(),
         ),
     })
-}
-
-/// The wait target of a planned object.
-pub fn target(object: &PlannedObject) -> WaitTarget {
-    WaitTarget {
-        id: object.id.clone(),
-        pods: object
-            .desired
-            .as_ref()
-            .and_then(crate::kube::object::readiness::pod_selector),
-    }
 }
 
 /// Waits until discovery serves every kind the plan needs (after new CRDs), with backoff.
@@ -191,11 +180,10 @@ async fn wait_served(cluster: &Cluster, plan: &Plan, wait: WaitOptions) -> Resul
                 break;
             }
             if tokio::time::Instant::now() + delay > wait.deadline {
-                return Err(KubeError::Api {
+                return Err(KubeError::Local {
                     what: format!("the cluster does not serve {kind} in {api_version}"),
                     subject: None,
                     reason: "no matches for kind after its CRD was established".into(),
-                    code: None,
                     hint: Some("check the CRD's group, version and names".into()),
                 });
             }
@@ -218,24 +206,12 @@ async fn apply_group(
         .collect()
         .await;
     let errors: Vec<KubeError> = results.into_iter().filter_map(Result::err).collect();
-    match errors.len() {
-        0 => Ok(()),
-        1 => Err(errors.into_iter().next().expect("one error")),
-        n => {
-            let reasons = errors
-                .iter()
-                .map(|e| e.to_problem().to_string())
-                .collect::<Vec<_>>()
-                .join("\n");
-            Err(KubeError::Api {
-                what: format!("{n} objects could not be applied"),
-                subject: None,
-                reason: reasons,
-                code: None,
-                hint: None,
-            })
-        }
+    if errors.is_empty() {
+        return Ok(());
     }
+    Err(KubeError::combine(errors, |n| {
+        format!("{n} objects could not be applied")
+    }))
 }
 
 async fn served(cluster: &Cluster, object: &PlannedObject) -> Result<ServedKind, KubeError> {
@@ -248,14 +224,13 @@ async fn served(cluster: &Cluster, object: &PlannedObject) -> Result<ServedKind,
     cluster
         .rediscover(&object.id.api_version, &object.id.kind)
         .await?
-        .ok_or_else(|| KubeError::Api {
+        .ok_or_else(|| KubeError::Local {
             what: format!(
                 "the cluster does not serve {} in {}",
                 object.id.kind, object.id.api_version
             ),
             subject: Some(object.subject.clone()),
             reason: "no matches for kind".into(),
-            code: Some(404),
             hint: None,
         })
 }
@@ -269,7 +244,7 @@ async fn apply_one(
         return Ok(());
     };
     let mut body = desired.clone();
-    if let Some(keys) = &object.generated {
+    if let Some(keys) = &object.generated_keys {
         fill_generated(&mut body, keys)?;
     }
     let served = served(cluster, object).await?;
@@ -297,11 +272,10 @@ fn fill_generated(secret: &mut Value, keys: &[String]) -> Result<(), KubeError> 
     let mut data = Map::new();
     for key in keys {
         let mut bytes = [0u8; 24];
-        getrandom::fill(&mut bytes).map_err(|err| KubeError::Api {
+        getrandom::fill(&mut bytes).map_err(|err| KubeError::Local {
             what: "cannot generate a secret value".into(),
             subject: None,
             reason: err.to_string(),
-            code: None,
             hint: None,
         })?;
         // URL-safe text a user can type, then base64 for the Secret's data field.

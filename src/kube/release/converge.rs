@@ -7,10 +7,11 @@ use std::time::Duration;
 use crate::bundle::Rendered;
 use crate::bundle::objects::digest;
 use crate::kube::client::Cluster;
+use crate::kube::client::IN_FLIGHT;
 use crate::kube::release::apply::{ApplyOptions, apply, prune};
 use crate::kube::release::inventory::{Inventory, InventoryObject, Phase, write_inventory};
-use crate::kube::release::lock::hostname;
-use crate::kube::release::plan::{Action, Plan};
+use crate::kube::release::lock::user_at_host;
+use crate::kube::release::plan::{Action, Plan, PlannedObject};
 use crate::kube::release::wait::{WaitOptions, WaitTarget, wait_ready};
 use crate::kube::{KubeError, Reporter};
 
@@ -71,7 +72,7 @@ impl Inventory {
             phase: Phase::Applying,
             started_at: now.clone(),
             updated_at: now,
-            actor: actor(),
+            actor: user_at_host(),
             plane_version: env!("CARGO_PKG_VERSION").to_owned(),
             objects,
             history: previous.map(|p| p.history.clone()).unwrap_or_default(),
@@ -110,7 +111,7 @@ pub async fn converge(
             rendered.gated.clone()
         };
         let apply_options = ApplyOptions {
-            concurrency: 8,
+            concurrency: IN_FLIGHT,
             components: rendered.components.clone(),
             gated,
             wait,
@@ -135,7 +136,7 @@ pub async fn converge(
             .objects
             .iter()
             .filter(|o| o.needs_wait())
-            .map(crate::kube::release::apply::target)
+            .map(PlannedObject::wait_target)
             .collect();
         wait_ready(cluster, &targets, wait, reporter).await?;
     }
@@ -158,12 +159,4 @@ pub fn now() -> String {
         .round(jiff::Unit::Second)
         .map(|t| t.to_string())
         .unwrap_or_default()
-}
-
-/// Who ran plane: `user@host`.
-fn actor() -> String {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("USERNAME"))
-        .unwrap_or_else(|_| "unknown".into());
-    format!("{user}@{}", hostname())
 }

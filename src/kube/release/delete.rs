@@ -18,6 +18,7 @@ use crate::kube::client::Cluster;
 use crate::kube::client::discovery::ServedKind;
 use crate::kube::client::read::Reading;
 use crate::kube::client::retry::retry;
+use crate::kube::client::{IN_FLIGHT, READS_IN_FLIGHT};
 use crate::kube::release::inventory::{Inventory, InventoryObject};
 use crate::kube::release::namespaces;
 use crate::kube::release::plan::{Action, list_live};
@@ -175,7 +176,7 @@ pub async fn plan_removal(
     let candidates = std::mem::take(&mut stages[namespace_stage]);
     let names: Vec<String> = candidates.iter().map(|o| o.id.name.clone()).collect();
     let reasons =
-        namespaces::reasons_to_keep(cluster, &names, &inventory.release, &custom_kinds).await?;
+        namespaces::namespaces_to_keep(cluster, &names, &inventory.release, &custom_kinds).await?;
     for (object, reason) in candidates.into_iter().zip(reasons) {
         match reason {
             Some(why) => kept.push((object, why)),
@@ -231,7 +232,7 @@ pub async fn plan_removal(
 async fn exist(cluster: &Cluster, objects: &[&InventoryObject]) -> Result<Vec<bool>, KubeError> {
     stream::iter(objects)
         .map(|object| async move { Ok(cluster.get(&object.id).await?.is_some()) })
-        .buffered(16)
+        .buffered(READS_IN_FLIGHT)
         .try_collect()
         .await
 }
@@ -356,17 +357,19 @@ pub async fn remove(
                     reporter,
                 )
             })
-            .buffered(8)
+            .buffered(IN_FLIGHT)
             .filter_map(|result| async move { result.err() })
             .collect()
             .await;
         if !refused.is_empty() {
-            return Err(crate::kube::release::plan::combine(refused));
+            return Err(KubeError::combine(refused, |n| {
+                format!("the server rejected {n} object(s)")
+            }));
         }
         // The whole stage is gone before the next begins; its objects are watched together.
         stream::iter(objects)
             .map(|object| wait_gone(cluster, object, wait, reporter))
-            .buffer_unordered(16)
+            .buffer_unordered(READS_IN_FLIGHT)
             .try_collect::<Vec<()>>()
             .await?;
     }

@@ -9,15 +9,17 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::bundle::ObjectRef;
+use crate::bundle::objects::{ADDON_LABEL, MANAGED_BY};
 use crate::kube::KubeError;
 use crate::kube::client::retry::retry;
+use crate::kube::object::FIELD_MANAGER;
 
 /// Label on every inventory Secret, so one LIST finds all releases.
 pub const INVENTORY_LABEL: &str = "plane.datalayer.io/inventory";
 /// The release an inventory Secret belongs to (not the release label: the inventory is not one of
 /// the release's objects and must never be pruned with them).
-pub const INVENTORY_OF: &str = "plane.datalayer.io/inventory-of";
-const KEY: &str = "release.json";
+pub const INVENTORY_RELEASE_LABEL: &str = "plane.datalayer.io/inventory-of";
+const RECORD_KEY: &str = "release.json";
 /// How many past revisions' metadata an inventory keeps.
 pub const HISTORY: usize = 10;
 
@@ -27,7 +29,6 @@ pub const HISTORY: usize = 10;
 pub enum Phase {
     Applying,
     Pruning,
-    Waiting,
     Deployed,
     Failed,
     Deleting,
@@ -38,7 +39,6 @@ impl Phase {
         match self {
             Self::Applying => "applying",
             Self::Pruning => "pruning",
-            Self::Waiting => "waiting",
             Self::Deployed => "deployed",
             Self::Failed => "failed",
             Self::Deleting => "deleting",
@@ -153,14 +153,13 @@ fn decode(secret: &Secret, subject: &str) -> Result<Inventory, KubeError> {
     let bytes = secret
         .data
         .as_ref()
-        .and_then(|d| d.get(KEY))
+        .and_then(|d| d.get(RECORD_KEY))
         .map(|b| b.0.clone())
         .unwrap_or_default();
-    serde_json::from_slice(&bytes).map_err(|err| KubeError::Api {
+    serde_json::from_slice(&bytes).map_err(|err| KubeError::Local {
         what: "the release inventory is unreadable".into(),
         subject: Some(subject.to_owned()),
         reason: err.to_string(),
-        code: None,
         hint: Some("it was written by another plane version or edited by hand".into()),
     })
 }
@@ -176,11 +175,10 @@ pub async fn write_inventory(
 ) -> Result<(), KubeError> {
     let name = secret_name(&inventory.release);
     let subject = crate::kube::object::subject("Secret", Some(namespace), &name);
-    let body = serde_json::to_vec(inventory).map_err(|err| KubeError::Api {
+    let body = serde_json::to_vec(inventory).map_err(|err| KubeError::Local {
         what: "cannot encode the inventory".into(),
         subject: Some(subject.clone()),
         reason: err.to_string(),
-        code: None,
         hint: None,
     })?;
     let secret = json!({
@@ -190,14 +188,14 @@ pub async fn write_inventory(
             "name": name,
             "namespace": namespace,
             "labels": {
-                "app.kubernetes.io/managed-by": "plane",
+                MANAGED_BY: FIELD_MANAGER,
                 INVENTORY_LABEL: "true",
-                INVENTORY_OF: inventory.release,
-                "plane.datalayer.io/addon": inventory.addon,
+                INVENTORY_RELEASE_LABEL: inventory.release,
+                ADDON_LABEL: inventory.addon,
             },
         },
         "type": "plane.datalayer.io/release",
-        "data": {KEY: STANDARD.encode(body)},
+        "data": {RECORD_KEY: STANDARD.encode(body)},
     });
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let params = crate::kube::apply_params();
@@ -227,7 +225,7 @@ pub(super) async fn ensure_namespace(
     namespace: &str,
 ) -> Result<(), KubeError> {
     let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
-    let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": {"app.kubernetes.io/managed-by": "plane"}}});
+    let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": {MANAGED_BY: FIELD_MANAGER}}});
     let (params, patch) = (crate::kube::apply_params(), Patch::Apply(&body));
     retry(|| api.patch(namespace, &params, &patch))
         .await

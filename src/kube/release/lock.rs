@@ -14,7 +14,9 @@ use kube::api::{Api, DeleteParams, PostParams, Preconditions};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::bundle::objects::MANAGED_BY;
 use crate::kube::client::retry::retry;
+use crate::kube::object::FIELD_MANAGER;
 use crate::kube::release::latch::{Latch, latch};
 use crate::kube::{Event, KubeError, Reporter};
 
@@ -53,16 +55,21 @@ enum Renewal {
 
 /// Who this process is, for the Lease and for messages.
 fn identity() -> (String, String, u32) {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("USERNAME"))
-        .unwrap_or_else(|_| "unknown".into());
     let host = hostname();
     let pid = std::process::id();
     let mut nonce = [0u8; 4];
     let _ = getrandom::fill(&mut nonce);
     let nonce = u32::from_le_bytes(nonce);
     let nonce = format!("{nonce:08x}");
-    (format!("{user}@{host} pid {pid} ({nonce})"), host, pid)
+    (format!("{} pid {pid} ({nonce})", user_at_host()), host, pid)
+}
+
+/// Who runs plane: `user@host`, for the lock and the release's record.
+pub fn user_at_host() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    format!("{user}@{}", hostname())
 }
 
 /// This machine's host name.
@@ -105,13 +112,7 @@ fn lease_body(
     Lease {
         metadata: ObjectMeta {
             name: Some(name.to_owned()),
-            labels: Some(
-                [(
-                    "app.kubernetes.io/managed-by".to_owned(),
-                    "plane".to_owned(),
-                )]
-                .into(),
-            ),
+            labels: Some([(MANAGED_BY.to_owned(), FIELD_MANAGER.to_owned())].into()),
             annotations: Some(
                 [
                     (HOST.to_owned(), host.to_owned()),

@@ -11,6 +11,7 @@ use crate::bundle::objects::RELEASE_LABEL;
 use crate::kinds;
 use crate::kube::KubeError;
 use crate::kube::client::Cluster;
+use crate::kube::client::IN_FLIGHT;
 use crate::kube::client::discovery::ServedKind;
 use crate::kube::client::read::{Listing, Reading};
 
@@ -37,7 +38,7 @@ const SYSTEM_NAMESPACES: &[&str] = &["kube-system", "kube-public", "kube-node-le
 ///
 /// # Errors
 /// API failures other than a refused or unserved list.
-pub async fn reasons_to_keep(
+pub async fn namespaces_to_keep(
     cluster: &Cluster,
     namespaces: &[String],
     release: &str,
@@ -54,23 +55,23 @@ pub async fn reasons_to_keep(
         .iter()
         .flat_map(|ns| kinds.iter().map(move |kind| (ns, kind)))
         .collect();
-    let found: Vec<Result<Found, KubeError>> = stream::iter(lookups)
+    let found: Vec<Result<KindScan, KubeError>> = stream::iter(lookups)
         .map(|(namespace, (api_version, kind))| {
             others_of_kind(cluster, namespace, release, api_version, kind)
         })
-        .buffered(8)
+        .buffered(IN_FLIGHT)
         .collect()
         .await;
-    let mut per_namespace: Vec<(Vec<Other>, Vec<String>)> =
+    let mut per_namespace: Vec<(Vec<ForeignObject>, Vec<String>)> =
         vec![Default::default(); namespaces.len()];
     for (index, found) in found.into_iter().enumerate() {
         let (others, unchecked) = &mut per_namespace[index / kinds.len()];
         match found? {
-            Found::Objects(found) => others.extend(found),
-            Found::Unchecked(plural) => unchecked.push(plural),
+            KindScan::Objects(found) => others.extend(found),
+            KindScan::Unchecked(plural) => unchecked.push(plural),
         }
     }
-    let candidates: BTreeMap<Candidate, ServedKind> = per_namespace
+    let candidates: BTreeMap<PublishedName, ServedKind> = per_namespace
         .iter()
         .flat_map(|(others, _)| others.iter().map(|o| (o.candidate(), o.served.clone())))
         .collect();
@@ -109,9 +110,9 @@ pub async fn reasons_to_keep(
 /// cannot be read counts as not published, so its namespace stays.
 async fn published(
     cluster: &Cluster,
-    candidates: BTreeMap<Candidate, ServedKind>,
+    candidates: BTreeMap<PublishedName, ServedKind>,
     release_namespaces: &[String],
-) -> Result<BTreeSet<Candidate>, KubeError> {
+) -> Result<BTreeSet<PublishedName>, KubeError> {
     let mut published = BTreeSet::new();
     if candidates.is_empty() {
         return Ok(published);
@@ -139,7 +140,7 @@ async fn published(
         .iter()
         .filter(|ns| !SYSTEM_NAMESPACES.contains(&ns.as_str()))
         .collect();
-    let holders: Vec<Option<(Candidate, BTreeSet<String>)>> = stream::iter(candidates)
+    let holders: Vec<Option<(PublishedName, BTreeSet<String>)>> = stream::iter(candidates)
         .map(|(candidate, served)| async move {
             let params = ListParams::default().fields(&format!("metadata.name={}", candidate.2));
             let what = format!("cannot list {} objects", served.resource.kind);
@@ -158,7 +159,7 @@ async fn published(
                 .collect();
             Ok(Some((candidate, holders)))
         })
-        .buffered(8)
+        .buffered(IN_FLIGHT)
         .try_collect()
         .await?;
     for (candidate, namespaces) in holders.into_iter().flatten() {
@@ -172,16 +173,16 @@ async fn published(
 
 /// An object in the namespace that is not the release's.
 #[derive(Debug, Clone)]
-struct Other {
+struct ForeignObject {
     served: ServedKind,
     name: String,
 }
 
 /// (apiVersion, kind, name): what may be published under the same name in every namespace.
-type Candidate = (String, String, String);
+type PublishedName = (String, String, String);
 
-impl Other {
-    fn candidate(&self) -> Candidate {
+impl ForeignObject {
+    fn candidate(&self) -> PublishedName {
         (
             self.served.resource.api_version.clone(),
             self.served.resource.kind.clone(),
@@ -191,9 +192,9 @@ impl Other {
 }
 
 /// What one kind's list in the namespace found.
-enum Found {
+enum KindScan {
     /// Objects of other owners (none, if the kind is not served or only the release's are there).
-    Objects(Vec<Other>),
+    Objects(Vec<ForeignObject>),
     /// The list was refused: this plural could not be checked.
     Unchecked(String),
 }
@@ -204,9 +205,9 @@ async fn others_of_kind(
     release: &str,
     api_version: &str,
     kind: &str,
-) -> Result<Found, KubeError> {
+) -> Result<KindScan, KubeError> {
     let Some(served) = cluster.find(api_version, kind).await? else {
-        return Ok(Found::Objects(Vec::new()));
+        return Ok(KindScan::Objects(Vec::new()));
     };
     let what = format!("cannot list {kind} objects");
     let subject = format!("Namespace/{namespace}");
@@ -220,7 +221,7 @@ async fn others_of_kind(
     let list = match listing {
         Listing::Objects(objects) => objects,
         Listing::NotServed => Vec::new(),
-        Listing::Forbidden(_) => return Ok(Found::Unchecked(served.resource.plural.clone())),
+        Listing::Forbidden(_) => return Ok(KindScan::Unchecked(served.resource.plural.clone())),
     };
     let mut others = Vec::new();
     for value in list {
@@ -231,12 +232,12 @@ async fn others_of_kind(
         if metadata["labels"][RELEASE_LABEL] == release || owned || is_token(kind, &value) {
             continue;
         }
-        others.push(Other {
+        others.push(ForeignObject {
             served: served.clone(),
             name: metadata["name"].as_str().unwrap_or_default().to_owned(),
         });
     }
-    Ok(Found::Objects(others))
+    Ok(KindScan::Objects(others))
 }
 
 #[cfg(test)]

@@ -9,10 +9,11 @@ use futures::{StreamExt, TryStreamExt, stream};
 use kube::api::ListParams;
 use serde_json::Value;
 
-use crate::bundle::objects::RELEASE_LABEL;
+use crate::bundle::objects::{MANAGED_BY, RELEASE_LABEL};
 use crate::bundle::{Detect, Rendered};
 use crate::kube::KubeError;
 use crate::kube::client::Cluster;
+use crate::kube::client::WIDE_LISTS_IN_FLIGHT;
 use crate::kube::client::read::Reading;
 use crate::kube::object::{FIELD_MANAGER, subject};
 use crate::kube::release::inventory::read_inventory;
@@ -68,7 +69,7 @@ pub fn owner_of(object: &Value, release: &str) -> Option<Owner> {
         return (other != release).then(|| Owner::Release(other.to_owned()));
     }
     let helm_release = annotation("meta.helm.sh/release-name");
-    if helm_release.is_some() || label("app.kubernetes.io/managed-by") == Some("Helm") {
+    if helm_release.is_some() || label(MANAGED_BY) == Some("Helm") {
         return Some(Owner::Helm {
             release: helm_release
                 .or_else(|| label("app.kubernetes.io/instance"))
@@ -190,7 +191,7 @@ pub async fn probe(
                     .collect(),
             )
         })
-        .buffered(4)
+        .buffered(WIDE_LISTS_IN_FLIGHT)
         .try_collect()
         .await?;
     Ok(lists.into_iter().flatten().collect())

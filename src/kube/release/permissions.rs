@@ -8,7 +8,7 @@ use crate::kube::client::Cluster;
 use crate::kube::object::readiness;
 use crate::kube::release::inventory::Inventory;
 use crate::kube::release::plan::{Action, Plan};
-use crate::kube::release::preflight::{Need, check_access, resolve, warn_ingress_classes};
+use crate::kube::release::preflight::{Permission, check_access, resolve, warn_ingress_classes};
 use crate::kube::{KubeError, Reporter};
 
 /// Every permission an `up` of `rendered` over `previous` could need, from the render alone;
@@ -202,7 +202,7 @@ pub async fn preflight_removal(
 }
 
 /// What every `up` and `down` needs in the state namespace: the inventory Secret and the lock.
-fn state_needs(state_ns: &str) -> BTreeSet<Need> {
+fn state_needs(state_ns: &str) -> BTreeSet<Permission> {
     let mut needs = BTreeSet::new();
     let namespace = state_ns.to_owned();
     insert(
@@ -224,14 +224,14 @@ fn state_needs(state_ns: &str) -> BTreeSet<Need> {
 
 /// Adds the permission for each verb on a resource in a namespace (or cluster-wide).
 fn insert(
-    needs: &mut BTreeSet<Need>,
+    needs: &mut BTreeSet<Permission>,
     group: &str,
     resource: &str,
     namespace: Option<&String>,
     verbs: &[&'static str],
 ) {
     for verb in verbs {
-        needs.insert(Need {
+        needs.insert(Permission {
             verb,
             group: group.to_owned(),
             resource: resource.to_owned(),

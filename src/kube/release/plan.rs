@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::bundle::crd::CrdSpec;
-use crate::bundle::objects::RELEASE_LABEL;
+use crate::bundle::objects::{PRUNE_ANNOTATION, RELEASE_LABEL};
 use crate::bundle::{Object, ObjectKey, ObjectRef};
 use crate::kinds;
 use crate::kube::KubeError;
@@ -18,11 +18,13 @@ use crate::kube::client::Cluster;
 use crate::kube::client::discovery::ServedKind;
 use crate::kube::client::read::Reading;
 use crate::kube::client::retry::retry;
+use crate::kube::client::{IN_FLIGHT, READS_IN_FLIGHT};
 use crate::kube::object::normalize::{keep_controller_owned, mask_secrets, normalize};
 use crate::kube::object::readiness;
 use crate::kube::object::unchanged::provably_unchanged;
 use crate::kube::release::inventory::Inventory;
 use crate::kube::release::ownership::{Owner, owner_of};
+use crate::kube::release::wait::WaitTarget;
 
 /// What happens to one object. One vocabulary everywhere: diff, up, down, JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -81,7 +83,7 @@ pub struct PlannedObject {
     pub after: Option<Value>,
     /// The keys of a generated Secret.
     #[serde(skip)]
-    pub generated: Option<Vec<String>>,
+    pub generated_keys: Option<Vec<String>>,
     /// It exists but is not this release's: who owns it. `up` takes it over only when told to
     /// (`--take-ownership`), and then records it as adopted.
     #[serde(
@@ -95,7 +97,7 @@ pub struct PlannedObject {
     /// The server has validated it by a dry-run. Objects in a namespace, or of a kind, that the
     /// release creates cannot be until those exist; `up` dry-runs them before writing them.
     #[serde(skip)]
-    pub validated: bool,
+    pub dry_run_passed: bool,
     /// The live object the plan read was ready then: an unchanged object that was needs no wait.
     #[serde(skip)]
     pub was_ready: bool,
@@ -106,6 +108,14 @@ impl PlannedObject {
     /// the plan read it ready.
     pub fn needs_wait(&self) -> bool {
         self.desired.is_some() && !(self.action == Action::Unchanged && self.was_ready)
+    }
+
+    /// What `up` waits for after applying it: the object, and the pods it runs.
+    pub fn wait_target(&self) -> WaitTarget {
+        WaitTarget {
+            id: self.id.clone(),
+            pods: self.desired.as_ref().and_then(readiness::pod_selector),
+        }
     }
 
     /// It exists and belongs to someone else: applying it takes it over.
@@ -218,7 +228,9 @@ pub async fn plan(
         }
     }
     if !rejected.is_empty() {
-        return Err(combine(rejected));
+        return Err(KubeError::combine(rejected, |n| {
+            format!("the server rejected {n} object(s)")
+        }));
     }
 
     if let Some(previous) = previous {
@@ -231,8 +243,7 @@ pub async fn plan(
                 continue;
             };
             let protected = kinds::lookup(&old.id.kind).is_some_and(|k| k.protected);
-            let opted_in =
-                live_object["metadata"]["annotations"]["plane.datalayer.io/prune"] == "true";
+            let opted_in = live_object["metadata"]["annotations"][PRUNE_ANNOTATION] == "true";
             let (action, note) = if protected && !opted_in {
                 (
                     Action::Skip,
@@ -255,45 +266,15 @@ pub async fn plan(
                 desired: None,
                 before: Some(before),
                 after: None,
-                generated: None,
+                generated_keys: None,
                 owner: None,
                 warning: None,
-                validated: false,
+                dry_run_passed: false,
                 was_ready: false,
             });
         }
     }
     Ok(Plan { objects })
-}
-
-/// Joins several rejections into one error that lists them all.
-pub(super) fn combine(mut errors: Vec<KubeError>) -> KubeError {
-    if errors.len() == 1 {
-        return errors.remove(0);
-    }
-    KubeError::Api {
-        what: format!("the server rejected {} object(s)", errors.len()),
-        subject: None,
-        reason: listed(&errors),
-        code: None,
-        hint: None,
-    }
-}
-
-/// Several errors, a line each: `subject: cause`.
-pub(super) fn listed(errors: &[KubeError]) -> String {
-    errors
-        .iter()
-        .map(|e| {
-            let problem = e.to_problem();
-            format!(
-                "{}: {}",
-                problem.location.unwrap_or(problem.what),
-                problem.causes.join(": ")
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// Kinds whose CRD is part of the render: (group, kind) -> the CRD's name.
@@ -359,7 +340,7 @@ pub(super) async fn list_live(
                 }
             },
         )
-        .buffered(16)
+        .buffered(READS_IN_FLIGHT)
         .try_collect()
         .await?;
     let mut live = HashMap::new();
@@ -409,7 +390,7 @@ impl Context<'_> {
                     new_namespaces,
                 )
             })
-            .buffered(8)
+            .buffered(IN_FLIGHT)
             .collect()
             .await
     }
@@ -434,10 +415,10 @@ async fn plan_one(
         desired: Some(object.value.clone()),
         before: None,
         after: None,
-        generated: object.generated_keys(),
+        generated_keys: object.generated_keys(),
         owner: None,
         warning: None,
-        validated: false,
+        dry_run_passed: false,
         was_ready: false,
     };
     let mut live_object = live.get(&id.key()).cloned();
@@ -462,28 +443,26 @@ async fn plan_one(
             return Ok(planned);
         }
         if let Some(crd) = unestablished_crd(cluster, id.group(), &id.kind).await {
-            return Err(KubeError::Api {
+            return Err(KubeError::Local {
                 what: format!(
                     "the cluster does not serve {} in {} yet",
                     id.kind, id.api_version
                 ),
                 subject: Some(subject),
                 reason: format!("its CRD {crd} exists but is not established yet"),
-                code: Some(404),
                 hint: Some(format!(
                     "run again once it is (`kubectl wait --for condition=established crd/{crd}`)"
                 )),
             });
         }
-        return Err(KubeError::Api {
+        return Err(KubeError::Local {
             what: format!("the cluster does not serve {} in {}", id.kind, id.api_version),
             subject: Some(subject),
             reason: "no matching resource in API discovery".into(),
-            code: Some(404),
             hint: Some("install the CRD that defines this kind first, or turn off the component that renders it".into()),
         });
     };
-    if planned.generated.is_some() {
+    if planned.generated_keys.is_some() {
         // Generated Secrets are create-only: their values are never compared or shown.
         if live_object.is_some() {
             planned.action = Action::Unchanged;
@@ -512,7 +491,7 @@ async fn plan_one(
             let mut after = before.clone();
             mask_secrets(Some(&mut before), Some(&mut after));
             planned.action = Action::Unchanged;
-            planned.validated = true;
+            planned.dry_run_passed = true;
             planned.desired = Some(desired);
             planned.before = Some(before);
             planned.after = Some(after);
@@ -524,7 +503,7 @@ async fn plan_one(
     let patch = Patch::Apply(&desired);
     let dry = match retry(|| api.patch(&id.name, &params, &patch)).await {
         Ok(dry) => {
-            planned.validated = true;
+            planned.dry_run_passed = true;
             served.typed(dry)
         }
         Err(err) => {

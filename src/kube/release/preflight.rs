@@ -15,19 +15,20 @@ use serde_json::Value;
 use crate::bundle::crd::CrdSpec;
 use crate::bundle::{Object, ObjectRef};
 use crate::kube::client::Cluster;
+use crate::kube::client::IN_FLIGHT;
 use crate::kube::client::retry::retry;
 use crate::kube::{Event, KubeError, Reporter};
 
 /// One permission a run needs.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Need {
+pub struct Permission {
     pub verb: &'static str,
     pub group: String,
     pub resource: String,
     pub namespace: Option<String>,
 }
 
-impl Need {
+impl Permission {
     fn describe(&self) -> String {
         let resource = if self.group.is_empty() {
             self.resource.clone()
@@ -43,7 +44,7 @@ impl Need {
 
 /// An object reference with what discovery (or a CRD in the render) says about its resource.
 #[derive(Debug, Clone)]
-pub struct Resolved {
+pub struct ResourceInfo {
     pub group: String,
     pub plural: String,
     pub namespaced: bool,
@@ -58,9 +59,9 @@ pub async fn resolve(
     api_version: &str,
     kind: &str,
     rendered: &[Object],
-) -> Result<Option<Resolved>, KubeError> {
+) -> Result<Option<ResourceInfo>, KubeError> {
     if let Some(served) = cluster.find(api_version, kind).await? {
-        return Ok(Some(Resolved {
+        return Ok(Some(ResourceInfo {
             group: served.resource.group.clone(),
             plural: served.resource.plural.clone(),
             namespaced: served.namespaced,
@@ -70,7 +71,7 @@ pub async fn resolve(
         .iter()
         .filter_map(|o| CrdSpec::of(&o.value))
         .find(|spec| spec.defines(api_version, kind))
-        .map(|spec| Resolved {
+        .map(|spec| ResourceInfo {
             group: spec.group,
             plural: spec.plural,
             namespaced: spec.namespaced,
@@ -84,18 +85,21 @@ pub async fn resolve(
 ///
 /// # Errors
 /// [`KubeError::Denied`] with each missing permission; API failures of the reviews themselves.
-pub async fn check_access(client: &kube::Client, needs: BTreeSet<Need>) -> Result<(), KubeError> {
+pub async fn check_access(
+    client: &kube::Client,
+    needs: BTreeSet<Permission>,
+) -> Result<(), KubeError> {
     let namespaces: BTreeSet<String> = needs.iter().filter_map(|n| n.namespace.clone()).collect();
     let rules: BTreeMap<String, Vec<ResourceRule>> = stream::iter(namespaces)
         .map(|namespace| async move {
             let rules = namespace_rules(client, &namespace).await;
             (namespace, rules)
         })
-        .buffer_unordered(8)
+        .buffer_unordered(IN_FLIGHT)
         .filter_map(|(namespace, rules)| async move { rules.map(|r| (namespace, r)) })
         .collect()
         .await;
-    let unproven: Vec<Need> = needs
+    let unproven: Vec<Permission> = needs
         .into_iter()
         .filter(|need| {
             !need
@@ -131,7 +135,7 @@ pub async fn check_access(client: &kube::Client, needs: BTreeSet<Need>) -> Resul
                 Ok((!allowed).then(|| need.describe()))
             }
         })
-        .buffered(8)
+        .buffered(IN_FLIGHT)
         .collect()
         .await;
     let mut denials = Vec::new();
@@ -163,7 +167,7 @@ async fn namespace_rules(client: &kube::Client, namespace: &str) -> Option<Vec<R
 }
 
 /// Whether a rule grants a need: its verb, group and resource, for every name of the resource.
-fn grants(rule: &ResourceRule, need: &Need) -> bool {
+fn grants(rule: &ResourceRule, need: &Permission) -> bool {
     let has = |list: Option<&Vec<String>>, value: &str| {
         list.is_some_and(|l| l.iter().any(|v| v == "*" || v == value))
     };
@@ -221,8 +225,8 @@ pub async fn warn_ingress_classes(
 mod tests {
     use super::*;
 
-    fn need(verb: &'static str, group: &str, resource: &str) -> Need {
-        Need {
+    fn need(verb: &'static str, group: &str, resource: &str) -> Permission {
+        Permission {
             verb,
             group: group.into(),
             resource: resource.into(),

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use crate::bundle::ObjectRef;
 use crate::kube::client::Cluster;
+use crate::kube::client::READS_IN_FLIGHT;
 use crate::kube::client::discovery::ServedKind;
 use crate::kube::object::readiness::{self, Readiness};
 use crate::kube::release::inventory::Release;
@@ -285,7 +286,7 @@ pub struct Health {
 pub async fn health(cluster: &Cluster, targets: &[WaitTarget]) -> Result<Health, KubeError> {
     let statuses: Vec<Result<(String, Readiness), KubeError>> = stream::iter(targets)
         .map(|target| observe(cluster, target))
-        .buffered(16)
+        .buffered(READS_IN_FLIGHT)
         .collect()
         .await;
     let mut ready = 0;

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use crate::kube::KubeError;
 use crate::kube::client::Cluster;
+use crate::kube::client::IN_FLIGHT;
 use crate::kube::object::subject;
 use crate::kube::release::inventory::Inventory;
 use crate::kube::status::Gap;
@@ -84,7 +85,7 @@ pub async fn release_parts(cluster: &Cluster, inventory: &Inventory) -> (Release
             let result = cluster.get(&o.id).await;
             (subject, result)
         })
-        .buffered(8)
+        .buffered(IN_FLIGHT)
         .collect()
         .await;
     let mut objects = Vec::new();
