@@ -127,9 +127,8 @@ pub struct DownArgs {
     pub release: String,
     #[command(flatten)]
     pub cluster: ClusterArgs,
-    /// The namespace that holds plane's release records.
-    #[arg(long, default_value = "plane-system", value_name = "NAMESPACE")]
-    pub state_namespace: String,
+    #[command(flatten)]
+    pub state: StateArgs,
     /// Do not ask before deleting.
     #[arg(short, long)]
     pub yes: bool,
@@ -159,9 +158,8 @@ pub struct DownArgs {
 pub struct LsArgs {
     #[command(flatten)]
     pub cluster: ClusterArgs,
-    /// The namespace that holds plane's release records.
-    #[arg(long, default_value = "plane-system", value_name = "NAMESPACE")]
-    pub state_namespace: String,
+    #[command(flatten)]
+    pub state: StateArgs,
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = TableFormat::Table)]
     pub output: TableFormat,
@@ -174,9 +172,8 @@ pub struct StatusArgs {
     pub release: Option<String>,
     #[command(flatten)]
     pub cluster: ClusterArgs,
-    /// The namespace that holds plane's release records.
-    #[arg(long, default_value = "plane-system", value_name = "NAMESPACE")]
-    pub state_namespace: String,
+    #[command(flatten)]
+    pub state: StateArgs,
     /// Output format (the JSON fields are described in the README, "plane status").
     #[arg(short, long, value_enum, default_value_t = TableFormat::Table)]
     pub output: TableFormat,
@@ -186,6 +183,14 @@ pub struct StatusArgs {
 pub enum PlanFormat {
     Diff,
     Json,
+}
+
+/// Where plane keeps its release records.
+#[derive(Debug, Clone, Args)]
+pub struct StateArgs {
+    /// The namespace that holds plane's release records.
+    #[arg(long, default_value = "plane-system", value_name = "NAMESPACE")]
+    pub state_namespace: String,
 }
 
 /// Where bundles and profiles come from.
@@ -217,9 +222,8 @@ pub struct RenderArgs {
     /// The release name (defaults to the bundle name).
     #[arg(long)]
     pub release: Option<String>,
-    /// The namespace that holds plane's release records.
-    #[arg(long, default_value = "plane-system", value_name = "NAMESPACE")]
-    pub state_namespace: String,
+    #[command(flatten)]
+    pub state: StateArgs,
     #[command(flatten)]
     pub sources: SourceArgs,
 }

@@ -159,7 +159,7 @@ impl RenderSettings {
         let release = args.release.clone().unwrap_or_else(|| args.addon.clone());
         for (flag, name) in [
             ("--release", &release),
-            ("--state-namespace", &args.state_namespace),
+            ("--state-namespace", &args.state.state_namespace),
         ] {
             if let Err(why) = check_dns_label(name) {
                 problems.push(Problem::new(format!("invalid {flag} `{name}`")).because(why));
@@ -169,7 +169,7 @@ impl RenderSettings {
             addon: args.addon.clone(),
             release: ReleaseSettings {
                 name: release,
-                state_namespace: args.state_namespace.clone(),
+                state_namespace: args.state.state_namespace.clone(),
             },
             sources,
             profile,
@@ -229,7 +229,7 @@ impl DownSettings {
         Self {
             release: ReleaseSettings {
                 name: args.release.clone(),
-                state_namespace: args.state_namespace.clone(),
+                state_namespace: args.state.state_namespace.clone(),
             },
             cluster: connect_options(&args.cluster),
             // The built-in profiles: a release records the name of its profile, not where it
@@ -252,7 +252,7 @@ impl LsSettings {
     pub fn from_args(args: &LsArgs) -> Self {
         Self {
             cluster: connect_options(&args.cluster),
-            state_namespace: args.state_namespace.clone(),
+            state_namespace: args.state.state_namespace.clone(),
             output: args.output,
         }
     }
@@ -263,27 +263,26 @@ impl StatusSettings {
         Self {
             release: args.release.clone(),
             cluster: connect_options(&args.cluster),
-            state_namespace: args.state_namespace.clone(),
+            state_namespace: args.state.state_namespace.clone(),
             output: args.output,
         }
     }
 }
 
-/// Release and namespace names become label values and object names: RFC 1123 labels.
+/// The longest release or state namespace name: as Helm's, ten short of a label's 63, so that
+/// the names a bundle derives from it (`{release}-worker`) still fit in a label value.
+const NAME_MAX: usize = 53;
+
+/// Release and namespace names become label values and object names: DNS-1123 labels, at most
+/// [`NAME_MAX`] long.
 fn check_dns_label(name: &str) -> Result<(), String> {
-    let valid_chars = name
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if name.is_empty() || name.len() > 53 {
-        return Err("it must be 1 to 53 characters long".into());
+    if name.len() > NAME_MAX {
+        return Err(format!(
+            "it is {} characters long, more than {NAME_MAX}",
+            name.len()
+        ));
     }
-    if !valid_chars || name.starts_with('-') || name.ends_with('-') {
-        return Err(
-            "use lower-case letters, digits and `-`, starting and ending with a letter or digit"
-                .into(),
-        );
-    }
-    Ok(())
+    crate::k8s_validation::dns1123_label(name)
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use crate::values::InputSpec;
 /// The contents of addon.yaml.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Manifest {
+pub struct AddonManifest {
     pub name: String,
     pub version: String,
     pub description: String,
@@ -72,7 +72,7 @@ pub enum Gate {
     None,
 }
 
-impl Manifest {
+impl AddonManifest {
     /// Parses addon.yaml.
     ///
     /// # Errors
@@ -140,7 +140,7 @@ impl Manifest {
     /// The cycle, as `a -> b -> a`, when there is one.
     pub fn order(&self) -> Result<Vec<String>, String> {
         fn visit<'a>(
-            manifest: &'a Manifest,
+            manifest: &'a AddonManifest,
             name: &'a str,
             done: &mut Vec<String>,
             path: &mut Vec<&'a str>,
@@ -174,8 +174,8 @@ impl Manifest {
 mod tests {
     use super::*;
 
-    fn manifest(components: &str) -> Manifest {
-        Manifest::parse(
+    fn manifest(components: &str) -> AddonManifest {
+        AddonManifest::parse(
             &format!("name: a\nversion: 0.1.0\ndescription: d\ncomponents:\n{components}"),
             "addon.yaml",
         )
@@ -201,7 +201,7 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_rejected_with_a_line() {
-        let err = Manifest::parse(
+        let err = AddonManifest::parse(
             "name: a\nversion: 1\ndescription: d\ncomponents: []\nextra: 1\n",
             "addon.yaml",
         )

@@ -1,7 +1,7 @@
 //! Bundles: load an addon (embedded or from a folder), layer its values, and render its objects.
 
+mod check;
 pub mod crd;
-mod kube_rules;
 mod manifest;
 pub mod objects;
 pub mod profile;
@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-pub use manifest::Manifest;
+pub use manifest::AddonManifest;
 pub use manifest::{Component, Detect, Existing, Gate};
 pub use objects::{Object, ObjectKey, ObjectRef};
 pub use profile::Profile;
@@ -36,7 +36,7 @@ pub struct Template {
 /// A loaded bundle.
 #[derive(Debug, Clone)]
 pub struct Addon {
-    pub manifest: Manifest,
+    pub manifest: AddonManifest,
     pub values_file: String,
     pub values_text: String,
     pub schema_file: String,
@@ -94,7 +94,7 @@ pub fn load(sources: &Sources, name: &str) -> Result<Addon, Error> {
                 ),
         ));
     };
-    let manifest = Manifest::parse(&manifest_text, &manifest_file).map_err(Error::input)?;
+    let manifest = AddonManifest::parse(&manifest_text, &manifest_file).map_err(Error::input)?;
     let mut problems = Problems::default();
     problems.extend(manifest.check(name, &manifest_file));
 

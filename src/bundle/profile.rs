@@ -12,7 +12,7 @@ use crate::values::{LineMap, Origin, ValuesPath};
 /// A profile file as written.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ProfileFile {
+pub struct ProfileSpec {
     #[serde(default)]
     pub description: String,
     /// Environment inputs for this environment, by variable name.
@@ -23,13 +23,13 @@ pub struct ProfileFile {
     pub values: BTreeMap<String, serde_yaml_ng::Value>,
     /// The cluster this profile may touch, if pinned.
     #[serde(default)]
-    pub cluster: Option<Cluster>,
+    pub cluster: Option<ClusterPin>,
 }
 
 /// A pinned cluster identity.
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct Cluster {
+pub struct ClusterPin {
     pub context: Option<String>,
     pub server: Option<String>,
 }
@@ -38,8 +38,9 @@ pub struct Cluster {
 #[derive(Debug, Clone)]
 pub struct Profile {
     pub name: String,
-    pub file: String,
-    pub spec: ProfileFile,
+    /// Where it was read from, as shown in messages.
+    pub path: String,
+    pub spec: ProfileSpec,
     lines: LineMap,
 }
 
@@ -49,7 +50,7 @@ impl Profile {
         let (line, col) = self.lines.find(path_in_file).unwrap_or((1, 1));
         Origin::Profile {
             name: self.name.clone(),
-            file: self.file.clone(),
+            file: self.path.clone(),
             line,
             col,
         }
@@ -115,15 +116,15 @@ pub fn load(tree: &Tree, name: &str) -> Result<Profile, Problem> {
     if let Some(duplicate) = LineMap::duplicate_keys(&text, &file).into_iter().next() {
         return Err(duplicate);
     }
-    let spec: ProfileFile = if text.trim().is_empty() {
-        ProfileFile::default()
+    let spec: ProfileSpec = if text.trim().is_empty() {
+        ProfileSpec::default()
     } else {
         serde_yaml_ng::from_str(&text)
             .map_err(|err| crate::values::yaml_problem(&err, &file, "invalid profile"))?
     };
     Ok(Profile {
         name: short,
-        file,
+        path: file,
         spec,
         lines: LineMap::of(&text),
     })

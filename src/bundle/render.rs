@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::crd::CrdSpec;
 use super::objects::{self, Object, ObjectRef};
 use super::source::Tree;
-use super::{Addon, Component, Gate, Manifest};
+use super::{Addon, AddonManifest, Component, Gate};
 use crate::error::{Error, Problem, Problems, innermost};
 use crate::values::{Values, ValuesPath};
 
@@ -39,13 +39,13 @@ pub struct Rendered {
     pub values_digest: String,
     /// Every component the bundle declares, on or off: their switches and what of theirs may
     /// already run in a cluster.
-    pub declared: Vec<Component>,
+    pub all_components: Vec<Component>,
 }
 
 impl Rendered {
     /// The values path that turns `component` off, if it has one.
     pub fn switch_of(&self, component: &str) -> Option<&str> {
-        self.declared
+        self.all_components
             .iter()
             .find(|c| c.name == component)
             .and_then(|c| c.enabled.as_deref())
@@ -123,7 +123,7 @@ pub fn render(addon: &Addon, values: &Values, ctx: &RenderContext<'_>) -> Result
         }
     }
     problems.extend(check_objects(&objects));
-    problems.extend(super::kube_rules::check(&objects, values));
+    problems.extend(super::check::check(&objects, values));
     problems.into_result()?;
     objects.sort_by(|a, b| a.id.cmp(&b.id));
     let gated = addon
@@ -148,13 +148,13 @@ pub fn render(addon: &Addon, values: &Values, ctx: &RenderContext<'_>) -> Result
         addon: addon.manifest.name.clone(),
         version: addon.manifest.version.clone(),
         values_digest,
-        declared: addon.manifest.components.clone(),
+        all_components: addon.manifest.components.clone(),
     })
 }
 
 /// The enabled components in dependency order; a component whose dependency is off is an error.
 fn enabled_components(
-    manifest: &Manifest,
+    manifest: &AddonManifest,
     values: &Values,
     problems: &mut Problems,
 ) -> Vec<String> {
@@ -369,12 +369,7 @@ fn documents(text: &str, display: &str) -> Result<Vec<(usize, Value)>, Problem> 
                 .and_then(|l| text.lines().nth(l.saturating_sub(1)))
                 .map(|l| format!("the rendered line reads: {}", l.trim_end()))
                 .unwrap_or_default();
-            let message = err.to_string();
-            let message = message
-                .split(" at line ")
-                .next()
-                .unwrap_or(&message)
-                .to_owned();
+            let message = crate::values::yaml_message(&err);
             let mut problem = Problem::new("template rendered invalid YAML")
                 .at(line.map_or_else(
                     || display.to_owned(),

@@ -59,7 +59,7 @@ pub fn refuse(
             problem = problem.because(format!("{subject} belongs to {owner}"));
             // Turning a component off keeps what exists only where the cluster may provide it.
             if rendered
-                .declared
+                .all_components
                 .iter()
                 .any(|c| &c.name == component && c.existing.is_some())
             {

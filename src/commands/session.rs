@@ -65,7 +65,7 @@ pub fn check_pin(profile: Option<&Profile>, cluster: &Cluster) -> Result<(), Err
         "profile {} may not touch this cluster",
         profile.name
     ))
-    .at(profile.file.clone());
+    .at(profile.path.clone());
     for why in wrong {
         problem = problem.because(why);
     }

@@ -250,7 +250,7 @@ fn check_host(text: &str, host: &str, host_path: &str) -> Result<(), String> {
              serves on the standard port"
         ));
     }
-    crate::rules::ingress_host(host)
+    crate::k8s_validation::ingress_host(host)
         .map_err(|why| format!("the host `{host}` is not a valid DNS name: {why}"))
 }
 

@@ -75,14 +75,18 @@ pub fn yaml_problem(err: &serde_yaml_ng::Error, file: &str, what: &str) -> Probl
         || file.to_owned(),
         |at| format!("{file}:{}:{}", at.line(), at.column()),
     );
+    Problem::new(what).at(location).because(yaml_message(err))
+}
+
+/// A YAML error's message without the " at line L column C" serde_yaml_ng appends: the
+/// location is said apart.
+pub fn yaml_message(err: &serde_yaml_ng::Error) -> String {
     let message = err.to_string();
-    // serde_yaml_ng appends " at line L column C"; the location already says that.
-    let message = message
+    message
         .split(" at line ")
         .next()
         .unwrap_or(&message)
-        .to_owned();
-    Problem::new(what).at(location).because(message)
+        .to_owned()
 }
 
 /// The JSON kind of a value, for messages.

@@ -245,7 +245,7 @@ pub async fn find(
             .adoptable
             .push((object.subject.clone(), owner, object.component.clone()));
     }
-    for component in &rendered.declared {
+    for component in &rendered.all_components {
         let Some(existing) = &component.existing else {
             continue;
         };

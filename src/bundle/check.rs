@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::objects::Object;
 use crate::error::Problem;
-use crate::rules;
+use crate::k8s_validation;
 use crate::values::{Values, ValuesPath};
 
 /// Checks every object; returns one problem per value that breaks a rule.
@@ -17,7 +17,7 @@ pub fn check(objects: &[Object], values: &Values) -> Vec<Problem> {
         let mut bad = |field: String, text: &str, why: String| {
             problems.push(problem(object, &field, text, &why, &sources, values));
         };
-        let (name_ok, rule) = rules::name_rule(&object.id.kind);
+        let (name_ok, rule) = k8s_validation::name_rule(&object.id.kind);
         if let Err(why) = name_ok(&object.id.name) {
             bad(
                 "metadata.name".into(),
@@ -26,7 +26,7 @@ pub fn check(objects: &[Object], values: &Values) -> Vec<Problem> {
             );
         }
         if let Some(namespace) = &object.id.namespace
-            && let Err(why) = rules::dns1123_label(namespace)
+            && let Err(why) = k8s_validation::dns1123_label(namespace)
         {
             bad(
                 "metadata.namespace".into(),
@@ -53,7 +53,7 @@ pub fn check(objects: &[Object], values: &Values) -> Vec<Problem> {
 fn check_metadata(metadata: &Value, at: &str, bad: &mut impl FnMut(String, &str, String)) {
     if let Some(labels) = metadata.get("labels").and_then(Value::as_object) {
         for (key, value) in labels {
-            if let Err(why) = rules::qualified_name(key) {
+            if let Err(why) = k8s_validation::qualified_name(key) {
                 bad(
                     format!("{at}.labels key"),
                     key,
@@ -62,7 +62,7 @@ fn check_metadata(metadata: &Value, at: &str, bad: &mut impl FnMut(String, &str,
             }
             match value {
                 Value::String(text) => {
-                    if let Err(why) = rules::label_value(text) {
+                    if let Err(why) = k8s_validation::label_value(text) {
                         bad(
                             format!("{at}.labels.{key}"),
                             text,
@@ -81,7 +81,7 @@ fn check_metadata(metadata: &Value, at: &str, bad: &mut impl FnMut(String, &str,
     if let Some(annotations) = metadata.get("annotations").and_then(Value::as_object) {
         let mut size = 0;
         for (key, value) in annotations {
-            if let Err(why) = rules::qualified_name(&key.to_ascii_lowercase()) {
+            if let Err(why) = k8s_validation::qualified_name(&key.to_ascii_lowercase()) {
                 bad(
                     format!("{at}.annotations key"),
                     key,
@@ -98,13 +98,13 @@ fn check_metadata(metadata: &Value, at: &str, bad: &mut impl FnMut(String, &str,
                 ),
             }
         }
-        if size > rules::ANNOTATIONS_MAX_BYTES {
+        if size > k8s_validation::ANNOTATIONS_MAX_BYTES {
             bad(
                 format!("{at}.annotations"),
                 &format!("{size} bytes"),
                 format!(
                     "all annotations together may take at most {} bytes (256 KiB)",
-                    rules::ANNOTATIONS_MAX_BYTES
+                    k8s_validation::ANNOTATIONS_MAX_BYTES
                 ),
             );
         }
@@ -115,7 +115,7 @@ fn check_metadata(metadata: &Value, at: &str, bad: &mut impl FnMut(String, &str,
 fn check_ingress(spec: &Value, bad: &mut impl FnMut(String, &str, String)) {
     for (i, rule) in array(&spec["rules"]).iter().enumerate() {
         if let Some(host) = rule["host"].as_str().filter(|h| !h.is_empty())
-            && let Err(why) = rules::ingress_host(host)
+            && let Err(why) = k8s_validation::ingress_host(host)
         {
             bad(
                 format!("spec.rules[{i}].host"),
@@ -127,7 +127,7 @@ fn check_ingress(spec: &Value, bad: &mut impl FnMut(String, &str, String)) {
     for (i, tls) in array(&spec["tls"]).iter().enumerate() {
         for (j, host) in array(&tls["hosts"]).iter().enumerate() {
             if let Some(host) = host.as_str()
-                && let Err(why) = rules::ingress_host(host)
+                && let Err(why) = k8s_validation::ingress_host(host)
             {
                 bad(
                     format!("spec.tls[{i}].hosts[{j}]"),
