@@ -17,7 +17,8 @@ use crate::kube::release::plan::{Action, Plan, PlannedObject};
 use crate::kube::release::wait::{WaitOptions, WaitTarget, wait_ready};
 use crate::kube::{Event, KubeError, Reporter, apply_params};
 
-/// How to apply.
+/// The order and pace of an apply: components in dependency order, which of them dependents
+/// wait for, how many writes at once, and the deadline of those waits.
 #[derive(Debug, Clone)]
 pub struct ApplyOptions {
     /// Writes in flight at once inside a stage.

@@ -13,6 +13,7 @@ use crate::bundle::objects::{ADDON_LABEL, MANAGED_BY};
 use crate::kube::KubeError;
 use crate::kube::client::retry::retry;
 use crate::kube::object::FIELD_MANAGER;
+use crate::kube::release::state;
 
 /// Label on every inventory Secret, so one LIST finds all releases.
 pub const INVENTORY_LABEL: &str = "plane.datalayer.io/inventory";
@@ -127,10 +128,6 @@ pub struct Release {
     pub inventory: Inventory,
 }
 
-fn secret_name(release: &str) -> String {
-    format!("plane-release-{release}")
-}
-
 /// Reads a release's inventory, or `None` when the release does not exist.
 ///
 /// # Errors
@@ -141,7 +138,7 @@ pub async fn read_inventory(
     release: &str,
 ) -> Result<Option<Inventory>, KubeError> {
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let name = secret_name(release);
+    let name = state::record_name(release);
     let subject = crate::kube::object::subject("Secret", Some(namespace), &name);
     let secret = retry(|| api.get_opt(&name))
         .await
@@ -173,7 +170,7 @@ pub async fn write_inventory(
     namespace: &str,
     inventory: &Inventory,
 ) -> Result<(), KubeError> {
-    let name = secret_name(&inventory.release);
+    let name = state::record_name(&inventory.release);
     let subject = crate::kube::object::subject("Secret", Some(namespace), &name);
     let body = serde_json::to_vec(inventory).map_err(|err| KubeError::Local {
         what: "cannot encode the inventory".into(),
@@ -204,7 +201,7 @@ pub async fn write_inventory(
     match result {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(status)) if status.code == 404 => {
-            ensure_namespace(client, namespace).await?;
+            state::ensure_namespace(client, namespace).await?;
             retry(|| api.patch(&name, &params, &patch))
                 .await
                 .map(|_| ())
@@ -220,25 +217,6 @@ pub async fn write_inventory(
     }
 }
 
-pub(super) async fn ensure_namespace(
-    client: &kube::Client,
-    namespace: &str,
-) -> Result<(), KubeError> {
-    let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
-    let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": {MANAGED_BY: FIELD_MANAGER}}});
-    let (params, patch) = (crate::kube::apply_params(), Patch::Apply(&body));
-    retry(|| api.patch(namespace, &params, &patch))
-        .await
-        .map(|_| ())
-        .map_err(|err| {
-            KubeError::api(
-                "cannot create the state namespace",
-                Some(&format!("Namespace/{namespace}")),
-                &err,
-            )
-        })
-}
-
 /// Deletes a release's inventory (the last step of `down`).
 ///
 /// # Errors
@@ -249,7 +227,7 @@ pub async fn delete_inventory(
     release: &str,
 ) -> Result<(), KubeError> {
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let name = secret_name(release);
+    let name = state::record_name(release);
     let params = kube::api::DeleteParams::default();
     match retry(|| api.delete(&name, &params)).await {
         Ok(_) => Ok(()),

@@ -18,6 +18,7 @@ use crate::bundle::objects::MANAGED_BY;
 use crate::kube::client::retry::retry;
 use crate::kube::object::FIELD_MANAGER;
 use crate::kube::release::latch::{Latch, latch};
+use crate::kube::release::state;
 use crate::kube::{Event, KubeError, Reporter};
 
 /// How long a lock lives without renewal.
@@ -78,10 +79,6 @@ pub fn hostname() -> String {
         .map(|h| h.trim().to_owned())
         .or_else(|_| std::env::var("HOSTNAME"))
         .unwrap_or_else(|_| "unknown".into())
-}
-
-fn lease_name(release: &str) -> String {
-    format!("plane-lock-{release}")
 }
 
 /// Whether a lease's holder is gone: its lease expired, or it ran on this host under a process
@@ -157,7 +154,7 @@ async fn take(
     reporter: &dyn Reporter,
 ) -> Result<Lock, KubeError> {
     let api: Api<Lease> = Api::namespaced(client.clone(), namespace);
-    let name = lease_name(release);
+    let name = state::lock_name(release);
     let subject = crate::kube::object::subject("Lease", Some(namespace), &name);
     let (identity, host, pid) = identity();
     let deadline = wait.map(|w| tokio::time::Instant::now() + w);
@@ -181,8 +178,7 @@ async fn take(
                 let body = lease_body(&name, &identity, &host, pid, 0, now);
                 match api.create(&PostParams::default(), &body).await {
                     Err(kube::Error::Api(status)) if status.code == 404 => {
-                        crate::kube::release::inventory::ensure_namespace(client, namespace)
-                            .await?;
+                        state::ensure_namespace(client, namespace).await?;
                         continue;
                     }
                     other => other,

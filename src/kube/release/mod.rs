@@ -12,4 +12,5 @@ pub(crate) mod ownership;
 pub(crate) mod permissions;
 pub(crate) mod plan;
 pub(crate) mod preflight;
+pub(crate) mod state;
 pub(crate) mod wait;

@@ -20,6 +20,7 @@ use crate::kube::client::read::Reading;
 use crate::kube::client::retry::retry;
 use crate::kube::client::{IN_FLIGHT, READS_IN_FLIGHT};
 use crate::kube::object::normalize::{keep_controller_owned, mask_secrets, normalize};
+use crate::kube::object::ray;
 use crate::kube::object::readiness;
 use crate::kube::object::unchanged::provably_unchanged;
 use crate::kube::release::inventory::Inventory;
@@ -73,6 +74,7 @@ pub struct PlannedObject {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
     /// What `up` applies: the rendered object with controller-owned fields carried over.
+    /// `None` when the render no longer has it (a prune, or a protected object kept).
     #[serde(skip)]
     pub desired: Option<Value>,
     /// The live object, normalised and masked, for diffs.
@@ -562,7 +564,7 @@ async fn plan_one(
                 Action::Configure
             };
             if !same {
-                planned.warning = kept_by_running_pods(&before, &after);
+                planned.warning = ray::kept_by_running_pods(&before, &after);
             }
             planned.before = Some(before);
             planned.after = Some(after);
@@ -601,32 +603,6 @@ async fn unestablished_crd(cluster: &Cluster, group: &str, kind: &str) -> Option
     })
 }
 
-/// Changes to a live RayCluster that its running pods do not pick up: KubeRay sets the head's
-/// autoscaler up when it creates the head pod, so a change to `enableInTreeAutoscaling` or
-/// `autoscalerOptions` waits for the cluster to be recreated, which plane never does on its own.
-pub fn kept_by_running_pods(before: &Value, after: &Value) -> Option<String> {
-    if before["kind"] != "RayCluster" {
-        return None;
-    }
-    let changed: Vec<&str> = ["enableInTreeAutoscaling", "autoscalerOptions"]
-        .into_iter()
-        .filter(|field| before["spec"][field] != after["spec"][field])
-        .collect();
-    if changed.is_empty() {
-        return None;
-    }
-    let namespace = before["metadata"]["namespace"]
-        .as_str()
-        .unwrap_or("default");
-    let name = before["metadata"]["name"].as_str().unwrap_or_default();
-    Some(format!(
-        "changes spec.{} of a running RayCluster: its running pods keep the old autoscaling setup; \
-         to apply it, recreate the cluster (`kubectl delete raycluster -n {namespace} {name}`, then \
-         `plane up`), which restarts its head and workers; plane never recreates it on its own",
-        changed.join(" and spec.")
-    ))
-}
-
 fn masked_after(value: &Value, before: Option<&mut Value>) -> Value {
     let mut after = normalize(value);
     mask_secrets(before, Some(&mut after));
@@ -636,41 +612,5 @@ fn masked_after(value: &Value, before: Option<&mut Value>) -> Value {
 impl std::fmt::Display for Action {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn autoscaling_changes_to_a_running_raycluster_are_called_out() {
-        let cluster = |enabled: bool, idle: u32| {
-            json!({"kind": "RayCluster", "metadata": {"name": "rc", "namespace": "ray"},
-                "spec": {"enableInTreeAutoscaling": enabled, "autoscalerOptions": {"idleTimeoutSeconds": idle},
-                         "workerGroupSpecs": [{"maxReplicas": 3}]}})
-        };
-        let why = kept_by_running_pods(&cluster(false, 60), &cluster(true, 60)).unwrap();
-        assert!(
-            why.contains("spec.enableInTreeAutoscaling")
-                && why.contains("kubectl delete raycluster -n ray rc")
-                && why.contains("never recreates"),
-            "{why}"
-        );
-        assert!(
-            kept_by_running_pods(&cluster(true, 60), &cluster(true, 120))
-                .unwrap()
-                .contains("spec.autoscalerOptions")
-        );
-        let mut more_workers = cluster(true, 60);
-        more_workers["spec"]["workerGroupSpecs"][0]["maxReplicas"] = json!(5);
-        assert_eq!(
-            kept_by_running_pods(&cluster(true, 60), &more_workers),
-            None
-        );
-        let mut deployment = cluster(false, 60);
-        deployment["kind"] = json!("Deployment");
-        assert_eq!(kept_by_running_pods(&deployment, &cluster(true, 60)), None);
     }
 }
