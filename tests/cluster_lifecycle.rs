@@ -130,6 +130,21 @@ fn clean_slate(cluster: &Cluster) {
     );
 }
 
+/// A cluster under test with datalayer-ray installed from a clean slate by
+/// `up --profile local --no-wait`, and the bundle it came from.
+fn installed(test: &str) -> (Cluster, Fixture) {
+    let cluster = Cluster::under_test(test);
+    clean_slate(&cluster);
+    let fixture = builtin(RELEASE);
+    succeeded(&run(
+        &fixture,
+        &cluster,
+        "up",
+        &[LOCAL, &["--no-wait"]].concat(),
+    ));
+    (cluster, fixture)
+}
+
 /// `down --yes` removes every object of the release but its CRDs, namespaces through their
 /// termination, and then the record.
 fn down_completely(cluster: &Cluster) {
@@ -1324,15 +1339,7 @@ fn objects_of_nobody_are_adopted_only_when_asked_and_down_keeps_them() {
 
 #[test]
 fn two_releases_never_share_an_object() {
-    let cluster = Cluster::under_test("two-releases");
-    clean_slate(&cluster);
-    let fixture = builtin(RELEASE);
-    succeeded(&run(
-        &fixture,
-        &cluster,
-        "up",
-        &[LOCAL, &["--no-wait"]].concat(),
-    ));
+    let (cluster, fixture) = installed("two-releases");
     let out = run(
         &fixture,
         &cluster,
@@ -1574,15 +1581,7 @@ fn upstream_samples_dry_run_against_the_bundles_crds() {
 /// `managedBy` and `suspend` and gets the default 100, which KubeRay dereferences.
 #[test]
 fn a_rayservice_keeps_managed_by_and_suspend_and_gets_the_max_surge_default() {
-    let cluster = Cluster::under_test("rayservice-fields");
-    clean_slate(&cluster);
-    let fixture = builtin(RELEASE);
-    succeeded(&run(
-        &fixture,
-        &cluster,
-        "up",
-        &[LOCAL, &["--no-wait"]].concat(),
-    ));
+    let (cluster, _fixture) = installed("rayservice-fields");
     let service = json!({
         "apiVersion": "ray.io/v1", "kind": "RayService",
         "metadata": {"name": "fields-kept", "namespace": "default"},
