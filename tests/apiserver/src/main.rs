@@ -6,10 +6,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 const USAGE: &str = "usage: plane-test-apiserver --kubeconfig FILE [--port N] [--token T] \
-[--controller-step-ms N] [--crd-establish-ms N]
+[--controller-step-ms N] [--crd-establish-ms N] [--request-log FILE]
 
 Serves a Kubernetes-API-compatible test server on 127.0.0.1 (a free port unless --port is
-given), writes FILE once it is ready to serve, and runs until it is killed.";
+given), writes FILE once it is ready to serve, and runs until it is killed. With --request-log,
+appends a line per request it answered (`METHOD path?query STATUS`), within 100 ms.";
 
 /// Why the command line could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -26,8 +27,9 @@ enum ArgsError {
     Help,
 }
 
-fn parse(args: impl Iterator<Item = String>) -> Result<Config, ArgsError> {
+fn parse(args: impl Iterator<Item = String>) -> Result<(Config, Option<PathBuf>), ArgsError> {
     let mut config = Config::default();
+    let mut request_log = None;
     let mut kubeconfig = None;
     let mut args = args.peekable();
     while let Some(arg) = args.next() {
@@ -59,12 +61,13 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Config, ArgsError> {
             "--crd-establish-ms" => {
                 config.crd_establish_delay = Duration::from_millis(number(&arg, value(&arg)?)?);
             }
+            "--request-log" => request_log = Some(PathBuf::from(value("--request-log")?)),
             "-h" | "--help" => return Err(ArgsError::Help),
             _ => return Err(ArgsError::Unknown { arg }),
         }
     }
     config.kubeconfig = Some(kubeconfig.ok_or(ArgsError::MissingKubeconfig)?);
-    Ok(config)
+    Ok((config, request_log))
 }
 
 #[allow(
@@ -73,7 +76,7 @@ fn parse(args: impl Iterator<Item = String>) -> Result<Config, ArgsError> {
     reason = "the binary's only output: its address or why it cannot start"
 )]
 fn main() -> ExitCode {
-    let config = match parse(std::env::args().skip(1)) {
+    let (config, request_log) = match parse(std::env::args().skip(1)) {
         Ok(c) => c,
         Err(ArgsError::Help) => {
             println!("{USAGE}");
@@ -96,7 +99,37 @@ fn main() -> ExitCode {
         server.url(),
         server.kubeconfig_path().display()
     );
+    let Some(path) = request_log else {
+        loop {
+            std::thread::park();
+        }
+    };
+    let mut written = 0;
     loop {
-        std::thread::park();
+        std::thread::sleep(Duration::from_millis(100));
+        let requests = server.requests();
+        let lines: String = requests[written.min(requests.len())..]
+            .iter()
+            .map(|r| {
+                let query = if r.query.is_empty() {
+                    String::new()
+                } else {
+                    format!("?{}", r.query)
+                };
+                format!("{} {}{query} {}\n", r.method, r.path, r.status)
+            })
+            .collect();
+        written = requests.len();
+        if !lines.is_empty() {
+            let appended = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .and_then(|mut file| std::io::Write::write_all(&mut file, lines.as_bytes()));
+            if let Err(e) = appended {
+                eprintln!("error: cannot write {}: {e}", path.display());
+                return ExitCode::from(1);
+            }
+        }
     }
 }
