@@ -219,9 +219,18 @@ pub struct RenderArgs {
     /// Set one value: PATH=VALUE with a YAML-typed value; repeatable, the right-most wins.
     #[arg(long = "set", value_name = "PATH=VALUE")]
     pub set: Vec<String>,
-    /// The release name (defaults to the bundle name).
+    /// The release name (defaults to the bundle name; unique per namespace).
     #[arg(long)]
     pub release: Option<String>,
+    /// Install a team instance into this existing namespace, beside the platform release: only
+    /// the bundle's instance components, nothing cluster-scoped; its record and lock live there.
+    #[arg(
+        short = 'n',
+        long,
+        value_name = "NAMESPACE",
+        conflicts_with = "state_namespace"
+    )]
+    pub namespace: Option<String>,
     #[command(flatten)]
     pub state: StateArgs,
     #[command(flatten)]

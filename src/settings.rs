@@ -29,6 +29,8 @@ pub struct RenderSettings {
     /// `-f` files as (path, text).
     pub value_files: Vec<(String, String)>,
     pub sets: Vec<SetArg>,
+    /// The namespace of a team instance (`-n`): its record and lock live there too.
+    pub instance: Option<String>,
     /// What was wrong with the arguments, reported by the render together with its own problems.
     pub problems: Problems,
 }
@@ -157,9 +159,21 @@ impl RenderSettings {
             }
         }
         let release = args.release.clone().unwrap_or_else(|| args.addon.clone());
+        // A team instance keeps its record and lock in its own namespace.
+        let state_namespace = args
+            .namespace
+            .clone()
+            .unwrap_or_else(|| args.state.state_namespace.clone());
         for (flag, name) in [
             ("--release", &release),
-            ("--state-namespace", &args.state.state_namespace),
+            (
+                if args.namespace.is_some() {
+                    "--namespace"
+                } else {
+                    "--state-namespace"
+                },
+                &state_namespace,
+            ),
         ] {
             if let Err(why) = check_dns_label(name) {
                 problems.push(Problem::new(format!("invalid {flag} `{name}`")).because(why));
@@ -169,12 +183,13 @@ impl RenderSettings {
             addon: args.addon.clone(),
             release: ReleaseSettings {
                 name: release,
-                state_namespace: args.state.state_namespace.clone(),
+                state_namespace,
             },
             sources,
             profile,
             value_files,
             sets,
+            instance: args.namespace.clone(),
             problems,
         }
     }

@@ -21,6 +21,34 @@ pub struct AddonManifest {
     #[serde(default)]
     pub inputs: BTreeMap<String, InputSpec>,
     pub components: Vec<Component>,
+    /// What a team instance of the bundle is (`-n NAMESPACE`); without it, the bundle has none.
+    #[serde(default)]
+    pub instance: Option<Instance>,
+}
+
+/// A team instance: the part of a bundle one team installs into its own namespace, beside the
+/// platform release that provides the rest.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Instance {
+    /// The components a team instance renders; the others are the platform's.
+    pub components: Vec<String>,
+    /// Values layered over the profile's (under `-f` and `--set`); a string `$namespace`
+    /// becomes the instance's namespace.
+    #[serde(default)]
+    pub values: serde_json::Value,
+    /// Kinds the platform must serve before a team instance can work.
+    #[serde(default)]
+    pub requires: Vec<Required>,
+}
+
+/// A kind a team instance needs the platform to serve.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Required {
+    #[serde(rename = "apiVersion")]
+    pub api_version: String,
+    pub kind: String,
 }
 
 /// A named group of templates that can be switched on and off.

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 pub use manifest::AddonManifest;
-pub use manifest::{Component, Detect, Existing, Gate};
+pub use manifest::{Component, Detect, Existing, Gate, Instance, Required};
 pub use objects::{Object, ObjectKey, ObjectRef};
 pub use profile::Profile;
 pub use render::{RenderContext, Rendered, render};
@@ -184,11 +184,30 @@ pub fn load(sources: &Sources, name: &str) -> Result<Addon, Error> {
 /// Everything that decides the values of one render, lowest precedence first.
 pub struct ValueSources<'a> {
     pub profile: Option<&'a Profile>,
+    /// The namespace of a team instance (`-n`): the bundle's instance values join after the
+    /// profile's.
+    pub instance: Option<&'a str>,
     /// `-f` files: (shown name, text).
     pub files: &'a [(String, String)],
     pub sets: &'a [SetArg],
     /// Looks up the real environment.
     pub env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+/// `value` with every string `$namespace` replaced by `namespace`.
+fn with_namespace(value: &Value, namespace: &str) -> Value {
+    match value {
+        Value::String(text) if text == "$namespace" => Value::String(namespace.to_owned()),
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|v| with_namespace(v, namespace)).collect())
+        }
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), with_namespace(v, namespace)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
 }
 
 /// Layers the values of `addon` (DESIGN §4) and checks them, listing every problem at once.
@@ -254,6 +273,17 @@ pub fn layer_values(addon: &Addon, sources: &ValueSources<'_>) -> Result<Values,
                 ),
             }
         }
+    }
+
+    // 2b. A team instance's values, with `$namespace` filled in.
+    if let (Some(namespace), Some(instance)) = (sources.instance, &addon.manifest.instance) {
+        let origin = Origin::Instance {
+            namespace: namespace.to_owned(),
+        };
+        values.merge(
+            &with_namespace(&instance.values, namespace),
+            &|_: &ValuesPath| origin.clone(),
+        );
     }
 
     // 3. -f files, right-most wins.

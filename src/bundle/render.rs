@@ -19,6 +19,8 @@ use crate::values::{Values, ValuesPath};
 pub struct RenderContext<'a> {
     pub release: &'a str,
     pub state_namespace: &'a str,
+    /// The namespace of a team instance (`-n`); `None` renders the platform.
+    pub instance: Option<&'a str>,
     pub profile: Option<&'a str>,
     /// Shared partials and macros.
     pub shared: &'a Tree,
@@ -67,7 +69,32 @@ impl Rendered {
 /// annotations or Ingress hosts the API server would refuse — all at once.
 pub fn render(addon: &Addon, values: &Values, ctx: &RenderContext<'_>) -> Result<Rendered, Error> {
     let mut problems = Problems::default();
-    let components = enabled_components(&addon.manifest, values, &mut problems);
+    let mut components = enabled_components(&addon.manifest, values, &mut problems);
+    if let Some(namespace) = ctx.instance {
+        if addon.manifest.namespaces.iter().any(|ns| ns == namespace) {
+            problems.push(
+                Problem::new(format!(
+                    "-n {namespace} names a namespace of the platform release of {}",
+                    addon.manifest.name
+                ))
+                .because(format!(
+                    "the platform installs into {}",
+                    addon.manifest.namespaces.join(", ")
+                ))
+                .hint("give each team a namespace of its own, or install the platform without -n"),
+            );
+        }
+        match &addon.manifest.instance {
+            Some(instance) => components.retain(|c| instance.components.contains(c)),
+            None => problems.push(
+                Problem::new(format!(
+                    "bundle {} has no team instance: it cannot be installed with -n",
+                    addon.manifest.name
+                ))
+                .hint("install it without -n, or add an `instance` section to its addon.yaml"),
+            ),
+        }
+    }
     problems.into_result()?;
 
     let tera = build_tera(addon, ctx.shared)?;
@@ -76,6 +103,7 @@ pub fn render(addon: &Addon, values: &Values, ctx: &RenderContext<'_>) -> Result
         "release": {"name": ctx.release, "namespace": ctx.state_namespace},
         "addon": {"name": addon.manifest.name, "version": addon.manifest.version},
         "profile": ctx.profile.unwrap_or(""),
+        "instance": {"namespace": ctx.instance.unwrap_or("")},
         "component": "",
     }))
     .map_err(|err| {
@@ -123,6 +151,9 @@ pub fn render(addon: &Addon, values: &Values, ctx: &RenderContext<'_>) -> Result
         }
     }
     problems.extend(check_objects(&objects));
+    if let Some(namespace) = ctx.instance {
+        problems.extend(check_instance(&objects, namespace));
+    }
     problems.extend(super::check::check(&objects, values));
     problems.into_result()?;
     objects.sort_by(|a, b| a.id.cmp(&b.id));
@@ -429,6 +460,33 @@ fn object_of(value: Value, index: usize, display: &str) -> Result<(ObjectRef, Va
         },
         value,
     ))
+}
+
+/// A team instance owns nothing outside its namespace: no cluster-scoped object, nothing in
+/// another namespace, so that its namespace's admin alone can install it and two teams never
+/// share an object.
+fn check_instance(objects: &[Object], namespace: &str) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for object in objects {
+        let why = match object.id.namespace.as_deref() {
+            None => "it is cluster-scoped".to_owned(),
+            Some(ns) if ns != namespace => format!("it is in the namespace {ns}"),
+            Some(_) => continue,
+        };
+        problems.push(
+            Problem::new(format!(
+                "{} does not belong in a team instance of namespace {namespace}",
+                object.id
+            ))
+            .at(object.template.clone())
+            .because(why)
+            .hint(
+                "a team instance renders only namespaced objects in its own namespace; \
+                 check the values that name namespaces, or turn the component off",
+            ),
+        );
+    }
+    problems
 }
 
 /// Checks across objects: duplicates, namespaces where they belong, generated Secrets empty.

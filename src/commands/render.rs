@@ -1,11 +1,16 @@
 //! The render pipeline every command that renders shares: load the bundle, layer its values,
 //! render. Problems of the arguments and of these steps are reported together.
 
-use crate::bundle::{self, RenderContext, Rendered, ValueSources};
-use crate::error::{Error, Problems};
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use crate::bundle::{self, Addon, RenderContext, Rendered, ValueSources};
+use crate::error::{Error, Problem, Problems};
 use crate::settings::RenderSettings;
 
-/// Loads the bundle, layers its values and renders it.
+/// Loads the bundle, layers its values and renders it; for a bundle with team instances, also
+/// checks that two of them never collide.
 ///
 /// # Errors
 /// Input errors from the arguments and from every step, each naming its origin.
@@ -15,30 +20,145 @@ pub fn render(settings: &RenderSettings) -> Result<Rendered, Error> {
         Ok(addon) => addon,
         Err(err) => return Err(with_earlier(problems, err)),
     };
-    let env = |var: &str| std::env::var(var).ok();
-    let values = match bundle::layer_values(
-        &addon,
-        &ValueSources {
-            profile: settings.profile.as_ref(),
-            files: &settings.value_files,
-            sets: &settings.sets,
-            env: &env,
-        },
-    ) {
-        Ok(values) => values,
+    let rendered = match render_as(&addon, settings, settings.instance.as_deref(), None) {
+        Ok(rendered) => rendered,
         Err(err) => return Err(with_earlier(problems, err)),
     };
     problems.into_result()?;
+    if addon.manifest.instance.is_some() {
+        check_team_instances(&addon, settings, &rendered)?;
+    }
+    Ok(rendered)
+}
+
+/// Layers the values and renders `addon` as the platform (`instance` `None`) or as a team
+/// instance in that namespace, under `release` (else the settings' release).
+fn render_as(
+    addon: &Addon,
+    settings: &RenderSettings,
+    instance: Option<&str>,
+    release: Option<&str>,
+) -> Result<Rendered, Error> {
+    let env = |var: &str| std::env::var(var).ok();
+    // A probe of the platform's team instances takes the profile's values, not the user's: the
+    // user's name the platform's namespaces.
+    let probe_of_platform = settings.instance.is_none() && instance.is_some();
+    let no_sets = [];
+    let values = bundle::layer_values(
+        addon,
+        &ValueSources {
+            profile: settings.profile.as_ref(),
+            instance,
+            files: if probe_of_platform {
+                &[]
+            } else {
+                &settings.value_files
+            },
+            sets: if probe_of_platform {
+                &no_sets
+            } else {
+                &settings.sets
+            },
+            env: &env,
+        },
+    )?;
+    let state_namespace = instance.unwrap_or(&settings.release.state_namespace);
     bundle::render(
-        &addon,
+        addon,
         &values,
         &RenderContext {
-            release: &settings.release.name,
-            state_namespace: &settings.release.state_namespace,
+            release: release.unwrap_or(&settings.release.name),
+            state_namespace,
+            instance,
             profile: settings.profile.as_ref().map(|p| p.name.as_str()),
             shared: &settings.sources.templates,
         },
     )
+}
+
+/// Two team instances of the bundle, with other names in other namespaces, must share nothing:
+/// no object outside their namespace (each render refuses one) and no Ingress host and path.
+/// A team render is held against one more instance; a platform render, against two, so that a
+/// bundle that cannot host teams says so before any team tries.
+fn check_team_instances(
+    addon: &Addon,
+    settings: &RenderSettings,
+    rendered: &Rendered,
+) -> Result<(), Error> {
+    const PROBES: [(&str, &str); 2] = [
+        ("plane-probe-a", "plane-probe-a"),
+        ("plane-probe-b", "plane-probe-b"),
+    ];
+    let mut instances: Vec<(String, Rendered)> = Vec::new();
+    if let Some(namespace) = &settings.instance {
+        instances.push((namespace.clone(), rendered.clone()));
+    }
+    let mut problems = Problems::default();
+    for (release, namespace) in PROBES.into_iter().take(2 - instances.len()) {
+        match render_as(addon, settings, Some(namespace), Some(release)) {
+            Ok(probe) => instances.push((namespace.to_owned(), probe)),
+            Err(err) => {
+                problems.push(
+                    Problem::new(format!(
+                        "a team instance of {} (-n {namespace}) does not render apart from others",
+                        addon.manifest.name
+                    ))
+                    .because("its render is refused; the problems follow")
+                    .hint("team instances render only namespaced objects in their own namespace"),
+                );
+                problems.extend(err.problems().iter().cloned());
+                return Err(problems.into_result().expect_err("a problem"));
+            }
+        }
+    }
+    let routes = |rendered: &Rendered| -> BTreeSet<(String, String, String)> {
+        rendered
+            .objects
+            .iter()
+            .filter(|o| o.id.kind == "Ingress")
+            .flat_map(|o| {
+                ingress_routes(&o.value)
+                    .into_iter()
+                    .map(|(h, p)| (o.id.to_string(), h, p))
+            })
+            .collect()
+    };
+    let (first, second) = (&instances[0], &instances[1]);
+    for (subject, host, path) in routes(&first.1) {
+        if let Some((other, ..)) = routes(&second.1)
+            .into_iter()
+            .find(|(_, h, p)| *h == host && *p == path)
+        {
+            problems.push(
+                Problem::new(format!(
+                    "two team instances of {} would serve the same route {host}{path}",
+                    addon.manifest.name
+                ))
+                .at(subject)
+                .because(format!(
+                    "-n {} renders it, and so does {other} of -n {}",
+                    first.0, second.0
+                ))
+                .hint("derive each instance's Ingress host or path from its namespace (`instance.namespace`)"),
+            );
+        }
+    }
+    problems.into_result()
+}
+
+/// The (host, path) pairs an Ingress serves.
+fn ingress_routes(ingress: &Value) -> Vec<(String, String)> {
+    let mut routes = Vec::new();
+    for rule in ingress["spec"]["rules"].as_array().into_iter().flatten() {
+        let host = rule["host"].as_str().unwrap_or("*").to_owned();
+        for path in rule["http"]["paths"].as_array().into_iter().flatten() {
+            routes.push((
+                host.clone(),
+                path["path"].as_str().unwrap_or("/").to_owned(),
+            ));
+        }
+    }
+    routes
 }
 
 /// Puts the problems of earlier steps before those of `err`.

@@ -26,6 +26,8 @@ pub enum Origin {
     InputDefault { var: String },
     /// Computed by plane from another value.
     Derived { from: String },
+    /// The team-instance values of addon.yaml, for `-n NAMESPACE`.
+    Instance { namespace: String },
 }
 
 impl fmt::Display for Origin {
@@ -42,6 +44,9 @@ impl fmt::Display for Origin {
             Self::Env { var } => write!(f, "environment variable {var}"),
             Self::InputDefault { var } => write!(f, "the default of input {var} in addon.yaml"),
             Self::Derived { from } => write!(f, "derived from {from}"),
+            Self::Instance { namespace } => {
+                write!(f, "the instance values of addon.yaml (-n {namespace})")
+            }
         }
     }
 }
