@@ -129,6 +129,14 @@ pub struct DownArgs {
     pub cluster: ClusterArgs,
     #[command(flatten)]
     pub state: StateArgs,
+    /// Remove the team instance of this namespace (`up -n`); nothing outside it changes.
+    #[arg(
+        short = 'n',
+        long,
+        value_name = "NAMESPACE",
+        conflicts_with = "state_namespace"
+    )]
+    pub namespace: Option<String>,
     /// Do not ask before deleting.
     #[arg(short, long)]
     pub yes: bool,
@@ -160,6 +168,12 @@ pub struct LsArgs {
     pub cluster: ClusterArgs,
     #[command(flatten)]
     pub state: StateArgs,
+    /// The team instances of this namespace (`up -n`) instead of the platform's releases.
+    #[arg(short = 'n', long, value_name = "NAMESPACE", conflicts_with_all = ["state_namespace", "all_namespaces"])]
+    pub namespace: Option<String>,
+    /// Every release of every namespace, platform and team instances, with a TIER column.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = TableFormat::Table)]
     pub output: TableFormat,

@@ -95,7 +95,8 @@ pub struct DownSettings {
 #[derive(Debug)]
 pub struct LsSettings {
     pub cluster: ConnectOptions,
-    pub state_namespace: String,
+    /// Where to list releases: one namespace, or `None` for every namespace (`-A`).
+    pub namespace: Option<String>,
     pub output: TableFormat,
 }
 
@@ -244,7 +245,10 @@ impl DownSettings {
         Self {
             release: ReleaseSettings {
                 name: args.release.clone(),
-                state_namespace: args.state.state_namespace.clone(),
+                state_namespace: args
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| args.state.state_namespace.clone()),
             },
             cluster: connect_options(&args.cluster),
             // The built-in profiles: a release records the name of its profile, not where it
@@ -265,9 +269,14 @@ impl DownSettings {
 
 impl LsSettings {
     pub fn from_args(args: &LsArgs) -> Self {
+        let namespace = (!args.all_namespaces).then(|| {
+            args.namespace
+                .clone()
+                .unwrap_or_else(|| args.state.state_namespace.clone())
+        });
         Self {
             cluster: connect_options(&args.cluster),
-            state_namespace: args.state.state_namespace.clone(),
+            namespace,
             output: args.output,
         }
     }

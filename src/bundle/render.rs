@@ -39,6 +39,10 @@ pub struct Rendered {
     pub version: String,
     /// SHA-256 of the merged values: records that they changed without recording them.
     pub values_digest: String,
+    /// The namespace of a team instance (`-n`); `None` for the platform.
+    pub instance: Option<String>,
+    /// What a team instance needs the platform to serve.
+    pub requires: Vec<super::Required>,
     /// Every component the bundle declares, on or off: their switches and what of theirs may
     /// already run in a cluster.
     pub all_components: Vec<Component>,
@@ -179,6 +183,13 @@ pub fn render(addon: &Addon, values: &Values, ctx: &RenderContext<'_>) -> Result
         addon: addon.manifest.name.clone(),
         version: addon.manifest.version.clone(),
         values_digest,
+        instance: ctx.instance.map(str::to_owned),
+        requires: addon
+            .manifest
+            .instance
+            .as_ref()
+            .map(|i| i.requires.clone())
+            .unwrap_or_default(),
         all_components: addon.manifest.components.clone(),
     })
 }

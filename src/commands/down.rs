@@ -30,6 +30,7 @@ pub fn run(settings: &DownSettings, printer: &Printer) -> Result<ExitStatus, Err
             settings.removal.include_crds,
         )
         .await?;
+        refuse_platform_with_teams(&cluster, &inventory).await?;
         // Show and confirm before the lock, so a refusal (or --dry-run) writes nothing at all.
         let removal = kube::plan_removal(&cluster, &inventory, settings.removal).await?;
         let text = describe(&removal, &release.name);
@@ -60,6 +61,37 @@ pub fn run(settings: &DownSettings, printer: &Printer) -> Result<ExitStatus, Err
         progress.finish();
         lock.release().await;
         result
+    })
+}
+
+/// The platform goes last: while team instances of its bundle are installed, `down` of the
+/// platform would take their operator and CRDs from under them.
+async fn refuse_platform_with_teams(cluster: &Cluster, platform: &Inventory) -> Result<(), Error> {
+    if platform.instance.is_some() {
+        return Ok(());
+    }
+    let teams: Vec<String> = kube::list_releases(cluster.client(), None)
+        .await?
+        .into_iter()
+        .filter(|r| r.inventory.instance.is_some() && r.inventory.addon == platform.addon)
+        .map(|r| format!("{} in namespace {}", r.name, r.namespace))
+        .collect();
+    if teams.is_empty() {
+        return Ok(());
+    }
+    let mut problem = Problem::new(format!(
+        "release {} is the platform of {} team instance(s); nothing was deleted",
+        platform.release,
+        teams.len()
+    ));
+    for team in &teams {
+        problem = problem.because(format!("team instance {team}"));
+    }
+    Err(Error::Failed {
+        problem: problem.hint(format!(
+            "remove each team instance first (`plane down {} -n NAMESPACE`), then the platform",
+            platform.addon
+        )),
     })
 }
 

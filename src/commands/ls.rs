@@ -13,15 +13,33 @@ use crate::ui::{Printer, Table, to_format};
 pub fn run(settings: &LsSettings, printer: &Printer) -> Result<ExitStatus, Error> {
     let rows = session::runtime()?.block_on(async {
         let cluster = session::connect(&settings.cluster, None, printer).await?;
-        let releases = kube::list_releases(cluster.client(), &settings.state_namespace).await?;
+        let releases = kube::list_releases(cluster.client(), settings.namespace.as_deref()).await?;
         let mut rows = Vec::new();
         for release in &releases {
             let health = kube::release_health(&cluster, release).await?;
-            rows.push(release_value(release, Some(&health)));
+            let mut row = release_value(release, Some(&health));
+            if settings.namespace.is_none() {
+                let tier = if release.inventory.instance.is_some() {
+                    "team"
+                } else {
+                    "platform"
+                };
+                row["tier"] = tier.into();
+            }
+            rows.push(row);
         }
         Ok::<_, Error>(rows)
     })?;
+    let all = settings.namespace.is_none();
     let text = match settings.output {
+        TableFormat::Table if all => {
+            let mut table = Table::new(&[RELEASE_COLUMNS, &["TIER"]].concat());
+            for row in &rows {
+                let tier = row["tier"].as_str().unwrap_or("-").to_owned();
+                table.row([release_cells(row), vec![tier]].concat());
+            }
+            table.render()
+        }
         TableFormat::Table => {
             let mut table = Table::new(RELEASE_COLUMNS);
             for row in &rows {

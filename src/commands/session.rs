@@ -1,9 +1,9 @@
 //! What every cluster command starts with: a runtime, a connection checked against the
 //! profile's pin, the release's record, and the one question plane asks before deleting.
 
-use crate::bundle::{Profile, Rendered};
+use crate::bundle::{Detect, Profile, Rendered};
 use crate::error::{Error, Problem};
-use crate::kube::{self, Cluster, ConnectOptions, Inventory, KubeError};
+use crate::kube::{self, Cluster, ConnectOptions, Inventory, KubeError, Platform};
 use crate::settings::ReleaseSettings;
 use crate::ui::Printer;
 
@@ -97,6 +97,33 @@ pub fn refuse_empty_render(rendered: &Rendered, previous: Option<&Inventory>) ->
                 .hint("use `plane down` to remove a release"),
         ));
     }
+    Ok(())
+}
+
+/// For a team instance (`-n`): its namespace exists, and the platform it relies on serves its
+/// kinds and runs an operator that watches the namespace. Nothing is written either way.
+pub async fn check_team_instance(
+    cluster: &Cluster,
+    rendered: &Rendered,
+    printer: &Printer,
+) -> Result<(), Error> {
+    let Some(namespace) = &rendered.instance else {
+        return Ok(());
+    };
+    // The platform's operator: how the components a team instance leaves to it are found.
+    let operator: Vec<Detect> = rendered
+        .all_components
+        .iter()
+        .filter(|c| !rendered.components.contains(&c.name))
+        .filter_map(|c| c.existing.as_ref())
+        .flat_map(|e| e.detect.clone())
+        .collect();
+    let platform = Platform {
+        addon: &rendered.addon,
+        requires: &rendered.requires,
+        operator: &operator,
+    };
+    kube::check_team_instance(cluster, namespace, &platform, &printer.progress()).await?;
     Ok(())
 }
 

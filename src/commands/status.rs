@@ -68,7 +68,7 @@ async fn gather(settings: &StatusSettings, printer: &Printer) -> Result<Report, 
     let cluster = session::connect(&settings.cluster, None, printer).await?;
     let state_ns = &settings.state_namespace;
     let (releases, objects) = futures::join!(
-        kube::list_releases(cluster.client(), state_ns),
+        kube::list_releases(cluster.client(), Some(state_ns)),
         kube::list_ray(&cluster),
     );
     let mut errors = Vec::new();

@@ -18,6 +18,7 @@ pub fn run(settings: &UpSettings, printer: &Printer) -> Result<ExitStatus, Error
     session::runtime()?.block_on(async {
         let profile = settings.render.profile.as_ref();
         let cluster = session::connect(&settings.cluster, profile, printer).await?;
+        session::check_team_instance(&cluster, &rendered, printer).await?;
         let planning = Planning {
             cluster: &cluster,
             rendered: &rendered,

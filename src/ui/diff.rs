@@ -105,6 +105,7 @@ mod tests {
             owner: None,
             warning: None,
             dry_run_passed: true,
+            binds_new_role: false,
             was_ready: false,
         }
     }

@@ -117,7 +117,7 @@ async fn validate(cluster: &Cluster, plan: &Plan, concurrency: usize) -> Result<
         .objects
         .iter()
         .filter(|o| matches!(o.action, Action::Create | Action::Configure))
-        .filter(|o| !o.dry_run_passed && o.generated_keys.is_none())
+        .filter(|o| !o.dry_run_passed && o.generated_keys.is_none() && !o.binds_new_role)
         .filter(|o| !kinds::comes_first(&o.id.kind))
         .collect();
     let results: Vec<Result<(), KubeError>> = stream::iter(unvalidated)

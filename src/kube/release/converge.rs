@@ -76,6 +76,7 @@ impl Inventory {
             plane_version: env!("CARGO_PKG_VERSION").to_owned(),
             objects,
             history: previous.map(|p| p.history.clone()).unwrap_or_default(),
+            instance: rendered.instance.clone(),
         }
     }
 

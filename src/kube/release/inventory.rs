@@ -100,6 +100,9 @@ pub struct Inventory {
     pub objects: Vec<InventoryObject>,
     #[serde(default)]
     pub history: Vec<Revision>,
+    /// The namespace of a team instance (`up -n`); `None` for the platform.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
 }
 
 impl Inventory {
@@ -244,15 +247,19 @@ pub async fn delete_inventory(
     }
 }
 
-/// All releases recorded in the state namespace, by name.
+/// All releases recorded in `namespace`, or in every namespace (one LIST either way), by
+/// namespace and name.
 ///
 /// # Errors
-/// API failures; a missing state namespace means no releases.
+/// API failures; a missing namespace means no releases.
 pub async fn list_releases(
     client: &kube::Client,
-    namespace: &str,
+    namespace: Option<&str>,
 ) -> Result<Vec<Release>, KubeError> {
-    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let api: Api<Secret> = match namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    };
     let params = ListParams::default().labels(&format!("{INVENTORY_LABEL}=true"));
     let list = match retry(|| api.list(&params)).await {
         Ok(list) => list,
@@ -260,7 +267,7 @@ pub async fn list_releases(
         Err(err) => {
             return Err(KubeError::api(
                 "cannot list releases",
-                Some(&format!("Namespace/{namespace}")),
+                namespace.map(|ns| format!("Namespace/{ns}")).as_deref(),
                 &err,
             ));
         }
@@ -268,17 +275,18 @@ pub async fn list_releases(
     let mut releases = Vec::new();
     for secret in list.items {
         let name = secret.metadata.name.clone().unwrap_or_default();
+        let in_namespace = secret.metadata.namespace.clone().unwrap_or_default();
         let inventory = decode(
             &secret,
-            &crate::kube::object::subject("Secret", Some(namespace), &name),
+            &crate::kube::object::subject("Secret", Some(&in_namespace), &name),
         )?;
         releases.push(Release {
             name: inventory.release.clone(),
-            namespace: namespace.to_owned(),
+            namespace: in_namespace,
             inventory,
         });
     }
-    releases.sort_by(|a, b| a.name.cmp(&b.name));
+    releases.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     Ok(releases)
 }
 
@@ -301,6 +309,7 @@ mod tests {
             plane_version: "0".into(),
             objects: Vec::new(),
             history: Vec::new(),
+            instance: None,
         }
     }
 

@@ -11,6 +11,7 @@ pub(crate) mod namespaces;
 pub(crate) mod ownership;
 pub(crate) mod permissions;
 pub(crate) mod plan;
+pub(crate) mod platform;
 pub(crate) mod preflight;
 pub(crate) mod state;
 pub(crate) mod wait;

@@ -250,6 +250,10 @@ pub async fn find(
             continue;
         };
         let on = rendered.components.contains(&component.name);
+        // A team instance leaves these to the platform, whose presence was checked before.
+        if rendered.instance.is_some() && !on {
+            continue;
+        }
         match probe(cluster, &existing.detect, release).await {
             Ok(found) if on => {
                 for found in found {

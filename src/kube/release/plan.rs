@@ -100,6 +100,10 @@ pub struct PlannedObject {
     /// release creates cannot be until those exist; `up` dry-runs them before writing them.
     #[serde(skip)]
     pub dry_run_passed: bool,
+    /// A RoleBinding or ClusterRoleBinding to a role this render creates, which credentials that
+    /// may not escalate cannot dry-run before the role exists: `up` writes the role, then it.
+    #[serde(skip)]
+    pub binds_new_role: bool,
     /// The live object the plan read was ready then: an unchanged object that was needs no wait.
     #[serde(skip)]
     pub was_ready: bool,
@@ -188,11 +192,17 @@ pub async fn plan(
             && !live.contains_key(&ObjectKey::of("v1", "Namespace", None, &o.id.name))
     };
     let no_namespaces = BTreeSet::new();
+    let roles: BTreeSet<ObjectKey> = rendered
+        .iter()
+        .filter(|o| matches!(o.id.kind.as_str(), "Role" | "ClusterRole"))
+        .map(|o| o.id.key())
+        .collect();
     let context = Context {
         cluster,
         release,
         live: &live,
         new_kinds: &new_kinds,
+        roles: &roles,
     };
     let first = context
         .plan_each(rendered.iter().filter(unknown).collect(), &no_namespaces)
@@ -272,11 +282,31 @@ pub async fn plan(
                 owner: None,
                 warning: None,
                 dry_run_passed: false,
+                binds_new_role: false,
                 was_ready: false,
             });
         }
     }
     Ok(Plan { objects })
+}
+
+/// Whether `object` is a RoleBinding or ClusterRoleBinding whose role is among `roles`.
+fn binds_rendered_role(object: &Object, roles: &BTreeSet<ObjectKey>) -> bool {
+    let role_ref = &object.value["roleRef"];
+    let (Some(kind), Some(name)) = (role_ref["kind"].as_str(), role_ref["name"].as_str()) else {
+        return false;
+    };
+    let namespace = match (object.id.kind.as_str(), kind) {
+        ("RoleBinding", "Role") => object.id.namespace.as_deref(),
+        ("RoleBinding" | "ClusterRoleBinding", "ClusterRole") => None,
+        _ => return false,
+    };
+    roles.contains(&ObjectKey::of(
+        "rbac.authorization.k8s.io/v1",
+        kind,
+        namespace,
+        name,
+    ))
 }
 
 /// Kinds whose CRD is part of the render: (group, kind) -> the CRD's name.
@@ -372,6 +402,8 @@ struct Context<'a> {
     release: &'a str,
     live: &'a HashMap<ObjectKey, Value>,
     new_kinds: &'a BTreeMap<(String, String), String>,
+    /// The Roles and ClusterRoles the render holds.
+    roles: &'a BTreeSet<ObjectKey>,
 }
 
 impl Context<'_> {
@@ -382,16 +414,7 @@ impl Context<'_> {
         new_namespaces: &BTreeSet<String>,
     ) -> Vec<Result<PlannedObject, KubeError>> {
         stream::iter(objects)
-            .map(|object| {
-                plan_one(
-                    self.cluster,
-                    object,
-                    self.release,
-                    self.live,
-                    self.new_kinds,
-                    new_namespaces,
-                )
-            })
+            .map(|object| plan_one(self, object, new_namespaces))
             .buffered(IN_FLIGHT)
             .collect()
             .await
@@ -399,13 +422,17 @@ impl Context<'_> {
 }
 
 async fn plan_one(
-    cluster: &Cluster,
+    context: &Context<'_>,
     object: &Object,
-    release: &str,
-    live: &HashMap<ObjectKey, Value>,
-    new_kinds: &BTreeMap<(String, String), String>,
     new_namespaces: &BTreeSet<String>,
 ) -> Result<PlannedObject, KubeError> {
+    let Context {
+        cluster,
+        release,
+        live,
+        new_kinds,
+        roles,
+    } = *context;
     let id = &object.id;
     let subject = id.to_string();
     let mut planned = PlannedObject {
@@ -421,6 +448,7 @@ async fn plan_one(
         owner: None,
         warning: None,
         dry_run_passed: false,
+        binds_new_role: false,
         was_ready: false,
     };
     let mut live_object = live.get(&id.key()).cloned();
@@ -531,6 +559,18 @@ async fn plan_one(
                     planned.action = Action::Configure;
                     return Ok(planned);
                 }
+            }
+            // Without the right to escalate, a binding is checked against its role, which the
+            // server cannot find before `up` writes it: 404. The role comes first in `up`.
+            if live_object.is_none()
+                && rejected.code() == Some(404)
+                && binds_rendered_role(object, roles)
+            {
+                planned.binds_new_role = true;
+                planned.note = Some("its role is created by this release".into());
+                planned.desired = Some(desired);
+                planned.after = Some(masked_after(&object.value, None));
+                return Ok(planned);
             }
             return Err(rejected);
         }

@@ -1,0 +1,160 @@
+//! What a team instance needs of the cluster before anything of it is written: its namespace,
+//! the kinds the platform serves, and a KubeRay operator that watches that namespace.
+
+use kube::api::ListParams;
+use serde_json::Value;
+
+use crate::bundle::{Detect, ObjectRef, Required};
+use crate::kube::client::Cluster;
+use crate::kube::client::read::{Listing, Reading};
+use crate::kube::{Event, KubeError, Reporter};
+
+/// The platform a team instance relies on: the kinds it must serve and how to find its operator.
+#[derive(Debug, Clone, Copy)]
+pub struct Platform<'a> {
+    /// The bundle, for messages and hints: `datalayer-ray`.
+    pub addon: &'a str,
+    pub requires: &'a [Required],
+    /// How to find the operator (the `existing` probes of the platform's components).
+    pub operator: &'a [Detect],
+}
+
+/// Refuses a team instance whose namespace does not exist, or whose platform is missing: kinds
+/// not served, no operator, or an operator that does not watch the namespace. What the
+/// credentials may not see (a namespace admin cannot list the operator) is said in one
+/// warning, and the check goes on with what it could see.
+///
+/// # Errors
+/// [`KubeError::Local`] naming what is missing and how to fix it; API failures.
+pub async fn check_team_instance(
+    cluster: &Cluster,
+    namespace: &str,
+    platform: &Platform<'_>,
+    reporter: &dyn Reporter,
+) -> Result<(), KubeError> {
+    let id = ObjectRef {
+        api_version: "v1".into(),
+        kind: "Namespace".into(),
+        namespace: None,
+        name: namespace.to_owned(),
+    };
+    if cluster.get(&id).await?.is_none() {
+        return Err(KubeError::Local {
+            what: format!("namespace {namespace} does not exist"),
+            subject: Some(format!("Namespace/{namespace}")),
+            reason: "a team instance is installed into an existing namespace; plane does not \
+                     create it"
+                .into(),
+            hint: Some(format!(
+                "ask a cluster admin to create it (`kubectl create namespace {namespace}`) and \
+                 make you its admin, then run again"
+            )),
+        });
+    }
+    let mut missing = Vec::new();
+    for required in platform.requires {
+        if cluster
+            .find(&required.api_version, &required.kind)
+            .await?
+            .is_none()
+        {
+            missing.push(format!("{} in {}", required.kind, required.api_version));
+        }
+    }
+    if !missing.is_empty() {
+        return Err(platform_missing(
+            platform,
+            format!("the cluster does not serve {}", missing.join(", ")),
+        ));
+    }
+    let mut operators = Vec::new();
+    for detect in platform.operator {
+        let params = ListParams::default().labels(&detect.selector);
+        let what = format!("cannot look for the {} of the platform", detect.kind);
+        let reading = Reading {
+            what: &what,
+            subject: None,
+        };
+        match cluster
+            .list(&detect.api_version, &detect.kind, None, &params, reading)
+            .await?
+        {
+            Listing::Objects(found) => operators.extend(found),
+            Listing::NotServed => {}
+            Listing::Forbidden(err) => {
+                reporter.report(Event::Note(format!(
+                    "warning: could not check that a KubeRay operator runs and watches {namespace} ({}); going on with what these credentials can see",
+                    err.to_problem().causes.join(": ")
+                )));
+                return Ok(());
+            }
+        }
+    }
+    if operators.is_empty() {
+        return Err(platform_missing(
+            platform,
+            "no KubeRay operator runs in the cluster".into(),
+        ));
+    }
+    // An operator that watches only some namespaces must watch this one.
+    if operators.iter().all(|operator| {
+        watched(operator).is_some_and(|list| !list.iter().any(|ns| ns == namespace))
+    }) {
+        let watched: Vec<String> = operators.iter().filter_map(watched).flatten().collect();
+        return Err(KubeError::Local {
+            what: format!("the KubeRay operator does not watch namespace {namespace}"),
+            subject: Some(format!("Namespace/{namespace}")),
+            reason: format!("it watches only {}", watched.join(", ")),
+            hint: Some(format!(
+                "add {namespace} to the platform's kuberay.watchNamespaces and run its `plane up` \
+                 again, then this one"
+            )),
+        });
+    }
+    Ok(())
+}
+
+/// The namespaces an operator Deployment watches (`--watch-namespace=a,b`), or `None` for all.
+fn watched(operator: &Value) -> Option<Vec<String>> {
+    let containers = operator["spec"]["template"]["spec"]["containers"].as_array()?;
+    containers
+        .iter()
+        .flat_map(|c| c["args"].as_array().into_iter().flatten())
+        .filter_map(Value::as_str)
+        .find_map(|arg| arg.strip_prefix("--watch-namespace="))
+        .filter(|list| !list.is_empty())
+        .map(|list| list.split(',').map(str::to_owned).collect())
+}
+
+fn platform_missing(platform: &Platform<'_>, reason: String) -> KubeError {
+    KubeError::Local {
+        what: format!(
+            "the platform of {} is not installed; nothing was changed",
+            platform.addon
+        ),
+        subject: None,
+        reason,
+        hint: Some(format!(
+            "install the platform first (`plane up {} --profile PROFILE`, by a cluster admin), \
+             then the team instance",
+            platform.addon
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn an_operator_watches_all_namespaces_unless_its_flag_names_some() {
+        let operator = |args: Value| json!({"spec": {"template": {"spec": {"containers": [{"name": "op", "args": args}]}}}});
+        assert_eq!(watched(&operator(json!(["--metrics-addr=:8080"]))), None);
+        assert_eq!(
+            watched(&operator(json!(["--watch-namespace=team-a,team-b"]))),
+            Some(vec!["team-a".to_owned(), "team-b".to_owned()])
+        );
+        assert_eq!(watched(&operator(json!(["--watch-namespace="]))), None);
+    }
+}
