@@ -305,3 +305,45 @@ fn three_team_instances_installed_at_once_all_succeed() {
     }
     succeeded(&down(admin, &["--yes"]));
 }
+
+/// An Ingress route another plane release already serves is refused before any write, naming
+/// both releases; `diff` says so and changes nothing.
+#[test]
+fn a_route_another_release_serves_is_refused() {
+    let cluster = Cluster::under_test("route-conflict");
+    clean_slate(&cluster, &[]);
+    cluster.apply_as(
+        "test",
+        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "other-app"}}),
+    );
+    cluster.apply_as(
+        "other-deployer",
+        &json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": {"name": "other-api", "namespace": "other-app",
+                         "labels": {common::RELEASE_LABEL: "other-app"}},
+            "spec": {"rules": [{"host": "ray.localtest.me", "http": {"paths": [{"path": "/api/ray",
+                "pathType": "Prefix", "backend": {"service": {"name": "x", "port": {"number": 80}}}}]}}]}}),
+    );
+    let fixture = builtin(RELEASE);
+    let out = run(
+        &fixture,
+        cluster.kubeconfig(),
+        "up",
+        &[LOCAL, &["--no-wait"]].concat(),
+    );
+    let stderr = text(&out.stderr);
+    cluster.delete(
+        "networking.k8s.io/v1",
+        "Ingress",
+        Some("other-app"),
+        "other-api",
+    );
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "Ingress/datalayer-api/datalayer-ray would serve ray.localtest.me/api/ray, which Ingress/other-app/other-api of plane release other-app serves"
+        ),
+        "{stderr}"
+    );
+    assert!(cluster.inventory(RELEASE).is_none());
+}

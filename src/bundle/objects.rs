@@ -175,6 +175,21 @@ pub fn label(value: &mut Value, release: &str, addon: &str, component: &str) {
     }
 }
 
+/// The (host, path) pairs an Ingress serves (`*` for a rule without a host).
+pub fn ingress_routes(ingress: &Value) -> Vec<(String, String)> {
+    let mut routes = Vec::new();
+    for rule in ingress["spec"]["rules"].as_array().into_iter().flatten() {
+        let host = rule["host"].as_str().unwrap_or("*").to_owned();
+        for path in rule["http"]["paths"].as_array().into_iter().flatten() {
+            routes.push((
+                host.clone(),
+                path["path"].as_str().unwrap_or("/").to_owned(),
+            ));
+        }
+    }
+    routes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

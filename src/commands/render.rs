@@ -3,8 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::Value;
-
+use crate::bundle::objects::ingress_routes;
 use crate::bundle::{self, Addon, RenderContext, Rendered, ValueSources};
 use crate::error::{Error, Problem, Problems};
 use crate::settings::RenderSettings;
@@ -144,21 +143,6 @@ fn check_team_instances(
         }
     }
     problems.into_result()
-}
-
-/// The (host, path) pairs an Ingress serves.
-fn ingress_routes(ingress: &Value) -> Vec<(String, String)> {
-    let mut routes = Vec::new();
-    for rule in ingress["spec"]["rules"].as_array().into_iter().flatten() {
-        let host = rule["host"].as_str().unwrap_or("*").to_owned();
-        for path in rule["http"]["paths"].as_array().into_iter().flatten() {
-            routes.push((
-                host.clone(),
-                path["path"].as_str().unwrap_or("/").to_owned(),
-            ));
-        }
-    }
-    routes
 }
 
 /// Puts the problems of earlier steps before those of `err`.

@@ -9,12 +9,13 @@ use futures::{StreamExt, TryStreamExt, stream};
 use kube::api::ListParams;
 use serde_json::Value;
 
+use crate::bundle::objects::ingress_routes;
 use crate::bundle::objects::{MANAGED_BY, RELEASE_LABEL};
-use crate::bundle::{Detect, Rendered};
+use crate::bundle::{Detect, Object, Rendered};
 use crate::kube::KubeError;
 use crate::kube::client::Cluster;
 use crate::kube::client::WIDE_LISTS_IN_FLIGHT;
-use crate::kube::client::read::Reading;
+use crate::kube::client::read::{Listing, Reading};
 use crate::kube::object::{FIELD_MANAGER, subject};
 use crate::kube::release::inventory::read_inventory;
 use crate::kube::release::plan::Plan;
@@ -279,7 +280,73 @@ pub async fn find(
             Err(err) => return Err(err),
         }
     }
+    route_conflicts(cluster, rendered, &mut ownership).await?;
     Ok(ownership)
+}
+
+/// An Ingress route (host and path) the render serves that another plane release's Ingress
+/// already serves is a conflict: two releases would fight over one URL. One LIST of Ingresses
+/// in all namespaces by plane's release label; credentials that may not list them leave a note.
+async fn route_conflicts(
+    cluster: &Cluster,
+    rendered: &Rendered,
+    ownership: &mut Ownership,
+) -> Result<(), KubeError> {
+    let ours: Vec<(&Object, Vec<(String, String)>)> = rendered
+        .objects
+        .iter()
+        .filter(|o| o.id.kind == "Ingress")
+        .map(|o| (o, ingress_routes(&o.value)))
+        .collect();
+    if ours.is_empty() {
+        return Ok(());
+    }
+    let params = ListParams::default().labels(RELEASE_LABEL);
+    let reading = Reading {
+        what: "cannot look for the Ingress routes of other releases",
+        subject: None,
+    };
+    let theirs = match cluster
+        .list("networking.k8s.io/v1", "Ingress", None, &params, reading)
+        .await?
+    {
+        Listing::Objects(objects) => objects,
+        Listing::NotServed => return Ok(()),
+        Listing::Forbidden(err) => {
+            ownership.notes.push(format!(
+                "could not check that no other release serves this release's routes: {}",
+                err.to_problem().causes.join(": ")
+            ));
+            return Ok(());
+        }
+    };
+    for (object, routes) in &ours {
+        for other in &theirs {
+            let metadata = &other["metadata"];
+            let other_namespace = metadata["namespace"].as_str();
+            let other_name = metadata["name"].as_str().unwrap_or_default();
+            // The same Ingress, an earlier revision of this one.
+            if other_namespace == object.id.namespace.as_deref() && other_name == object.id.name {
+                continue;
+            }
+            let other_release = metadata["labels"][RELEASE_LABEL].as_str().unwrap_or("?");
+            for route in ingress_routes(other) {
+                if routes.contains(&route) {
+                    ownership.conflicts.push((
+                        format!(
+                            "{} would serve {}{}, which {} of plane release {other_release} serves",
+                            object.id,
+                            route.0,
+                            route.1,
+                            subject("Ingress", other_namespace, other_name)
+                        ),
+                        None,
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
