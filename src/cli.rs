@@ -188,6 +188,14 @@ pub struct StatusArgs {
     pub cluster: ClusterArgs,
     #[command(flatten)]
     pub state: StateArgs,
+    /// The team instances of this namespace (`up -n`) instead of the platform's releases.
+    #[arg(
+        short = 'n',
+        long,
+        value_name = "NAMESPACE",
+        conflicts_with = "state_namespace"
+    )]
+    pub namespace: Option<String>,
     /// Output format (the JSON fields are described in the README, "plane status").
     #[arg(short, long, value_enum, default_value_t = TableFormat::Table)]
     pub output: TableFormat,

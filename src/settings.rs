@@ -287,7 +287,10 @@ impl StatusSettings {
         Self {
             release: args.release.clone(),
             cluster: connect_options(&args.cluster),
-            state_namespace: args.state.state_namespace.clone(),
+            state_namespace: args
+                .namespace
+                .clone()
+                .unwrap_or_else(|| args.state.state_namespace.clone()),
             output: args.output,
         }
     }

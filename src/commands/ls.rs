@@ -14,10 +14,20 @@ pub fn run(settings: &LsSettings, printer: &Printer) -> Result<ExitStatus, Error
     let rows = session::runtime()?.block_on(async {
         let cluster = session::connect(&settings.cluster, None, printer).await?;
         let releases = kube::list_releases(cluster.client(), settings.namespace.as_deref()).await?;
+        // Every namespace (`-A`): one LIST per kind for all releases; one namespace: each
+        // release's objects read by name.
+        let healths = if settings.namespace.is_none() {
+            kube::releases_health(&cluster, &releases).await?
+        } else {
+            let mut healths = Vec::new();
+            for release in &releases {
+                healths.push(kube::release_health(&cluster, release).await?);
+            }
+            healths
+        };
         let mut rows = Vec::new();
-        for release in &releases {
-            let health = kube::release_health(&cluster, release).await?;
-            let mut row = release_value(release, Some(&health));
+        for (release, health) in releases.iter().zip(&healths) {
+            let mut row = release_value(release, Some(health));
             if settings.namespace.is_none() {
                 let tier = if release.inventory.instance.is_some() {
                     "team"

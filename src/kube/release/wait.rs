@@ -1,18 +1,21 @@
 //! Waiting for readiness (DESIGN §7): one watch per object, a deadline for all, fail fast on
 //! terminal states, and on timeout every laggard with its last status.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
-use futures::{StreamExt, stream};
+use futures::{StreamExt, TryStreamExt, stream};
+use kube::api::ListParams;
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::bundle::ObjectRef;
+use crate::bundle::objects::RELEASE_LABEL;
+use crate::bundle::{ObjectKey, ObjectRef};
 use crate::kube::client::Cluster;
-use crate::kube::client::READS_IN_FLIGHT;
 use crate::kube::client::discovery::ServedKind;
+use crate::kube::client::read::Reading;
+use crate::kube::client::{IN_FLIGHT, READS_IN_FLIGHT};
 use crate::kube::object::readiness::{self, Readiness};
 use crate::kube::release::inventory::Release;
 use crate::kube::{Event, KubeError, Reporter};
@@ -323,6 +326,83 @@ pub async fn release_health(cluster: &Cluster, release: &Release) -> Result<Heal
         })
         .collect();
     health(cluster, &targets).await
+}
+
+/// The live health of many releases at once, in their order: one LIST per kind across all
+/// namespaces by plane's release label, whatever the number of releases, so `ls -A` costs the
+/// same with one team instance or a hundred.
+///
+/// # Errors
+/// Discovery and list failures, a refused list included.
+pub async fn releases_health(
+    cluster: &Cluster,
+    releases: &[Release],
+) -> Result<Vec<Health>, KubeError> {
+    let kinds: BTreeSet<(&str, &str)> = releases
+        .iter()
+        .flat_map(|r| r.inventory.objects.iter())
+        .map(|o| (o.id.api_version.as_str(), o.id.kind.as_str()))
+        .collect();
+    cluster.prefetch(kinds.iter().map(|(v, _)| *v)).await?;
+    let params = ListParams::default().labels(RELEASE_LABEL);
+    let lists: Vec<Vec<Value>> = stream::iter(kinds)
+        .map(|(api_version, kind)| {
+            let params = &params;
+            async move {
+                let what = format!("cannot list {kind} objects");
+                let reading = Reading {
+                    what: &what,
+                    subject: None,
+                };
+                cluster
+                    .list(api_version, kind, None, params, reading)
+                    .await?
+                    .objects()
+            }
+        })
+        .buffered(IN_FLIGHT)
+        .try_collect()
+        .await?;
+    let live: HashMap<ObjectKey, Value> = lists
+        .into_iter()
+        .flatten()
+        .filter_map(|object| {
+            let text = |p: &str| object.pointer(p).and_then(Value::as_str).map(str::to_owned);
+            let key = ObjectKey::of(
+                &text("/apiVersion")?,
+                &text("/kind")?,
+                text("/metadata/namespace").as_deref(),
+                &text("/metadata/name")?,
+            );
+            Some((key, object))
+        })
+        .collect();
+    Ok(releases
+        .iter()
+        .map(|release| {
+            let objects = &release.inventory.objects;
+            let mut ready = 0;
+            let mut first_failing = None;
+            for object in objects {
+                let status = live
+                    .get(&object.id.key())
+                    .map_or_else(|| Readiness::Failed("missing".into()), readiness::evaluate);
+                match status {
+                    Readiness::Ready => ready += 1,
+                    Readiness::Progressing(why) | Readiness::Failed(why) => {
+                        if first_failing.is_none() {
+                            first_failing = Some(format!("{}: {why}", object.id.subject()));
+                        }
+                    }
+                }
+            }
+            Health {
+                ready,
+                total: objects.len(),
+                first_failing,
+            }
+        })
+        .collect())
 }
 
 /// One object, read once and typed; `None` when it or its kind does not exist.
