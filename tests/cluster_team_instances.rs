@@ -263,6 +263,14 @@ fn teams_install_beside_the_platform_and_go_before_it() {
     succeeded(&down(team_a_admin, &["-n", "team-a", "--yes"]));
     assert!(team_record(&cluster, "team-a").is_none());
     assert_eq!(live_versions(&cluster, &records[1]), team_b_before);
+    // Still refused while team-b remains.
+    let out = down(admin, &["--yes"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("team instance datalayer-ray in namespace team-b"),
+        "{}",
+        text(&out.stderr)
+    );
 
     succeeded(&down(admin, &["-n", "team-b", "--yes"]));
     succeeded(&down(admin, &["--yes"]));

@@ -93,6 +93,11 @@ fn a_team_instance_outside_its_namespace_is_refused_naming_each_object() {
         ),
         "{stderr}"
     );
+    // The value that put it there, with where it came from.
+    assert!(
+        stderr.contains("api.namespace is `elsewhere` (--set api.namespace=elsewhere)"),
+        "{stderr}"
+    );
     assert!(stderr.contains("nothing was sent to a cluster"), "{stderr}");
 }
 

@@ -156,7 +156,7 @@ pub fn render(addon: &Addon, values: &Values, ctx: &RenderContext<'_>) -> Result
     }
     problems.extend(check_objects(&objects));
     if let Some(namespace) = ctx.instance {
-        problems.extend(check_instance(&objects, namespace));
+        problems.extend(check_instance(&objects, namespace, values));
     }
     problems.extend(super::check::check(&objects, values));
     problems.into_result()?;
@@ -476,28 +476,51 @@ fn object_of(value: Value, index: usize, display: &str) -> Result<(ObjectRef, Va
 /// A team instance owns nothing outside its namespace: no cluster-scoped object, nothing in
 /// another namespace, so that its namespace's admin alone can install it and two teams never
 /// share an object.
-fn check_instance(objects: &[Object], namespace: &str) -> Vec<Problem> {
+fn check_instance(objects: &[Object], namespace: &str, values: &Values) -> Vec<Problem> {
     let mut problems = Vec::new();
     for object in objects {
-        let why = match object.id.namespace.as_deref() {
-            None => "it is cluster-scoped".to_owned(),
-            Some(ns) if ns != namespace => format!("it is in the namespace {ns}"),
+        let mut problem = Problem::new(format!(
+            "{} does not belong in a team instance of namespace {namespace}",
+            object.id
+        ))
+        .at(object.template.clone());
+        match object.id.namespace.as_deref() {
+            None => problem = problem.because("it is cluster-scoped"),
+            Some(ns) if ns != namespace => {
+                problem = problem.because(format!("it is in the namespace {ns}"));
+                // The values that name that namespace, with where each came from.
+                for path in paths_with(values.tree(), ns, &ValuesPath::root()) {
+                    let origin = values
+                        .origin(&path)
+                        .map_or_else(|| "the bundle".to_owned(), ToString::to_string);
+                    problem = problem.because(format!("{path} is `{ns}` ({origin})"));
+                }
+            }
             Some(_) => continue,
-        };
-        problems.push(
-            Problem::new(format!(
-                "{} does not belong in a team instance of namespace {namespace}",
-                object.id
-            ))
-            .at(object.template.clone())
-            .because(why)
-            .hint(
-                "a team instance renders only namespaced objects in its own namespace; \
+        }
+        problems.push(problem.hint(
+            "a team instance renders only namespaced objects in its own namespace; \
                  check the values that name namespaces, or turn the component off",
-            ),
-        );
+        ));
     }
     problems
+}
+
+/// The values paths whose value is the string `text`.
+fn paths_with(value: &Value, text: &str, at: &ValuesPath) -> Vec<ValuesPath> {
+    match value {
+        Value::String(s) if s == text => vec![at.clone()],
+        Value::Object(map) => map
+            .iter()
+            .flat_map(|(k, v)| paths_with(v, text, &at.key(k)))
+            .collect(),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .flat_map(|(i, v)| paths_with(v, text, &at.index(i)))
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// Checks across objects: duplicates, namespaces where they belong, generated Secrets empty.
