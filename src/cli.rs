@@ -61,6 +61,9 @@ pub enum Command {
     /// RayServices by state, the resources they request, and usage from the bundle's Prometheus.
     #[command(after_help = STATUS_EXAMPLES)]
     Status(StatusArgs),
+    /// Show a release's revisions, newest first: when, by whom, with which inputs, what changed.
+    #[command(after_help = HISTORY_EXAMPLES)]
+    History(HistoryArgs),
     /// Remove a release: custom resources first, then workloads, services, RBAC, namespaces.
     #[command(after_help = DOWN_EXAMPLES)]
     Down(DownArgs),
@@ -160,6 +163,27 @@ pub struct DownArgs {
     /// If another run holds the release's lock, wait for it (default 10m) instead of failing.
     #[arg(long, value_name = "DURATION", num_args = 0..=1, default_missing_value = "10m", value_parser = humantime::parse_duration)]
     pub wait_for_lock: Option<std::time::Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// The release (see `plane ls`).
+    pub release: String,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// The team instance of this namespace (`up -n`).
+    #[arg(
+        short = 'n',
+        long,
+        value_name = "NAMESPACE",
+        conflicts_with = "state_namespace"
+    )]
+    pub namespace: Option<String>,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = TableFormat::Table)]
+    pub output: TableFormat,
 }
 
 #[derive(Debug, Args)]
@@ -289,6 +313,11 @@ pub enum TableFormat {
     Json,
     Yaml,
 }
+
+const HISTORY_EXAMPLES: &str = "\
+Examples:
+  plane history datalayer-ray
+  plane history datalayer-ray -n team-a -o json";
 
 const TEMPLATE_EXAMPLES: &str = "\
 Examples:

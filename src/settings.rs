@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use crate::bundle::{self, Profile, Sources};
 use crate::cli::{
-    ClusterArgs, DataFormat, DiffArgs, DownArgs, ListArgs, LsArgs, PlanFormat, RenderArgs,
-    SourceArgs, StatusArgs, TableFormat, TemplateArgs, UpArgs,
+    ClusterArgs, DataFormat, DiffArgs, DownArgs, HistoryArgs, ListArgs, LsArgs, PlanFormat,
+    RenderArgs, SourceArgs, StatusArgs, TableFormat, TemplateArgs, UpArgs,
 };
 use crate::error::{Problem, Problems};
 use crate::kube::{ConnectOptions, RemovalOptions};
@@ -89,6 +89,30 @@ pub struct DownSettings {
     /// How long to wait for each stage's objects to be gone.
     pub timeout: Duration,
     pub wait_for_lock: Option<Duration>,
+}
+
+/// `plane history`.
+#[derive(Debug)]
+pub struct HistorySettings {
+    pub release: ReleaseSettings,
+    pub cluster: ConnectOptions,
+    pub output: TableFormat,
+}
+
+impl HistorySettings {
+    pub fn from_args(args: &HistoryArgs) -> Self {
+        Self {
+            release: ReleaseSettings {
+                name: args.release.clone(),
+                state_namespace: args
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| args.state.state_namespace.clone()),
+            },
+            cluster: connect_options(&args.cluster),
+            output: args.output,
+        }
+    }
 }
 
 /// `plane ls`.

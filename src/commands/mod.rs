@@ -3,6 +3,7 @@
 mod addons;
 mod diff;
 mod down;
+mod history;
 mod ls;
 mod profiles;
 mod status;
@@ -18,8 +19,8 @@ mod session;
 use crate::cli::{Cli, Command};
 use crate::error::{Error, ExitStatus};
 use crate::settings::{
-    DiffSettings, DownSettings, ListSettings, LsSettings, StatusSettings, TemplateSettings,
-    UpSettings,
+    DiffSettings, DownSettings, HistorySettings, ListSettings, LsSettings, StatusSettings,
+    TemplateSettings, UpSettings,
 };
 use crate::ui::Printer;
 
@@ -36,6 +37,7 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus, Error> {
         Command::Up(args) => up::run(&UpSettings::from_args(&args), printer),
         Command::Ls(args) => ls::run(&LsSettings::from_args(&args), printer),
         Command::Status(args) => status::run(&StatusSettings::from_args(&args), printer),
+        Command::History(args) => history::run(&HistorySettings::from_args(&args), printer),
         Command::Down(args) => down::run(&DownSettings::from_args(&args), printer),
     }
 }

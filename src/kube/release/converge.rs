@@ -9,7 +9,9 @@ use crate::bundle::objects::digest;
 use crate::kube::client::Cluster;
 use crate::kube::client::IN_FLIGHT;
 use crate::kube::release::apply::{ApplyOptions, apply, prune};
-use crate::kube::release::inventory::{Inventory, InventoryObject, Phase, write_inventory};
+use crate::kube::release::inventory::{
+    Changes, Inventory, InventoryObject, Phase, write_inventory,
+};
 use crate::kube::release::lock::user_at_host;
 use crate::kube::release::plan::{Action, Plan, PlannedObject};
 use crate::kube::release::wait::{WaitOptions, WaitTarget, wait_ready};
@@ -77,6 +79,11 @@ impl Inventory {
             objects,
             history: previous.map(|p| p.history.clone()).unwrap_or_default(),
             instance: rendered.instance.clone(),
+            changes: Some(Changes {
+                created: plan.count(Action::Create),
+                configured: plan.count(Action::Configure),
+                pruned: plan.count(Action::Prune),
+            }),
         }
     }
 

@@ -63,6 +63,14 @@ pub struct InventoryObject {
     pub adopted: bool,
 }
 
+/// How many objects a revision created, changed and pruned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Changes {
+    pub created: usize,
+    pub configured: usize,
+    pub pruned: usize,
+}
+
 /// Metadata of a past revision.
 #[allow(
     clippy::struct_field_names,
@@ -79,6 +87,9 @@ pub struct Revision {
     pub values_digest: String,
     pub updated_at: String,
     pub actor: String,
+    /// What it changed; `None` in records of plane versions that did not count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<Changes>,
 }
 
 /// What the inventory Secret holds.
@@ -103,6 +114,9 @@ pub struct Inventory {
     /// The namespace of a team instance (`up -n`); `None` for the platform.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
+    /// What this revision changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<Changes>,
 }
 
 impl Inventory {
@@ -116,6 +130,7 @@ impl Inventory {
             values_digest: self.values_digest.clone(),
             updated_at: self.updated_at.clone(),
             actor: self.actor.clone(),
+            changes: self.changes,
         };
         self.history.retain(|r| r.revision != entry.revision);
         self.history.insert(0, entry);
@@ -310,6 +325,7 @@ mod tests {
             objects: Vec::new(),
             history: Vec::new(),
             instance: None,
+            changes: None,
         }
     }
 
