@@ -131,6 +131,8 @@ pub struct StatusSettings {
     pub release: Option<String>,
     pub cluster: ConnectOptions,
     pub state_namespace: String,
+    /// The platform's view (no `-n`): its releases and every team instance.
+    pub with_teams: bool,
     pub output: TableFormat,
 }
 
@@ -315,6 +317,7 @@ impl StatusSettings {
                 .namespace
                 .clone()
                 .unwrap_or_else(|| args.state.state_namespace.clone()),
+            with_teams: args.namespace.is_none(),
             output: args.output,
         }
     }

@@ -225,6 +225,29 @@ fn teams_install_beside_the_platform_and_go_before_it() {
         );
     }
     assert!(tiers.iter().any(|(_, t)| t == "platform"), "{tiers:?}");
+    // The platform's `status` shows every team; `status -n` one team.
+    let out = common::status(admin, &["-o", "json"]);
+    succeeded(&out);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let shown: Vec<&str> = report["releases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["namespace"].as_str().unwrap())
+        .collect();
+    for team in teams {
+        assert!(shown.contains(&team), "{shown:?}");
+    }
+    let out = common::status(admin, &["-n", "team-b", "-o", "json"]);
+    succeeded(&out);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let shown: Vec<&str> = report["releases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["namespace"].as_str().unwrap())
+        .collect();
+    assert_eq!(shown, ["team-b"]);
 
     // A team's API manages Ray in its own namespace only.
     if cluster.is_live() {

@@ -68,7 +68,7 @@ async fn gather(settings: &StatusSettings, printer: &Printer) -> Result<Report, 
     let cluster = session::connect(&settings.cluster, None, printer).await?;
     let state_ns = &settings.state_namespace;
     let (releases, objects) = futures::join!(
-        kube::list_releases(cluster.client(), Some(state_ns)),
+        releases_shown(&cluster, state_ns, settings.with_teams),
         kube::list_ray(&cluster),
     );
     let mut errors = Vec::new();
@@ -123,6 +123,28 @@ async fn gather(settings: &StatusSettings, printer: &Printer) -> Result<Report, 
         missing,
         errors,
     })
+}
+
+/// The releases of the state namespace, and in the platform's view every team instance too (one
+/// LIST across namespaces; credentials that may not make it see the state namespace's alone).
+async fn releases_shown(
+    cluster: &Cluster,
+    state_ns: &str,
+    with_teams: bool,
+) -> Result<Vec<Release>, kube::KubeError> {
+    if with_teams {
+        match kube::list_releases(cluster.client(), None).await {
+            Ok(all) => {
+                return Ok(all
+                    .into_iter()
+                    .filter(|r| r.namespace == state_ns || r.inventory.instance.is_some())
+                    .collect());
+            }
+            Err(err) if err.code() == Some(403) => {}
+            Err(err) => return Err(err),
+        }
+    }
+    kube::list_releases(cluster.client(), Some(state_ns)).await
 }
 
 /// The named release, or all; a name the cluster does not have is an error.
