@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::bundle::{self, Profile, Sources};
 use crate::cli::{
     ClusterArgs, DataFormat, DiffArgs, DownArgs, HistoryArgs, ListArgs, LsArgs, PlanFormat,
-    RenderArgs, SourceArgs, StatusArgs, TableFormat, TemplateArgs, UpArgs,
+    RenderArgs, SourceArgs, StateArgs, StatusArgs, TableFormat, TemplateArgs, UpArgs,
 };
 use crate::error::{Problem, Problems};
 use crate::kube::{ConnectOptions, RemovalOptions};
@@ -104,10 +104,7 @@ impl HistorySettings {
         Self {
             release: ReleaseSettings {
                 name: args.release.clone(),
-                state_namespace: args
-                    .namespace
-                    .clone()
-                    .unwrap_or_else(|| args.state.state_namespace.clone()),
+                state_namespace: state_namespace(&args.state, args.namespace.as_ref()),
             },
             cluster: connect_options(&args.cluster),
             output: args.output,
@@ -139,6 +136,12 @@ pub struct StatusSettings {
 /// The bundle and profile sources the flags select.
 fn sources(args: &SourceArgs) -> Sources {
     Sources::resolve(args.addons_dir.as_deref(), args.profiles_dir.as_deref())
+}
+
+/// Where a release's record and lock live: a team instance's namespace (`-n`), else the state
+/// namespace.
+fn state_namespace(state: &StateArgs, namespace: Option<&String>) -> String {
+    namespace.unwrap_or(&state.state_namespace).clone()
 }
 
 /// How to find the cluster; a zero request timeout waits forever.
@@ -187,10 +190,7 @@ impl RenderSettings {
         }
         let release = args.release.clone().unwrap_or_else(|| args.addon.clone());
         // A team instance keeps its record and lock in its own namespace.
-        let state_namespace = args
-            .namespace
-            .clone()
-            .unwrap_or_else(|| args.state.state_namespace.clone());
+        let state_namespace = state_namespace(&args.state, args.namespace.as_ref());
         for (flag, name) in [
             ("--release", &release),
             (
@@ -271,10 +271,7 @@ impl DownSettings {
         Self {
             release: ReleaseSettings {
                 name: args.release.clone(),
-                state_namespace: args
-                    .namespace
-                    .clone()
-                    .unwrap_or_else(|| args.state.state_namespace.clone()),
+                state_namespace: state_namespace(&args.state, args.namespace.as_ref()),
             },
             cluster: connect_options(&args.cluster),
             // The built-in profiles: a release records the name of its profile, not where it
@@ -295,11 +292,8 @@ impl DownSettings {
 
 impl LsSettings {
     pub fn from_args(args: &LsArgs) -> Self {
-        let namespace = (!args.all_namespaces).then(|| {
-            args.namespace
-                .clone()
-                .unwrap_or_else(|| args.state.state_namespace.clone())
-        });
+        let namespace =
+            (!args.all_namespaces).then(|| state_namespace(&args.state, args.namespace.as_ref()));
         Self {
             cluster: connect_options(&args.cluster),
             namespace,
@@ -313,10 +307,7 @@ impl StatusSettings {
         Self {
             release: args.release.clone(),
             cluster: connect_options(&args.cluster),
-            state_namespace: args
-                .namespace
-                .clone()
-                .unwrap_or_else(|| args.state.state_namespace.clone()),
+            state_namespace: state_namespace(&args.state, args.namespace.as_ref()),
             with_teams: args.namespace.is_none(),
             output: args.output,
         }

@@ -66,6 +66,19 @@ fn clean_slate(cluster: &Cluster, teams: &[&str]) {
     }
 }
 
+/// The namespaces of the releases `plane status` plus `args` shows.
+fn status_namespaces(kubeconfig: &Path, args: &[&str]) -> Vec<String> {
+    let out = common::status(kubeconfig, &[args, &["-o", "json"]].concat());
+    succeeded(&out);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    report["releases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["namespace"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 /// (uid, resourceVersion) of every object a record lists, read live.
 fn live_versions(cluster: &Cluster, record: &Value) -> Vec<(String, String, String)> {
     record["objects"]
@@ -226,28 +239,11 @@ fn teams_install_beside_the_platform_and_go_before_it() {
     }
     assert!(tiers.iter().any(|(_, t)| t == "platform"), "{tiers:?}");
     // The platform's `status` shows every team; `status -n` one team.
-    let out = common::status(admin, &["-o", "json"]);
-    succeeded(&out);
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let shown: Vec<&str> = report["releases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["namespace"].as_str().unwrap())
-        .collect();
+    let shown = status_namespaces(admin, &[]);
     for team in teams {
-        assert!(shown.contains(&team), "{shown:?}");
+        assert!(shown.contains(&team.to_owned()), "{shown:?}");
     }
-    let out = common::status(admin, &["-n", "team-b", "-o", "json"]);
-    succeeded(&out);
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let shown: Vec<&str> = report["releases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["namespace"].as_str().unwrap())
-        .collect();
-    assert_eq!(shown, ["team-b"]);
+    assert_eq!(status_namespaces(admin, &["-n", "team-b"]), ["team-b"]);
 
     // A team's API manages Ray in its own namespace only.
     if cluster.is_live() {
