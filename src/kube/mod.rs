@@ -31,8 +31,8 @@ pub use release::ownership::{Ownership, find as find_ownership};
 pub use release::permissions::{preflight_plan, preflight_removal, preflight_render};
 pub use release::plan::{Action, Plan, PlannedObject, plan};
 pub use release::platform::{Platform, check_team_instance};
-pub use release::wait::{Health, WaitOptions, release_health, releases_health};
-pub use status::parts::{ReleaseParts, release_parts};
+pub use release::wait::{Health, LiveObjects, WaitOptions, release_health, releases_health};
+pub use status::parts::{ReleaseParts, find_parts, release_parts};
 pub use status::prometheus::{ClusterUsage, PrometheusService, UsageByCluster, ray_usage};
 pub use status::ray::{
     JOB_STATES, RayClusterState, RaySummary, RayTally, ReadyCount, Requests, list_ray,

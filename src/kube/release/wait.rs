@@ -328,9 +328,98 @@ pub async fn release_health(cluster: &Cluster, release: &Release) -> Result<Heal
     health(cluster, &targets).await
 }
 
-/// The live health of many releases at once, in their order: one LIST per kind across all
-/// namespaces by plane's release label, whatever the number of releases, so `ls -A` costs the
-/// same with one team instance or a hundred.
+/// The live objects of many releases, read with one LIST per kind across all namespaces by
+/// plane's release label, whatever the number of releases: so `ls -A` and the platform's
+/// `status` cost the same with one team instance or a hundred.
+pub struct LiveObjects(HashMap<ObjectKey, Value>);
+
+impl LiveObjects {
+    /// Lists every kind the releases record.
+    ///
+    /// # Errors
+    /// Discovery and list failures, a refused list included.
+    pub async fn read(cluster: &Cluster, releases: &[Release]) -> Result<Self, KubeError> {
+        let kinds: BTreeSet<(&str, &str)> = releases
+            .iter()
+            .flat_map(|r| r.inventory.objects.iter())
+            .map(|o| (o.id.api_version.as_str(), o.id.kind.as_str()))
+            .collect();
+        cluster.prefetch(kinds.iter().map(|(v, _)| *v)).await?;
+        let params = ListParams::default().labels(RELEASE_LABEL);
+        let lists: Vec<Vec<Value>> = stream::iter(kinds)
+            .map(|(api_version, kind)| {
+                let params = &params;
+                async move {
+                    let what = format!("cannot list {kind} objects");
+                    let reading = Reading {
+                        what: &what,
+                        subject: None,
+                    };
+                    cluster
+                        .list(api_version, kind, None, params, reading)
+                        .await?
+                        .objects()
+                }
+            })
+            .buffered(IN_FLIGHT)
+            .try_collect()
+            .await?;
+        Ok(Self(
+            lists
+                .into_iter()
+                .flatten()
+                .filter_map(|object| {
+                    let text =
+                        |p: &str| object.pointer(p).and_then(Value::as_str).map(str::to_owned);
+                    let key = ObjectKey::of(
+                        &text("/apiVersion")?,
+                        &text("/kind")?,
+                        text("/metadata/namespace").as_deref(),
+                        &text("/metadata/name")?,
+                    );
+                    Some((key, object))
+                })
+                .collect(),
+        ))
+    }
+
+    /// The live objects of `release` (those that exist), in its record's order.
+    pub fn of<'a>(&'a self, release: &'a Release) -> impl Iterator<Item = &'a Value> + 'a {
+        release
+            .inventory
+            .objects
+            .iter()
+            .filter_map(|o| self.0.get(&o.id.key()))
+    }
+
+    /// The live health of `release`.
+    pub fn health(&self, release: &Release) -> Health {
+        let objects = &release.inventory.objects;
+        let mut ready = 0;
+        let mut first_failing = None;
+        for object in objects {
+            let status = self
+                .0
+                .get(&object.id.key())
+                .map_or_else(|| Readiness::Failed("missing".into()), readiness::evaluate);
+            match status {
+                Readiness::Ready => ready += 1,
+                Readiness::Progressing(why) | Readiness::Failed(why) => {
+                    if first_failing.is_none() {
+                        first_failing = Some(format!("{}: {why}", object.id.subject()));
+                    }
+                }
+            }
+        }
+        Health {
+            ready,
+            total: objects.len(),
+            first_failing,
+        }
+    }
+}
+
+/// The live health of many releases at once, in their order (see [`LiveObjects`]).
 ///
 /// # Errors
 /// Discovery and list failures, a refused list included.
@@ -338,71 +427,8 @@ pub async fn releases_health(
     cluster: &Cluster,
     releases: &[Release],
 ) -> Result<Vec<Health>, KubeError> {
-    let kinds: BTreeSet<(&str, &str)> = releases
-        .iter()
-        .flat_map(|r| r.inventory.objects.iter())
-        .map(|o| (o.id.api_version.as_str(), o.id.kind.as_str()))
-        .collect();
-    cluster.prefetch(kinds.iter().map(|(v, _)| *v)).await?;
-    let params = ListParams::default().labels(RELEASE_LABEL);
-    let lists: Vec<Vec<Value>> = stream::iter(kinds)
-        .map(|(api_version, kind)| {
-            let params = &params;
-            async move {
-                let what = format!("cannot list {kind} objects");
-                let reading = Reading {
-                    what: &what,
-                    subject: None,
-                };
-                cluster
-                    .list(api_version, kind, None, params, reading)
-                    .await?
-                    .objects()
-            }
-        })
-        .buffered(IN_FLIGHT)
-        .try_collect()
-        .await?;
-    let live: HashMap<ObjectKey, Value> = lists
-        .into_iter()
-        .flatten()
-        .filter_map(|object| {
-            let text = |p: &str| object.pointer(p).and_then(Value::as_str).map(str::to_owned);
-            let key = ObjectKey::of(
-                &text("/apiVersion")?,
-                &text("/kind")?,
-                text("/metadata/namespace").as_deref(),
-                &text("/metadata/name")?,
-            );
-            Some((key, object))
-        })
-        .collect();
-    Ok(releases
-        .iter()
-        .map(|release| {
-            let objects = &release.inventory.objects;
-            let mut ready = 0;
-            let mut first_failing = None;
-            for object in objects {
-                let status = live
-                    .get(&object.id.key())
-                    .map_or_else(|| Readiness::Failed("missing".into()), readiness::evaluate);
-                match status {
-                    Readiness::Ready => ready += 1,
-                    Readiness::Progressing(why) | Readiness::Failed(why) => {
-                        if first_failing.is_none() {
-                            first_failing = Some(format!("{}: {why}", object.id.subject()));
-                        }
-                    }
-                }
-            }
-            Health {
-                ready,
-                total: objects.len(),
-                first_failing,
-            }
-        })
-        .collect())
+    let live = LiveObjects::read(cluster, releases).await?;
+    Ok(releases.iter().map(|r| live.health(r)).collect())
 }
 
 /// One object, read once and typed; `None` when it or its kind does not exist.

@@ -1,6 +1,7 @@
 //! `plane-test-apiserver`: runs the test server until killed, for manual use.
 
 use plane_test_apiserver::{Config, TestServer};
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -108,17 +109,15 @@ fn main() -> ExitCode {
     loop {
         std::thread::sleep(Duration::from_millis(100));
         let requests = server.requests();
-        let lines: String = requests[written.min(requests.len())..]
-            .iter()
-            .map(|r| {
-                let query = if r.query.is_empty() {
-                    String::new()
-                } else {
-                    format!("?{}", r.query)
-                };
-                format!("{} {}{query} {}\n", r.method, r.path, r.status)
-            })
-            .collect();
+        let mut lines = String::new();
+        for r in &requests[written.min(requests.len())..] {
+            let query = if r.query.is_empty() {
+                String::new()
+            } else {
+                format!("?{}", r.query)
+            };
+            let _ = writeln!(lines, "{} {}{query} {}", r.method, r.path, r.status);
+        }
         written = requests.len();
         if !lines.is_empty() {
             let appended = std::fs::OpenOptions::new()
