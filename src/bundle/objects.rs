@@ -52,6 +52,19 @@ impl ObjectKey {
     }
 }
 
+impl ObjectKey {
+    /// The key of an object as JSON with its `apiVersion` and `kind`; `None` without them.
+    pub fn of_object(object: &Value) -> Option<Self> {
+        let text = |p: &str| object.pointer(p).and_then(Value::as_str);
+        Some(Self::of(
+            text("/apiVersion")?,
+            text("/kind")?,
+            text("/metadata/namespace"),
+            text("/metadata/name")?,
+        ))
+    }
+}
+
 /// The API group of an `apiVersion` (`""` for core).
 pub fn group_of(api_version: &str) -> &str {
     api_version.rsplit_once('/').map_or("", |(group, _)| group)

@@ -40,14 +40,7 @@ pub fn run(settings: &DownSettings, printer: &Printer) -> Result<ExitStatus, Err
         }
         printer.status(text.trim_end());
         confirm(settings, printer, &removal)?;
-        let lock = kube::Lock::acquire(
-            cluster.client(),
-            &release.state_namespace,
-            &release.name,
-            settings.wait_for_lock,
-            &progress,
-        )
-        .await?;
+        let lock = session::lock(&cluster, release, settings.wait_for_lock, &progress).await?;
         let checked = (inventory, removal);
         let result = under_lock(
             settings,

@@ -88,6 +88,25 @@ pub async fn read_previous(
     previous
 }
 
+/// Takes the release's lock (its Lease in the state namespace), waiting for another run's as
+/// long as `wait` allows.
+pub async fn lock(
+    cluster: &Cluster,
+    release: &ReleaseSettings,
+    wait: Option<std::time::Duration>,
+    reporter: &dyn kube::Reporter,
+) -> Result<kube::Lock, Error> {
+    let client = cluster.client();
+    Ok(kube::Lock::acquire(
+        client,
+        &release.state_namespace,
+        &release.name,
+        wait,
+        reporter,
+    )
+    .await?)
+}
+
 /// Refuses an empty render over a release that has objects: that would prune everything.
 pub fn refuse_empty_render(rendered: &Rendered, previous: Option<&Inventory>) -> Result<(), Error> {
     if rendered.objects.is_empty() && previous.is_some_and(|p| !p.objects.is_empty()) {

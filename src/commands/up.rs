@@ -37,14 +37,7 @@ pub fn run(settings: &UpSettings, printer: &Printer) -> Result<ExitStatus, Error
         // Plan and confirm before the lock, so a refusal writes nothing at all.
         let intent = intent(settings, "plan", &progress);
         let plan = planning.plan_and_check(previous.as_ref(), &intent).await?;
-        let lock = kube::Lock::acquire(
-            cluster.client(),
-            &release.state_namespace,
-            &release.name,
-            settings.wait_for_lock,
-            &progress,
-        )
-        .await?;
+        let lock = session::lock(&cluster, release, settings.wait_for_lock, &progress).await?;
         let checked = PlanSnapshot { plan, previous };
         let result = under_lock(&planning, settings, &progress, checked, &Guard::new(&lock)).await;
         progress.finish();

@@ -375,24 +375,11 @@ pub(super) async fn list_live(
         .buffered(READS_IN_FLIGHT)
         .try_collect()
         .await?;
-    let mut live = HashMap::new();
-    for object in lists.into_iter().flatten() {
-        let text = |p: &str| object.pointer(p).and_then(Value::as_str).map(str::to_owned);
-        let (Some(api_version), Some(kind), Some(name)) =
-            (text("/apiVersion"), text("/kind"), text("/metadata/name"))
-        else {
-            continue;
-        };
-        live.insert(
-            ObjectKey::of(
-                &api_version,
-                &kind,
-                text("/metadata/namespace").as_deref(),
-                &name,
-            ),
-            object,
-        );
-    }
+    let live = lists
+        .into_iter()
+        .flatten()
+        .filter_map(|object| Some((ObjectKey::of_object(&object)?, object)))
+        .collect();
     Ok(live)
 }
 

@@ -292,23 +292,31 @@ pub async fn health(cluster: &Cluster, targets: &[WaitTarget]) -> Result<Health,
         .buffered(READS_IN_FLIGHT)
         .collect()
         .await;
-    let mut ready = 0;
-    let mut first_failing = None;
-    for status in statuses {
-        match status? {
-            (_, Readiness::Ready) => ready += 1,
-            (subject, Readiness::Progressing(why) | Readiness::Failed(why)) => {
-                if first_failing.is_none() {
-                    first_failing = Some(format!("{subject}: {why}"));
+    let statuses: Vec<(String, Readiness)> = statuses.into_iter().collect::<Result<_, _>>()?;
+    Ok(Health::of(statuses))
+}
+
+impl Health {
+    /// Tallies objects' readiness, in order: how many are ready, and the first that is not.
+    fn of(statuses: impl IntoIterator<Item = (String, Readiness)>) -> Self {
+        let mut health = Self {
+            ready: 0,
+            total: 0,
+            first_failing: None,
+        };
+        for (subject, status) in statuses {
+            health.total += 1;
+            match status {
+                Readiness::Ready => health.ready += 1,
+                Readiness::Progressing(why) | Readiness::Failed(why) => {
+                    health
+                        .first_failing
+                        .get_or_insert_with(|| format!("{subject}: {why}"));
                 }
             }
         }
+        health
     }
-    Ok(Health {
-        ready,
-        total: targets.len(),
-        first_failing,
-    })
 }
 
 /// A recorded release's live health: every object of its inventory.
@@ -368,17 +376,7 @@ impl LiveObjects {
             lists
                 .into_iter()
                 .flatten()
-                .filter_map(|object| {
-                    let text =
-                        |p: &str| object.pointer(p).and_then(Value::as_str).map(str::to_owned);
-                    let key = ObjectKey::of(
-                        &text("/apiVersion")?,
-                        &text("/kind")?,
-                        text("/metadata/namespace").as_deref(),
-                        &text("/metadata/name")?,
-                    );
-                    Some((key, object))
-                })
+                .filter_map(|object| Some((ObjectKey::of_object(&object)?, object)))
                 .collect(),
         ))
     }
@@ -394,28 +392,13 @@ impl LiveObjects {
 
     /// The live health of `release`.
     pub fn health(&self, release: &Release) -> Health {
-        let objects = &release.inventory.objects;
-        let mut ready = 0;
-        let mut first_failing = None;
-        for object in objects {
+        Health::of(release.inventory.objects.iter().map(|object| {
             let status = self
                 .0
                 .get(&object.id.key())
                 .map_or_else(|| Readiness::Failed("missing".into()), readiness::evaluate);
-            match status {
-                Readiness::Ready => ready += 1,
-                Readiness::Progressing(why) | Readiness::Failed(why) => {
-                    if first_failing.is_none() {
-                        first_failing = Some(format!("{}: {why}", object.id.subject()));
-                    }
-                }
-            }
-        }
-        Health {
-            ready,
-            total: objects.len(),
-            first_failing,
-        }
+            (object.id.subject(), status)
+        }))
     }
 }
 
