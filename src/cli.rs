@@ -64,6 +64,10 @@ pub enum Command {
     /// Show a release's revisions, newest first: when, by whom, with which inputs, what changed.
     #[command(after_help = HISTORY_EXAMPLES)]
     History(HistoryArgs),
+    /// Apply a revision the release's record kept again (default: the previous deployed one),
+    /// through the same plan, checks, lock, prune and waits as `up`. CRDs only move forward.
+    #[command(after_help = ROLLBACK_EXAMPLES)]
+    Rollback(RollbackArgs),
     /// Remove a release: custom resources first, then workloads, services, RBAC, namespaces.
     #[command(after_help = DOWN_EXAMPLES)]
     Down(DownArgs),
@@ -119,6 +123,38 @@ pub struct UpArgs {
     /// Apply and record without waiting for readiness.
     #[arg(long)]
     pub no_wait: bool,
+    /// If another run holds the release's lock, wait for it (default 10m) instead of failing.
+    #[arg(long, value_name = "DURATION", num_args = 0..=1, default_missing_value = "10m", value_parser = humantime::parse_duration)]
+    pub wait_for_lock: Option<std::time::Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The release (see `plane ls`).
+    pub release: String,
+    /// The revision to restore (see `plane history`); default: the previous deployed one.
+    pub revision: Option<u64>,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// The team instance of this namespace (`up -n`).
+    #[arg(
+        short = 'n',
+        long,
+        value_name = "NAMESPACE",
+        conflicts_with = "state_namespace"
+    )]
+    pub namespace: Option<String>,
+    /// Show what the rollback would change, like `plane diff`, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask before pruning.
+    #[arg(short, long)]
+    pub yes: bool,
+    /// How long to wait for everything to become ready (e.g. 90s, 10m).
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
     /// If another run holds the release's lock, wait for it (default 10m) instead of failing.
     #[arg(long, value_name = "DURATION", num_args = 0..=1, default_missing_value = "10m", value_parser = humantime::parse_duration)]
     pub wait_for_lock: Option<std::time::Duration>,
@@ -318,6 +354,12 @@ const HISTORY_EXAMPLES: &str = "\
 Examples:
   plane history datalayer-ray
   plane history datalayer-ray -n team-a -o json";
+
+const ROLLBACK_EXAMPLES: &str = "\
+Examples:
+  plane rollback datalayer-ray --dry-run
+  plane rollback datalayer-ray 1
+  plane rollback datalayer-ray -n team-a --yes";
 
 const TEMPLATE_EXAMPLES: &str = "\
 Examples:

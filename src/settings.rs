@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::bundle::{self, Profile, Sources};
 use crate::cli::{
     ClusterArgs, DataFormat, DiffArgs, DownArgs, HistoryArgs, ListArgs, LsArgs, PlanFormat,
-    RenderArgs, SourceArgs, StateArgs, StatusArgs, TableFormat, TemplateArgs, UpArgs,
+    RenderArgs, RollbackArgs, SourceArgs, StateArgs, StatusArgs, TableFormat, TemplateArgs, UpArgs,
 };
 use crate::error::{Problem, Problems};
 use crate::kube::{ConnectOptions, RemovalOptions};
@@ -108,6 +108,42 @@ impl HistorySettings {
             },
             cluster: connect_options(&args.cluster),
             output: args.output,
+        }
+    }
+}
+
+/// `plane rollback`.
+#[derive(Debug)]
+pub struct RollbackSettings {
+    pub release: ReleaseSettings,
+    /// The revision to restore; `None`: the previous deployed one.
+    pub revision: Option<u64>,
+    pub cluster: ConnectOptions,
+    /// Where to look for the profile the revision was installed with (its cluster pin).
+    pub sources: Sources,
+    pub dry_run: bool,
+    /// Prune without asking.
+    pub yes: bool,
+    /// How long to wait for readiness.
+    pub timeout: Duration,
+    pub wait_for_lock: Option<Duration>,
+}
+
+impl RollbackSettings {
+    pub fn from_args(args: &RollbackArgs) -> Self {
+        Self {
+            release: ReleaseSettings {
+                name: args.release.clone(),
+                state_namespace: state_namespace(&args.state, args.namespace.as_ref()),
+            },
+            revision: args.revision,
+            cluster: connect_options(&args.cluster),
+            // As `down`: a release records the name of its profile, not where it was loaded from.
+            sources: Sources::embedded(),
+            dry_run: args.dry_run,
+            yes: args.yes,
+            timeout: args.timeout,
+            wait_for_lock: args.wait_for_lock,
         }
     }
 }

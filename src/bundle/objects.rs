@@ -71,6 +71,17 @@ pub fn group_of(api_version: &str) -> &str {
 }
 
 impl ObjectRef {
+    /// The reference of an object as JSON; `None` without `apiVersion`, `kind` or a name.
+    pub fn of(object: &Value) -> Option<Self> {
+        let text = |p: &str| object.pointer(p).and_then(Value::as_str).map(str::to_owned);
+        Some(Self {
+            api_version: text("/apiVersion")?,
+            kind: text("/kind")?,
+            namespace: text("/metadata/namespace"),
+            name: text("/metadata/name")?,
+        })
+    }
+
     /// The API group (`""` for core).
     pub fn group(&self) -> &str {
         group_of(&self.api_version)

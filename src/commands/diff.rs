@@ -4,6 +4,7 @@ use super::plan::{self, Intent, Planning};
 use super::render::render;
 use super::session;
 use crate::error::{Error, ExitStatus};
+use crate::kube;
 use crate::settings::DiffSettings;
 use crate::ui::Printer;
 
@@ -21,6 +22,7 @@ pub fn run(settings: &DiffSettings, printer: &Printer) -> Result<ExitStatus, Err
             rendered: &rendered,
             release,
             printer,
+            purpose: kube::Purpose::Up,
         };
         planning
             .plan_and_check(previous.as_ref(), &Intent::Show)

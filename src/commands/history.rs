@@ -4,8 +4,8 @@ use serde_json::{Value, json};
 
 use super::session;
 use crate::cli::TableFormat;
-use crate::error::{Error, ExitStatus, Problem};
-use crate::kube::{self, Inventory};
+use crate::error::{Error, ExitStatus};
+use crate::kube::{Inventory, Revision};
 use crate::settings::HistorySettings;
 use crate::ui::{Printer, Table, to_format};
 
@@ -25,13 +25,7 @@ pub fn run(settings: &HistorySettings, printer: &Printer) -> Result<ExitStatus, 
     let release = &settings.release;
     let inventory = session::runtime()?.block_on(async {
         let cluster = session::connect(&settings.cluster, None, printer).await?;
-        kube::read_inventory(cluster.client(), &release.state_namespace, &release.name)
-            .await?
-            .ok_or_else(|| Error::Failed {
-                problem: Problem::new(format!("release {} not found", release.name))
-                    .at(format!("namespace {}", release.state_namespace))
-                    .hint("list releases with `plane ls -A`; pass -n for a team instance"),
-            })
+        session::read_release(&cluster, release).await
     })?;
     let rows = revisions(&inventory);
     let text = match settings.output {
@@ -40,7 +34,19 @@ pub fn run(settings: &HistorySettings, printer: &Printer) -> Result<ExitStatus, 
             for row in &rows {
                 table.row(cells(row));
             }
-            table.render()
+            let mut text = table.render();
+            let lost: Vec<String> = rows
+                .iter()
+                .filter(|r| r["restorable"] == false)
+                .map(|r| r["revision"].to_string())
+                .collect();
+            if !lost.is_empty() {
+                text.push_str(&format!(
+                    "\nnot restorable (objects not kept): revision {}\n",
+                    lost.join(", ")
+                ));
+            }
+            text
         }
         TableFormat::Json => to_format(&json!(rows), false)?,
         TableFormat::Yaml => to_format(&json!(rows), true)?,
@@ -50,40 +56,33 @@ pub fn run(settings: &HistorySettings, printer: &Printer) -> Result<ExitStatus, 
 }
 
 /// Every revision the record keeps, newest first: the one in progress (if it is not in the
-/// history yet), then the history. Values appear only as their digest.
+/// history yet), then the history. Values appear only as their digest; `restorable` says
+/// whether the record kept its objects for `plane rollback`.
 fn revisions(inventory: &Inventory) -> Vec<Value> {
-    let mut rows = Vec::new();
-    if inventory
+    let current = inventory
         .history
         .first()
         .is_none_or(|r| r.revision != inventory.revision)
-    {
-        rows.push(json!({
-            "revision": inventory.revision,
-            "updated": inventory.updated_at,
-            "phase": inventory.phase.as_str(),
-            "version": inventory.version,
-            "profile": inventory.profile,
-            "values": short(&inventory.values_digest),
-            "actor": inventory.actor,
-            "changes": inventory.changes,
-            "rollbackOf": Value::Null,
-        }));
-    }
-    for revision in &inventory.history {
-        rows.push(json!({
-            "revision": revision.revision,
-            "updated": revision.updated_at,
-            "phase": revision.phase.as_str(),
-            "version": revision.version,
-            "profile": revision.profile,
-            "values": short(&revision.values_digest),
-            "actor": revision.actor,
-            "changes": revision.changes,
-            "rollbackOf": Value::Null,
-        }));
-    }
-    rows
+        .then(|| inventory.revision(inventory.revision))
+        .flatten();
+    current
+        .iter()
+        .chain(&inventory.history)
+        .map(|revision: &Revision| {
+            json!({
+                "revision": revision.revision,
+                "updated": revision.updated_at,
+                "phase": revision.phase.as_str(),
+                "version": revision.version,
+                "profile": revision.profile,
+                "values": short(&revision.values_digest),
+                "actor": revision.actor,
+                "changes": revision.changes,
+                "rollbackOf": revision.rollback_of,
+                "restorable": inventory.stored.has(revision.revision),
+            })
+        })
+        .collect()
 }
 
 /// The first 12 characters of a digest: enough to tell revisions' inputs apart.

@@ -6,6 +6,7 @@ mod down;
 mod history;
 mod ls;
 mod profiles;
+mod rollback;
 mod status;
 mod template;
 mod up;
@@ -19,8 +20,8 @@ mod session;
 use crate::cli::{Cli, Command};
 use crate::error::{Error, ExitStatus};
 use crate::settings::{
-    DiffSettings, DownSettings, HistorySettings, ListSettings, LsSettings, StatusSettings,
-    TemplateSettings, UpSettings,
+    DiffSettings, DownSettings, HistorySettings, ListSettings, LsSettings, RollbackSettings,
+    StatusSettings, TemplateSettings, UpSettings,
 };
 use crate::ui::Printer;
 
@@ -38,6 +39,7 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus, Error> {
         Command::Ls(args) => ls::run(&LsSettings::from_args(&args), printer),
         Command::Status(args) => status::run(&StatusSettings::from_args(&args), printer),
         Command::History(args) => history::run(&HistorySettings::from_args(&args), printer),
+        Command::Rollback(args) => rollback::run(&RollbackSettings::from_args(&args), printer),
         Command::Down(args) => down::run(&DownSettings::from_args(&args), printer),
     }
 }

@@ -18,6 +18,8 @@ pub struct Planning<'a> {
     pub rendered: &'a Rendered,
     pub release: &'a ReleaseSettings,
     pub printer: &'a Printer,
+    /// An `up` of the render, or a rollback to a kept revision.
+    pub purpose: kube::Purpose,
 }
 
 /// What the plan is for.
@@ -54,8 +56,10 @@ impl Planning<'_> {
             rendered,
             release,
             printer,
+            purpose,
         } = *self;
-        let planned = kube::plan(cluster, &rendered.objects, &release.name, previous).await;
+        let planned =
+            kube::plan(cluster, &rendered.objects, &release.name, previous, purpose).await;
         let Intent::Apply {
             headline,
             take_ownership,

@@ -88,6 +88,21 @@ pub async fn read_previous(
     previous
 }
 
+/// The release's record; a release that is not installed is an error that says where it was
+/// looked for.
+pub async fn read_release(
+    cluster: &Cluster,
+    release: &ReleaseSettings,
+) -> Result<Inventory, Error> {
+    kube::read_inventory(cluster.client(), &release.state_namespace, &release.name)
+        .await?
+        .ok_or_else(|| Error::Failed {
+            problem: Problem::new(format!("release {} not found", release.name))
+                .at(format!("namespace {}", release.state_namespace))
+                .hint("list releases with `plane ls -A`; pass -n for a team instance"),
+        })
+}
+
 /// Takes the release's lock (its Lease in the state namespace), waiting for another run's as
 /// long as `wait` allows.
 pub async fn lock(

@@ -1,6 +1,8 @@
 //! `plane up`: render → connect → read the release → plan and check (permissions, ownership,
 //! prune confirmation) → lock → plan again if the release changed → record → apply → prune →
-//! wait → record.
+//! wait → record. `rollback` shares every step after the render.
+
+use std::time::Duration;
 
 use super::guard::{Guard, Settled};
 use super::plan::{self, Intent, Planning};
@@ -10,9 +12,9 @@ use crate::cli::PlanFormat;
 use crate::error::{Error, ExitStatus};
 use crate::kube::{self, ConvergeOptions, Inventory, Plan};
 use crate::settings::UpSettings;
-use crate::ui::{Printer, Progress};
+use crate::ui::Progress;
 
-pub fn run(settings: &UpSettings, printer: &Printer) -> Result<ExitStatus, Error> {
+pub fn run(settings: &UpSettings, printer: &crate::ui::Printer) -> Result<ExitStatus, Error> {
     let rendered = render(&settings.render)?;
     let release = &settings.render.release;
     session::runtime()?.block_on(async {
@@ -24,26 +26,69 @@ pub fn run(settings: &UpSettings, printer: &Printer) -> Result<ExitStatus, Error
             rendered: &rendered,
             release,
             printer,
+            purpose: kube::Purpose::Up,
         };
         let progress = printer.progress();
         let previous = read_previous(&planning, settings, &progress).await?;
-        if settings.dry_run {
-            let plan = planning
-                .plan_and_check(previous.as_ref(), &Intent::Show)
-                .await?;
-            plan::show(&plan, PlanFormat::Diff, printer)?;
-            return Ok(ExitStatus::Success);
-        }
-        // Plan and confirm before the lock, so a refusal writes nothing at all.
-        let intent = intent(settings, "plan", &progress);
-        let plan = planning.plan_and_check(previous.as_ref(), &intent).await?;
-        let lock = session::lock(&cluster, release, settings.wait_for_lock, &progress).await?;
-        let checked = PlanSnapshot { plan, previous };
-        let result = under_lock(&planning, settings, &progress, checked, &Guard::new(&lock)).await;
-        progress.finish();
-        lock.release().await;
-        result
+        let deploying = Deploying {
+            command: "up",
+            dry_run: settings.dry_run,
+            yes: settings.yes,
+            take_ownership: settings.take_ownership,
+            timeout: settings.timeout,
+            no_wait: settings.no_wait,
+            wait_for_lock: settings.wait_for_lock,
+            profile: profile.map(|p| p.name.clone()),
+            rollback_of: None,
+        };
+        deploy(&planning, &deploying, previous, &progress).await
     })
+}
+
+/// How a render is deployed: `up`'s flags, or `rollback`'s.
+pub(super) struct Deploying {
+    /// The command, as messages name it.
+    pub command: &'static str,
+    /// Show the plan and change nothing.
+    pub dry_run: bool,
+    /// Prune without asking.
+    pub yes: bool,
+    pub take_ownership: bool,
+    /// How long to wait for readiness.
+    pub timeout: Duration,
+    pub no_wait: bool,
+    pub wait_for_lock: Option<Duration>,
+    /// The profile the record names.
+    pub profile: Option<String>,
+    /// The revision a rollback restores.
+    pub rollback_of: Option<u64>,
+}
+
+/// Plans and checks the render against `previous`; then, unless it is a dry run, takes the lock
+/// and converges.
+pub(super) async fn deploy(
+    planning: &Planning<'_>,
+    deploying: &Deploying,
+    previous: Option<Inventory>,
+    progress: &Progress,
+) -> Result<ExitStatus, Error> {
+    if deploying.dry_run {
+        let plan = planning
+            .plan_and_check(previous.as_ref(), &Intent::Show)
+            .await?;
+        plan::show(&plan, PlanFormat::Diff, planning.printer)?;
+        return Ok(ExitStatus::Success);
+    }
+    // Plan and confirm before the lock, so a refusal writes nothing at all.
+    let intent = intent(deploying, "plan", progress);
+    let plan = planning.plan_and_check(previous.as_ref(), &intent).await?;
+    let release = planning.release;
+    let lock = session::lock(planning.cluster, release, deploying.wait_for_lock, progress).await?;
+    let checked = PlanSnapshot { plan, previous };
+    let result = under_lock(planning, deploying, progress, checked, &Guard::new(&lock)).await;
+    progress.finish();
+    lock.release().await;
+    result
 }
 
 /// A checked plan and the record it was made against.
@@ -52,12 +97,12 @@ struct PlanSnapshot {
     previous: Option<Inventory>,
 }
 
-/// How `up` checks a plan it is going to apply.
-fn intent<'a>(settings: &UpSettings, headline: &'a str, progress: &'a Progress) -> Intent<'a> {
+/// How a plan that is going to be applied is checked.
+fn intent<'a>(deploying: &Deploying, headline: &'a str, progress: &'a Progress) -> Intent<'a> {
     Intent::Apply {
         headline,
-        take_ownership: settings.take_ownership,
-        yes: settings.yes,
+        take_ownership: deploying.take_ownership,
+        yes: deploying.yes,
         progress,
     }
 }
@@ -88,11 +133,11 @@ async fn read_previous(
     Ok(previous)
 }
 
-/// Everything `up` does while it holds the lock: read the record again (another run may have
-/// changed it while this one waited) and plan again if it did, then converge and record.
+/// Everything a deploy does while it holds the lock: read the record again (another run may
+/// have changed it while this one waited) and plan again if it did, then converge and record.
 async fn under_lock(
     planning: &Planning<'_>,
-    settings: &UpSettings,
+    deploying: &Deploying,
     progress: &Progress,
     checked: PlanSnapshot,
     guard: &Guard,
@@ -102,6 +147,7 @@ async fn under_lock(
         rendered,
         release,
         printer,
+        ..
     } = *planning;
     let state_ns = &release.state_namespace;
     let previous = kube::read_inventory(cluster.client(), state_ns, &release.name).await?;
@@ -111,16 +157,17 @@ async fn under_lock(
         session::refuse_empty_render(rendered, previous.as_ref())?;
         let headline = "the release changed while waiting for the lock; new plan";
         planning
-            .plan_and_check(previous.as_ref(), &intent(settings, headline, progress))
+            .plan_and_check(previous.as_ref(), &intent(deploying, headline, progress))
             .await?
     };
-    guard.check("up")?;
-    let profile = settings.render.profile.as_ref().map(|p| p.name.clone());
+    guard.check(deploying.command)?;
+    let profile = deploying.profile.clone();
     let mut inventory =
         Inventory::begin(rendered, &plan, &release.name, profile, previous.as_ref());
+    inventory.rollback_of = deploying.rollback_of;
     let options = ConvergeOptions {
-        timeout: settings.timeout,
-        no_wait: settings.no_wait,
+        timeout: deploying.timeout,
+        no_wait: deploying.no_wait,
     };
     let work = kube::converge(
         cluster,
@@ -131,12 +178,16 @@ async fn under_lock(
         options,
         progress,
     );
-    let settled = guard.run("up", &release.name, work).await?;
+    let settled = guard.run(deploying.command, &release.name, work).await?;
     progress.finish();
     let failure = match settled {
         Settled::Done(()) => {
+            let rollback = deploying
+                .rollback_of
+                .map(|r| format!(" (a rollback to revision {r})"))
+                .unwrap_or_default();
             printer.status(&format!(
-                "release {} revision {} deployed in {:.1}s: {}",
+                "release {} revision {}{rollback} deployed in {:.1}s: {}",
                 release.name,
                 inventory.revision,
                 progress.elapsed().as_secs_f64(),

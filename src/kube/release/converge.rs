@@ -64,13 +64,21 @@ impl Inventory {
             }
         }
         let now = now();
+        let revision = previous.map_or(1, |p| p.revision + 1);
+        let mut stored = previous.map(|p| p.stored.clone()).unwrap_or_default();
+        stored.keep(
+            revision,
+            &rendered.objects,
+            &rendered.components,
+            &rendered.gated,
+        );
         Self {
             release: release.to_owned(),
             addon: rendered.addon.clone(),
             version: rendered.version.clone(),
             profile,
             values_digest: rendered.values_digest.clone(),
-            revision: previous.map_or(1, |p| p.revision + 1),
+            revision,
             phase: Phase::Applying,
             started_at: now.clone(),
             updated_at: now,
@@ -84,6 +92,8 @@ impl Inventory {
                 configured: plan.count(Action::Configure),
                 pruned: plan.count(Action::Prune),
             }),
+            rollback_of: None,
+            stored,
         }
     }
 

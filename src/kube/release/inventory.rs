@@ -13,6 +13,7 @@ use crate::bundle::objects::{ADDON_LABEL, MANAGED_BY};
 use crate::kube::KubeError;
 use crate::kube::client::retry::retry;
 use crate::kube::object::FIELD_MANAGER;
+use crate::kube::release::revisions::{OverLimit, SECRET_LIMIT, StoredRevisions};
 use crate::kube::release::state;
 
 /// Label on every inventory Secret, so one LIST finds all releases.
@@ -21,6 +22,8 @@ pub const INVENTORY_LABEL: &str = "plane.datalayer.io/inventory";
 /// the release's objects and must never be pruned with them).
 pub const INVENTORY_RELEASE_LABEL: &str = "plane.datalayer.io/inventory-of";
 const RECORD_KEY: &str = "release.json";
+/// The objects of recent revisions, beside the record (raw gzip bytes, no second base64).
+const REVISIONS_KEY: &str = "revisions.json.gz";
 /// How many past revisions' metadata an inventory keeps.
 pub const HISTORY: usize = 10;
 
@@ -90,6 +93,9 @@ pub struct Revision {
     /// What it changed; `None` in records of plane versions that did not count.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changes: Option<Changes>,
+    /// The revision it rolled back to (`plane rollback`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_of: Option<u64>,
 }
 
 /// What the inventory Secret holds.
@@ -117,6 +123,12 @@ pub struct Inventory {
     /// What this revision changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changes: Option<Changes>,
+    /// The revision this one rolls back to (`plane rollback`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_of: Option<u64>,
+    /// The objects of recent revisions, kept beside `release.json` in the record.
+    #[serde(skip)]
+    pub stored: StoredRevisions,
 }
 
 impl Inventory {
@@ -131,10 +143,34 @@ impl Inventory {
             updated_at: self.updated_at.clone(),
             actor: self.actor.clone(),
             changes: self.changes,
+            rollback_of: self.rollback_of,
         };
         self.history.retain(|r| r.revision != entry.revision);
         self.history.insert(0, entry);
         self.history.truncate(HISTORY);
+        let kept: Vec<u64> = self.history.iter().map(|r| r.revision).collect();
+        self.stored.retain(|revision| kept.contains(&revision));
+    }
+
+    /// The past revision `revision`'s metadata, or this one's.
+    pub fn revision(&self, revision: u64) -> Option<Revision> {
+        if revision == self.revision {
+            return Some(Revision {
+                revision,
+                phase: self.phase,
+                version: self.version.clone(),
+                profile: self.profile.clone(),
+                values_digest: self.values_digest.clone(),
+                updated_at: self.updated_at.clone(),
+                actor: self.actor.clone(),
+                changes: self.changes,
+                rollback_of: self.rollback_of,
+            });
+        }
+        self.history
+            .iter()
+            .find(|r| r.revision == revision)
+            .cloned()
     }
 }
 
@@ -165,18 +201,48 @@ pub async fn read_inventory(
 }
 
 fn decode(secret: &Secret, subject: &str) -> Result<Inventory, KubeError> {
-    let bytes = secret
-        .data
-        .as_ref()
-        .and_then(|d| d.get(RECORD_KEY))
-        .map(|b| b.0.clone())
-        .unwrap_or_default();
-    serde_json::from_slice(&bytes).map_err(|err| KubeError::Local {
+    let bytes = |key: &str| {
+        secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(key))
+            .map(|b| b.0.as_slice())
+            .unwrap_or_default()
+    };
+    let unreadable = |reason: String| KubeError::Local {
         what: "the release inventory is unreadable".into(),
         subject: Some(subject.to_owned()),
-        reason: err.to_string(),
+        reason,
         hint: Some("it was written by another plane version or edited by hand".into()),
-    })
+    };
+    let mut inventory: Inventory =
+        serde_json::from_slice(bytes(RECORD_KEY)).map_err(|err| unreadable(err.to_string()))?;
+    // Records of plane versions that kept no objects have none: metadata-only revisions.
+    inventory.stored = StoredRevisions::decode(bytes(REVISIONS_KEY))
+        .map_err(|err| unreadable(format!("{REVISIONS_KEY}: {err}")))?;
+    Ok(inventory)
+}
+
+/// The record's data: its metadata and the revisions' objects that fit the budget beside it.
+fn encode(inventory: &Inventory, subject: &str) -> Result<(Vec<u8>, Vec<u8>), KubeError> {
+    let metadata = serde_json::to_vec(inventory).map_err(|err| KubeError::Local {
+        what: "cannot encode the inventory".into(),
+        subject: Some(subject.to_owned()),
+        reason: err.to_string(),
+        hint: None,
+    })?;
+    let mut stored = inventory.stored.clone();
+    let revisions = stored
+        .fit(metadata.len())
+        .map_err(|OverLimit { bytes }| KubeError::Local {
+            what: "the release record is too large to write; nothing was written".into(),
+            subject: Some(subject.to_owned()),
+            reason: format!(
+                "it would hold {bytes} bytes, over the {SECRET_LIMIT} a Secret may hold"
+            ),
+            hint: Some("split the bundle into smaller releases".into()),
+        })?;
+    Ok((metadata, revisions))
 }
 
 /// Writes the inventory with server-side apply, creating the state namespace when missing.
@@ -190,12 +256,12 @@ pub async fn write_inventory(
 ) -> Result<(), KubeError> {
     let name = state::record_name(&inventory.release);
     let subject = crate::kube::object::subject("Secret", Some(namespace), &name);
-    let body = serde_json::to_vec(inventory).map_err(|err| KubeError::Local {
-        what: "cannot encode the inventory".into(),
-        subject: Some(subject.clone()),
-        reason: err.to_string(),
-        hint: None,
-    })?;
+    let (metadata, revisions) = encode(inventory, &subject)?;
+    let mut data = serde_json::Map::new();
+    data.insert(RECORD_KEY.into(), json!(STANDARD.encode(metadata)));
+    if !revisions.is_empty() {
+        data.insert(REVISIONS_KEY.into(), json!(STANDARD.encode(revisions)));
+    }
     let secret = json!({
         "apiVersion": "v1",
         "kind": "Secret",
@@ -210,7 +276,7 @@ pub async fn write_inventory(
             },
         },
         "type": "plane.datalayer.io/release",
-        "data": {RECORD_KEY: STANDARD.encode(body)},
+        "data": data,
     });
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let params = crate::kube::apply_params();
@@ -326,6 +392,8 @@ mod tests {
             history: Vec::new(),
             instance: None,
             changes: None,
+            rollback_of: None,
+            stored: StoredRevisions::default(),
         }
     }
 

@@ -13,5 +13,7 @@ pub(crate) mod permissions;
 pub(crate) mod plan;
 pub(crate) mod platform;
 pub(crate) mod preflight;
+pub(crate) mod restore;
+pub(crate) mod revisions;
 pub(crate) mod state;
 pub(crate) mod wait;

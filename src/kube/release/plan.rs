@@ -130,6 +130,15 @@ impl PlannedObject {
     }
 }
 
+/// What a plan is for: an `up` of a render, or a rollback to a revision the record kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Up,
+    /// CRDs only move forward: a live CRD is left as it is. Namespaces, CRDs and volumes are
+    /// never pruned, even when they opt in.
+    Rollback,
+}
+
 /// The whole plan, in apply order, with prunes last.
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
@@ -148,13 +157,18 @@ impl Plan {
 
     /// What an applied plan did: `2 created, 1 configured, 0 pruned, 36 unchanged`.
     pub fn done_summary(&self) -> String {
-        format!(
+        let mut done = format!(
             "{} created, {} configured, {} pruned, {} unchanged",
             self.count(Action::Create),
             self.count(Action::Configure),
             self.count(Action::Prune),
             self.count(Action::Unchanged)
-        )
+        );
+        let skipped = self.count(Action::Skip);
+        if skipped > 0 {
+            done.push_str(&format!(", {skipped} kept"));
+        }
+        done
     }
 
     /// `3 to create, 1 to change, 2 to prune, 40 unchanged`.
@@ -182,6 +196,7 @@ pub async fn plan(
     rendered: &[Object],
     release: &str,
     previous: Option<&Inventory>,
+    purpose: Purpose,
 ) -> Result<Plan, KubeError> {
     let live = list_live(cluster, rendered, release, previous).await?;
     let new_kinds = kinds_installed_by(rendered);
@@ -235,7 +250,12 @@ pub async fn plan(
     let mut rejected = Vec::new();
     for result in results {
         match result {
-            Ok(planned) => objects.push(planned),
+            Ok(mut planned) => {
+                if purpose == Purpose::Rollback {
+                    keep_live_crd(&mut planned, &live);
+                }
+                objects.push(planned);
+            }
             Err(err) => rejected.push(err),
         }
     }
@@ -256,7 +276,12 @@ pub async fn plan(
             };
             let protected = kinds::lookup(&old.id.kind).is_some_and(|k| k.protected);
             let opted_in = live_object["metadata"]["annotations"][PRUNE_ANNOTATION] == "true";
-            let (action, note) = if protected && !opted_in {
+            let (action, note) = if protected && purpose == Purpose::Rollback {
+                (
+                    Action::Skip,
+                    Some(format!("a rollback never prunes a {}", old.id.kind)),
+                )
+            } else if protected && !opted_in {
                 (
                     Action::Skip,
                     Some(format!(
@@ -288,6 +313,23 @@ pub async fn plan(
         }
     }
     Ok(Plan { objects })
+}
+
+/// A rollback leaves a live CRD as it is, whatever the revision had: CRDs only move forward,
+/// and an older CRD could drop fields the custom resources of today hold.
+fn keep_live_crd(planned: &mut PlannedObject, live: &HashMap<ObjectKey, Value>) {
+    if planned.id.kind != "CustomResourceDefinition" {
+        return;
+    }
+    let Some(live_object) = live.get(&planned.id.key()) else {
+        return;
+    };
+    planned.action = Action::Skip;
+    planned.note = Some("CRDs only move forward: a rollback leaves it as it is".into());
+    planned.desired = None;
+    planned.warning = None;
+    planned.before = Some(normalize(live_object));
+    planned.after = planned.before.clone();
 }
 
 /// Whether `object` is a RoleBinding or ClusterRoleBinding whose role is among `roles`.

@@ -200,6 +200,9 @@ pub struct RequestRecord {
     pub field_manager: Option<String>,
     /// The response code; 0 when a fault dropped the connection.
     pub status: u16,
+    /// The size of the request's body.
+    #[serde(default)]
+    pub body_bytes: usize,
 }
 
 impl RequestRecord {

@@ -215,6 +215,9 @@ pub fn validate_name(rt: &ResourceType, name: &str) -> Option<Cause> {
 /// required and must match its Pod template's labels (the real messages and field paths).
 pub fn validate_builtin(rt: &ResourceType, obj: &Value) -> Vec<Cause> {
     let mut causes = Vec::new();
+    if let Some(cause) = data_too_long(rt, obj) {
+        causes.push(cause);
+    }
     let workload = rt.group == "apps"
         && matches!(
             rt.kind.as_str(),
@@ -254,6 +257,42 @@ pub fn validate_builtin(rt: &ResourceType, obj: &Value) -> Vec<Cause> {
         });
     }
     causes
+}
+
+/// What a Secret's or ConfigMap's data may hold in all, as the API server checks it.
+const MAX_DATA_BYTES: usize = 1024 * 1024;
+
+/// A Secret whose values (decoded) or a ConfigMap whose keys and values are over 1 MiB.
+fn data_too_long(rt: &ResourceType, obj: &Value) -> Option<Cause> {
+    let entries = |field: &str| {
+        obj.get(field)
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.len(), v.as_str().unwrap_or_default()))
+    };
+    let total: usize = match (rt.group.as_str(), rt.kind.as_str()) {
+        ("", "Secret") => entries("data")
+            .map(|(_, v)| base64_decoded_len(v))
+            .chain(entries("stringData").map(|(_, v)| v.len()))
+            .sum(),
+        ("", "ConfigMap") => entries("data")
+            .chain(entries("binaryData"))
+            .map(|(k, v)| k + v.len())
+            .sum(),
+        _ => return None,
+    };
+    (total > MAX_DATA_BYTES).then(|| Cause {
+        reason: "FieldValueTooLong".to_owned(),
+        message: format!("Too long: must have at most {MAX_DATA_BYTES} bytes"),
+        field: "data".to_owned(),
+    })
+}
+
+/// The length of what a base64 text decodes to.
+fn base64_decoded_len(text: &str) -> usize {
+    let padding = text.bytes().rev().take_while(|b| *b == b'=').count();
+    (text.len() / 4 * 3).saturating_sub(padding)
 }
 
 fn dns_label(s: &str) -> bool {

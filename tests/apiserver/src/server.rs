@@ -256,6 +256,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
         dry_run,
         field_manager: query.get("fieldManager").cloned(),
         status: 0,
+        body_bytes: body.len(),
     };
     let (delay, fault) = state.take_fault(&method, &path);
     if !delay.is_zero() {
