@@ -1611,3 +1611,201 @@ fn a_rayservice_keeps_managed_by_and_suspend_and_gets_the_max_surge_default() {
     eprintln!("RayService dry-run: managedBy and suspend kept, maxSurgePercent defaulted to 100");
     down_completely(&cluster);
 }
+
+/// `plane rollback RELEASE` plus `args` on the cluster under test (it takes a release, not a
+/// bundle).
+fn rollback(cluster: &Cluster, args: &[&str]) -> Command {
+    let mut cmd = plane();
+    cmd.args(["rollback", RELEASE])
+        .args(args)
+        .arg("--kubeconfig")
+        .arg(cluster.kubeconfig());
+    cmd
+}
+
+/// Everything the release's record holds, decoded.
+fn record_text(cluster: &Cluster) -> String {
+    common::record_text(
+        &cluster
+            .get(
+                "v1",
+                "Secret",
+                Some("plane-system"),
+                &format!("plane-release-{RELEASE}"),
+            )
+            .expect("the record"),
+    )
+}
+
+fn crd_versions(cluster: &Cluster) -> Vec<String> {
+    ["rayclusters.ray.io", "rayjobs.ray.io", "rayservices.ray.io"]
+        .iter()
+        .map(|name| {
+            cluster
+                .get(
+                    "apiextensions.k8s.io/v1",
+                    "CustomResourceDefinition",
+                    None,
+                    name,
+                )
+                .unwrap()["metadata"]["resourceVersion"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
+/// A bad upgrade undone: revision 1 (`--profile local`), revision 2 with two API replicas and
+/// no observability, then `rollback datalayer-ray 1`: one replica and the observability
+/// component again, a quiet diff with revision 1's inputs, the CRDs untouched, revision 3 a
+/// rollback of 1, and no Secret value in `history` or in the record. Its dry run says what it
+/// then does, and on the test server writes nothing.
+#[test]
+fn a_rollback_undoes_a_bad_upgrade() {
+    let (cluster, fixture) = installed("rollback");
+    let crds_before = crd_versions(&cluster);
+    let bad = [
+        "--yes",
+        "--timeout",
+        "180s",
+        "--set",
+        "api.replicas=2",
+        "--set",
+        "observability.enabled=false",
+    ];
+    succeeded(&run(&fixture, &cluster, "up", &[LOCAL, &bad].concat()));
+    let api = || {
+        cluster
+            .get(
+                "apps/v1",
+                "Deployment",
+                Some("datalayer-api"),
+                "datalayer-ray",
+            )
+            .unwrap()
+    };
+    assert_eq!(api()["spec"]["replicas"], 2);
+    let grafana = || {
+        cluster
+            .get(
+                "apps/v1",
+                "Deployment",
+                Some("ray-observability"),
+                "grafana",
+            )
+            .is_some()
+    };
+    assert!(!grafana());
+
+    let writes_before = cluster.test_server().map(writes);
+    let dry = within(
+        rollback(&cluster, &["1", "--dry-run"]),
+        Duration::from_secs(120),
+    );
+    succeeded(&dry);
+    if let Some(srv) = cluster.test_server() {
+        assert_eq!(Some(writes(srv)), writes_before, "rollback --dry-run wrote");
+    }
+    let dry_out = text(&dry.stdout);
+    let planned = common::summary_counts(dry_out.trim_end().lines().last().unwrap());
+    let started = Instant::now();
+    let stderr = succeeded(&within(
+        rollback(&cluster, &["1", "--yes", "--timeout", "180s"]),
+        Duration::from_secs(240),
+    ));
+    eprintln!("rollback took {:.1}s", started.elapsed().as_secs_f64());
+    let done = stderr
+        .lines()
+        .find_map(|l| l.split_once("(a rollback to revision 1) deployed in "))
+        .and_then(|(_, rest)| rest.split_once(": "))
+        .map_or_else(|| panic!("no summary in {stderr}"), |(_, s)| s.to_owned());
+    assert_eq!(common::summary_counts(&done), planned, "{dry_out}");
+
+    assert_eq!(api()["spec"]["replicas"], 1);
+    assert!(grafana());
+    assert_eq!(
+        crd_versions(&cluster),
+        crds_before,
+        "a rollback changed a CRD"
+    );
+    quiet_diff(&fixture, &cluster);
+
+    let out = within(
+        {
+            let mut cmd = plane();
+            cmd.args(["history", RELEASE, "-o", "json", "--kubeconfig"])
+                .arg(cluster.kubeconfig());
+            cmd
+        },
+        Duration::from_secs(60),
+    );
+    succeeded(&out);
+    let history_out = text(&out.stdout);
+    let rows: Value = serde_json::from_str(&history_out).unwrap();
+    assert_eq!(rows[0]["revision"], 3, "{rows:#}");
+    assert_eq!(rows[0]["rollbackOf"], 1, "{rows:#}");
+    assert_eq!(rows[0]["phase"], "deployed", "{rows:#}");
+    assert_eq!(rows[0]["values"], rows[2]["values"], "{rows:#}");
+    // The one Secret with values: Grafana's generated admin password.
+    let record = record_text(&cluster);
+    let admin = cluster
+        .get("v1", "Secret", Some("ray-observability"), "grafana-admin")
+        .expect("the Grafana admin Secret");
+    for value in admin["data"].as_object().unwrap().values() {
+        let value = value.as_str().unwrap();
+        assert!(!record.contains(value), "the record holds a Secret value");
+        assert!(!history_out.contains(value), "history shows a Secret value");
+    }
+    down_completely(&cluster);
+}
+
+/// A rollback killed (`kill -9`) once it has started writing, then run again: it converges, as
+/// `up` does.
+#[test]
+fn a_rerun_after_a_kill_during_a_rollback_converges() {
+    let (cluster, fixture) = installed("kill-during-rollback");
+    let off = ["--yes", "--no-wait", "--set", "observability.enabled=false"];
+    succeeded(&run(&fixture, &cluster, "up", &[LOCAL, &off].concat()));
+    let mut child = rollback(&cluster, &["1", "--yes"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while cluster
+        .get(
+            "v1",
+            "ServiceAccount",
+            Some("ray-observability"),
+            "prometheus",
+        )
+        .is_none()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the rollback never started writing"
+        );
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let _ = Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    // The killed run's Lease stays; a rerun on the same host takes it over.
+    let stderr = succeeded(&within(
+        rollback(&cluster, &["1", "--yes", "--timeout", "120s"]),
+        Duration::from_secs(240),
+    ));
+    assert!(
+        stderr.contains("(a rollback to revision 1) deployed"),
+        "{stderr}"
+    );
+    quiet_diff(&fixture, &cluster);
+    let rows = ls_json(cluster.kubeconfig());
+    assert_eq!(rows[0]["status"], "deployed", "{rows:#}");
+    down_completely(&cluster);
+}

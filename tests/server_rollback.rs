@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::io::Read as _;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -47,30 +46,17 @@ fn writes(srv: &TestServer) -> usize {
     srv.requests().iter().filter(|r| r.is_mutating()).count()
 }
 
-/// The record's data, every key decoded (the revisions' objects un-gzipped).
+/// Everything the record holds, decoded.
 fn record_text(srv: &TestServer) -> String {
-    let secret = srv
-        .get_object(
+    common::record_text(
+        &srv.get_object(
             "v1",
             "Secret",
             Some("plane-system"),
             &format!("plane-release-{RELEASE}"),
         )
-        .expect("the record");
-    let mut out = String::new();
-    for (key, encoded) in secret["data"].as_object().unwrap() {
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(encoded.as_str().unwrap())
-            .unwrap();
-        if key == "revisions.json.gz" {
-            flate2::read::GzDecoder::new(bytes.as_slice())
-                .read_to_string(&mut out)
-                .unwrap();
-        } else {
-            out.push_str(&String::from_utf8(bytes).unwrap());
-        }
-    }
-    out
+        .expect("the record"),
+    )
 }
 
 /// What the record's data weighs, as the API server counts a Secret's size.
@@ -104,24 +90,6 @@ fn history(srv: &TestServer) -> Vec<Value> {
         .as_array()
         .unwrap()
         .clone()
-}
-
-/// The counts of a summary line: `3 to create, …` or `3 created, …`, by action.
-fn counts(line: &str) -> Vec<(String, u64)> {
-    line.split(", ")
-        .map(|part| {
-            let (n, what) = part.split_once(' ').unwrap();
-            let what = match what.trim() {
-                "to create" | "created" => "create",
-                "to change" | "configured" => "change",
-                "to prune" | "pruned" => "prune",
-                "unchanged" => "unchanged",
-                "kept" => "kept",
-                other => panic!("unknown count {other:?} in {line:?}"),
-            };
-            (what.to_owned(), n.parse().unwrap())
-        })
-        .collect()
 }
 
 #[test]
@@ -182,7 +150,7 @@ fn rollback_restores_a_revision_and_its_dry_run_says_what_it_then_does() {
             .contains("skip CustomResourceDefinition/rayclusters.ray.io (CRDs only move forward"),
         "{dry_out}"
     );
-    let planned = counts(dry_out.lines().last().unwrap());
+    let planned = common::summary_counts(dry_out.lines().last().unwrap());
 
     let out = on_release(&srv, "rollback", &["--yes", "--timeout", "60s"]);
     let stderr = text(&out.stderr);
@@ -196,7 +164,11 @@ fn rollback_restores_a_revision_and_its_dry_run_says_what_it_then_does() {
         .find_map(|l| l.split_once("(a rollback to revision 1) deployed in "))
         .and_then(|(_, rest)| rest.split_once(": "))
         .map_or_else(|| panic!("no summary in {stderr}"), |(_, s)| s.to_owned());
-    assert_eq!(counts(&done), planned, "dry run: {planned:?}, done: {done}");
+    assert_eq!(
+        common::summary_counts(&done),
+        planned,
+        "dry run: {planned:?}, done: {done}"
+    );
 
     // Revision 1 again: one API replica, the observability component back, the CRDs untouched.
     let api = srv

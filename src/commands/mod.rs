@@ -11,6 +11,7 @@ mod status;
 mod template;
 mod up;
 
+mod deploy;
 mod guard;
 mod ownership;
 mod plan;

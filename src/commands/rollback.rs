@@ -2,9 +2,9 @@
 //! (Secrets keep their live values; refused when its operator is older than the CRDs now) →
 //! then `up`'s steps: plan and check, lock, converge, and a revision recorded as a rollback.
 
+use super::deploy::{Deploying, deploy};
 use super::plan::Planning;
 use super::session;
-use super::up::{self, Deploying};
 use crate::bundle::{Rendered, profile};
 use crate::error::{Error, ExitStatus, Problem};
 use crate::kube::{self, Inventory, Phase};
@@ -72,7 +72,7 @@ pub fn run(settings: &RollbackSettings, printer: &Printer) -> Result<ExitStatus,
             rollback_of: Some(target),
         };
         let progress = printer.progress();
-        up::deploy(&planning, &deploying, Some(inventory), &progress).await
+        deploy(&planning, &deploying, Some(inventory), &progress).await
     })
 }
 

@@ -1,16 +1,12 @@
-//! `plane up`: render → connect → read the release → plan and check (permissions, ownership,
-//! prune confirmation) → lock → plan again if the release changed → record → apply → prune →
-//! wait → record. `rollback` shares every step after the render.
+//! `plane up`: render → connect → read the release → deploy it (`deploy.rs`: plan and check,
+//! lock, converge, record).
 
-use std::time::Duration;
-
-use super::guard::{Guard, Settled};
-use super::plan::{self, Intent, Planning};
+use super::deploy::{Deploying, deploy};
+use super::plan::Planning;
 use super::render::render;
 use super::session;
-use crate::cli::PlanFormat;
 use crate::error::{Error, ExitStatus};
-use crate::kube::{self, ConvergeOptions, Inventory, Plan};
+use crate::kube::{self, Inventory};
 use crate::settings::UpSettings;
 use crate::ui::Progress;
 
@@ -45,68 +41,6 @@ pub fn run(settings: &UpSettings, printer: &crate::ui::Printer) -> Result<ExitSt
     })
 }
 
-/// How a render is deployed: `up`'s flags, or `rollback`'s.
-pub(super) struct Deploying {
-    /// The command, as messages name it.
-    pub command: &'static str,
-    /// Show the plan and change nothing.
-    pub dry_run: bool,
-    /// Prune without asking.
-    pub yes: bool,
-    pub take_ownership: bool,
-    /// How long to wait for readiness.
-    pub timeout: Duration,
-    pub no_wait: bool,
-    pub wait_for_lock: Option<Duration>,
-    /// The profile the record names.
-    pub profile: Option<String>,
-    /// The revision a rollback restores.
-    pub rollback_of: Option<u64>,
-}
-
-/// Plans and checks the render against `previous`; then, unless it is a dry run, takes the lock
-/// and converges.
-pub(super) async fn deploy(
-    planning: &Planning<'_>,
-    deploying: &Deploying,
-    previous: Option<Inventory>,
-    progress: &Progress,
-) -> Result<ExitStatus, Error> {
-    if deploying.dry_run {
-        let plan = planning
-            .plan_and_check(previous.as_ref(), &Intent::Show)
-            .await?;
-        plan::show(&plan, PlanFormat::Diff, planning.printer)?;
-        return Ok(ExitStatus::Success);
-    }
-    // Plan and confirm before the lock, so a refusal writes nothing at all.
-    let intent = intent(deploying, "plan", progress);
-    let plan = planning.plan_and_check(previous.as_ref(), &intent).await?;
-    let release = planning.release;
-    let lock = session::lock(planning.cluster, release, deploying.wait_for_lock, progress).await?;
-    let checked = PlanSnapshot { plan, previous };
-    let result = under_lock(planning, deploying, progress, checked, &Guard::new(&lock)).await;
-    progress.finish();
-    lock.release().await;
-    result
-}
-
-/// A checked plan and the record it was made against.
-struct PlanSnapshot {
-    plan: Plan,
-    previous: Option<Inventory>,
-}
-
-/// How a plan that is going to be applied is checked.
-fn intent<'a>(deploying: &Deploying, headline: &'a str, progress: &'a Progress) -> Intent<'a> {
-    Intent::Apply {
-        headline,
-        take_ownership: deploying.take_ownership,
-        yes: deploying.yes,
-        progress,
-    }
-}
-
 /// The release's record, or the refusal of an empty render over it. Credentials that cannot
 /// read the record lack more: the preflight then lists every denial at once, not this one.
 async fn read_previous(
@@ -131,74 +65,4 @@ async fn read_previous(
     };
     session::refuse_empty_render(rendered, previous.as_ref())?;
     Ok(previous)
-}
-
-/// Everything a deploy does while it holds the lock: read the record again (another run may
-/// have changed it while this one waited) and plan again if it did, then converge and record.
-async fn under_lock(
-    planning: &Planning<'_>,
-    deploying: &Deploying,
-    progress: &Progress,
-    checked: PlanSnapshot,
-    guard: &Guard,
-) -> Result<ExitStatus, Error> {
-    let Planning {
-        cluster,
-        rendered,
-        release,
-        printer,
-        ..
-    } = *planning;
-    let state_ns = &release.state_namespace;
-    let previous = kube::read_inventory(cluster.client(), state_ns, &release.name).await?;
-    let plan = if previous == checked.previous {
-        checked.plan
-    } else {
-        session::refuse_empty_render(rendered, previous.as_ref())?;
-        let headline = "the release changed while waiting for the lock; new plan";
-        planning
-            .plan_and_check(previous.as_ref(), &intent(deploying, headline, progress))
-            .await?
-    };
-    guard.check(deploying.command)?;
-    let profile = deploying.profile.clone();
-    let mut inventory =
-        Inventory::begin(rendered, &plan, &release.name, profile, previous.as_ref());
-    inventory.rollback_of = deploying.rollback_of;
-    let options = ConvergeOptions {
-        timeout: deploying.timeout,
-        no_wait: deploying.no_wait,
-    };
-    let work = kube::converge(
-        cluster,
-        state_ns,
-        &plan,
-        rendered,
-        &mut inventory,
-        options,
-        progress,
-    );
-    let settled = guard.run(deploying.command, &release.name, work).await?;
-    progress.finish();
-    let failure = match settled {
-        Settled::Done(()) => {
-            let rollback = deploying
-                .rollback_of
-                .map(|r| format!(" (a rollback to revision {r})"))
-                .unwrap_or_default();
-            printer.status(&format!(
-                "release {} revision {}{rollback} deployed in {:.1}s: {}",
-                release.name,
-                inventory.revision,
-                progress.elapsed().as_secs_f64(),
-                plan.done_summary()
-            ));
-            return Ok(ExitStatus::Success);
-        }
-        Settled::Failed(failure) => failure,
-    };
-    if plan.has_changes() || previous.is_some() {
-        kube::record_failure(cluster, state_ns, &mut inventory).await;
-    }
-    Err(failure)
 }

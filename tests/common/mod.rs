@@ -37,6 +37,45 @@ pub fn record_of(secret: &serde_json::Value) -> Option<serde_json::Value> {
     .ok()
 }
 
+/// Everything a release's inventory Secret holds, decoded: `release.json` and the revisions'
+/// objects (un-gzipped), to look for what must never be there.
+pub fn record_text(secret: &serde_json::Value) -> String {
+    use std::io::Read as _;
+    let mut out = String::new();
+    for (key, encoded) in secret["data"].as_object().unwrap() {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(encoded.as_str().unwrap())
+            .unwrap();
+        if key == "revisions.json.gz" {
+            flate2::read::GzDecoder::new(bytes.as_slice())
+                .read_to_string(&mut out)
+                .unwrap();
+        } else {
+            out.push_str(&String::from_utf8(bytes).unwrap());
+        }
+    }
+    out
+}
+
+/// The counts of a plan's or a run's summary (`3 to create, …` / `3 created, …`), by action, so
+/// that what a dry run said and what the run did compare.
+pub fn summary_counts(line: &str) -> Vec<(String, u64)> {
+    line.split(", ")
+        .map(|part| {
+            let (n, what) = part.split_once(' ').unwrap();
+            let what = match what.trim() {
+                "to create" | "created" => "create",
+                "to change" | "configured" => "change",
+                "to prune" | "pruned" => "prune",
+                "unchanged" => "unchanged",
+                "kept" => "kept",
+                other => panic!("unknown count {other:?} in {line:?}"),
+            };
+            (what.to_owned(), n.parse().unwrap())
+        })
+        .collect()
+}
+
 /// Runs `cmd` to its end, reading its output as it comes (a diff can outgrow a pipe's buffer),
 /// and fails the test if it is still running after `limit`.
 pub fn within(mut cmd: std::process::Command, limit: std::time::Duration) -> std::process::Output {
