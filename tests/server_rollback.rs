@@ -418,3 +418,34 @@ fn ten_revisions_cost_little_more_than_one_and_a_huge_render_degrades() {
         text(&refused.stderr)
     );
 }
+
+#[test]
+fn a_team_instance_rolls_back_in_its_own_namespace() {
+    let (srv, fixture) = common::deployed(&[]);
+    srv.create_object(
+        "admin",
+        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}}),
+    )
+    .unwrap();
+    let team = [LOCAL, &["-n", "team-a", "--no-wait"]].concat();
+    let out = run(&fixture, &srv, "up", &team);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = run(
+        &fixture,
+        &srv,
+        "up",
+        &[team.as_slice(), &["--set", "api.replicas=3"]].concat(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = on_release(&srv, "rollback", &["-n", "team-a", "--yes"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let api = srv
+        .get_object("apps/v1", "Deployment", Some("team-a"), "datalayer-ray")
+        .unwrap();
+    assert_eq!(api["spec"]["replicas"], 1);
+    let out = on_release(&srv, "history", &["-n", "team-a", "-o", "json"]);
+    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows[0]["rollbackOf"], 1, "{rows:#}");
+    // The platform's release is another record: untouched.
+    assert_eq!(history(&srv).len(), 1);
+}

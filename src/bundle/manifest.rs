@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::Problem;
 use crate::values::InputSpec;
@@ -43,7 +43,7 @@ pub struct Instance {
 }
 
 /// A kind a team instance needs the platform to serve.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Required {
     #[serde(rename = "apiVersion")]
@@ -52,7 +52,7 @@ pub struct Required {
 }
 
 /// A named group of templates that can be switched on and off.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Component {
     pub name: String,
@@ -70,7 +70,7 @@ pub struct Component {
 }
 
 /// What a component provides that may already run in a cluster, and how to find it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Existing {
     /// What it is, for messages: `a KubeRay operator`.
@@ -80,7 +80,7 @@ pub struct Existing {
 }
 
 /// One kind of object that shows an installation.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Detect {
     #[serde(rename = "apiVersion")]
@@ -90,7 +90,7 @@ pub struct Detect {
 }
 
 /// What dependents of a component wait for before they are applied.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Gate {
     /// Every object of the component is ready.

@@ -34,8 +34,8 @@ pub fn run(settings: &RollbackSettings, printer: &Printer) -> Result<ExitStatus,
             version: restored.revision.version.clone(),
             values_digest: restored.revision.values_digest.clone(),
             instance: inventory.instance.clone(),
-            requires: Vec::new(),
-            all_components: Vec::new(),
+            requires: restored.requires,
+            all_components: restored.all_components,
         };
         session::check_team_instance(&cluster, &rendered, printer).await?;
         printer.status(&format!(

@@ -66,12 +66,7 @@ impl Inventory {
         let now = now();
         let revision = previous.map_or(1, |p| p.revision + 1);
         let mut stored = previous.map(|p| p.stored.clone()).unwrap_or_default();
-        stored.keep(
-            revision,
-            &rendered.objects,
-            &rendered.components,
-            &rendered.gated,
-        );
+        stored.keep(revision, rendered);
         Self {
             release: release.to_owned(),
             addon: rendered.addon.clone(),

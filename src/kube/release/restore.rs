@@ -7,8 +7,8 @@ use base64::Engine as _;
 use futures::{StreamExt, TryStreamExt, stream};
 use serde_json::{Value, json};
 
-use crate::bundle::Object;
 use crate::bundle::objects::GENERATE_ANNOTATION;
+use crate::bundle::{Component, Object, Required};
 use crate::kube::KubeError;
 use crate::kube::client::{Cluster, READS_IN_FLIGHT};
 use crate::kube::release::inventory::{Inventory, Revision};
@@ -28,6 +28,10 @@ pub struct Restored {
     pub objects: Vec<Object>,
     pub components: Vec<String>,
     pub gated: BTreeSet<String>,
+    /// What a team instance needs the platform to serve, as the revision's bundle said.
+    pub requires: Vec<Required>,
+    /// Every component the revision's bundle declared.
+    pub all_components: Vec<Component>,
     /// Secrets whose live values differ from the revision's: they keep the live ones.
     pub kept_values: Vec<String>,
 }
@@ -115,6 +119,8 @@ pub async fn restore(
         objects,
         components: stored.components.clone(),
         gated: stored.gated.clone(),
+        requires: stored.requires.clone(),
+        all_components: stored.declared.clone(),
         kept_values,
     }))
 }

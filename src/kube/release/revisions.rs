@@ -9,8 +9,8 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::bundle::Object;
 use crate::bundle::objects::digest;
+use crate::bundle::{Component, Object, Rendered, Required};
 
 /// What the record may hold in all (its metadata and the stored bodies): half of what a Secret
 /// may hold, so that a record never nears the limit however its metadata grows.
@@ -30,7 +30,7 @@ pub struct StoredRevisions {
 }
 
 /// One revision as it was rendered: its components in order, those whose dependents wait for
-/// them, and its objects in render order.
+/// them, its objects in render order, and what the platform check of a team instance reads.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StoredRevision {
@@ -38,6 +38,12 @@ pub struct StoredRevision {
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub gated: BTreeSet<String>,
     pub objects: Vec<StoredObject>,
+    /// What a team instance needs the platform to serve.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requires: Vec<Required>,
+    /// Every component the bundle declared, on or off.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub declared: Vec<Component>,
 }
 
 /// One object of a revision: its body's digest, and for a Secret the digest of each value.
@@ -67,20 +73,16 @@ pub struct OverLimit {
 }
 
 impl StoredRevisions {
-    /// Keeps `objects` as revision `revision`'s, replacing what was kept under that number.
-    pub fn keep(
-        &mut self,
-        revision: u64,
-        objects: &[Object],
-        components: &[String],
-        gated: &BTreeSet<String>,
-    ) {
+    /// Keeps `rendered` as revision `revision`, replacing what was kept under that number.
+    pub fn keep(&mut self, revision: u64, rendered: &Rendered) {
         let mut stored = StoredRevision {
-            components: components.to_vec(),
-            gated: gated.clone(),
-            objects: Vec::with_capacity(objects.len()),
+            components: rendered.components.clone(),
+            gated: rendered.gated.clone(),
+            objects: Vec::with_capacity(rendered.objects.len()),
+            requires: rendered.requires.clone(),
+            declared: rendered.all_components.clone(),
         };
-        for object in objects {
+        for object in &rendered.objects {
             let (body, secret_values) = without_secret_values(&object.value);
             let key = digest(&body);
             self.bodies.entry(key.clone()).or_insert(body);
@@ -276,6 +278,20 @@ mod tests {
         }
     }
 
+    fn rendered(objects: Vec<Object>) -> Rendered {
+        Rendered {
+            objects,
+            components: vec!["c".into()],
+            gated: BTreeSet::new(),
+            addon: "a".into(),
+            version: "1".into(),
+            values_digest: String::new(),
+            instance: None,
+            requires: Vec::new(),
+            all_components: Vec::new(),
+        }
+    }
+
     #[test]
     fn secrets_keep_their_keys_and_digests_never_their_values() {
         let secret = object(
@@ -284,7 +300,7 @@ mod tests {
             &json!({"data": {"password": "aHVudGVyMg=="}, "stringData": {"token": "t0ken"}}),
         );
         let mut stored = StoredRevisions::default();
-        stored.keep(1, &[secret], &["c".into()], &BTreeSet::new());
+        stored.keep(1, &rendered(vec![secret]));
         let bytes = stored.fit(0).unwrap();
         let mut json = String::new();
         flate2::read::GzDecoder::new(bytes.as_slice())
@@ -313,7 +329,7 @@ mod tests {
                 "b",
                 &json!({"data": {"k": revision.to_string()}}),
             );
-            stored.keep(revision, &[same.clone(), changed], &[], &BTreeSet::new());
+            stored.keep(revision, &rendered(vec![same.clone(), changed]));
         }
         assert_eq!(stored.bodies.len(), 6);
         stored.retain(|r| r > 3);
@@ -340,7 +356,7 @@ mod tests {
         let mut stored = StoredRevisions::default();
         for revision in 1..=3 {
             let big = object("ConfigMap", "big", &json!({"data": {"k": noise(revision)}}));
-            stored.keep(revision, &[big], &[], &BTreeSet::new());
+            stored.keep(revision, &rendered(vec![big]));
         }
         let bytes = stored.fit(1000).unwrap();
         assert!(bytes.len() + 1000 <= RECORD_BUDGET);
@@ -358,7 +374,7 @@ mod tests {
                 )
             })
             .collect();
-        huge.keep(1, &objects, &[], &BTreeSet::new());
+        huge.keep(1, &rendered(objects));
         let bytes = huge.fit(1000).unwrap();
         assert!(bytes.len() < 1000);
         assert!(!huge.has(1));
