@@ -191,7 +191,7 @@ impl StoredRevisions {
         let json = serde_json::to_vec(self).unwrap_or_default();
         let mut encoder = flate2::write::GzEncoder::new(
             Vec::with_capacity(json.len() / 8),
-            flate2::Compression::best(),
+            flate2::Compression::default(),
         );
         // Writing to a Vec cannot fail.
         let _ = encoder.write_all(&json);
