@@ -758,6 +758,23 @@ fn rerun_converges(fixture: &Fixture, cluster: &Cluster) {
     down_completely(cluster);
 }
 
+/// Kills `child` (`kill -9`) as soon as `reached` (`what`, within two minutes), or once it has
+/// ended.
+fn kill_once(mut child: std::process::Child, what: &str, reached: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !reached() {
+        assert!(Instant::now() < deadline, "{what} never appeared");
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let _ = Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
 /// A run killed (`kill -9`) as soon as its CRDs and first namespace exist; the rerun waits until
 /// the kinds are served, whatever its plan says of the CRDs, and converges. (On a cluster that
 /// kept the CRDs from an earlier test they are established already; on the test server they are
@@ -767,13 +784,12 @@ fn a_rerun_after_a_kill_once_the_crds_exist_converges() {
     let cluster = Cluster::under_test("kill-after-crds");
     clean_slate(&cluster);
     let fixture = builtin(RELEASE);
-    let mut child = fixture
+    let child = fixture
         .cluster("up", cluster.kubeconfig(), LOCAL)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
     let crd = |name: &str| {
         cluster
             .get(
@@ -784,19 +800,9 @@ fn a_rerun_after_a_kill_once_the_crds_exist_converges() {
             )
             .is_some()
     };
-    while !(crd("rayclusters.ray.io")
-        && cluster.get("v1", "Namespace", None, "ray-system").is_some())
-    {
-        assert!(Instant::now() < deadline, "the CRDs never appeared");
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    let _ = Command::new("kill")
-        .args(["-KILL", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
+    kill_once(child, "the CRDs", || {
+        crd("rayclusters.ray.io") && cluster.get("v1", "Namespace", None, "ray-system").is_some()
+    });
     // The killed run's Lease stays; a rerun on the same host takes it over.
     rerun_converges(&fixture, &cluster);
 }
@@ -1767,34 +1773,21 @@ fn a_rerun_after_a_kill_during_a_rollback_converges() {
     let (cluster, fixture) = installed("kill-during-rollback");
     let off = ["--yes", "--no-wait", "--set", "observability.enabled=false"];
     succeeded(&run(&fixture, &cluster, "up", &[LOCAL, &off].concat()));
-    let mut child = rollback(&cluster, &["1", "--yes"])
+    let child = rollback(&cluster, &["1", "--yes"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while cluster
-        .get(
-            "v1",
-            "ServiceAccount",
-            Some("ray-observability"),
-            "prometheus",
-        )
-        .is_none()
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the rollback never started writing"
-        );
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    let _ = Command::new("kill")
-        .args(["-KILL", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
+    kill_once(child, "the rollback's first object", || {
+        cluster
+            .get(
+                "v1",
+                "ServiceAccount",
+                Some("ray-observability"),
+                "prometheus",
+            )
+            .is_some()
+    });
     // The killed run's Lease stays; a rerun on the same host takes it over.
     let stderr = succeeded(&within(
         rollback(&cluster, &["1", "--yes", "--timeout", "120s"]),

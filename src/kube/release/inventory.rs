@@ -134,7 +134,17 @@ pub struct Inventory {
 impl Inventory {
     /// Records the end of a revision in the history, newest first, keeping [`HISTORY`] entries.
     pub fn push_history(&mut self) {
-        let entry = Revision {
+        let entry = self.current();
+        self.history.retain(|r| r.revision != entry.revision);
+        self.history.insert(0, entry);
+        self.history.truncate(HISTORY);
+        let kept: Vec<u64> = self.history.iter().map(|r| r.revision).collect();
+        self.stored.retain(|revision| kept.contains(&revision));
+    }
+
+    /// This revision's metadata.
+    fn current(&self) -> Revision {
+        Revision {
             revision: self.revision,
             phase: self.phase,
             version: self.version.clone(),
@@ -144,28 +154,13 @@ impl Inventory {
             actor: self.actor.clone(),
             changes: self.changes,
             rollback_of: self.rollback_of,
-        };
-        self.history.retain(|r| r.revision != entry.revision);
-        self.history.insert(0, entry);
-        self.history.truncate(HISTORY);
-        let kept: Vec<u64> = self.history.iter().map(|r| r.revision).collect();
-        self.stored.retain(|revision| kept.contains(&revision));
+        }
     }
 
     /// The past revision `revision`'s metadata, or this one's.
     pub fn revision(&self, revision: u64) -> Option<Revision> {
         if revision == self.revision {
-            return Some(Revision {
-                revision,
-                phase: self.phase,
-                version: self.version.clone(),
-                profile: self.profile.clone(),
-                values_digest: self.values_digest.clone(),
-                updated_at: self.updated_at.clone(),
-                actor: self.actor.clone(),
-                changes: self.changes,
-                rollback_of: self.rollback_of,
-            });
+            return Some(self.current());
         }
         self.history
             .iter()
