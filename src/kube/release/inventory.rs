@@ -169,7 +169,7 @@ impl Inventory {
     }
 }
 
-/// A release as `ls` shows it.
+/// A release as `ls` shows it: its record's metadata, without the objects of its revisions.
 #[derive(Debug, Clone)]
 pub struct Release {
     pub name: String,
@@ -192,10 +192,12 @@ pub async fn read_inventory(
     let secret = retry(|| api.get_opt(&name))
         .await
         .map_err(|err| KubeError::api("cannot read the release inventory", Some(&subject), &err))?;
-    secret.map(|s| decode(&s, &subject)).transpose()
+    secret.map(|s| decode(&s, &subject, true)).transpose()
 }
 
-fn decode(secret: &Secret, subject: &str) -> Result<Inventory, KubeError> {
+/// The record's metadata, and with `revisions` the objects it keeps of each revision (only
+/// what deploys or rolls back needs them: `ls` and `status` read every record and use none).
+fn decode(secret: &Secret, subject: &str, revisions: bool) -> Result<Inventory, KubeError> {
     let bytes = |key: &str| {
         secret
             .data
@@ -212,9 +214,11 @@ fn decode(secret: &Secret, subject: &str) -> Result<Inventory, KubeError> {
     };
     let mut inventory: Inventory =
         serde_json::from_slice(bytes(RECORD_KEY)).map_err(|err| unreadable(err.to_string()))?;
-    // Records of plane versions that kept no objects have none: metadata-only revisions.
-    inventory.stored = StoredRevisions::decode(bytes(REVISIONS_KEY))
-        .map_err(|err| unreadable(format!("{REVISIONS_KEY}: {err}")))?;
+    if revisions {
+        // Records of plane versions that kept no objects have none: metadata-only revisions.
+        inventory.stored = StoredRevisions::decode(bytes(REVISIONS_KEY))
+            .map_err(|err| unreadable(format!("{REVISIONS_KEY}: {err}")))?;
+    }
     Ok(inventory)
 }
 
@@ -324,7 +328,7 @@ pub async fn delete_inventory(
 }
 
 /// All releases recorded in `namespace`, or in every namespace (one LIST either way), by
-/// namespace and name.
+/// namespace and name; metadata only (see [`Release`]).
 ///
 /// # Errors
 /// API failures; a missing namespace means no releases.
@@ -355,6 +359,7 @@ pub async fn list_releases(
         let inventory = decode(
             &secret,
             &crate::kube::object::subject("Secret", Some(&in_namespace), &name),
+            false,
         )?;
         releases.push(Release {
             name: inventory.release.clone(),
