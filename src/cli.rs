@@ -123,22 +123,28 @@ pub struct UpArgs {
     /// Apply and record without waiting for readiness.
     #[arg(long)]
     pub no_wait: bool,
+    #[command(flatten)]
+    pub lock: LockArgs,
+}
+
+/// How a command that writes meets another run's lock on the release.
+#[derive(Debug, Clone, Args)]
+pub struct LockArgs {
     /// If another run holds the release's lock, wait for it (default 10m) instead of failing.
     #[arg(long, value_name = "DURATION", num_args = 0..=1, default_missing_value = "10m", value_parser = humantime::parse_duration)]
     pub wait_for_lock: Option<std::time::Duration>,
 }
 
+/// An installed release, for the commands that act on one (`history`, `rollback`, `down`).
 #[derive(Debug, Args)]
-pub struct RollbackArgs {
+pub struct ReleaseArgs {
     /// The release (see `plane ls`).
     pub release: String,
-    /// The revision to restore (see `plane history`); default: the previous deployed one.
-    pub revision: Option<u64>,
     #[command(flatten)]
     pub cluster: ClusterArgs,
     #[command(flatten)]
     pub state: StateArgs,
-    /// The team instance of this namespace (`up -n`).
+    /// The team instance of this namespace (`up -n`) instead of the platform's release.
     #[arg(
         short = 'n',
         long,
@@ -146,6 +152,14 @@ pub struct RollbackArgs {
         conflicts_with = "state_namespace"
     )]
     pub namespace: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    pub target: ReleaseArgs,
+    /// The revision to restore (see `plane history`); default: the previous deployed one.
+    pub revision: Option<u64>,
     /// Show what the rollback would change, like `plane diff`, and change nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -155,27 +169,14 @@ pub struct RollbackArgs {
     /// How long to wait for everything to become ready (e.g. 90s, 10m).
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     pub timeout: std::time::Duration,
-    /// If another run holds the release's lock, wait for it (default 10m) instead of failing.
-    #[arg(long, value_name = "DURATION", num_args = 0..=1, default_missing_value = "10m", value_parser = humantime::parse_duration)]
-    pub wait_for_lock: Option<std::time::Duration>,
+    #[command(flatten)]
+    pub lock: LockArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct DownArgs {
-    /// The release to remove (see `plane ls`).
-    pub release: String,
     #[command(flatten)]
-    pub cluster: ClusterArgs,
-    #[command(flatten)]
-    pub state: StateArgs,
-    /// Remove the team instance of this namespace (`up -n`); nothing outside it changes.
-    #[arg(
-        short = 'n',
-        long,
-        value_name = "NAMESPACE",
-        conflicts_with = "state_namespace"
-    )]
-    pub namespace: Option<String>,
+    pub target: ReleaseArgs,
     /// Do not ask before deleting.
     #[arg(short, long)]
     pub yes: bool,
@@ -196,27 +197,14 @@ pub struct DownArgs {
     /// How long to wait for each stage's objects to be gone.
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     pub timeout: std::time::Duration,
-    /// If another run holds the release's lock, wait for it (default 10m) instead of failing.
-    #[arg(long, value_name = "DURATION", num_args = 0..=1, default_missing_value = "10m", value_parser = humantime::parse_duration)]
-    pub wait_for_lock: Option<std::time::Duration>,
+    #[command(flatten)]
+    pub lock: LockArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
-    /// The release (see `plane ls`).
-    pub release: String,
     #[command(flatten)]
-    pub cluster: ClusterArgs,
-    #[command(flatten)]
-    pub state: StateArgs,
-    /// The team instance of this namespace (`up -n`).
-    #[arg(
-        short = 'n',
-        long,
-        value_name = "NAMESPACE",
-        conflicts_with = "state_namespace"
-    )]
-    pub namespace: Option<String>,
+    pub target: ReleaseArgs,
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = TableFormat::Table)]
     pub output: TableFormat,

@@ -5,7 +5,8 @@ use std::time::Duration;
 use crate::bundle::{self, Profile, Sources};
 use crate::cli::{
     ClusterArgs, DataFormat, DiffArgs, DownArgs, HistoryArgs, ListArgs, LsArgs, PlanFormat,
-    RenderArgs, RollbackArgs, SourceArgs, StateArgs, StatusArgs, TableFormat, TemplateArgs, UpArgs,
+    ReleaseArgs, RenderArgs, RollbackArgs, SourceArgs, StateArgs, StatusArgs, TableFormat,
+    TemplateArgs, UpArgs,
 };
 use crate::error::{Problem, Problems};
 use crate::kube::{ConnectOptions, RemovalOptions};
@@ -16,6 +17,16 @@ use crate::values::SetArg;
 pub struct ReleaseSettings {
     pub name: String,
     pub state_namespace: String,
+}
+
+impl ReleaseSettings {
+    /// The release an installed-release command names, and where its record is.
+    fn from_args(args: &ReleaseArgs) -> Self {
+        Self {
+            name: args.release.clone(),
+            state_namespace: state_namespace(&args.state, args.namespace.as_ref()),
+        }
+    }
 }
 
 /// Everything a render needs, read and checked.
@@ -102,11 +113,8 @@ pub struct HistorySettings {
 impl HistorySettings {
     pub fn from_args(args: &HistoryArgs) -> Self {
         Self {
-            release: ReleaseSettings {
-                name: args.release.clone(),
-                state_namespace: state_namespace(&args.state, args.namespace.as_ref()),
-            },
-            cluster: connect_options(&args.cluster),
+            release: ReleaseSettings::from_args(&args.target),
+            cluster: connect_options(&args.target.cluster),
             output: args.output,
         }
     }
@@ -132,18 +140,15 @@ pub struct RollbackSettings {
 impl RollbackSettings {
     pub fn from_args(args: &RollbackArgs) -> Self {
         Self {
-            release: ReleaseSettings {
-                name: args.release.clone(),
-                state_namespace: state_namespace(&args.state, args.namespace.as_ref()),
-            },
+            release: ReleaseSettings::from_args(&args.target),
             revision: args.revision,
-            cluster: connect_options(&args.cluster),
+            cluster: connect_options(&args.target.cluster),
             // As `down`: a release records the name of its profile, not where it was loaded from.
             sources: Sources::embedded(),
             dry_run: args.dry_run,
             yes: args.yes,
             timeout: args.timeout,
-            wait_for_lock: args.wait_for_lock,
+            wait_for_lock: args.lock.wait_for_lock,
         }
     }
 }
@@ -297,7 +302,7 @@ impl UpSettings {
             take_ownership: args.take_ownership,
             timeout: args.timeout,
             no_wait: args.no_wait,
-            wait_for_lock: args.wait_for_lock,
+            wait_for_lock: args.lock.wait_for_lock,
         }
     }
 }
@@ -305,11 +310,8 @@ impl UpSettings {
 impl DownSettings {
     pub fn from_args(args: &DownArgs) -> Self {
         Self {
-            release: ReleaseSettings {
-                name: args.release.clone(),
-                state_namespace: state_namespace(&args.state, args.namespace.as_ref()),
-            },
-            cluster: connect_options(&args.cluster),
+            release: ReleaseSettings::from_args(&args.target),
+            cluster: connect_options(&args.target.cluster),
             // The built-in profiles: a release records the name of its profile, not where it
             // was loaded from.
             sources: Sources::embedded(),
@@ -321,7 +323,7 @@ impl DownSettings {
                 include_adopted: args.include_adopted,
             },
             timeout: args.timeout,
-            wait_for_lock: args.wait_for_lock,
+            wait_for_lock: args.lock.wait_for_lock,
         }
     }
 }

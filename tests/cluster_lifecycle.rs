@@ -1621,12 +1621,7 @@ fn a_rayservice_keeps_managed_by_and_suspend_and_gets_the_max_surge_default() {
 /// `plane rollback RELEASE` plus `args` on the cluster under test (it takes a release, not a
 /// bundle).
 fn rollback(cluster: &Cluster, args: &[&str]) -> Command {
-    let mut cmd = plane();
-    cmd.args(["rollback", RELEASE])
-        .args(args)
-        .arg("--kubeconfig")
-        .arg(cluster.kubeconfig());
-    cmd
+    common::on_release("rollback", cluster.kubeconfig(), RELEASE, args)
 }
 
 /// Everything the release's record holds, decoded.
@@ -1738,12 +1733,7 @@ fn a_rollback_undoes_a_bad_upgrade() {
     quiet_diff(&fixture, &cluster);
 
     let out = within(
-        {
-            let mut cmd = plane();
-            cmd.args(["history", RELEASE, "-o", "json", "--kubeconfig"])
-                .arg(cluster.kubeconfig());
-            cmd
-        },
+        common::on_release("history", cluster.kubeconfig(), RELEASE, &["-o", "json"]),
         Duration::from_secs(60),
     );
     succeeded(&out);

@@ -5,16 +5,15 @@ mod common;
 
 use std::time::Duration;
 
-use common::{LOCAL, deployed, plane, text, within};
+use common::{LOCAL, deployed, text, within};
 use serde_json::Value;
 
 fn history(kubeconfig: &std::path::Path, args: &[&str]) -> std::process::Output {
-    let mut cmd = plane();
-    cmd.arg("history")
-        .args(args)
-        .arg("--kubeconfig")
-        .arg(kubeconfig);
-    within(cmd, Duration::from_secs(60))
+    let (release, args) = args.split_first().unwrap();
+    within(
+        common::on_release("history", kubeconfig, release, args),
+        Duration::from_secs(60),
+    )
 }
 
 #[test]

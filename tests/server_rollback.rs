@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use base64::Engine as _;
-use common::{Fixture, LOCAL, builtin, plane, text, within};
+use common::{Fixture, LOCAL, builtin, text, within};
 use plane_test_apiserver::{Config, TestServer};
 use serde_json::{Value, json};
 
@@ -34,12 +34,10 @@ fn run(fixture: &Fixture, srv: &TestServer, command: &str, args: &[&str]) -> std
 
 /// `plane <command> RELEASE` (rollback, history), which take a release rather than a bundle.
 fn on_release(srv: &TestServer, command: &str, args: &[&str]) -> std::process::Output {
-    let mut cmd = plane();
-    cmd.args([command, RELEASE])
-        .args(args)
-        .arg("--kubeconfig")
-        .arg(srv.kubeconfig_path());
-    within(cmd, Duration::from_secs(120))
+    within(
+        common::on_release(command, srv.kubeconfig_path(), RELEASE, args),
+        Duration::from_secs(120),
+    )
 }
 
 fn writes(srv: &TestServer) -> usize {

@@ -220,13 +220,19 @@ pub fn deployed(set: &[&str]) -> (plane_test_apiserver::TestServer, Fixture) {
     (srv, fixture)
 }
 
-/// `plane down <release> --kubeconfig <kc>` plus `args`, to run.
-pub fn down(kubeconfig: &Path, release: &str, args: &[&str]) -> Command {
+/// `plane <command> <release> --kubeconfig <kc>` plus `args`, to run: the commands that take an
+/// installed release (down, history, rollback).
+pub fn on_release(command: &str, kubeconfig: &Path, release: &str, args: &[&str]) -> Command {
     let mut cmd = plane();
-    cmd.args(["down", release, "--kubeconfig"])
+    cmd.args([command, release, "--kubeconfig"])
         .arg(kubeconfig)
         .args(args);
     cmd
+}
+
+/// `plane down <release> --kubeconfig <kc>` plus `args`, to run.
+pub fn down(kubeconfig: &Path, release: &str, args: &[&str]) -> Command {
+    on_release("down", kubeconfig, release, args)
 }
 
 /// `plane ls -o json`: the releases, after checking that it succeeded (within a minute).
