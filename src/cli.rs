@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::k8s_validation::plane_name;
+
 /// Provision Kubernetes addon bundles declaratively.
 #[derive(Debug, Parser)]
 #[command(name = "plane", version, about, propagate_version = true)]
@@ -113,8 +115,9 @@ pub struct UpArgs {
     /// Do not ask before pruning.
     #[arg(short, long)]
     pub yes: bool,
-    /// Take over existing objects that belong to no plane release (a Helm release's, another
-    /// tool's, nobody's); they are recorded as adopted and `down` keeps them.
+    /// Take over existing objects that are not this release's (another plane release's, a Helm
+    /// release's, another tool's, nobody's); they are recorded as adopted and `down` keeps them.
+    /// Another plane release's record forgets what is taken from it.
     #[arg(long)]
     pub take_ownership: bool,
     /// How long to wait for everything to become ready (e.g. 90s, 10m).
@@ -139,6 +142,7 @@ pub struct LockArgs {
 #[derive(Debug, Args)]
 pub struct ReleaseArgs {
     /// The release (see `plane ls`).
+    #[arg(value_parser = plane_name)]
     pub release: String,
     #[command(flatten)]
     pub cluster: ClusterArgs,
@@ -149,6 +153,7 @@ pub struct ReleaseArgs {
         short = 'n',
         long,
         value_name = "NAMESPACE",
+        value_parser = plane_name,
         conflicts_with = "state_namespace"
     )]
     pub namespace: Option<String>,
@@ -217,7 +222,7 @@ pub struct LsArgs {
     #[command(flatten)]
     pub state: StateArgs,
     /// The team instances of this namespace (`up -n`) instead of the platform's releases.
-    #[arg(short = 'n', long, value_name = "NAMESPACE", conflicts_with_all = ["state_namespace", "all_namespaces"])]
+    #[arg(short = 'n', long, value_name = "NAMESPACE", value_parser = plane_name, conflicts_with_all = ["state_namespace", "all_namespaces"])]
     pub namespace: Option<String>,
     /// Every release of every namespace, platform and team instances, with a TIER column.
     #[arg(short = 'A', long)]
@@ -231,6 +236,7 @@ pub struct LsArgs {
 pub struct StatusArgs {
     /// The release to show (see `plane ls`); all releases when left out. Ray is shown for the
     /// whole cluster either way.
+    #[arg(value_parser = plane_name)]
     pub release: Option<String>,
     #[command(flatten)]
     pub cluster: ClusterArgs,
@@ -241,6 +247,7 @@ pub struct StatusArgs {
         short = 'n',
         long,
         value_name = "NAMESPACE",
+        value_parser = plane_name,
         conflicts_with = "state_namespace"
     )]
     pub namespace: Option<String>,
@@ -255,11 +262,15 @@ pub enum PlanFormat {
     Json,
 }
 
+/// The namespace that holds the platform releases' records unless `--state-namespace` says
+/// otherwise; never a team instance's.
+pub const STATE_NAMESPACE: &str = "plane-system";
+
 /// Where plane keeps its release records.
 #[derive(Debug, Clone, Args)]
 pub struct StateArgs {
     /// The namespace that holds plane's release records.
-    #[arg(long, default_value = "plane-system", value_name = "NAMESPACE")]
+    #[arg(long, default_value = STATE_NAMESPACE, value_name = "NAMESPACE", value_parser = plane_name)]
     pub state_namespace: String,
 }
 
@@ -290,7 +301,7 @@ pub struct RenderArgs {
     #[arg(long = "set", value_name = "PATH=VALUE")]
     pub set: Vec<String>,
     /// The release name (defaults to the bundle name; unique per namespace).
-    #[arg(long)]
+    #[arg(long, value_parser = plane_name)]
     pub release: Option<String>,
     /// Install a team instance into this existing namespace, beside the platform release: only
     /// the bundle's instance components, nothing cluster-scoped; its record and lock live there.
@@ -298,6 +309,7 @@ pub struct RenderArgs {
         short = 'n',
         long,
         value_name = "NAMESPACE",
+        value_parser = plane_name,
         conflicts_with = "state_namespace"
     )]
     pub namespace: Option<String>,

@@ -55,16 +55,75 @@ impl Problem {
 }
 
 impl fmt::Display for Problem {
+    /// One line: what (where): causes, with secrets masked and long values elided — the one
+    /// way a problem becomes text, as [`Problem::parts`] is for the terminal.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.what)?;
+        let mut text = self.what.clone();
         if let Some(location) = &self.location {
-            write!(f, " ({location})")?;
+            text.push_str(&format!(" ({location})"));
         }
         for cause in &self.causes {
-            write!(f, ": {cause}")?;
+            text.push_str(&format!(": {cause}"));
         }
-        Ok(())
+        f.write_str(&shown(&text))
     }
+}
+
+impl Problem {
+    /// What, where, each cause and the hint, each as it may be shown: secrets masked
+    /// ([`crate::redact`]) and texts longer than [`SHOWN_MAX`] elided.
+    pub fn parts(&self) -> ShownProblem {
+        ShownProblem {
+            what: shown(&self.what),
+            location: self.location.as_deref().map(shown),
+            causes: self.causes.iter().map(|c| shown(c)).collect(),
+            hint: self.hint.as_deref().map(shown),
+        }
+    }
+}
+
+/// A [`Problem`] as it may be shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShownProblem {
+    pub what: String,
+    pub location: Option<String>,
+    pub causes: Vec<String>,
+    pub hint: Option<String>,
+}
+
+/// The longest text of a problem that is shown whole: a value a user passed can be megabytes
+/// long, and its error must stay readable (and bounded) all the same.
+pub const SHOWN_MAX: usize = 2048;
+
+/// `text` as a message may show it: secrets masked, and when longer than [`SHOWN_MAX`] bytes,
+/// its start and end with how much was left out.
+pub fn shown(text: &str) -> String {
+    let masked = crate::redact::mask(text);
+    if masked.len() <= SHOWN_MAX {
+        return masked.into_owned();
+    }
+    let head = floor_char_boundary(&masked, SHOWN_MAX * 3 / 4);
+    let tail = ceil_char_boundary(&masked, masked.len() - SHOWN_MAX / 8);
+    format!(
+        "{}… ({} bytes left out) …{}",
+        &masked[..head],
+        tail - head,
+        &masked[tail..]
+    )
+}
+
+fn floor_char_boundary(text: &str, mut at: usize) -> usize {
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
+fn ceil_char_boundary(text: &str, mut at: usize) -> usize {
+    while !text.is_char_boundary(at) {
+        at += 1;
+    }
+    at
 }
 
 /// Why a command did not succeed.
@@ -194,6 +253,18 @@ mod tests {
             Some("did you mean `r-eastus`?")
         );
         assert_eq!(did_you_mean("zzzzzz", ["r-eastus", "prod1"]), None);
+    }
+
+    #[test]
+    fn long_texts_are_elided_and_secrets_masked() {
+        let long = format!("value `{}` is too long", "x".repeat(50_000_000 / 1000));
+        let text = shown(&long);
+        assert!(text.len() < SHOWN_MAX + 100, "{}", text.len());
+        assert!(text.starts_with("value `xxx") && text.ends_with("` is too long"));
+        assert!(text.contains("bytes left out"));
+        let problem = Problem::new("bad URL").because("\"https://u:p4ss@h\": no");
+        assert_eq!(problem.to_string(), "bad URL: \"https://***@h\": no");
+        assert_eq!(problem.parts().causes, ["\"https://***@h\": no"]);
     }
 
     #[test]

@@ -26,6 +26,29 @@ pub fn dns1123_label(text: &str) -> Result<(), String> {
     label_chars(text, "", "lower-case letters, digits and `-`")
 }
 
+/// The longest release or namespace name plane takes: as Helm's, ten short of a label's 63, so
+/// that the names a bundle derives from it (`{release}-worker`) still fit in a label value.
+pub const NAME_MAX: usize = 53;
+
+/// A release name, or a namespace plane acts in (`-n`, `--state-namespace`): both become label
+/// values and object names, so a DNS-1123 label of at most [`NAME_MAX`] characters. The one check
+/// every command's `--release`, `-n` and `--state-namespace` pass, before any request.
+///
+/// # Errors
+/// Why the name breaks the rule.
+pub fn plane_name(text: &str) -> Result<String, String> {
+    if text.len() > NAME_MAX {
+        return Err(format!(
+            "it is {} characters long, more than {NAME_MAX} (release and namespace names become \
+             label values, and the names derived from them must fit in 63)",
+            text.len()
+        ));
+    }
+    dns1123_label(text)
+        .map(|()| text.to_owned())
+        .map_err(|why| format!("not a DNS-1123 label: {why}"))
+}
+
 /// A DNS-1035 label: a DNS-1123 label that starts with a letter (Service names).
 pub fn dns1035_label(text: &str) -> Result<(), String> {
     dns1123_label(text)?;
@@ -195,6 +218,14 @@ mod tests {
         assert!(path_segment("system:kuberay").is_ok());
         assert!(path_segment("a/b").is_err());
         assert_eq!(name_rule("Service").1, "a DNS-1035 label");
+    }
+
+    #[test]
+    fn release_and_namespace_names_are_dns_labels() {
+        assert!(plane_name("datalayer-ray").is_ok());
+        for bad in ["", "Upper", "-x", "x-", "a_b", &"x".repeat(54)] {
+            assert!(plane_name(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

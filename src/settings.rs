@@ -3,12 +3,13 @@
 use std::time::Duration;
 
 use crate::bundle::{self, Profile, Sources};
+use crate::cli::STATE_NAMESPACE;
 use crate::cli::{
     ClusterArgs, DataFormat, DiffArgs, DownArgs, HistoryArgs, ListArgs, LsArgs, PlanFormat,
     ReleaseArgs, RenderArgs, RollbackArgs, SourceArgs, StateArgs, StatusArgs, TableFormat,
     TemplateArgs, UpArgs,
 };
-use crate::error::{Problem, Problems};
+use crate::error::{Error, Problem, Problems};
 use crate::kube::{ConnectOptions, RemovalOptions};
 use crate::values::SetArg;
 
@@ -17,14 +18,22 @@ use crate::values::SetArg;
 pub struct ReleaseSettings {
     pub name: String,
     pub state_namespace: String,
+    /// A team instance's (`-n`): its record is in its own namespace.
+    pub team: bool,
 }
 
 impl ReleaseSettings {
+    /// The release's identity: its record's namespace and its name.
+    pub fn id(&self) -> crate::bundle::ReleaseId {
+        crate::bundle::ReleaseId::new(&self.state_namespace, &self.name)
+    }
+
     /// The release an installed-release command names, and where its record is.
     fn from_args(args: &ReleaseArgs) -> Self {
         Self {
             name: args.release.clone(),
             state_namespace: state_namespace(&args.state, args.namespace.as_ref()),
+            team: args.namespace.is_some(),
         }
     }
 }
@@ -40,6 +49,8 @@ pub struct RenderSettings {
     /// `-f` files as (path, text).
     pub value_files: Vec<(String, String)>,
     pub sets: Vec<SetArg>,
+    /// Every `--set` as given, parsed or not (what they give a secret input is masked).
+    pub raw_sets: Vec<String>,
     /// The namespace of a team instance (`-n`): its record and lock live there too.
     pub instance: Option<String>,
     /// What was wrong with the arguments, reported by the render together with its own problems.
@@ -138,8 +149,9 @@ pub struct RollbackSettings {
 }
 
 impl RollbackSettings {
-    pub fn from_args(args: &RollbackArgs) -> Self {
-        Self {
+    pub fn from_args(args: &RollbackArgs) -> Result<Self, Error> {
+        check_team_target(&args.target)?;
+        Ok(Self {
             release: ReleaseSettings::from_args(&args.target),
             revision: args.revision,
             cluster: connect_options(&args.target.cluster),
@@ -149,7 +161,7 @@ impl RollbackSettings {
             yes: args.yes,
             timeout: args.timeout,
             wait_for_lock: args.lock.wait_for_lock,
-        }
+        })
     }
 }
 
@@ -172,6 +184,41 @@ pub struct StatusSettings {
     /// The platform's view (no `-n`): its releases and every team instance.
     pub with_teams: bool,
     pub output: TableFormat,
+}
+
+/// A team instance (`-n`) never goes into Kubernetes' own namespaces, nor into the namespace
+/// that holds the platform releases' records: refused before any request. (Where the platform
+/// keeps its objects is read from its record, once connected.)
+fn team_namespace_problem(namespace: &str) -> Option<Problem> {
+    let why = if crate::kube::SYSTEM_NAMESPACES.contains(&namespace) {
+        format!("{namespace} is one of Kubernetes' own namespaces")
+    } else if namespace == STATE_NAMESPACE {
+        format!("{namespace} holds the records of the platform releases (the state namespace)")
+    } else {
+        return None;
+    };
+    Some(
+        Problem::new(format!(
+            "a team instance may not go into namespace {namespace}; nothing was sent to the cluster"
+        ))
+        .at(format!("-n {namespace}"))
+        .because(why)
+        .hint(format!(
+            "give the team a namespace of its own (`kubectl create namespace team-a`); -n never \
+             names {}, {STATE_NAMESPACE} or a namespace the platform installs into; to act on the \
+             platform release, leave -n out",
+            crate::kube::SYSTEM_NAMESPACES.join(", ")
+        )),
+    )
+}
+
+/// A command that acts on a team instance (`down -n`, `rollback -n`) refuses the namespaces no
+/// team instance may be in.
+fn check_team_target(args: &ReleaseArgs) -> Result<(), Error> {
+    match args.namespace.as_deref().and_then(team_namespace_problem) {
+        Some(problem) => Err(Error::input(problem)),
+        None => Ok(()),
+    }
 }
 
 /// The bundle and profile sources the flags select.
@@ -213,12 +260,13 @@ impl RenderSettings {
         let mut value_files = Vec::new();
         for path in &args.values {
             let shown = path.display().to_string();
-            match std::fs::read_to_string(path) {
+            match crate::files::read_text(path, crate::files::INPUT_FILE_MAX) {
                 Ok(text) => value_files.push((shown, text)),
-                Err(err) => problems.push(
+                Err(why) => problems.push(
                     Problem::new("cannot read values file")
                         .at(format!("-f {shown}"))
-                        .because(err.to_string()),
+                        .because(why.to_string())
+                        .maybe_hint(bundle::profile::refusal_hint(&why)),
                 ),
             }
         }
@@ -230,33 +278,34 @@ impl RenderSettings {
             }
         }
         let release = args.release.clone().unwrap_or_else(|| args.addon.clone());
+        // `--release` and `-n` were checked by the command line; the bundle's name becomes the
+        // release name only when it is one.
+        if args.release.is_none()
+            && let Err(why) = crate::k8s_validation::plane_name(&release)
+        {
+            problems.push(
+                Problem::new(format!("bundle name `{release}` cannot name a release"))
+                    .because(why)
+                    .hint("pass --release NAME"),
+            );
+        }
         // A team instance keeps its record and lock in its own namespace.
         let state_namespace = state_namespace(&args.state, args.namespace.as_ref());
-        for (flag, name) in [
-            ("--release", &release),
-            (
-                if args.namespace.is_some() {
-                    "--namespace"
-                } else {
-                    "--state-namespace"
-                },
-                &state_namespace,
-            ),
-        ] {
-            if let Err(why) = check_dns_label(name) {
-                problems.push(Problem::new(format!("invalid {flag} `{name}`")).because(why));
-            }
+        if let Some(namespace) = &args.namespace {
+            problems.extend(team_namespace_problem(namespace));
         }
         Self {
             addon: args.addon.clone(),
             release: ReleaseSettings {
                 name: release,
                 state_namespace,
+                team: args.namespace.is_some(),
             },
             sources,
             profile,
             value_files,
             sets,
+            raw_sets: args.set.clone(),
             instance: args.namespace.clone(),
             problems,
         }
@@ -308,8 +357,9 @@ impl UpSettings {
 }
 
 impl DownSettings {
-    pub fn from_args(args: &DownArgs) -> Self {
-        Self {
+    pub fn from_args(args: &DownArgs) -> Result<Self, Error> {
+        check_team_target(&args.target)?;
+        Ok(Self {
             release: ReleaseSettings::from_args(&args.target),
             cluster: connect_options(&args.target.cluster),
             // The built-in profiles: a release records the name of its profile, not where it
@@ -324,7 +374,7 @@ impl DownSettings {
             },
             timeout: args.timeout,
             wait_for_lock: args.lock.wait_for_lock,
-        }
+        })
     }
 }
 
@@ -348,35 +398,6 @@ impl StatusSettings {
             state_namespace: state_namespace(&args.state, args.namespace.as_ref()),
             with_teams: args.namespace.is_none(),
             output: args.output,
-        }
-    }
-}
-
-/// The longest release or state namespace name: as Helm's, ten short of a label's 63, so that
-/// the names a bundle derives from it (`{release}-worker`) still fit in a label value.
-const NAME_MAX: usize = 53;
-
-/// Release and namespace names become label values and object names: DNS-1123 labels, at most
-/// [`NAME_MAX`] long.
-fn check_dns_label(name: &str) -> Result<(), String> {
-    if name.len() > NAME_MAX {
-        return Err(format!(
-            "it is {} characters long, more than {NAME_MAX}",
-            name.len()
-        ));
-    }
-    crate::k8s_validation::dns1123_label(name)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn release_names_are_dns_labels() {
-        assert!(check_dns_label("datalayer-ray").is_ok());
-        for bad in ["", "Upper", "-x", "x-", "a_b", &"x".repeat(54)] {
-            assert!(check_dns_label(bad).is_err(), "{bad}");
         }
     }
 }

@@ -1350,13 +1350,14 @@ fn two_releases_never_share_an_object() {
         &fixture,
         &cluster,
         "up",
-        &[LOCAL, &["--release", "second", "--take-ownership"]].concat(),
+        &[LOCAL, &["--release", "second"]].concat(),
     );
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("ClusterRole/kuberay-operator belongs to plane release datalayer-ray")
-            && stderr.contains("two plane releases never share an object"),
+        stderr.contains(
+            "ClusterRole/kuberay-operator belongs to plane release datalayer-ray (namespace plane-system)"
+        ) && stderr.contains("two plane releases never share an object"),
         "{stderr}"
     );
     assert!(cluster.inventory("second").is_none());

@@ -117,15 +117,29 @@ fn status_shows_two_rayclusters_their_requests_and_the_release_health() {
     assert_eq!(names, ["default/raycluster", "plane-e2e-status/second"]);
     let second = &clusters[1];
     assert_eq!(second["ready"], true, "{second:#}");
-    // Neither the real cluster's simulated KubeRay nor the test server makes pods: the status's
-    // desired resources stand in, and say so.
-    assert_eq!(second["requestsFrom"], "status");
+    // The real cluster's simulated KubeRay creates the head and worker pods as v1.7.0 does: the
+    // requests are summed from their containers (the workers' wait-gcs-ready init container is
+    // not counted). The test server makes no pods: the status's desired resources stand in,
+    // and say so. Either way they are the templates' 1 + 2 CPU and 2Gi + 4Gi.
+    let from = if cluster.is_live() { "pods" } else { "status" };
+    assert_eq!(second["requestsFrom"], from, "{second:#}");
+    let pods = u64::from(cluster.is_live());
+    assert_eq!(second["headPods"], pods, "{second:#}");
+    assert_eq!(second["workerPods"], pods, "{second:#}");
     assert_eq!(
         second["requests"],
         json!({"cpuMillis": 3000, "memoryBytes": 6_u64 << 30, "gpu": 0})
     );
     let bootstrap = &clusters[0];
     assert_eq!(bootstrap["ready"], true, "{bootstrap:#}");
+    assert_eq!(bootstrap["requestsFrom"], from, "{bootstrap:#}");
+    if cluster.is_live() {
+        assert_eq!(bootstrap["headPods"], 1, "{bootstrap:#}");
+        assert!(
+            bootstrap["workerPods"].as_u64().unwrap() >= 1,
+            "{bootstrap:#}"
+        );
+    }
     assert!(
         bootstrap["requests"]["cpuMillis"].as_u64().unwrap() > 0,
         "{bootstrap:#}"
@@ -159,14 +173,11 @@ fn status_shows_two_rayclusters_their_requests_and_the_release_health() {
                 && r.contains(&format!(" deployed {total}/{total} "))),
         "{table}"
     );
+    let second_row = format!("plane-e2e-status second ready 1/1 {pods} {pods} 3 6Gi 0 {from}");
+    assert!(rows.contains(&second_row), "{table}");
     assert!(
         rows.iter()
-            .any(|r| r == "plane-e2e-status second ready 1/1 0 0 3 6Gi 0 status"),
-        "{table}"
-    );
-    assert!(
-        rows.iter()
-            .any(|r| r.starts_with("default raycluster ready ") && r.ends_with(" status")),
+            .any(|r| r.starts_with("default raycluster ready ") && r.ends_with(&format!(" {from}"))),
         "{table}"
     );
     assert!(

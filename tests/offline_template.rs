@@ -583,7 +583,10 @@ const BAD_INPUTS: &[Bad] = &[
         files: &[],
         args: &["--release", "My_Release"],
         env: &[URL],
-        expect: &["invalid --release `My_Release`"],
+        expect: &[
+            "invalid value 'My_Release' for '--release <RELEASE>'",
+            "DNS-1123",
+        ],
     },
 ];
 

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 pub use manifest::AddonManifest;
 pub use manifest::{Component, Detect, Existing, Gate, Instance, Required};
-pub use objects::{Object, ObjectKey, ObjectRef};
+pub use objects::{Claim, Object, ObjectKey, ObjectRef, ReleaseId};
 pub use profile::Profile;
 pub use render::{RenderContext, Rendered, render};
 pub use source::Sources;
@@ -190,6 +190,9 @@ pub struct ValueSources<'a> {
     /// `-f` files: (shown name, text).
     pub files: &'a [(String, String)],
     pub sets: &'a [SetArg],
+    /// Every `--set` argument as given, parsed or not: what they give a secret input is
+    /// learnt from them, so that no message shows it.
+    pub raw_sets: &'a [String],
     /// Looks up the real environment.
     pub env: &'a dyn Fn(&str) -> Option<String>,
 }
@@ -218,6 +221,29 @@ pub fn layer_values(addon: &Addon, sources: &ValueSources<'_>) -> Result<Values,
     let mut problems = Problems::default();
     let mut values = Values::default();
 
+    let inputs: Vec<(String, values::InputSpec)> = addon
+        .manifest
+        .inputs
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    // Whatever a secret input is given by the user (environment, profile, `-f`, `--set`) is
+    // masked in every output from here on. The bundle's own defaults are no secret.
+    let secrets = values::SecretInputs::of(&inputs);
+    secrets.sets(sources.raw_sets);
+    for (var, _) in &inputs {
+        if let Some(raw) = (sources.env)(var) {
+            secrets.raw(&inputs, var, &raw);
+        }
+        if let Some(raw) = sources.profile.and_then(|p| p.spec.env.get(var)) {
+            let text = raw.as_str().map_or_else(
+                || serde_json::to_string(raw).unwrap_or_default(),
+                str::to_owned,
+            );
+            secrets.raw(&inputs, var, &text);
+        }
+    }
+
     // 1. The bundle's defaults.
     match values::parse_yaml(&addon.values_text, &addon.values_file) {
         Ok(layer) => values.merge(
@@ -228,15 +254,10 @@ pub fn layer_values(addon: &Addon, sources: &ValueSources<'_>) -> Result<Values,
     }
 
     // 2. The profile: its values for this addon, and its environment inputs.
-    let inputs: Vec<(String, values::InputSpec)> = addon
-        .manifest
-        .inputs
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
     if let Some(profile) = sources.profile {
         let addon_name = &addon.manifest.name;
         if let Some(layer) = profile.values_for(addon_name) {
+            secrets.layer(&layer);
             if layer.is_object() {
                 let prefix = ValuesPath::root().key("values").key(addon_name);
                 values.merge(&layer, &|path: &ValuesPath| {
@@ -289,7 +310,10 @@ pub fn layer_values(addon: &Addon, sources: &ValueSources<'_>) -> Result<Values,
     // 3. -f files, right-most wins.
     for (file, text) in sources.files {
         match values::parse_yaml(text, file) {
-            Ok(layer) => values.merge(&layer.value, &values::file_origin(file, &layer.lines)),
+            Ok(layer) => {
+                secrets.layer(&layer.value);
+                values.merge(&layer.value, &values::file_origin(file, &layer.lines));
+            }
             Err(found) => problems.extend(found),
         }
     }

@@ -10,6 +10,10 @@ use crate::kinds::apply_rank;
 /// The label every object plane manages carries.
 pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 pub const RELEASE_LABEL: &str = "plane.datalayer.io/release";
+/// The namespace of the record of the release an object belongs to. With [`RELEASE_LABEL`] it is
+/// the release's identity: release names are unique per namespace, so two releases of one name
+/// (a platform and a team instance) are two owners.
+pub const RELEASE_NAMESPACE_LABEL: &str = "plane.datalayer.io/release-namespace";
 pub const ADDON_LABEL: &str = "plane.datalayer.io/addon";
 pub const COMPONENT_LABEL: &str = "plane.datalayer.io/component";
 /// On a Namespace, CRD or PersistentVolumeClaim: `"true"` lets `up` prune it.
@@ -180,8 +184,75 @@ pub fn digest(value: &Value) -> String {
     })
 }
 
-/// Sets plane's ownership labels on an object's metadata.
-pub fn label(value: &mut Value, release: &str, addon: &str, component: &str) {
+/// A release's identity, everywhere plane decides what is whose: the namespace that holds its
+/// record (the state namespace, or a team instance's own) and its name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ReleaseId {
+    pub namespace: String,
+    pub name: String,
+}
+
+/// Whose an object says it is, by plane's labels, seen from one release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// This release's: both labels say so.
+    Ours,
+    /// This release's name without a namespace: labelled by a plane that did not write the
+    /// namespace yet. It is this release's only if its record lists it; `up` then labels it
+    /// anew.
+    Unplaced,
+    /// Another plane release's; its namespace when the labels say it.
+    Other {
+        name: String,
+        namespace: Option<String>,
+    },
+    /// No plane release's.
+    NotPlane,
+}
+
+impl ReleaseId {
+    pub fn new(namespace: &str, name: &str) -> Self {
+        Self {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        }
+    }
+
+    /// What `object`'s labels say of whose it is.
+    pub fn claim(&self, object: &Value) -> Claim {
+        let labels = &object["metadata"]["labels"];
+        let label = |key: &str| labels[key].as_str().filter(|v| !v.is_empty());
+        let Some(name) = label(RELEASE_LABEL) else {
+            return Claim::NotPlane;
+        };
+        match label(RELEASE_NAMESPACE_LABEL) {
+            Some(namespace) if name == self.name && namespace == self.namespace => Claim::Ours,
+            None if name == self.name => Claim::Unplaced,
+            namespace => Claim::Other {
+                name: name.to_owned(),
+                namespace: namespace.map(str::to_owned),
+            },
+        }
+    }
+
+    /// Whether `object` is this release's by its labels, counting the labels of earlier plane
+    /// versions (no namespace) as this release's: for checks that must not call the release's
+    /// own objects foreign (what else lives in a namespace it would delete).
+    pub fn labels_match(&self, object: &Value) -> bool {
+        matches!(self.claim(object), Claim::Ours | Claim::Unplaced)
+    }
+}
+
+impl fmt::Display for ReleaseId {
+    /// `name (namespace ns)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (namespace {})", self.name, self.namespace)
+    }
+}
+
+/// Sets plane's ownership labels on an object's metadata: the release's identity, its bundle
+/// and component.
+pub fn label(value: &mut Value, release: &ReleaseId, addon: &str, component: &str) {
     let Some(metadata) = value.get_mut("metadata").and_then(Value::as_object_mut) else {
         return;
     };
@@ -193,7 +264,11 @@ pub fn label(value: &mut Value, release: &str, addon: &str, component: &str) {
     }
     if let Some(labels) = labels.as_object_mut() {
         labels.insert(MANAGED_BY.into(), "plane".into());
-        labels.insert(RELEASE_LABEL.into(), release.into());
+        labels.insert(RELEASE_LABEL.into(), release.name.clone().into());
+        labels.insert(
+            RELEASE_NAMESPACE_LABEL.into(),
+            release.namespace.clone().into(),
+        );
         labels.insert(ADDON_LABEL.into(), addon.into());
         labels.insert(COMPONENT_LABEL.into(), component.into());
     }
@@ -250,6 +325,34 @@ mod tests {
                 "RayCluster/a/r"
             ]
         );
+    }
+
+    #[test]
+    fn a_release_is_its_name_and_its_records_namespace() {
+        let platform = ReleaseId::new("plane-system", "r");
+        let object = |labels: Value| serde_json::json!({"metadata": {"labels": labels}});
+        let mut ours = object(serde_json::json!({}));
+        label(&mut ours, &platform, "a", "c");
+        assert_eq!(platform.claim(&ours), Claim::Ours);
+        let team = ReleaseId::new("team-a", "r");
+        assert_eq!(
+            team.claim(&ours),
+            Claim::Other {
+                name: "r".into(),
+                namespace: Some("plane-system".into())
+            }
+        );
+        let earlier = object(serde_json::json!({RELEASE_LABEL: "r"}));
+        assert_eq!(team.claim(&earlier), Claim::Unplaced);
+        assert!(team.labels_match(&earlier));
+        assert_eq!(
+            team.claim(&object(serde_json::json!({RELEASE_LABEL: "s"}))),
+            Claim::Other {
+                name: "s".into(),
+                namespace: None
+            }
+        );
+        assert_eq!(team.claim(&object(serde_json::json!({}))), Claim::NotPlane);
     }
 
     #[test]

@@ -92,9 +92,14 @@ pub fn load(tree: &Tree, name: &str) -> Result<Profile, Problem> {
         .is_some_and(|e| e.eq_ignore_ascii_case("yaml"))
         || name.contains('/')
     {
-        let text = std::fs::read_to_string(name).map_err(|err| {
-            Problem::new(format!("cannot read profile file {name}")).because(err.to_string())
-        })?;
+        let text =
+            crate::files::read_text(std::path::Path::new(name), crate::files::INPUT_FILE_MAX)
+                .map_err(|why| {
+                    Problem::new(format!("cannot read profile file {name}"))
+                        .at(format!("--profile {name}"))
+                        .because(why.to_string())
+                        .maybe_hint(refusal_hint(&why))
+                })?;
         let short = std::path::Path::new(name)
             .file_stem()
             .map_or_else(|| name.to_owned(), |s| s.to_string_lossy().into_owned());
@@ -102,8 +107,13 @@ pub fn load(tree: &Tree, name: &str) -> Result<Profile, Problem> {
     } else {
         let rel = format!("{name}.yaml");
         let text = tree
-            .read(&rel)
-            .map_err(|err| Problem::new("cannot read profile").because(err.to_string()))?
+            .read_limited(&rel, crate::files::INPUT_FILE_MAX)
+            .map_err(|err| {
+                Problem::new("cannot read profile")
+                    .at(format!("--profile {name}"))
+                    .because(err.to_string())
+                    .maybe_hint(refusal_hint(&err.reason))
+            })?
             .ok_or_else(|| {
                 let known = names(tree);
                 Problem::new(format!("unknown profile `{name}`"))
@@ -128,4 +138,20 @@ pub fn load(tree: &Tree, name: &str) -> Result<Profile, Problem> {
         spec,
         lines: LineMap::of(&text),
     })
+}
+
+/// What to do about a file plane would not read.
+pub fn refusal_hint(why: &crate::files::ReadRefusal) -> Option<String> {
+    use crate::files::ReadRefusal;
+    match why {
+        ReadRefusal::TooLarge { limit, .. } => Some(format!(
+            "values files and profiles may hold at most {}: split it, or move what is not a value out of it",
+            crate::files::size(*limit)
+        )),
+        ReadRefusal::NotRegular(_) => {
+            Some("name a regular file; to pass generated values, write them to a file first".into())
+        }
+        ReadRefusal::NotText => Some("save it as UTF-8".into()),
+        ReadRefusal::NotFound | ReadRefusal::Io(_) => None,
+    }
 }

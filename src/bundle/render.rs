@@ -136,7 +136,7 @@ pub fn render(addon: &Addon, values: &Values, ctx: &RenderContext<'_>) -> Result
                         Ok((id, mut value)) => {
                             objects::label(
                                 &mut value,
-                                ctx.release,
+                                &objects::ReleaseId::new(ctx.state_namespace, ctx.release),
                                 &addon.manifest.name,
                                 &template.component,
                             );

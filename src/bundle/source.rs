@@ -4,6 +4,12 @@ use std::path::{Path, PathBuf};
 
 use include_dir::{Dir, include_dir};
 
+use crate::files::{ReadRefusal, read_text};
+
+/// The largest file of a bundle plane reads (a template, a dashboard, a CRD): a file this size
+/// renders objects far over what the API server takes, so past it something is wrong.
+pub const BUNDLE_FILE_MAX: u64 = 16 * 1024 * 1024;
+
 static ADDONS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/addons");
 static TEMPLATES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/templates");
 static PROFILES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/profiles");
@@ -21,11 +27,10 @@ pub enum Tree {
 
 /// A problem reading from a tree.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot read {path}: {source}")]
+#[error("cannot read {path}: {reason}")]
 pub struct ReadError {
     pub path: String,
-    #[source]
-    pub source: std::io::Error,
+    pub reason: ReadRefusal,
 }
 
 impl Tree {
@@ -37,11 +42,21 @@ impl Tree {
         }
     }
 
-    /// Reads a text file, or `None` when it does not exist.
+    /// Reads a text file of a bundle, or `None` when it does not exist.
     ///
     /// # Errors
-    /// When the file exists but cannot be read or is not UTF-8.
+    /// When the file exists but cannot be read, is not a regular file, is larger than
+    /// [`BUNDLE_FILE_MAX`] or is not UTF-8.
     pub fn read(&self, rel: &str) -> Result<Option<String>, ReadError> {
+        self.read_limited(rel, BUNDLE_FILE_MAX)
+    }
+
+    /// Reads a text file of at most `limit` bytes, or `None` when it does not exist.
+    ///
+    /// # Errors
+    /// When the file exists but cannot be read, is not a regular file, is larger than `limit`
+    /// or is not UTF-8.
+    pub fn read_limited(&self, rel: &str, limit: u64) -> Result<Option<String>, ReadError> {
         match self {
             Self::Embedded { dir, .. } => dir
                 .get_file(rel)
@@ -50,19 +65,16 @@ impl Tree {
                         .map(str::to_owned)
                         .ok_or_else(|| ReadError {
                             path: self.display(rel),
-                            source: std::io::Error::new(
-                                std::io::ErrorKind::InvalidData,
-                                "not UTF-8",
-                            ),
+                            reason: ReadRefusal::NotText,
                         })
                 })
                 .transpose(),
-            Self::Disk(root) => match std::fs::read_to_string(root.join(rel)) {
+            Self::Disk(root) => match read_text(&root.join(rel), limit) {
                 Ok(text) => Ok(Some(text)),
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(source) => Err(ReadError {
+                Err(ReadRefusal::NotFound) => Ok(None),
+                Err(reason) => Err(ReadError {
                     path: self.display(rel),
-                    source,
+                    reason,
                 }),
             },
         }

@@ -123,6 +123,8 @@ async fn under_lock(
     progress.finish();
     let failure = match settled {
         Settled::Done(()) => {
+            // What was taken from other plane releases leaves their records.
+            kube::hand_over(cluster.client(), &release.id(), &plan, progress).await?;
             let rollback = deploying
                 .rollback_of
                 .map(|r| format!(" (a rollback to revision {r})"))

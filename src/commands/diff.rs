@@ -14,7 +14,7 @@ pub fn run(settings: &DiffSettings, printer: &Printer) -> Result<ExitStatus, Err
     let plan = session::runtime()?.block_on(async {
         let cluster =
             session::connect(&settings.cluster, settings.render.profile.as_ref(), printer).await?;
-        session::check_team_instance(&cluster, &rendered, printer).await?;
+        session::check_tier(&cluster, &rendered, release, printer).await?;
         let previous = session::read_previous(&cluster, &rendered, release).await?;
         session::refuse_empty_render(&rendered, previous.as_ref())?;
         let planning = Planning {

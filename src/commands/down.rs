@@ -32,7 +32,8 @@ pub fn run(settings: &DownSettings, printer: &Printer) -> Result<ExitStatus, Err
         .await?;
         refuse_platform_with_teams(&cluster, &inventory).await?;
         // Show and confirm before the lock, so a refusal (or --dry-run) writes nothing at all.
-        let removal = kube::plan_removal(&cluster, &inventory, settings.removal).await?;
+        let removal =
+            kube::plan_removal(&cluster, &release.id(), &inventory, settings.removal).await?;
         let text = describe(&removal, &release.name);
         if settings.dry_run {
             printer.data(&text);
@@ -89,14 +90,7 @@ async fn refuse_platform_with_teams(cluster: &Cluster, platform: &Inventory) -> 
 }
 
 async fn read(cluster: &Cluster, settings: &DownSettings) -> Result<Inventory, Error> {
-    let release = &settings.release;
-    kube::read_inventory(cluster.client(), &release.state_namespace, &release.name)
-        .await?
-        .ok_or_else(|| Error::Failed {
-            problem: Problem::new(format!("release {} not found", release.name))
-                .at(format!("namespace {}", release.state_namespace))
-                .hint("list releases with `plane ls`; pass --state-namespace if it was installed with another"),
-        })
+    session::read_release(cluster, &settings.release).await
 }
 
 /// Asks before deleting; without a terminal, refuses unless --yes.
@@ -132,7 +126,8 @@ async fn under_lock(
     let removal = if inventory == planned_from {
         removal
     } else {
-        let removal = kube::plan_removal(cluster, &inventory, settings.removal).await?;
+        let removal =
+            kube::plan_removal(cluster, &release.id(), &inventory, settings.removal).await?;
         printer.status(&format!(
             "the release changed while waiting for the lock:\n{}",
             describe(&removal, &release.name).trim_end()

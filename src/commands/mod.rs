@@ -40,7 +40,7 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus, Error> {
         Command::Ls(args) => ls::run(&LsSettings::from_args(&args), printer),
         Command::Status(args) => status::run(&StatusSettings::from_args(&args), printer),
         Command::History(args) => history::run(&HistorySettings::from_args(&args), printer),
-        Command::Rollback(args) => rollback::run(&RollbackSettings::from_args(&args), printer),
-        Command::Down(args) => down::run(&DownSettings::from_args(&args), printer),
+        Command::Rollback(args) => rollback::run(&RollbackSettings::from_args(&args)?, printer),
+        Command::Down(args) => down::run(&DownSettings::from_args(&args)?, printer),
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::bundle::Rendered;
 use crate::error::{Error, Problem};
-use crate::kube::Ownership;
+use crate::kube::{Owner, Ownership};
 use crate::ui::Printer;
 
 /// Says what was found, as notes (diff and `up --dry-run` change nothing, so they only tell).
@@ -75,20 +75,18 @@ pub fn refuse(
         .map(|switch| format!("--set {switch}=false keeps what exists and installs the rest"))
         .collect();
     if taking {
-        hints.push(
-            "--take-ownership adopts objects of no other plane release (recorded as adopted; `down` keeps them)"
-                .to_owned(),
-        );
-    }
-    if ownership
-        .conflicts
-        .iter()
-        .any(|(text, component)| component.is_none() && text.contains("plane release"))
-    {
-        hints.push(
-            "two plane releases never share an object: remove the other release or render other names"
-                .to_owned(),
-        );
+        let from_release = ownership
+            .adoptable
+            .iter()
+            .any(|(_, owner, _)| matches!(owner, Owner::Release { .. }));
+        hints.push(if from_release {
+            "two plane releases never share an object: render other names, or move it to this \
+             release with --take-ownership (the other release's record then forgets it; `down` \
+             keeps what was adopted)"
+                .to_owned()
+        } else {
+            "--take-ownership adopts them (recorded as adopted; `down` keeps them)".to_owned()
+        });
     }
     Err(Error::Failed {
         problem: problem.hint(hints.join("; or ")),

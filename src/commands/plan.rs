@@ -58,8 +58,8 @@ impl Planning<'_> {
             printer,
             purpose,
         } = *self;
-        let planned =
-            kube::plan(cluster, &rendered.objects, &release.name, previous, purpose).await;
+        let id = release.id();
+        let planned = kube::plan(cluster, &rendered.objects, &id, previous, purpose).await;
         let Intent::Apply {
             headline,
             take_ownership,
@@ -68,14 +68,7 @@ impl Planning<'_> {
         } = *intent
         else {
             let plan = planned?;
-            let ownership = kube::find_ownership(
-                cluster,
-                rendered,
-                &plan,
-                &release.name,
-                &release.state_namespace,
-            )
-            .await?;
+            let ownership = kube::find_ownership(cluster, rendered, &plan, &id).await?;
             ownership::show(&ownership, printer);
             warn_changes(&plan, printer);
             return Ok(plan);
@@ -99,13 +92,7 @@ impl Planning<'_> {
         // Both only read: one round trip for the two.
         let (checked, found) = tokio::join!(
             kube::preflight_plan(cluster, rendered, &plan, &release.state_namespace, progress),
-            kube::find_ownership(
-                cluster,
-                rendered,
-                &plan,
-                &release.name,
-                &release.state_namespace
-            ),
+            kube::find_ownership(cluster, rendered, &plan, &id),
         );
         checked?;
         printer.status(&format!("{headline}: {}", plan.summary()));

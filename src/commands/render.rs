@@ -58,6 +58,11 @@ fn render_as(
             } else {
                 &settings.sets
             },
+            raw_sets: if probe_of_platform {
+                &[]
+            } else {
+                &settings.raw_sets
+            },
             env: &env,
         },
     )?;

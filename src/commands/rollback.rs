@@ -5,7 +5,7 @@
 use super::deploy::{Deploying, deploy};
 use super::plan::Planning;
 use super::session;
-use crate::bundle::{Rendered, profile};
+use crate::bundle::{Rendered, objects, profile};
 use crate::error::{Error, ExitStatus, Problem};
 use crate::kube::{self, Inventory, Phase};
 use crate::settings::RollbackSettings;
@@ -26,8 +26,19 @@ pub fn run(settings: &RollbackSettings, printer: &Printer) -> Result<ExitStatus,
         {
             session::check_pin(Some(&profile), &cluster)?;
         }
+        // A revision kept by an earlier plane carries labels without the release's namespace:
+        // its objects are labelled with the release's identity as today's render would.
+        let mut objects = restored.objects;
+        for object in &mut objects {
+            objects::label(
+                &mut object.value,
+                &release.id(),
+                &inventory.addon,
+                &object.component,
+            );
+        }
         let rendered = Rendered {
-            objects: restored.objects,
+            objects,
             components: restored.components,
             gated: restored.gated,
             addon: inventory.addon.clone(),
@@ -37,7 +48,7 @@ pub fn run(settings: &RollbackSettings, printer: &Printer) -> Result<ExitStatus,
             requires: restored.requires,
             all_components: restored.all_components,
         };
-        session::check_team_instance(&cluster, &rendered, printer).await?;
+        session::check_tier(&cluster, &rendered, release, printer).await?;
         printer.status(&format!(
             "rollback of {} from revision {} to revision {target} (version {}, profile {}, values {}, of {})",
             release.name,
@@ -123,7 +134,11 @@ fn target(inventory: &Inventory, requested: Option<u64>) -> Result<u64, Error> {
 /// Why a revision the record knows cannot be restored: its objects were not kept.
 fn not_kept(inventory: &Inventory, revision: u64) -> Error {
     let kept: Vec<u64> = inventory.stored.kept().collect();
-    let why = if inventory.stored.given_up(revision) {
+    let why = if inventory.stored.withheld(revision) {
+        "one of its objects held the value of a secret input or a URL's credentials outside a \
+         Secret's data, and the record never keeps those"
+            .to_owned()
+    } else if inventory.stored.given_up(revision) {
         format!(
             "its objects were given up to keep the record under its {} KiB budget",
             kube::RECORD_BUDGET / 1024

@@ -1,7 +1,10 @@
 //! What every cluster command starts with: a runtime, a connection checked against the
 //! profile's pin, the release's record, and the one question plane asks before deleting.
 
+use std::collections::BTreeSet;
+
 use crate::bundle::{Detect, Profile, Rendered};
+use crate::cli::STATE_NAMESPACE;
 use crate::error::{Error, Problem};
 use crate::kube::{self, Cluster, ConnectOptions, Inventory, KubeError, Platform};
 use crate::settings::ReleaseSettings;
@@ -89,18 +92,32 @@ pub async fn read_previous(
 }
 
 /// The release's record; a release that is not installed is an error that says where it was
-/// looked for.
+/// looked for, and a platform's record named as a team instance's (`-n` where a platform keeps
+/// its records) is refused: the command would act on the platform.
 pub async fn read_release(
     cluster: &Cluster,
     release: &ReleaseSettings,
 ) -> Result<Inventory, Error> {
-    kube::read_inventory(cluster.client(), &release.state_namespace, &release.name)
+    let inventory = kube::read_inventory(cluster.client(), &release.state_namespace, &release.name)
         .await?
         .ok_or_else(|| Error::Failed {
             problem: Problem::new(format!("release {} not found", release.name))
                 .at(format!("namespace {}", release.state_namespace))
                 .hint("list releases with `plane ls -A`; pass -n for a team instance"),
-        })
+        })?;
+    if release.team && inventory.instance.is_none() {
+        return Err(Error::input(
+            Problem::new(format!(
+                "namespace {} holds the record of platform release {}, not of a team instance; \
+                 nothing was changed",
+                release.state_namespace, release.name
+            ))
+            .at(format!("-n {}", release.state_namespace))
+            .because("-n names a team instance's namespace; this one is a platform's state namespace")
+            .hint("leave -n out to act on the platform release (with --state-namespace if it has another)"),
+        ));
+    }
+    Ok(inventory)
 }
 
 /// Takes the release's lock (its Lease in the state namespace), waiting for another run's as
@@ -134,16 +151,40 @@ pub fn refuse_empty_render(rendered: &Rendered, previous: Option<&Inventory>) ->
     Ok(())
 }
 
-/// For a team instance (`-n`): its namespace exists, and the platform it relies on serves its
-/// kinds and runs an operator that watches the namespace. Nothing is written either way.
-pub async fn check_team_instance(
+/// Tiers never overlap, and a team instance has its platform. For a team instance (`-n`): its
+/// namespace holds nothing of a platform release, exists, and the platform serves its kinds and
+/// runs an operator that watches it. For a platform: no namespace it renders into (or keeps its
+/// record in) holds a team instance's record. Nothing is written either way.
+pub async fn check_tier(
     cluster: &Cluster,
     rendered: &Rendered,
+    release: &ReleaseSettings,
     printer: &Printer,
 ) -> Result<(), Error> {
+    let progress = printer.progress();
     let Some(namespace) = &rendered.instance else {
+        let mut namespaces: BTreeSet<String> = rendered
+            .objects
+            .iter()
+            .filter_map(|o| match (&o.id.namespace, o.id.kind.as_str()) {
+                (Some(namespace), _) => Some(namespace.clone()),
+                (None, "Namespace") => Some(o.id.name.clone()),
+                (None, _) => None,
+            })
+            .collect();
+        namespaces.insert(release.state_namespace.clone());
+        kube::check_platform_namespaces(cluster.client(), &release.id(), &namespaces, &progress)
+            .await?;
         return Ok(());
     };
+    kube::check_team_namespace(
+        cluster.client(),
+        &release.id(),
+        &rendered.addon,
+        STATE_NAMESPACE,
+        &progress,
+    )
+    .await?;
     // The platform's operator: how the components a team instance leaves to it are found.
     let operator: Vec<Detect> = rendered
         .all_components
@@ -157,7 +198,7 @@ pub async fn check_team_instance(
         requires: &rendered.requires,
         operator: &operator,
     };
-    kube::check_team_instance(cluster, namespace, &platform, &printer.progress()).await?;
+    kube::check_team_instance(cluster, namespace, &platform, &progress).await?;
     Ok(())
 }
 

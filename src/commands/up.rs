@@ -16,7 +16,7 @@ pub fn run(settings: &UpSettings, printer: &crate::ui::Printer) -> Result<ExitSt
     session::runtime()?.block_on(async {
         let profile = settings.render.profile.as_ref();
         let cluster = session::connect(&settings.cluster, profile, printer).await?;
-        session::check_team_instance(&cluster, &rendered, printer).await?;
+        session::check_tier(&cluster, &rendered, release, printer).await?;
         let planning = Planning {
             cluster: &cluster,
             rendered: &rendered,

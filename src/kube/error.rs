@@ -23,6 +23,15 @@ pub enum KubeError {
         reason: String,
         hint: Option<String>,
     },
+    /// What the cluster shows the input to be wrong for (a team instance where the platform
+    /// keeps its record): bad input, refused before any write.
+    #[error("{what}")]
+    Refused {
+        what: String,
+        subject: Option<String>,
+        reasons: Vec<String>,
+        hint: Option<String>,
+    },
     #[error("cannot connect: {reason}")]
     Connect {
         reason: String,
@@ -166,6 +175,21 @@ impl KubeError {
                 }
                 problem
             }
+            Self::Refused {
+                what,
+                subject,
+                reasons,
+                hint,
+            } => {
+                let mut problem = Problem::new(what.clone()).maybe_hint(hint.clone());
+                if let Some(subject) = subject {
+                    problem = problem.at(subject.clone());
+                }
+                for reason in reasons {
+                    problem = problem.because(reason.clone());
+                }
+                problem
+            }
             Self::Connect { reason, hint } => Problem::new("cannot connect to the cluster")
                 .because(reason.clone())
                 .maybe_hint(hint.clone()),
@@ -266,11 +290,15 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
     text
 }
 
-/// A cluster failure ends a command as a failure, with the problem the error describes.
+/// A cluster failure ends a command as a failure, with the problem the error describes; a
+/// refusal of the input is bad input (exit 2).
 impl From<KubeError> for crate::error::Error {
     fn from(err: KubeError) -> Self {
-        Self::Failed {
-            problem: err.to_problem(),
+        match err {
+            KubeError::Refused { .. } => Self::input(err.to_problem()),
+            _ => Self::Failed {
+                problem: err.to_problem(),
+            },
         }
     }
 }

@@ -22,18 +22,20 @@ pub use release::converge::{ConvergeOptions, converge, record_failure};
 pub use release::delete::{
     CustomResourceCount, Removal, RemovalOptions, plan_removal, remove, verify_gone,
 };
+pub use release::handover::hand_over;
 pub use release::inventory::{
     Inventory, Phase, Release, Revision, delete_inventory, list_releases, read_inventory,
     write_inventory,
 };
 pub use release::latch::{Latch, latch};
 pub use release::lock::Lock;
-pub use release::ownership::{Ownership, find as find_ownership};
+pub use release::ownership::{Owner, Ownership, find as find_ownership};
 pub use release::permissions::{preflight_plan, preflight_removal, preflight_render};
 pub use release::plan::{Action, Plan, PlannedObject, Purpose, plan};
 pub use release::platform::{Platform, check_team_instance};
 pub use release::restore::{Restored, restore};
 pub use release::revisions::RECORD_BUDGET;
+pub use release::tiers::{SYSTEM_NAMESPACES, check_platform_namespaces, check_team_namespace};
 pub use release::wait::{Health, LiveObjects, WaitOptions, release_health, releases_health};
 pub use status::parts::{ReleaseParts, find_parts, release_parts};
 pub use status::prometheus::{ClusterUsage, PrometheusService, UsageByCluster, ray_usage};

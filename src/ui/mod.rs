@@ -74,14 +74,16 @@ impl Printer {
     /// Asks a yes/no question on the terminal; `false` unless the user says yes.
     pub fn confirm(&self, question: &str) -> bool {
         dialoguer::Confirm::new()
-            .with_prompt(question)
+            .with_prompt(crate::redact::mask(question))
             .default(false)
             .interact()
             .unwrap_or(false)
     }
 
-    /// Writes data to stdout. A closed pipe (`plane template | head`) is not an error.
+    /// Writes data to stdout, secrets masked. A closed pipe (`plane template | head`) is not an
+    /// error.
     pub fn data(&self, text: &str) {
+        let text = crate::redact::mask(text);
         let mut out = std::io::stdout().lock();
         let result = out.write_all(text.as_bytes()).and_then(|()| out.flush());
         if let Err(err) = result
@@ -112,7 +114,7 @@ impl Printer {
     pub fn error(&self, err: &Error) {
         let problems = err.problems();
         let mut out = String::new();
-        for problem in problems {
+        for problem in problems.iter().map(crate::error::Problem::parts) {
             out.push_str(&format!(
                 "{}: {}\n",
                 self.paint("error", AnsiColor::Red),
@@ -158,7 +160,10 @@ impl Printer {
 
 /// Writes to stderr, ignoring failure: a closed stderr (a pipe to `head` that went away, a CI log
 /// that closed) must not turn a run into a panic. The exit code still says how it went.
+///
+/// Every line on stderr passes here, so secrets are masked here, once.
 pub(crate) fn to_stderr(text: &str) {
+    let text = crate::redact::mask(text);
     let mut err = std::io::stderr().lock();
     let _ = err.write_all(text.as_bytes()).and_then(|()| err.flush());
 }

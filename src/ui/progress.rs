@@ -40,25 +40,27 @@ impl Progress {
         let now = jiff::Zoned::now().strftime("%H:%M:%S").to_string();
         match &self.bars {
             Some(bars) => {
-                let _ = bars.multi.println(format!("{now} {text}"));
+                let _ = bars
+                    .multi
+                    .println(format!("{now} {}", crate::redact::mask(text)));
             }
             None => super::to_stderr(&format!("{now} {text}\n")),
         }
     }
 
-    fn bar_message(&self, text: String) {
+    fn bar_message(&self, text: &str) {
         if let Some(bars) = &self.bars {
             let current = bars
                 .current
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             if let Some(bar) = current.as_ref() {
-                bar.set_message(text);
+                bar.set_message(crate::redact::mask(text).into_owned());
             }
         }
     }
 
-    fn new_bar(&self, text: String) {
+    fn new_bar(&self, text: &str) {
         if let Some(bars) = &self.bars {
             let mut current = bars
                 .current
@@ -73,7 +75,7 @@ impl Progress {
                     .unwrap_or_else(|_| ProgressStyle::default_spinner()),
             );
             bar.enable_steady_tick(Duration::from_millis(120));
-            bar.set_message(text);
+            bar.set_message(crate::redact::mask(text).into_owned());
             *current = Some(bar);
         }
     }
@@ -104,14 +106,14 @@ impl Reporter for Progress {
                     "{name} ({objects} object{})",
                     if objects == 1 { "" } else { "s" }
                 ));
-                self.new_bar(name);
+                self.new_bar(&name);
             }
             Event::Done { subject, action } => {
                 self.line(&format!("  {action} {subject}"));
             }
             Event::Waiting { subject, status } => {
                 if self.bars.is_some() {
-                    self.bar_message(format!("waiting for {subject}: {status}"));
+                    self.bar_message(&format!("waiting for {subject}: {status}"));
                 } else {
                     self.line(&format!("  waiting for {subject}: {status}"));
                 }
@@ -122,7 +124,7 @@ impl Reporter for Progress {
                 total,
             } => {
                 self.line(&format!("  ready {ready}/{total} {subject}"));
-                self.bar_message(format!("ready {ready}/{total}"));
+                self.bar_message(&format!("ready {ready}/{total}"));
             }
             Event::Note(text) => self.line(&text),
         }

@@ -5,6 +5,7 @@ mod lines;
 mod origin;
 mod path;
 mod schema;
+mod secrets;
 mod set;
 
 use std::collections::BTreeMap;
@@ -16,6 +17,7 @@ pub use lines::LineMap;
 pub use origin::Origin;
 pub use path::{Seg, ValuesPath};
 pub use schema::validate;
+pub use secrets::SecretInputs;
 pub use set::SetArg;
 
 use crate::error::Problem;

@@ -10,9 +10,8 @@ use kube::api::{DeleteParams, ListParams, PropagationPolicy};
 use kube::discovery::ApiResource;
 use serde_json::Value;
 
-use crate::bundle::ObjectKey;
 use crate::bundle::crd::CrdSpec;
-use crate::bundle::objects::RELEASE_LABEL;
+use crate::bundle::{ObjectKey, ReleaseId};
 use crate::kinds::{self, BUILTIN_GROUPS, Stage};
 use crate::kube::client::Cluster;
 use crate::kube::client::discovery::ServedKind;
@@ -101,14 +100,15 @@ pub struct RemovalOptions {
 /// Discovery and list failures.
 pub async fn plan_removal(
     cluster: &Cluster,
+    release: &ReleaseId,
     inventory: &Inventory,
     options: RemovalOptions,
 ) -> Result<Removal, KubeError> {
-    let live = list_live(cluster, &[], &inventory.release, Some(inventory)).await?;
+    let live = list_live(cluster, &[], release, Some(inventory)).await?;
     let mut stages: Vec<Vec<InventoryObject>> = vec![Vec::new(); STAGES.len()];
     let mut kept = Vec::new();
     let mut crds = Vec::new();
-    // A recorded object the release's label does not find is gone, or no longer the release's:
+    // A recorded object the release's labels do not find is gone, or no longer the release's:
     // look it up by name, so the record is never dropped while the object lives.
     let unlisted: Vec<&InventoryObject> = inventory
         .objects
@@ -119,10 +119,7 @@ pub async fn plan_removal(
         if exists {
             kept.push((
                 (*object).clone(),
-                format!(
-                    "it no longer carries the label {RELEASE_LABEL}={}",
-                    inventory.release
-                ),
+                format!("it no longer carries the labels of release {release}"),
             ));
         }
     }
@@ -175,8 +172,7 @@ pub async fn plan_removal(
     let namespace_stage = STAGES.iter().position(|s| *s == "namespaces").unwrap_or(0);
     let candidates = std::mem::take(&mut stages[namespace_stage]);
     let names: Vec<String> = candidates.iter().map(|o| o.id.name.clone()).collect();
-    let reasons =
-        namespaces::namespaces_to_keep(cluster, &names, &inventory.release, &custom_kinds).await?;
+    let reasons = namespaces::namespaces_to_keep(cluster, &names, release, &custom_kinds).await?;
     for (object, reason) in candidates.into_iter().zip(reasons) {
         match reason {
             Some(why) => kept.push((object, why)),
@@ -201,7 +197,7 @@ pub async fn plan_removal(
             continue;
         };
         // Only a note: credentials that cannot list them cost the note, not the removal.
-        match count_custom_resources(cluster, crd, Some(&inventory.release)).await {
+        match count_custom_resources(cluster, crd, Some(release)).await {
             Ok(found) if found.total() > 0 => left_behind.push(found),
             Ok(_)
             | Err(KubeError::Api {
@@ -284,7 +280,7 @@ fn crd_resource(spec: &CrdSpec) -> ApiResource {
 async fn count_custom_resources(
     cluster: &Cluster,
     crd: &Value,
-    release: Option<&str>,
+    release: Option<&ReleaseId>,
 ) -> Result<CustomResourceCount, KubeError> {
     let name = crd["metadata"]["name"]
         .as_str()
@@ -314,7 +310,7 @@ async fn count_custom_resources(
     let mut by_namespace = BTreeMap::new();
     for object in list {
         let metadata = &object["metadata"];
-        if release.is_some_and(|r| metadata["labels"][RELEASE_LABEL] == r) {
+        if release.is_some_and(|r| r.labels_match(&object)) {
             continue;
         }
         let namespace = metadata["namespace"].as_str().unwrap_or("(cluster)");

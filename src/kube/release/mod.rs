@@ -4,6 +4,7 @@
 pub(crate) mod apply;
 pub(crate) mod converge;
 pub(crate) mod delete;
+pub(crate) mod handover;
 pub(crate) mod inventory;
 pub(crate) mod latch;
 pub(crate) mod lock;
@@ -16,4 +17,5 @@ pub(crate) mod preflight;
 pub(crate) mod restore;
 pub(crate) mod revisions;
 pub(crate) mod state;
+pub(crate) mod tiers;
 pub(crate) mod wait;

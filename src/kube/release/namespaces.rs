@@ -7,7 +7,7 @@ use futures::{StreamExt, TryStreamExt, stream};
 use kube::api::ListParams;
 use serde_json::Value;
 
-use crate::bundle::objects::RELEASE_LABEL;
+use crate::bundle::ReleaseId;
 use crate::kinds;
 use crate::kube::KubeError;
 use crate::kube::client::Cluster;
@@ -41,7 +41,7 @@ const SYSTEM_NAMESPACES: &[&str] = &["kube-system", "kube-public", "kube-node-le
 pub async fn namespaces_to_keep(
     cluster: &Cluster,
     namespaces: &[String],
-    release: &str,
+    release: &ReleaseId,
     custom_kinds: &[(String, String)],
 ) -> Result<Vec<Option<String>>, KubeError> {
     // Pods and ReplicaSets are not among them: their owners are. Objects with an owner
@@ -202,7 +202,7 @@ enum KindScan {
 async fn others_of_kind(
     cluster: &Cluster,
     namespace: &str,
-    release: &str,
+    release: &ReleaseId,
     api_version: &str,
     kind: &str,
 ) -> Result<KindScan, KubeError> {
@@ -229,7 +229,7 @@ async fn others_of_kind(
         let owned = metadata["ownerReferences"]
             .as_array()
             .is_some_and(|refs| !refs.is_empty());
-        if metadata["labels"][RELEASE_LABEL] == release || owned || is_token(kind, &value) {
+        if release.labels_match(&value) || owned || is_token(kind, &value) {
             continue;
         }
         others.push(ForeignObject {

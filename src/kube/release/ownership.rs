@@ -2,7 +2,6 @@
 //! deployer (kapp, Flux, Argo CD), other field managers, or nobody — so plane never takes one over
 //! silently.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use futures::{StreamExt, TryStreamExt, stream};
@@ -10,21 +9,24 @@ use kube::api::ListParams;
 use serde_json::Value;
 
 use crate::bundle::objects::ingress_routes;
-use crate::bundle::objects::{MANAGED_BY, RELEASE_LABEL};
-use crate::bundle::{Detect, Object, Rendered};
+use crate::bundle::objects::{MANAGED_BY, RELEASE_LABEL, RELEASE_NAMESPACE_LABEL};
+use crate::bundle::{Claim, Detect, Object, ReleaseId, Rendered};
 use crate::kube::KubeError;
 use crate::kube::client::Cluster;
 use crate::kube::client::WIDE_LISTS_IN_FLIGHT;
 use crate::kube::client::read::{Listing, Reading};
 use crate::kube::object::{FIELD_MANAGER, subject};
-use crate::kube::release::inventory::read_inventory;
 use crate::kube::release::plan::Plan;
 
 /// The owner of an existing object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Owner {
-    /// Another plane release, by its label.
-    Release(String),
+    /// Another plane release, by its labels: its name, and the namespace of its record when
+    /// the labels say it (a plane before release namespaces did not).
+    Release {
+        name: String,
+        namespace: Option<String>,
+    },
     /// A Helm release: its name and namespace when the object says them.
     Helm {
         release: Option<String>,
@@ -41,7 +43,14 @@ pub enum Owner {
 impl fmt::Display for Owner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Release(release) => write!(f, "plane release {release}"),
+            Self::Release {
+                name,
+                namespace: Some(namespace),
+            } => write!(f, "plane release {name} (namespace {namespace})"),
+            Self::Release {
+                name,
+                namespace: None,
+            } => write!(f, "plane release {name} (labelled by an earlier plane)"),
             Self::Helm { release, namespace } => {
                 f.write_str("Helm release")?;
                 match (release, namespace) {
@@ -57,8 +66,11 @@ impl fmt::Display for Owner {
     }
 }
 
-/// Who owns `object`, or `None` when it is `release`'s own (it carries the release's label).
-pub fn owner_of(object: &Value, release: &str) -> Option<Owner> {
+/// Who owns `object`, or `None` when it is `release`'s own (its labels name the release and
+/// its record's namespace). An object labelled with the release's name by an earlier plane,
+/// which did not write the namespace, is another release's here: the plan's live list counts
+/// it as the release's own only when the release's record lists it.
+pub fn owner_of(object: &Value, release: &ReleaseId) -> Option<Owner> {
     let metadata = &object["metadata"];
     let label = |key: &str| metadata["labels"][key].as_str().filter(|v| !v.is_empty());
     let annotation = |key: &str| {
@@ -66,8 +78,16 @@ pub fn owner_of(object: &Value, release: &str) -> Option<Owner> {
             .as_str()
             .filter(|v| !v.is_empty())
     };
-    if let Some(other) = label(RELEASE_LABEL) {
-        return (other != release).then(|| Owner::Release(other.to_owned()));
+    match release.claim(object) {
+        Claim::Ours => return None,
+        Claim::Unplaced => {
+            return Some(Owner::Release {
+                name: release.name.clone(),
+                namespace: None,
+            });
+        }
+        Claim::Other { name, namespace } => return Some(Owner::Release { name, namespace }),
+        Claim::NotPlane => {}
     }
     let helm_release = annotation("meta.helm.sh/release-name");
     if helm_release.is_some() || label(MANAGED_BY) == Some("Helm") {
@@ -161,7 +181,7 @@ pub struct ExistingInstall {
 pub async fn probe(
     cluster: &Cluster,
     probes: &[Detect],
-    release: &str,
+    release: &ReleaseId,
 ) -> Result<Vec<ExistingInstall>, KubeError> {
     let lists: Vec<Vec<ExistingInstall>> = stream::iter(probes)
         .map(|probe| async move {
@@ -201,11 +221,11 @@ pub async fn probe(
 /// What the cluster already holds that is not this release's.
 #[derive(Debug, Default)]
 pub struct Ownership {
-    /// Rendered objects another owner has, which `--take-ownership` may adopt: (subject, owner,
-    /// component).
+    /// Rendered objects another owner has (another plane release, Helm, another tool, nobody),
+    /// which `--take-ownership` may adopt: (subject, owner, component).
     pub adoptable: Vec<(String, Owner, String)>,
-    /// What no flag may take: another installed plane release's objects, and installations of
-    /// what an enabled component provides. (text, the component whose switch avoids it).
+    /// What no flag may take: installations of what an enabled component provides, routes
+    /// another release serves. (text, the component whose switch avoids it).
     pub conflicts: Vec<(String, Option<String>)>,
     /// Worth saying, not refusing: a component that is off with nothing found in its place, or
     /// a look that was not allowed.
@@ -221,27 +241,13 @@ pub async fn find(
     cluster: &Cluster,
     rendered: &Rendered,
     plan: &Plan,
-    release: &str,
-    state_ns: &str,
+    release: &ReleaseId,
 ) -> Result<Ownership, KubeError> {
     let mut ownership = Ownership::default();
-    let mut installed: BTreeMap<String, bool> = BTreeMap::new();
     for object in plan.objects.iter().filter(|o| o.adopts()) {
         let Some(owner) = object.owner.clone() else {
             continue;
         };
-        if let Owner::Release(other) = &owner {
-            if !installed.contains_key(other) {
-                let record = read_inventory(cluster.client(), state_ns, other).await?;
-                installed.insert(other.clone(), record.is_some());
-            }
-            if installed[other] {
-                ownership
-                    .conflicts
-                    .push((format!("{} belongs to {owner}", object.subject), None));
-                continue;
-            }
-        }
         ownership
             .adoptable
             .push((object.subject.clone(), owner, object.component.clone()));
@@ -280,7 +286,7 @@ pub async fn find(
             Err(err) => return Err(err),
         }
     }
-    route_conflicts(cluster, rendered, &mut ownership).await?;
+    route_conflicts(cluster, rendered, release, &mut ownership).await?;
     Ok(ownership)
 }
 
@@ -290,6 +296,7 @@ pub async fn find(
 async fn route_conflicts(
     cluster: &Cluster,
     rendered: &Rendered,
+    release: &ReleaseId,
     ownership: &mut Ownership,
 ) -> Result<(), KubeError> {
     let ours: Vec<(&Object, Vec<(String, String)>)> = rendered
@@ -325,11 +332,21 @@ async fn route_conflicts(
             let metadata = &other["metadata"];
             let other_namespace = metadata["namespace"].as_str();
             let other_name = metadata["name"].as_str().unwrap_or_default();
-            // The same Ingress, an earlier revision of this one.
-            if other_namespace == object.id.namespace.as_deref() && other_name == object.id.name {
+            // The same Ingress, an earlier revision of this one, or another of this release's
+            // own (renamed, to be pruned).
+            if (other_namespace == object.id.namespace.as_deref() && other_name == object.id.name)
+                || release.claim(other) == Claim::Ours
+            {
                 continue;
             }
-            let other_release = metadata["labels"][RELEASE_LABEL].as_str().unwrap_or("?");
+            let labels = &metadata["labels"];
+            let other_release = match labels[RELEASE_NAMESPACE_LABEL].as_str() {
+                Some(namespace) => format!(
+                    "{} (namespace {namespace})",
+                    labels[RELEASE_LABEL].as_str().unwrap_or("?")
+                ),
+                None => labels[RELEASE_LABEL].as_str().unwrap_or("?").to_owned(),
+            };
             for route in ingress_routes(other) {
                 if routes.contains(&route) {
                     ownership.conflicts.push((
@@ -355,18 +372,35 @@ mod tests {
     use serde_json::json;
 
     fn owner(metadata: &Value) -> Option<Owner> {
-        owner_of(&json!({"metadata": metadata}), "datalayer-ray")
+        owner_of(
+            &json!({"metadata": metadata}),
+            &ReleaseId::new("plane-system", "datalayer-ray"),
+        )
     }
 
     #[test]
     fn owners_are_told_apart() {
         assert_eq!(
-            owner(&json!({"labels": {RELEASE_LABEL: "datalayer-ray"}})),
+            owner(
+                &json!({"labels": {RELEASE_LABEL: "datalayer-ray", RELEASE_NAMESPACE_LABEL: "plane-system"}})
+            ),
             None
+        );
+        // The same name in another namespace: a team instance's, another owner.
+        assert_eq!(
+            owner(
+                &json!({"labels": {RELEASE_LABEL: "datalayer-ray", RELEASE_NAMESPACE_LABEL: "team-a"}})
+            )
+            .unwrap()
+            .to_string(),
+            "plane release datalayer-ray (namespace team-a)"
         );
         assert_eq!(
             owner(&json!({"labels": {RELEASE_LABEL: "other"}})),
-            Some(Owner::Release("other".into()))
+            Some(Owner::Release {
+                name: "other".into(),
+                namespace: None
+            })
         );
         let helm = owner(&json!({
             "labels": {"app.kubernetes.io/managed-by": "Helm"},

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::bundle::crd::CrdSpec;
 use crate::bundle::objects::{PRUNE_ANNOTATION, RELEASE_LABEL};
-use crate::bundle::{Object, ObjectKey, ObjectRef};
+use crate::bundle::{Claim, Object, ObjectKey, ObjectRef, ReleaseId};
 use crate::kinds;
 use crate::kube::KubeError;
 use crate::kube::client::Cluster;
@@ -194,7 +194,7 @@ impl Plan {
 pub async fn plan(
     cluster: &Cluster,
     rendered: &[Object],
-    release: &str,
+    release: &ReleaseId,
     previous: Option<&Inventory>,
     purpose: Purpose,
 ) -> Result<Plan, KubeError> {
@@ -362,11 +362,14 @@ fn kinds_installed_by(rendered: &[Object]) -> BTreeMap<(String, String), String>
         .collect()
 }
 
-/// Lists the release's live objects: one LIST per kind and namespace, by the release label.
+/// Lists the release's live objects: one LIST per kind and namespace, by the release label, of
+/// which the release's are those whose labels name its record's namespace too — or, labelled by
+/// an earlier plane without the namespace, those its record lists. Another release of the same
+/// name (a team instance beside the platform) owns the rest.
 pub(super) async fn list_live(
     cluster: &Cluster,
     rendered: &[Object],
-    release: &str,
+    release: &ReleaseId,
     previous: Option<&Inventory>,
 ) -> Result<HashMap<ObjectKey, Value>, KubeError> {
     let mut wanted: BTreeMap<(String, String), BTreeSet<Option<String>>> = BTreeMap::new();
@@ -382,7 +385,7 @@ pub(super) async fn list_live(
             .or_default()
             .insert(old.id.namespace.clone());
     }
-    let selector = format!("{RELEASE_LABEL}={release}");
+    let selector = format!("{RELEASE_LABEL}={}", release.name);
     cluster
         .prefetch(wanted.keys().map(|(api_version, _)| api_version.as_str()))
         .await?;
@@ -417,10 +420,18 @@ pub(super) async fn list_live(
         .buffered(READS_IN_FLIGHT)
         .try_collect()
         .await?;
+    let recorded: BTreeSet<ObjectKey> = previous
+        .map(|p| p.objects.iter().map(|o| o.id.key()).collect())
+        .unwrap_or_default();
     let live = lists
         .into_iter()
         .flatten()
         .filter_map(|object| Some((ObjectKey::of_object(&object)?, object)))
+        .filter(|(key, object)| match release.claim(object) {
+            Claim::Ours => true,
+            Claim::Unplaced => recorded.contains(key),
+            Claim::Other { .. } | Claim::NotPlane => false,
+        })
         .collect();
     Ok(live)
 }
@@ -428,7 +439,7 @@ pub(super) async fn list_live(
 /// What planning each object needs to know.
 struct Context<'a> {
     cluster: &'a Cluster,
-    release: &'a str,
+    release: &'a ReleaseId,
     live: &'a HashMap<ObjectKey, Value>,
     new_kinds: &'a BTreeMap<(String, String), String>,
     /// The Roles and ClusterRoles the render holds.

@@ -27,6 +27,10 @@ pub struct StoredRevisions {
     /// Revisions whose objects were given up to keep the record within its budget.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     given_up: BTreeSet<u64>,
+    /// Revisions whose objects were not kept because one held a secret input's value or a
+    /// URL's credentials outside a Secret's data: the record never holds those.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    withheld: BTreeSet<u64>,
 }
 
 /// One revision as it was rendered: its components in order, those whose dependents wait for
@@ -82,10 +86,17 @@ impl StoredRevisions {
             requires: rendered.requires.clone(),
             declared: rendered.all_components.clone(),
         };
+        let mut bodies = Vec::with_capacity(rendered.objects.len());
         for object in &rendered.objects {
             let (body, secret_values) = without_secret_values(&object.value);
+            if crate::redact::holds_secret(&body.to_string()) {
+                self.revisions.remove(&revision);
+                self.withheld.insert(revision);
+                self.collect_garbage();
+                return;
+            }
             let key = digest(&body);
-            self.bodies.entry(key.clone()).or_insert(body);
+            bodies.push((key.clone(), body));
             stored.objects.push(StoredObject {
                 component: object.component.clone(),
                 template: object.template.clone(),
@@ -93,8 +104,17 @@ impl StoredRevisions {
                 secret_values,
             });
         }
+        for (key, body) in bodies {
+            self.bodies.entry(key).or_insert(body);
+        }
+        self.withheld.remove(&revision);
         self.revisions.insert(revision, stored);
         self.collect_garbage();
+    }
+
+    /// Whether revision `revision`'s objects were not kept because one held a secret.
+    pub fn withheld(&self, revision: u64) -> bool {
+        self.withheld.contains(&revision)
     }
 
     /// Whether revision `revision`'s objects are kept.
@@ -116,6 +136,7 @@ impl StoredRevisions {
     pub fn retain(&mut self, keep: impl Fn(u64) -> bool) {
         self.revisions.retain(|revision, _| keep(*revision));
         self.given_up.retain(|revision| keep(*revision));
+        self.withheld.retain(|revision| keep(*revision));
         self.collect_garbage();
     }
 
