@@ -160,3 +160,87 @@ fn a_bundle_whose_team_instances_would_serve_one_route_is_refused() {
     // The bundle as shipped gives each instance its own host.
     assert_eq!(render(&builtin("datalayer-ray"), TEAM).0, Some(0));
 }
+
+/// `plane <command> -n <namespace>`, with `--kubeconfig` for the commands that connect.
+fn run(command: &[&str], namespace: &str, kubeconfig: &str) -> std::process::Output {
+    let mut cmd = common::plane();
+    cmd.args(command).arg(format!("--namespace={namespace}"));
+    if command[0] != "template" {
+        cmd.args(["--kubeconfig", kubeconfig]);
+    }
+    cmd.output().unwrap()
+}
+
+/// `-n` is checked the same way by every command that takes it, before any request: an
+/// invalid or empty name is exit 2 (the kubeconfig names a closed port, so a request would
+/// have failed with exit 1), and a team instance never names Kubernetes' own namespaces or the
+/// state namespace.
+#[test]
+fn every_command_checks_its_namespace_before_any_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: c\n  cluster: {server: 'https://127.0.0.1:1'}\ncontexts:\n- name: c\n  context: {cluster: c, user: u}\nusers:\n- name: u\n  user: {token: t}\n",
+    )
+    .unwrap();
+    let kubeconfig = kubeconfig.to_str().unwrap();
+    let commands: [&[&str]; 8] = [
+        &["template", "datalayer-ray", "--profile", "local"],
+        &["diff", "datalayer-ray", "--profile", "local"],
+        &["up", "datalayer-ray", "--profile", "local"],
+        &["down", "datalayer-ray"],
+        &["history", "datalayer-ray"],
+        &["rollback", "datalayer-ray"],
+        &["status"],
+        &["ls"],
+    ];
+    let long = "n".repeat(54);
+    for command in commands {
+        for (namespace, why) in [
+            ("", "it is empty"),
+            ("Team_A", "not a DNS-1123 label"),
+            ("-team", "not a DNS-1123 label"),
+            (long.as_str(), "more than 53"),
+        ] {
+            let out = run(command, namespace, kubeconfig);
+            let stderr = text(&out.stderr);
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{command:?} -n {namespace:?}: {stderr}"
+            );
+            assert!(
+                stderr.contains("for '--namespace <NAMESPACE>'") && stderr.contains(why),
+                "{command:?} -n {namespace:?}: {stderr}"
+            );
+        }
+    }
+    // What no team instance may name, refused by every command that renders or changes one
+    // (`history`, `status` and `ls` only read).
+    for command in commands
+        .iter()
+        .filter(|c| !matches!(c[0], "history" | "status" | "ls"))
+    {
+        for namespace in [
+            "kube-system",
+            "kube-public",
+            "kube-node-lease",
+            "plane-system",
+        ] {
+            let out = run(command, namespace, kubeconfig);
+            let stderr = text(&out.stderr);
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{command:?} -n {namespace}: {stderr}"
+            );
+            assert!(
+                stderr.contains(&format!(
+                    "a team instance may not go into namespace {namespace}; nothing was sent to the cluster"
+                )),
+                "{command:?} -n {namespace}: {stderr}"
+            );
+        }
+    }
+}

@@ -99,11 +99,20 @@ fn check_metadata(metadata: &Value, at: &str, bad: &mut impl FnMut(String, &str,
             }
         }
         if size > k8s_validation::ANNOTATIONS_MAX_BYTES {
+            // The largest annotation is named, so that the values path it came from can be.
+            let largest = annotations
+                .iter()
+                .filter_map(|(key, value)| Some((key, value.as_str()?)))
+                .max_by_key(|(key, value)| key.len() + value.len());
+            let (field, text) = largest.map_or_else(
+                || (format!("{at}.annotations"), String::new()),
+                |(key, value)| (format!("{at}.annotations.{key}"), value.to_owned()),
+            );
             bad(
-                format!("{at}.annotations"),
-                &format!("{size} bytes"),
+                field,
+                &text,
                 format!(
-                    "all annotations together may take at most {} bytes (256 KiB)",
+                    "all annotations together may take at most {} bytes (256 KiB); these take {size}",
                     k8s_validation::ANNOTATIONS_MAX_BYTES
                 ),
             );

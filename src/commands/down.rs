@@ -15,7 +15,7 @@ pub fn run(settings: &DownSettings, printer: &Printer) -> Result<ExitStatus, Err
     let release = &settings.release;
     session::runtime()?.block_on(async {
         let cluster = session::connect(&settings.cluster, None, printer).await?;
-        let inventory = read(&cluster, settings).await?;
+        let inventory = session::read_release(&cluster, release, printer).await?;
         // The profile the release was installed with may pin its cluster.
         if let Some(name) = &inventory.profile
             && let Ok(profile) = profile::load(&settings.sources.profiles, name)
@@ -89,10 +89,6 @@ async fn refuse_platform_with_teams(cluster: &Cluster, platform: &Inventory) -> 
     })
 }
 
-async fn read(cluster: &Cluster, settings: &DownSettings) -> Result<Inventory, Error> {
-    session::read_release(cluster, &settings.release).await
-}
-
 /// Asks before deleting; without a terminal, refuses unless --yes.
 fn confirm(settings: &DownSettings, printer: &Printer, removal: &Removal) -> Result<(), Error> {
     let release = &settings.release.name;
@@ -122,7 +118,7 @@ async fn under_lock(
 ) -> Result<ExitStatus, Error> {
     let release = &settings.release;
     let client = cluster.client();
-    let mut inventory = read(cluster, settings).await?;
+    let mut inventory = session::read_record(cluster, release).await?;
     let removal = if inventory == planned_from {
         removal
     } else {

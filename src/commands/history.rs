@@ -25,7 +25,7 @@ pub fn run(settings: &HistorySettings, printer: &Printer) -> Result<ExitStatus, 
     let release = &settings.release;
     let inventory = session::runtime()?.block_on(async {
         let cluster = session::connect(&settings.cluster, None, printer).await?;
-        session::read_release(&cluster, release).await
+        session::read_release(&cluster, release, printer).await
     })?;
     let rows = revisions(&inventory);
     let text = match settings.output {

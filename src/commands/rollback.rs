@@ -15,7 +15,7 @@ pub fn run(settings: &RollbackSettings, printer: &Printer) -> Result<ExitStatus,
     let release = &settings.release;
     session::runtime()?.block_on(async {
         let cluster = session::connect(&settings.cluster, None, printer).await?;
-        let inventory = session::read_release(&cluster, release).await?;
+        let inventory = session::read_release(&cluster, release, printer).await?;
         let target = target(&inventory, settings.revision)?;
         let restored = kube::restore(&cluster, &inventory, target)
             .await?

@@ -97,7 +97,25 @@ pub async fn read_previous(
 pub async fn read_release(
     cluster: &Cluster,
     release: &ReleaseSettings,
+    printer: &Printer,
 ) -> Result<Inventory, Error> {
+    if release.team {
+        // Where a platform lives there is no team instance to act on: the same refusal as `up`.
+        kube::check_team_namespace(
+            cluster.client(),
+            &release.id(),
+            &release.name,
+            STATE_NAMESPACE,
+            &printer.progress(),
+        )
+        .await?;
+    }
+    read_record(cluster, release).await
+}
+
+/// The release's record as [`read_release`] reads it, without its look at the tiers: to read
+/// it again under the lock.
+pub async fn read_record(cluster: &Cluster, release: &ReleaseSettings) -> Result<Inventory, Error> {
     let inventory = kube::read_inventory(cluster.client(), &release.state_namespace, &release.name)
         .await?
         .ok_or_else(|| Error::Failed {

@@ -162,6 +162,20 @@ impl Cluster {
             .map(|o| serde_json::to_value(o).expect("json"))
     }
 
+    /// Every object of a kind, in `namespace` or in all (none when the kind is not served).
+    pub fn list(&self, api_version: &str, kind: &str, namespace: Option<&str>) -> Vec<Value> {
+        let Some(api) = self.api(api_version, kind, namespace) else {
+            return Vec::new();
+        };
+        self.runtime
+            .block_on(api.list(&ListParams::default()))
+            .expect("LIST")
+            .items
+            .into_iter()
+            .map(|o| serde_json::to_value(o).expect("json"))
+            .collect()
+    }
+
     /// Subjects of the objects of these kinds whose `label` has `value`, in all namespaces.
     pub fn labelled(&self, kinds: &[(&str, &str)], label: &str, value: &str) -> Vec<String> {
         let mut out = Vec::new();
@@ -246,12 +260,51 @@ impl Cluster {
 
     /// A release's record (the `release.json` of its inventory Secret), if it has one.
     pub fn inventory(&self, release: &str) -> Option<Value> {
+        self.record_in("plane-system", release)
+    }
+
+    /// The record of release `release` kept in `namespace` (a team instance's, or a platform's
+    /// in another state namespace), if there is one.
+    pub fn record_in(&self, namespace: &str, release: &str) -> Option<Value> {
         super::record_of(&self.get(
             "v1",
             "Secret",
-            Some("plane-system"),
+            Some(namespace),
             &format!("plane-release-{release}"),
         )?)
+    }
+
+    /// (subject, uid, resourceVersion) of every object a record lists, read live (`-` for one
+    /// that is gone).
+    pub fn versions_of(&self, record: &Value) -> Vec<(String, String, String)> {
+        record["objects"]
+            .as_array()
+            .expect("a record's objects")
+            .iter()
+            .map(|o| {
+                let live = self.get(
+                    o["apiVersion"].as_str().unwrap(),
+                    o["kind"].as_str().unwrap(),
+                    o["namespace"].as_str(),
+                    o["name"].as_str().unwrap(),
+                );
+                let field = |f: &str| {
+                    live.as_ref()
+                        .and_then(|l| l["metadata"][f].as_str())
+                        .unwrap_or("-")
+                        .to_owned()
+                };
+                (
+                    super::subject(
+                        o["kind"].as_str().unwrap(),
+                        o["namespace"].as_str(),
+                        o["name"].as_str().unwrap(),
+                    ),
+                    field("uid"),
+                    field("resourceVersion"),
+                )
+            })
+            .collect()
     }
 }
 

@@ -148,6 +148,11 @@ pub fn upstream_operator_role() -> Vec<(String, String, String)> {
 }
 
 mod clean_env;
+#[allow(
+    unused_imports,
+    reason = "each test crate uses a different part of this module"
+)]
+pub use clean_env::clean;
 
 /// The real `plane` binary with a clean environment: no inputs leak in from the developer's shell.
 pub fn plane() -> Command {

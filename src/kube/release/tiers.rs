@@ -112,8 +112,8 @@ pub async fn check_team_namespace(
         .collect();
     Err(KubeError::Refused {
         what: format!(
-            "a team instance may not go into namespace {}: a platform release lives there; \
-             nothing was changed",
+            "namespace {} belongs to a platform release: no team instance goes there; nothing \
+             was changed",
             team.namespace
         ),
         subject: Some(format!("Namespace/{}", team.namespace)),
