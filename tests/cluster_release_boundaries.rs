@@ -328,3 +328,78 @@ fn two_releases_of_one_name_in_two_namespaces_are_two_owners() {
         cluster.delete("v1", "Namespace", None, namespace);
     }
 }
+
+/// A release installed by a plane that did not label the release's namespace: its next `up`
+/// adds the label to every object, with no prune and no takeover.
+#[test]
+fn a_release_labelled_by_an_earlier_plane_is_migrated_by_its_next_up() {
+    let cluster = Cluster::under_test("identity-migration");
+    clean_slate(&cluster);
+    let kubeconfig = cluster.kubeconfig();
+    let fixture = builtin(RELEASE);
+    succeeded(&run(
+        &fixture,
+        kubeconfig,
+        "up",
+        &[LOCAL, &["--no-wait"]].concat(),
+    ));
+    let record = cluster.inventory(RELEASE).expect("the record");
+    let objects = record["objects"].as_array().unwrap().clone();
+    let grafana_admin = || {
+        cluster
+            .get("v1", "Secret", Some("ray-observability"), "grafana-admin")
+            .expect("the generated Secret")["data"]
+            .clone()
+    };
+    let generated = grafana_admin();
+    for o in &objects {
+        cluster.merge_patch(
+            o["apiVersion"].as_str().unwrap(),
+            o["kind"].as_str().unwrap(),
+            o["namespace"].as_str(),
+            o["name"].as_str().unwrap(),
+            &json!({"metadata": {"labels": {"plane.datalayer.io/release-namespace": null}}}),
+        );
+    }
+    let out = run(
+        &fixture,
+        kubeconfig,
+        "diff",
+        &[LOCAL, &["-o", "json"]].concat(),
+    );
+    succeeded(&out);
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["summary"]["prune"], 0, "{}", plan["summary"]);
+    assert_eq!(plan["summary"]["create"], 0, "{}", plan["summary"]);
+    let owned: Vec<&Value> = plan["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| !o["owner"].is_null())
+        .collect();
+    assert!(owned.is_empty(), "{owned:?}");
+    // Without --yes: nothing to prune, nothing to adopt, so nothing to confirm.
+    succeeded(&run(
+        &fixture,
+        kubeconfig,
+        "up",
+        &[LOCAL, &["--no-wait"]].concat(),
+    ));
+    for o in &objects {
+        let live = cluster
+            .get(
+                o["apiVersion"].as_str().unwrap(),
+                o["kind"].as_str().unwrap(),
+                o["namespace"].as_str(),
+                o["name"].as_str().unwrap(),
+            )
+            .unwrap_or_else(|| panic!("{o} is gone"));
+        assert_eq!(
+            live["metadata"]["labels"]["plane.datalayer.io/release-namespace"], "plane-system",
+            "{o}"
+        );
+    }
+    // The generated Secret was labelled anew with its values as they were.
+    assert_eq!(grafana_admin(), generated);
+    succeeded(&down(kubeconfig, RELEASE, &["--yes"]));
+}

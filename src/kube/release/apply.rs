@@ -245,11 +245,32 @@ async fn apply_one(
         return Ok(());
     };
     let mut body = desired.clone();
-    if let Some(keys) = &object.generated_keys {
-        fill_generated(&mut body, keys)?;
-    }
     let served = served(cluster, object).await?;
     let api = cluster.api(&served, object.id.namespace.as_deref());
+    if let Some(keys) = &object.generated_keys {
+        // Created once with fresh values; later applies (its labels moved) carry the live
+        // values, read just before, so that they never change.
+        let live = match object.action {
+            Action::Create => None,
+            _ => retry(|| api.get_opt(&object.id.name))
+                .await
+                .map_err(|err| {
+                    KubeError::api(
+                        "cannot read the generated Secret",
+                        Some(&object.subject),
+                        &err,
+                    )
+                })?,
+        };
+        match live.map(|live| served.typed(live)) {
+            Some(live) if live["data"].is_object() => {
+                if let Some(map) = body.as_object_mut() {
+                    map.insert("data".into(), live["data"].clone());
+                }
+            }
+            _ => fill_generated(&mut body, keys)?,
+        }
+    }
     let params = apply_params();
     let patch = Patch::Apply(&body);
     retry(|| api.patch(&object.id.name, &params, &patch))

@@ -244,6 +244,12 @@ pub async fn find(
     release: &ReleaseId,
 ) -> Result<Ownership, KubeError> {
     let mut ownership = Ownership::default();
+    let ours: std::collections::BTreeSet<&str> = plan
+        .objects
+        .iter()
+        .filter(|o| !o.adopts())
+        .map(|o| o.subject.as_str())
+        .collect();
     for object in plan.objects.iter().filter(|o| o.adopts()) {
         let Some(owner) = object.owner.clone() else {
             continue;
@@ -261,7 +267,17 @@ pub async fn find(
         if rendered.instance.is_some() && !on {
             continue;
         }
-        match probe(cluster, &existing.detect, release).await {
+        // What the plan found to be the release's own (an object labelled by an earlier plane
+        // that the record lists) is no other installation.
+        let found = probe(cluster, &existing.detect, release)
+            .await
+            .map(|found| {
+                found
+                    .into_iter()
+                    .filter(|f| !ours.contains(f.subject.as_str()))
+                    .collect::<Vec<_>>()
+            });
+        match found {
             Ok(found) if on => {
                 for found in found {
                     ownership.conflicts.push((

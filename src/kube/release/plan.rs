@@ -533,11 +533,32 @@ async fn plan_one(
         });
     };
     if planned.generated_keys.is_some() {
-        // Generated Secrets are create-only: their values are never compared or shown.
-        if live_object.is_some() {
-            planned.action = Action::Unchanged;
-        }
+        // Generated Secrets are create-only: their values are never compared or shown. Their
+        // metadata follows the render (plane's labels), with the live values applied as they
+        // are.
         planned.after = Some(masked_after(&object.value, None));
+        if let Some(live_object) = &live_object {
+            let metadata_moved = ["labels", "annotations"].iter().any(|field| {
+                let desired = &object.value["metadata"][field];
+                desired.as_object().is_some_and(|map| {
+                    map.iter()
+                        .any(|(k, v)| &live_object["metadata"][field][k] != v)
+                })
+            });
+            planned.action = if metadata_moved {
+                planned.note = Some("its metadata changes; its generated values stay".into());
+                let mut with_values = object.value.clone();
+                with_values["data"] = live_object["data"].clone();
+                let mut before = normalize(live_object);
+                let mut after = normalize(&with_values);
+                mask_secrets(Some(&mut before), Some(&mut after));
+                planned.before = Some(before);
+                planned.after = Some(after);
+                Action::Configure
+            } else {
+                Action::Unchanged
+            };
+        }
         return Ok(planned);
     }
     if id
