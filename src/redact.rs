@@ -10,6 +10,8 @@
 use std::borrow::Cow;
 use std::sync::RwLock;
 
+use base64::Engine as _;
+
 /// What a secret is shown as.
 pub const MASK: &str = "***";
 
@@ -18,27 +20,55 @@ pub const MASK: &str = "***";
 static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
 
 /// Remembers `value` as a secret of this run: from now on it is masked wherever it would be
-/// shown. Empty values are ignored.
+/// shown, as it is and as the formats plane writes spell it (JSON and YAML escapes, YAML's
+/// single quotes, each line of a block, base64). Empty values are ignored.
 pub fn register(value: &str) {
     let value = value.trim_matches(|c: char| c == '\n' || c == '\r');
     if value.is_empty() {
         return;
     }
+    let mut forms: Vec<String> = vec![value.to_owned()];
+    // JSON and YAML's double quotes escape `"`, `\` and control characters alike.
+    let quoted = serde_json::to_string(value).unwrap_or_default();
+    forms.push(quoted[1..quoted.len().saturating_sub(1).max(1)].to_owned());
+    forms.push(value.replace('\'', "''"));
+    forms.extend(
+        value
+            .lines()
+            .map(str::trim_end)
+            .filter(|line| !line.trim().is_empty())
+            .map(str::to_owned),
+    );
+    forms.push(base64::engine::general_purpose::STANDARD.encode(value));
     let mut secrets = SECRETS
         .write()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if secrets.iter().any(|s| s == value) {
-        return;
+    for form in forms {
+        if !form.is_empty() && !secrets.contains(&form) {
+            secrets.push(form);
+        }
     }
-    secrets.push(value.to_owned());
     secrets.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
 }
 
-/// Registers the credentials of every URL in `text` (the user name and the password each, so
-/// that either is masked wherever it appears alone).
+/// Registers the credentials of the URL `text` (its user info, and the password alone). What
+/// precedes the last `@` of the URL counts, even where a `/` in an unencoded password makes it
+/// no URL at all.
 pub fn register_url_credentials(text: &str) {
-    for (start, end) in userinfo_spans(text) {
-        let userinfo = &text[start..end];
+    let Some(start) = text.find("://").map(|at| at + 3) else {
+        return;
+    };
+    let end = text[start..]
+        .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '`'))
+        .map_or(text.len(), |end| start + end);
+    if let Some(at) = text[start..end].rfind('@') {
+        let userinfo = &text[start..start + at];
+        // A `/` before the `@` is a path (`https://host/a@b`) unless a `user:` comes first.
+        if let Some(slash) = userinfo.find('/')
+            && !userinfo[..slash].contains(':')
+        {
+            return;
+        }
         register(userinfo);
         // A user name alone is often a common word: it is masked inside URLs only, where the
         // whole user info is. The password is masked everywhere.
@@ -110,6 +140,22 @@ fn userinfo_spans(text: &str) -> Vec<(usize, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escaped_and_split_forms_of_a_secret_are_masked() {
+        register("redact-test \"quoted\"\tand\nsecond-line-redact");
+        let json =
+            serde_json::to_string("redact-test \"quoted\"\tand\nsecond-line-redact").unwrap();
+        assert_eq!(mask(&json), "\"***\"");
+        assert_eq!(mask("  second-line-redact\n"), "  ***\n");
+        register("it's redact-yaml");
+        assert_eq!(mask("'it''s redact-yaml'"), "'***'");
+        register("redact-b64-value");
+        let encoded = base64::engine::general_purpose::STANDARD.encode("redact-b64-value");
+        assert_eq!(mask(&encoded), "***");
+        register_url_credentials("https://bob:pa/redact-slash-9@h.example");
+        assert_eq!(mask("pa/redact-slash-9"), "***");
+    }
 
     #[test]
     fn url_credentials_are_masked_without_registration() {

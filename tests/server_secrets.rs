@@ -261,7 +261,7 @@ fn record(srv: &TestServer) -> Option<String> {
     .map(|secret| common::record_text(&secret))
 }
 
-/// The value the live Secret `web-token` holds for `token`.
+/// The value of key `token` of the live Secret `minimal/<name>`.
 fn live_token(srv: &TestServer, name: &str) -> String {
     let secret = srv
         .get_object("v1", "Secret", Some("minimal"), name)
@@ -295,10 +295,9 @@ impl Leaks {
         }
         for needle in needles {
             if let Some(at) = text.find(&needle) {
-                let from = text[..at].rfind('\n').map_or(0, |i| i + 1);
-                let to = text[at..].find('\n').map_or(text.len(), |i| at + i);
+                let around = excerpt(text, at, needle.len());
                 self.found
-                    .push(format!("{what} shows {needle:?}: {:?}", &text[from..to]));
+                    .push(format!("{what} shows {needle:?}: {around:?}"));
             }
         }
     }
@@ -334,11 +333,26 @@ impl Leaks {
     fn assert_none(&self) {
         assert!(
             self.found.is_empty(),
-            "{} leak(s):\n{}",
+            "{} finding(s):\n{}",
             self.found.len(),
             self.found.join("\n")
         );
     }
+}
+
+/// The line of `text` around `len` bytes at `at`, at most 80 bytes of it either side.
+fn excerpt(text: &str, at: usize, len: usize) -> &str {
+    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+    let mut from = line_start.max(at.saturating_sub(80));
+    while !text.is_char_boundary(from) {
+        from += 1;
+    }
+    let mut to = line_end.min(at + len + 80);
+    while !text.is_char_boundary(to) {
+        to -= 1;
+    }
+    &text[from..to]
 }
 
 /// The runs after a deploy that take no inputs: ls, status and history, as tables and JSON. None
@@ -410,6 +424,10 @@ fn valid_secrets_from_every_source_deploy_and_never_show() {
             assert!(out.status.success(), "{}", text(&out.stderr));
             let stdout = text(&out.stdout);
             assert!(stdout.contains("Secret/minimal/web-token"), "{stdout}");
+            // Once deployed, the token changes: the diff says so, masked.
+            if revision > 0 {
+                assert!(stdout.contains("*** (after)"), "{stdout}");
+            }
             leaks.output(&label(&format!("diff {}", args.join(" "))), &out, &feed);
         }
         let out = run(&fixture, &srv, "up", &feed, &["--dry-run", "-v"]);
@@ -434,6 +452,11 @@ fn valid_secrets_from_every_source_deploy_and_never_show() {
         assert_eq!(live_token(&srv, "web-token"), token, "{}", label("up"));
         leaks.output(&label("up"), &out, &feed);
         read_back(&srv, &mut leaks, &label("after up"));
+        // The record keeps the revision's objects (the token is in a Secret's data only), so
+        // what it holds was looked at, not an empty record.
+        let history = json(&run_plain(&srv, &["history", RELEASE, "-o", "json"]));
+        assert_eq!(history[0]["revision"], revision, "{history}");
+        assert_eq!(history[0]["restorable"], true, "{history}");
     }
 
     // rollback to revision 4 (the `-f` one): the Secret keeps its live value, the set one.
@@ -741,7 +764,8 @@ fn render_check_and_server_errors_mask_the_secret_they_name() {
             &out,
             &feed,
         );
-        for (command, args) in [("diff", &[][..]), ("up", &["--yes", "-v"])] {
+        // `up` first: a diff dry-runs the Deployment only once its namespace exists.
+        for (command, args) in [("up", &["--yes", "-v"][..]), ("diff", &[])] {
             let what = format!("{command} with a -label token from {source:?}");
             let out = run(&fixture, &srv, command, &feed, args);
             let stderr = text(&out.stderr);
@@ -841,7 +865,8 @@ fn secrets_that_yaml_or_json_must_escape_never_show_either() {
     let fixture = annotated_fixture();
     let mut leaks = Leaks::default();
     // Each token needs escaping or quoting somewhere: in JSON (`"`, `\`, a tab, a line break) or
-    // in YAML (a line break, `: ` and `'`); each YAML text is how the source spells it.
+    // in YAML (a line break, a tab, `: ` and `'`); the second text is how the source spells it
+    // (the environment takes it as it is).
     let cases = [
         (Source::Env, r#"quote"s3cr3t-4401"#, r#"quote"s3cr3t-4401"#),
         (
@@ -870,7 +895,7 @@ fn secrets_that_yaml_or_json_must_escape_never_show_either() {
             &fixture,
             source,
             &format!("escaped-{}", source.tag()),
-            if source == Source::Env { token } else { spelt },
+            spelt,
             GOOD_URL,
             &[token],
         );
@@ -900,6 +925,10 @@ fn secrets_that_yaml_or_json_must_escape_never_show_either() {
         assert_eq!(live_token(&srv, "web-token"), token, "{}", label("up"));
         leaks.output(&label("up"), &out, &feed);
         read_back(&srv, &mut leaks, &label("after up"));
+        // Each case on its own: no earlier token live for the next diff to show.
+        let out = run_plain(&srv, &["down", RELEASE, "--yes"]);
+        assert!(out.status.success(), "down: {}", text(&out.stderr));
+        leaks.output(&label("down"), &out, &Feed::default());
     }
     leaks.assert_none();
 }

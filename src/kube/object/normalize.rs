@@ -117,15 +117,19 @@ fn copy_at(desired: &mut Value, live: &Value, steps: &[Step]) {
     }
 }
 
-/// Replaces Secret values so that no diff or log can show them: unchanged keys become `***`,
-/// changed ones `*** (before)` and `*** (after)`.
+/// Replaces Secret values, and any field whose new value holds a secret input's value (which
+/// the live field may hold the previous value of), so that no diff or log can show them:
+/// unchanged ones become `***`, changed ones `*** (before)` and `*** (after)`.
 pub fn mask_secrets(before: Option<&mut Value>, after: Option<&mut Value>) {
+    let mut before = before;
+    let mut after = after;
+    if let Some(after) = after.as_deref_mut() {
+        mask_secret_fields(before.as_deref_mut(), after);
+    }
     let is_secret = |v: &Option<&mut Value>| v.as_ref().is_some_and(|v| v["kind"] == "Secret");
     if !is_secret(&before) && !is_secret(&after) {
         return;
     }
-    let mut before = before;
-    let mut after = after;
     for field in ["data", "stringData"] {
         let old = before
             .as_ref()
@@ -174,10 +178,55 @@ pub fn mask_secrets(before: Option<&mut Value>, after: Option<&mut Value>) {
     }
 }
 
+/// Masks each string of `after` that holds a secret ([`crate::redact`]), and the string at the
+/// same place in `before`: the live value there may be the secret's previous value, which no
+/// registry knows.
+fn mask_secret_fields(before: Option<&mut Value>, after: &mut Value) {
+    match after {
+        Value::String(text) if crate::redact::holds_secret(text) => {
+            let same = before
+                .as_deref()
+                .is_some_and(|b| b.as_str() == Some(text.as_str()));
+            if same { "***" } else { "*** (after)" }.clone_into(text);
+            if let Some(before) = before
+                && before.is_string()
+            {
+                *before = Value::String(if same { "***" } else { "*** (before)" }.to_owned());
+            }
+        }
+        Value::Object(map) => {
+            let mut before = before.and_then(Value::as_object_mut);
+            for (key, value) in map.iter_mut() {
+                let old = before.as_deref_mut().and_then(|b| b.get_mut(key));
+                mask_secret_fields(old, value);
+            }
+        }
+        Value::Array(items) => {
+            let mut before = before.and_then(Value::as_array_mut);
+            for (index, value) in items.iter_mut().enumerate() {
+                let old = before.as_deref_mut().and_then(|b| b.get_mut(index));
+                mask_secret_fields(old, value);
+            }
+        }
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_field_holding_a_secret_hides_its_live_value_too() {
+        crate::redact::register("normalize-test-token-2");
+        let mut before = json!({"kind": "Deployment", "metadata": {"annotations": {"t": "normalize-test-token-1", "k": "v"}}});
+        let mut after = json!({"kind": "Deployment", "metadata": {"annotations": {"t": "normalize-test-token-2", "k": "v"}}});
+        mask_secrets(Some(&mut before), Some(&mut after));
+        assert_eq!(before["metadata"]["annotations"]["t"], "*** (before)");
+        assert_eq!(after["metadata"]["annotations"]["t"], "*** (after)");
+        assert_eq!(before["metadata"]["annotations"]["k"], "v");
+    }
 
     #[test]
     fn normalize_drops_server_bookkeeping() {

@@ -171,7 +171,10 @@ impl StoredRevisions {
     /// [`OverLimit`] when the metadata alone is over [`SECRET_LIMIT`]: nothing may be written.
     pub fn fit(&mut self, metadata: usize) -> Result<Vec<u8>, OverLimit> {
         loop {
-            let bytes = if self.revisions.is_empty() && self.given_up.is_empty() {
+            let bytes = if self.revisions.is_empty()
+                && self.given_up.is_empty()
+                && self.withheld.is_empty()
+            {
                 Vec::new()
             } else {
                 self.encode()
