@@ -79,33 +79,6 @@ fn status_namespaces(kubeconfig: &Path, args: &[&str]) -> Vec<String> {
         .collect()
 }
 
-/// (uid, resourceVersion) of every object a record lists, read live.
-fn live_versions(cluster: &Cluster, record: &Value) -> Vec<(String, String, String)> {
-    record["objects"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| {
-            let live = cluster
-                .get(
-                    o["apiVersion"].as_str().unwrap(),
-                    o["kind"].as_str().unwrap(),
-                    o["namespace"].as_str(),
-                    o["name"].as_str().unwrap(),
-                )
-                .unwrap_or_else(|| panic!("{o} is gone"));
-            (
-                format!("{}/{}", o["kind"], o["name"]),
-                live["metadata"]["uid"].as_str().unwrap().to_owned(),
-                live["metadata"]["resourceVersion"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned(),
-            )
-        })
-        .collect()
-}
-
 /// On a real cluster, makes the limited user admin of `namespace` only (a RoleBinding to the
 /// built-in `admin` ClusterRole) and returns its kubeconfig. The test server grants by token,
 /// not by RBAC objects: there the cluster admin stands in, which is said.
@@ -278,10 +251,10 @@ fn teams_install_beside_the_platform_and_go_before_it() {
     assert_eq!(cluster.inventory(RELEASE), Some(platform_before));
 
     // team-a's admin removes team-a; team-b is left as it was.
-    let team_b_before = live_versions(&cluster, &records[1]);
+    let team_b_before = cluster.versions_of(&records[1]);
     succeeded(&down(team_a_admin, &["-n", "team-a", "--yes"]));
     assert!(team_record(&cluster, "team-a").is_none());
-    assert_eq!(live_versions(&cluster, &records[1]), team_b_before);
+    assert_eq!(cluster.versions_of(&records[1]), team_b_before);
     // Still refused while team-b remains.
     let out = down(admin, &["--yes"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));

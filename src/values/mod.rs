@@ -111,15 +111,7 @@ impl Values {
 
     /// The value at `path`, if any.
     pub fn get(&self, path: &ValuesPath) -> Option<&Value> {
-        let mut node = &self.tree;
-        for seg in &path.0 {
-            node = match (seg, node) {
-                (Seg::Key(key), Value::Object(map)) => map.get(key)?,
-                (Seg::Index(index), Value::Array(list)) => list.get(*index)?,
-                _ => return None,
-            };
-        }
-        Some(node)
+        path.find_in(&self.tree)
     }
 
     /// Where the value at `path` (or its nearest ancestor with a known origin) came from.

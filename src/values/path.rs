@@ -36,6 +36,20 @@ impl ValuesPath {
         self.0.starts_with(&prefix.0)
     }
 
+    /// The value at this path inside `value`, if any.
+    pub fn find_in<'a>(&self, value: &'a serde_json::Value) -> Option<&'a serde_json::Value> {
+        use serde_json::Value;
+        let mut node = value;
+        for seg in &self.0 {
+            node = match (seg, node) {
+                (Seg::Key(key), Value::Object(map)) => map.get(key)?,
+                (Seg::Index(index), Value::Array(list)) => list.get(*index)?,
+                _ => return None,
+            };
+        }
+        Some(node)
+    }
+
     pub fn is_root(&self) -> bool {
         self.0.is_empty()
     }

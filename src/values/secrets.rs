@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use super::inputs::{InputSpec, InputType};
-use super::path::{Seg, ValuesPath};
+use super::path::ValuesPath;
 
 /// The declared inputs whose values are secret, or may carry credentials.
 pub struct SecretInputs {
@@ -36,7 +36,7 @@ impl SecretInputs {
     /// the inputs' paths.
     pub fn layer(&self, layer: &Value) {
         for (kind, path) in &self.inputs {
-            if let Some(value) = at(layer, path) {
+            if let Some(value) = path.find_in(layer) {
                 register(*kind, value);
             }
         }
@@ -60,7 +60,7 @@ impl SecretInputs {
                     register(*kind, &Value::String(text.to_owned()));
                     let inner = ValuesPath(input.0[path.0.len()..].to_vec());
                     if let Ok(parsed) = serde_yaml_ng::from_str::<Value>(text)
-                        && let Some(value) = at(&parsed, &inner)
+                        && let Some(value) = inner.find_in(&parsed)
                     {
                         register(*kind, value);
                     }
@@ -90,19 +90,6 @@ fn register(kind: InputType, value: &Value) {
         (InputType::Url, Value::String(text)) => crate::redact::register_url_credentials(text),
         _ => {}
     }
-}
-
-/// The value at `path` inside `value`.
-fn at<'a>(value: &'a Value, path: &ValuesPath) -> Option<&'a Value> {
-    let mut node = value;
-    for seg in &path.0 {
-        node = match (seg, node) {
-            (Seg::Key(key), Value::Object(map)) => map.get(key)?,
-            (Seg::Index(index), Value::Array(list)) => list.get(*index)?,
-            _ => return None,
-        };
-    }
-    Some(node)
 }
 
 #[cfg(test)]
