@@ -12,12 +12,13 @@ use serde_json::{Value, json};
 const ADDON: &str = "datalayer-ray";
 const PROFILES: [&str; 3] = ["local", "r-eastus", "prod1"];
 /// Every component of the bundle and the values path of its switch.
-const COMPONENTS: [(&str, &str); 5] = [
+const COMPONENTS: [(&str, &str); 6] = [
     ("kuberay", "kuberay.enabled"),
     ("api", "api.enabled"),
     ("ray", "bootstrapRayCluster.enabled"),
     ("logging", "logging.enabled"),
     ("observability", "observability.enabled"),
+    ("ray-network", "networkPolicy.enabled"),
 ];
 
 /// The real binary, with no input leaking in from the developer's environment.
@@ -224,9 +225,12 @@ fn switching_a_component_off_removes_exactly_its_objects() {
             let mut sets = base.clone();
             sets.push(&off);
             let without = by_subject(&render(profile, &sets));
+            // networkPolicy.enabled also removes the other components' policies
+            // (offline_netpol.rs `the_switch_removes_exactly_the_policies`).
             let expected: BTreeSet<&String> = full
                 .iter()
                 .filter(|(_, o)| component(o) != name)
+                .filter(|(_, o)| !(name == "ray-network" && o["kind"] == "NetworkPolicy"))
                 .map(|(s, _)| s)
                 .collect();
             let got: BTreeSet<&String> = without.keys().collect();
@@ -726,6 +730,124 @@ fn fluentbit_config_has_its_three_keys_in_every_ray_namespace() {
     );
 }
 
+/// The Loki labels fluent-bit sends are a fixed, small set: a job's, a worker's or a pid's id
+/// never becomes a label (a stream per job would grow without bound); they go into the record.
+/// The rendered script.lua runs under a real Lua 5.1 (fluent-bit embeds LuaJIT, a Lua 5.1).
+#[test]
+fn loki_labels_stay_bounded_and_ids_go_into_the_record() {
+    let items = render("local", &[]);
+    let map = items
+        .iter()
+        .find(|o| o["kind"] == "ConfigMap" && o["metadata"]["name"] == "fluentbit-config")
+        .unwrap();
+    let conf = map["data"]["fluent-bit.conf"].as_str().unwrap();
+    let labels = conf
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Labels"))
+        .expect("a Labels line")
+        .trim();
+    assert_eq!(
+        labels,
+        "job=ray, ray_cluster=${RAY_CLUSTER}, namespace=${POD_NAMESPACE}, node_type=${RAY_NODE_TYPE}, component=$component"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("script.lua");
+    std::fs::write(&script, map["data"]["script.lua"].as_str().unwrap()).unwrap();
+    // One line per file: the component label and the fields the record gained.
+    let driver = format!(
+        r#"dofile({script:?})
+local fields = {{"job_submission_id", "job_id", "worker_id", "pid", "port", "dashboard_module"}}
+for line in io.lines() do
+  local tag, file = string.match(line, "^(%S+) (%S+)$")
+  local _, _, record = ray_record(tag, 0, {{file = file, log = "hello"}})
+  local out = record.component
+  for _, f in ipairs(fields) do
+    if record[f] ~= nil then out = out .. " " .. f .. "=" .. record[f] end
+  end
+  print(out)
+end
+"#
+    );
+    let logs = "/tmp/ray/session_latest/logs/";
+    let cases = [
+        ("ray.gcs_server", "gcs_server.out", "gcs_server"),
+        ("ray.raylet", "raylet.out", "raylet"),
+        ("ray.session", "dashboard_agent.log", "dashboard_agent"),
+        (
+            "ray.session",
+            "dashboard_JobHead.log",
+            "dashboard dashboard_module=JobHead",
+        ),
+        ("ray.session", "monitor.log", "monitor"),
+        (
+            "ray.session",
+            "job-driver-raysubmit_aB3dE5fG7hJ9kL1m.log",
+            "job-driver job_submission_id=raysubmit_aB3dE5fG7hJ9kL1m",
+        ),
+        (
+            "ray.session",
+            "job-driver-raysubmit_Zz9Yy8Xx7Ww6Vv5u.log",
+            "job-driver job_submission_id=raysubmit_Zz9Yy8Xx7Ww6Vv5u",
+        ),
+        (
+            "ray.session",
+            "python-core-driver-02000000ffffffffffffffffffffffffffffffffffffffffffffffff_3141.log",
+            "python-core-driver job_id=02000000ffffffffffffffffffffffffffffffffffffffffffffffff pid=3141",
+        ),
+        (
+            "ray.session",
+            "python-core-worker-9f3a2b1c4d5e_1234.log",
+            "python-core-worker worker_id=9f3a2b1c4d5e pid=1234",
+        ),
+        (
+            "ray.session",
+            "worker-2f1e0a9b8c7d-01000000-4321.out",
+            "worker job_id=01000000 worker_id=2f1e0a9b8c7d pid=4321",
+        ),
+        (
+            "ray.session",
+            "runtime_env_setup-01000000.log",
+            "runtime_env_setup job_id=01000000",
+        ),
+        (
+            "ray.session",
+            "ray_client_server_23000.out",
+            "ray_client_server port=23000",
+        ),
+        ("ray.session", "something-new-7.log", "other"),
+    ];
+    let input = cases
+        .iter()
+        .fold(String::new(), |mut input, (tag, file, _)| {
+            input.push_str(&format!("{tag} {logs}{file}\n"));
+            input
+        });
+    let mut child = std::process::Command::new("lua5.1")
+        .arg("-e")
+        .arg(&driver)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("lua5.1 (Debian package lua5.1; `.ci/run` installs it) runs fluent-bit's script");
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let want: Vec<String> = cases.iter().map(|(.., w)| (*w).to_owned()).collect();
+    assert_eq!(got, want);
+    // Two jobs, one label value: the component set is fixed whatever the ids.
+    let components: BTreeSet<&str> = got.iter().map(|l| l.split(' ').next().unwrap()).collect();
+    assert_eq!(components.len(), cases.len() - 1, "{components:?}");
+}
+
 #[test]
 fn the_ray_container_comes_first_and_shares_its_logs_with_fluent_bit() {
     let items = render("local", &[]);
@@ -948,6 +1070,41 @@ fn every_image_is_pinned() {
             assert!(images.contains(expected), "{profile}: {images:?}");
         }
     }
+}
+
+#[test]
+fn images_take_a_tag_a_digest_or_both() {
+    let digest = format!("sha256:{}", "0123456789abcdef".repeat(4));
+    let image_of = |sets: &[&str]| -> String {
+        let items = render("local", sets);
+        let api = find(&items, "Deployment", "datalayer-ray");
+        api["spec"]["template"]["spec"]["containers"][0]["image"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(image_of(&[]), "datalayer/ray:0.0.1");
+    let both = format!("api.image.digest={digest}");
+    assert_eq!(image_of(&[&both]), format!("datalayer/ray:0.0.1@{digest}"));
+    assert_eq!(
+        image_of(&["api.image.tag=", &both]),
+        format!("datalayer/ray@{digest}")
+    );
+    // The Ray image of the bootstrap cluster (and so of every pod KubeRay starts from it) too.
+    let items = render(
+        "local",
+        &[&format!("bootstrapRayCluster.image.digest={digest}")],
+    );
+    let cluster = find(&items, "RayCluster", "raycluster");
+    assert_eq!(
+        cluster["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]["image"],
+        format!("rayproject/ray:2.58.0-py312@{digest}")
+    );
+    // Neither, or a digest that is not one: refused with the values path.
+    let err = render_error("local", &["api.image.tag="], &[]);
+    assert!(err.contains("invalid value at `api.image`"), "{err}");
+    let err = render_error("local", &["api.image.digest=sha256:123"], &[]);
+    assert!(err.contains("invalid value at `api.image.digest`"), "{err}");
 }
 
 #[test]

@@ -413,6 +413,8 @@ fn refusals_send_nothing() {
         "logging.enabled=false",
         "--set",
         "observability.enabled=false",
+        "--set",
+        "networkPolicy.enabled=false",
     ];
     let mut cases = vec![
         Case {

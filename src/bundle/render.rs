@@ -327,6 +327,18 @@ fn build_tera(addon: &Addon, shared: &Tree) -> Result<tera::Tera, Error> {
                 })
         },
     );
+    // `{{ text | digest }}`: the SHA-256 of a text, in hex — to roll a workload when (and only
+    // when) the configuration it reads at start changes.
+    tera.register_filter(
+        "digest",
+        |value: &Value, _: &HashMap<String, Value>| -> tera::Result<Value> {
+            let text = match value {
+                Value::String(text) => text.clone(),
+                other => other.to_string(),
+            };
+            Ok(Value::String(objects::digest(&Value::String(text))))
+        },
+    );
     Ok(tera)
 }
 

@@ -5,6 +5,7 @@
 )]
 
 pub mod cluster;
+pub mod netpol;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

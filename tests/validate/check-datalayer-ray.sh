@@ -28,6 +28,10 @@ for profile in local r-eastus prod1; do
     --set observability.enabled=false --set logging.enabled=false --set kuberay.featureGates.RayCronJob=true
 done
 render local-no-logging --profile local --set logging.enabled=false --set bootstrapRayCluster.autoscaling.enabled=false
+render local-grafana-route --profile local --set observability.grafana.ingress.enabled=true \
+  --set observability.prometheus.persistence.enabled=true --set networkPolicy.egress.restrict=true \
+  --set 'networkPolicy.egress.apiServer.cidrs=[10.0.0.1/32]'
+render local-team -n team-a --profile local --set bootstrapRayCluster.enabled=true
 
 status=0
 for f in "$out"/*.yaml; do

@@ -100,6 +100,7 @@ pub fn evaluate(object: &Value) -> Readiness {
         "Namespace" => namespace(object),
         "RayCluster" => ray_cluster(object),
         "RayJob" => ray_job(object),
+        "RayService" => ray_service(object),
         _ if kinds::ready(kind) == Ready::Exists => Readiness::Ready,
         _ => generic(object),
     }
@@ -285,49 +286,135 @@ fn namespace(object: &Value) -> Readiness {
     }
 }
 
+/// A RayCluster, as KubeRay v1.7.0 maintains its status (raycluster_controller.go
+/// `calculateStatus`, utils/consistency.go `InconsistentRayClusterStatus`): the status is written
+/// only when a compared field changes, so `observedGeneration` lags behind a spec change that
+/// moves none of them (a new image, which running pods do not pick up anyway), and
+/// `RayClusterProvisioned` turns True once and stays so. Ready is then: no `ReplicaFailure`, the
+/// head ready, provisioned once, and the workers the spec asks for — each group's replicas bounded
+/// by its min and max, times numOfHosts, none while suspended (utils.GetWorkerGroupDesiredReplicas)
+/// — both counted by the operator (`desiredWorkerReplicas`, so it has seen this spec's size) and
+/// ready (`readyWorkerReplicas`). Neither early after a scale-up nor stuck after an image change.
 fn ray_cluster(object: &Value) -> Readiness {
-    // KubeRay 1.7 reports failure in conditions, never in `state` (DESIGN §7).
     if let Some(c) = condition(object, "ReplicaFailure").filter(|c| c["status"] == "True") {
         return Readiness::Failed(format!("ReplicaFailure: {}", reason_of(c)));
     }
-    if object.get("status").is_none_or(Value::is_null) {
+    let status = &object["status"];
+    if status.is_null() {
         return Readiness::Progressing("no status yet".into());
     }
-    if !observed_current(object) {
-        return Readiness::Progressing(
-            "waiting for the operator to observe the new generation".into(),
-        );
+    if object["spec"]["suspend"] == true {
+        return if condition_is(object, "RayClusterSuspended", "True") {
+            Readiness::Ready
+        } else {
+            Readiness::Progressing("waiting for condition RayClusterSuspended".into())
+        };
     }
-    let has_conditions = object["status"]["conditions"]
+    let has_conditions = status["conditions"]
         .as_array()
         .is_some_and(|c| !c.is_empty());
     if has_conditions {
         if !condition_is(object, "HeadPodReady", "True") {
             return Readiness::Progressing("waiting for condition HeadPodReady".into());
         }
-        if condition_is(object, "RayClusterProvisioned", "True") {
-            return Readiness::Ready;
+        if !condition_is(object, "RayClusterProvisioned", "True") {
+            return Readiness::Progressing(
+                "head ready; waiting for condition RayClusterProvisioned".into(),
+            );
         }
-        return Readiness::Progressing(
-            "head ready; waiting for condition RayClusterProvisioned".into(),
-        );
+    } else {
+        match status["state"].as_str() {
+            Some("ready") => {}
+            Some(state) => return Readiness::Progressing(format!("state {state}")),
+            None => return Readiness::Progressing("no conditions or state yet".into()),
+        }
     }
-    match object["status"]["state"].as_str() {
-        Some("ready") => Readiness::Ready,
-        Some(state) => Readiness::Progressing(format!("state {state}")),
-        None => Readiness::Progressing("no conditions or state yet".into()),
+    let wanted = desired_workers(&object["spec"]);
+    // Go's omitempty leaves a zero count out.
+    let counted = status["desiredWorkerReplicas"].as_i64().unwrap_or(0);
+    if counted != wanted {
+        return Readiness::Progressing(format!(
+            "waiting for the operator to size the cluster to {wanted} worker(s) (status says {counted})"
+        ));
+    }
+    let ready = status["readyWorkerReplicas"].as_i64().unwrap_or(0);
+    if ready < wanted {
+        return Readiness::Progressing(format!("{ready}/{wanted} workers ready"));
+    }
+    Readiness::Ready
+}
+
+/// The workers a RayCluster's spec asks for, as KubeRay v1.7.0 counts them.
+fn desired_workers(spec: &Value) -> i64 {
+    spec["workerGroupSpecs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|g| g["suspend"] != true)
+        .map(|g| {
+            let min = g["minReplicas"].as_i64().unwrap_or(0);
+            let max = g["maxReplicas"].as_i64().unwrap_or(i64::from(i32::MAX));
+            let replicas = g["replicas"].as_i64().unwrap_or(min);
+            let bounded = if replicas < min {
+                min
+            } else if replicas > max {
+                max
+            } else {
+                replicas
+            };
+            bounded * g["numOfHosts"].as_i64().unwrap_or(1)
+        })
+        .sum()
+}
+
+/// A RayJob by its `jobDeploymentStatus` (KubeRay v1.7.0 rayjob_types.go): complete and
+/// SUCCEEDED is ready; complete otherwise, Failed and ValidationFailed are failures with the
+/// operator's reason; suspended is settled only when asked to be.
+fn ray_job(object: &Value) -> Readiness {
+    let status = &object["status"];
+    let why = || {
+        let reason = status["reason"].as_str().unwrap_or_default();
+        let message = status["message"].as_str().unwrap_or_default();
+        match (reason.is_empty(), message.is_empty()) {
+            (false, false) => format!(": {reason}: {message}"),
+            (false, true) => format!(": {reason}"),
+            (true, false) => format!(": {message}"),
+            (true, true) => String::new(),
+        }
+    };
+    match status["jobDeploymentStatus"].as_str() {
+        Some("Complete") if status["jobStatus"] == "SUCCEEDED" => Readiness::Ready,
+        Some("Complete" | "Failed") => Readiness::Failed(format!(
+            "job status {}{}",
+            status["jobStatus"].as_str().unwrap_or("unknown"),
+            why()
+        )),
+        Some("ValidationFailed") => {
+            Readiness::Failed(format!("the spec failed validation{}", why()))
+        }
+        Some("Suspended") if object["spec"]["suspend"] == true => Readiness::Ready,
+        Some(other) if !other.is_empty() => {
+            Readiness::Progressing(format!("job deployment {other}"))
+        }
+        _ => Readiness::Progressing("no status yet".into()),
     }
 }
 
-fn ray_job(object: &Value) -> Readiness {
-    match object["status"]["jobDeploymentStatus"].as_str() {
-        Some("Complete") if object["status"]["jobStatus"] == "SUCCEEDED" => Readiness::Ready,
-        Some("Complete" | "Failed") => Readiness::Failed(format!(
-            "job status {}",
-            object["status"]["jobStatus"].as_str().unwrap_or("unknown")
-        )),
-        Some(other) => Readiness::Progressing(format!("job deployment {other}")),
-        None => Readiness::Progressing("no status yet".into()),
+/// A RayService by its `Ready` condition (KubeRay v1.7.0 rayservice_types.go: the service
+/// serves and has endpoints), not during an upgrade; `serviceStatus: Running` where conditions
+/// are not written.
+fn ray_service(object: &Value) -> Readiness {
+    if object["status"].is_null() {
+        return Readiness::Progressing("no status yet".into());
+    }
+    if condition_is(object, "UpgradeInProgress", "True") {
+        return Readiness::Progressing("upgrade in progress".into());
+    }
+    match condition(object, "Ready") {
+        Some(c) if c["status"] == "True" => Readiness::Ready,
+        Some(c) => Readiness::Progressing(format!("not ready: {}", reason_of(c))),
+        None if object["status"]["serviceStatus"] == "Running" => Readiness::Ready,
+        None => Readiness::Progressing("waiting for condition Ready".into()),
     }
 }
 
@@ -429,6 +516,96 @@ mod tests {
             evaluate(&failed),
             Readiness::Failed("ReplicaFailure: FailedCreateHeadPod: quota exceeded".into())
         );
+    }
+
+    #[test]
+    fn rayjobs_and_rayservices_follow_their_v1_7_status() {
+        let job = |status: &str| yaml(&format!("kind: RayJob\nstatus: {status}\n"));
+        assert_eq!(
+            evaluate(&job(
+                "{jobDeploymentStatus: Complete, jobStatus: SUCCEEDED}"
+            )),
+            Readiness::Ready
+        );
+        assert_eq!(
+            evaluate(&job(
+                "{jobDeploymentStatus: ValidationFailed, reason: ValidationFailed, message: entrypoint is empty}"
+            )),
+            Readiness::Failed(
+                "the spec failed validation: ValidationFailed: entrypoint is empty".into()
+            )
+        );
+        assert!(matches!(
+            evaluate(&job("{jobDeploymentStatus: Running, jobStatus: RUNNING}")),
+            Readiness::Progressing(_)
+        ));
+        let service = |status: &str| yaml(&format!("kind: RayService\nstatus: {status}\n"));
+        assert_eq!(
+            evaluate(&service("{conditions: [{type: Ready, status: \"True\"}]}")),
+            Readiness::Ready
+        );
+        assert!(matches!(
+            evaluate(&service(
+                "{conditions: [{type: Ready, status: \"True\"}, {type: UpgradeInProgress, status: \"True\"}]}"
+            )),
+            Readiness::Progressing(_)
+        ));
+    }
+
+    /// What KubeRay v1.7.0 writes after `up` changes a RayCluster (its status is written only
+    /// when a compared field moves; RayClusterProvisioned stays True once set).
+    #[test]
+    fn rayclusters_follow_what_kuberay_maintains_after_a_change() {
+        let cluster = |generation: u32, spec_replicas: &str, status: &str| {
+            yaml(&format!(
+                "kind: RayCluster\nmetadata: {{generation: {generation}}}\nspec: {{workerGroupSpecs: [{spec_replicas}]}}\nstatus: {{observedGeneration: 1, conditions: [{{type: HeadPodReady, status: \"True\"}}, {{type: RayClusterProvisioned, status: \"True\"}}], {status}}}\n"
+            ))
+        };
+        // A new image only: nothing compared moved, observedGeneration stays at 1. Ready.
+        let image_only = cluster(
+            2,
+            "{replicas: 1, minReplicas: 1, maxReplicas: 3}",
+            "desiredWorkerReplicas: 1, readyWorkerReplicas: 1",
+        );
+        assert_eq!(evaluate(&image_only), Readiness::Ready);
+        // minReplicas raised to 2: until the operator sizes it, and then until the worker is ready.
+        let unseen = cluster(
+            3,
+            "{replicas: 1, minReplicas: 2, maxReplicas: 3}",
+            "desiredWorkerReplicas: 1, readyWorkerReplicas: 1",
+        );
+        assert_eq!(
+            evaluate(&unseen),
+            Readiness::Progressing(
+                "waiting for the operator to size the cluster to 2 worker(s) (status says 1)"
+                    .into()
+            )
+        );
+        let scaling = cluster(
+            3,
+            "{replicas: 1, minReplicas: 2, maxReplicas: 3}",
+            "desiredWorkerReplicas: 2, readyWorkerReplicas: 1",
+        );
+        assert_eq!(
+            evaluate(&scaling),
+            Readiness::Progressing("1/2 workers ready".into())
+        );
+        let scaled = cluster(
+            3,
+            "{replicas: 1, minReplicas: 2, maxReplicas: 3}",
+            "desiredWorkerReplicas: 2, readyWorkerReplicas: 2",
+        );
+        assert_eq!(evaluate(&scaled), Readiness::Ready);
+        // Replicas above the max count as the max; hosts multiply; a suspended group counts none;
+        // a zero count is left out of the status (omitempty).
+        let bounded = cluster(
+            2,
+            "{replicas: 9, maxReplicas: 2, numOfHosts: 2}, {replicas: 4, suspend: true}",
+            "desiredWorkerReplicas: 4, readyWorkerReplicas: 4",
+        );
+        assert_eq!(evaluate(&bounded), Readiness::Ready);
+        let none = cluster(2, "{replicas: 0}", "state: ready");
+        assert_eq!(evaluate(&none), Readiness::Ready);
     }
 
     #[test]

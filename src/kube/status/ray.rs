@@ -491,7 +491,9 @@ mod tests {
 
     fn cluster(ns: &str, name: &str, status: &Value) -> Value {
         json!({"apiVersion": "ray.io/v1", "kind": "RayCluster",
-            "metadata": {"namespace": ns, "name": name, "generation": 1}, "status": status})
+            "metadata": {"namespace": ns, "name": name, "generation": 1},
+            "spec": {"workerGroupSpecs": [{"replicas": 1, "minReplicas": 1, "maxReplicas": 1}]},
+            "status": status})
     }
 
     fn ready_status() -> Value {

@@ -1071,12 +1071,25 @@ fn raycluster(inner: &mut Inner, key: &Key, v: &Value, stage: u32, fail: &str, h
         .into_iter()
         .flatten()
     {
+        // KubeRay v1.7.0 utils.GetWorkerGroupDesiredReplicas: replicas bounded by min and max,
+        // times numOfHosts; none while the group is suspended.
         let hosts = g["numOfHosts"].as_i64().unwrap_or(1);
         let gmin = g["minReplicas"].as_i64().unwrap_or(0);
-        let replicas = g["replicas"].as_i64().unwrap_or(gmin);
+        let gmax = g["maxReplicas"].as_i64().unwrap_or(i64::from(i32::MAX));
+        let suspended = g["suspend"].as_bool().unwrap_or(false);
+        let replicas = if suspended {
+            0
+        } else {
+            g["replicas"]
+                .as_i64()
+                .unwrap_or(gmin)
+                .clamp(gmin, gmax.max(gmin))
+        };
         desired += replicas * hosts;
-        min += gmin * hosts;
-        max += g["maxReplicas"].as_i64().unwrap_or(i64::from(i32::MAX)) * hosts;
+        if !suspended {
+            min += gmin * hosts;
+            max += gmax * hosts;
+        }
         let worker = pod_wants(g.get("template"));
         #[allow(clippy::cast_precision_loss, reason = "replica counts are small")]
         let times = (replicas * hosts) as f64;

@@ -1,7 +1,8 @@
 -- Enriches Ray log records before they go to Loki.
 --
--- * component: a low-cardinality name for the file the record came from (gcs_server, raylet,
---   dashboard, worker, ...), used as a Loki label.
+-- * component: the kind of file the record came from, from a fixed set (gcs_server, raylet,
+--   dashboard, worker, job-driver, ..., other), used as a Loki label; the ids in the file's name
+--   (job, submission, worker, pid) go into the record as fields, never into labels.
 -- * GCS and raylet print an "Event stats" block periodically. From it we extract the global
 --   figures as numbers, with every duration normalised to milliseconds:
 --     event_stats_total, event_stats_active,
@@ -64,8 +65,41 @@ local function event_stats(record, text)
   return true
 end
 
--- "worker-2f1e...-01000000-1234.out" -> "worker"; "dashboard_agent.log" -> "dashboard_agent".
-local function component_of(tag, file)
+-- The file a record came from, as a Loki label from a fixed set (so streams do not grow with
+-- every job, worker or pid), and the ids its name holds as record fields (searchable in the log
+-- line, never labels). Ray's log names (python/ray/_private/ray_logging, services.py):
+--   job-driver-<submission id>.log          component job-driver, job_submission_id
+--   python-core-driver-<job id>_<pid>.log   component python-core-driver, job_id, pid
+--   python-core-worker-<worker id>_<pid>.log component python-core-worker, worker_id, pid
+--   worker-<worker id>-<job id>-<pid>.out   component worker, worker_id, job_id, pid
+--   runtime_env_setup-<job id>.log          component runtime_env_setup, job_id
+--   ray_client_server_<port>.out            component ray_client_server, port
+--   dashboard_<module>.log                  component dashboard, dashboard_module
+-- and the fixed names below; anything else is component "other" (its name is in `file`).
+local FIXED = {
+  gcs_server = true,
+  raylet = true,
+  dashboard = true,
+  dashboard_agent = true,
+  monitor = true,
+  log_monitor = true,
+  runtime_env_agent = true,
+  ray_client_server = true,
+  debug_state = true,
+  debug_state_gcs = true,
+}
+
+local PATTERNS = {
+  {"^job%-driver%-(.+)$", "job-driver", {"job_submission_id"}},
+  {"^python%-core%-driver%-(%x+)_(%d+)$", "python-core-driver", {"job_id", "pid"}},
+  {"^python%-core%-worker%-(%x+)_(%d+)$", "python-core-worker", {"worker_id", "pid"}},
+  {"^worker%-(%x+)%-(%x+)%-(%d+)$", "worker", {"worker_id", "job_id", "pid"}},
+  {"^runtime_env_setup%-(.+)$", "runtime_env_setup", {"job_id"}},
+  {"^ray_client_server_(%d+)$", "ray_client_server", {"port"}},
+  {"^dashboard_(.+)$", "dashboard", {"dashboard_module"}},
+}
+
+local function component_of(tag, file, record)
   if tag == "ray.gcs_server" then
     return "gcs_server"
   elseif tag == "ray.raylet" then
@@ -73,17 +107,23 @@ local function component_of(tag, file)
   end
   local base = string.match(file or "", "([^/]+)$") or ""
   base = string.gsub(base, "%.[%a]+$", "")
-  -- Drop ids and pids that would explode label cardinality.
-  base = string.gsub(base, "[-_]%x%x%x%x%x%x.*$", "")
-  base = string.gsub(base, "[-_]%d+$", "")
-  if base == "" then
-    return "unknown"
+  if FIXED[base] then
+    return base
   end
-  return base
+  for _, rule in ipairs(PATTERNS) do
+    local captures = {string.match(base, rule[1])}
+    if captures[1] ~= nil then
+      for i, field in ipairs(rule[3]) do
+        record[field] = captures[i]
+      end
+      return rule[2]
+    end
+  end
+  return "other"
 end
 
 function ray_record(tag, timestamp, record)
-  record["component"] = component_of(tag, record["file"])
+  record["component"] = component_of(tag, record["file"], record)
   local text = record["log"]
   if type(text) == "string" and string.find(text, "Global stats:", 1, true) ~= nil then
     event_stats(record, text)
