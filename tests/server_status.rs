@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use common::{deployed, plane, status, text, within};
+use common::{LOCAL, deployed, plane, status, text, within};
 use plane_test_apiserver::{
     Config, FAIL_ANNOTATION, PROMETHEUS_ANNOTATION, PolicyRule, TestServer,
 };
@@ -174,7 +174,7 @@ fn millis(quantity: &str) -> u64 {
 
 #[test]
 fn status_shows_the_release_ray_by_namespace_and_usage() {
-    let (srv, _fixture) = deployed(&[]);
+    let (srv, fixture) = deployed(&[]);
     populate(&srv);
     let kc = srv.kubeconfig_path();
 
@@ -397,6 +397,24 @@ fn status_shows_the_release_ray_by_namespace_and_usage() {
         "{not_ready}"
     );
     assert!(!not_ready.contains("analytics"), "{not_ready}");
+
+    // 5. A team instance's view reads the platform's Prometheus, which scrapes the team's Ray.
+    let out = within(
+        fixture.cluster("up", kc, &[LOCAL, &["-n", "team-b", "--no-wait"]].concat()),
+        Duration::from_secs(120),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (out, json) = status_json(kc, &["-n", "team-b"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        json["usage"],
+        json!({"available": true, "from": ["Service/ray-observability/prometheus"]}),
+        "{json:#}"
+    );
+    assert_eq!(
+        cluster(&json, "team-b", "analytics")["usage"]["cpuCores"],
+        1.5
+    );
 }
 
 #[test]

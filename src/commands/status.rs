@@ -129,9 +129,10 @@ async fn gather(settings: &StatusSettings, printer: &Printer) -> Result<Report, 
         }
     }
     let usage = usage(
-        cluster.client(),
+        &cluster,
         statuses.as_deref(),
         settings.release.as_deref(),
+        !settings.with_teams,
     )
     .await;
     Ok(Report {
@@ -202,23 +203,32 @@ async fn release_status(cluster: &Cluster, release: &Release) -> (ReleaseStatus,
     (ReleaseStatus { row, parts }, gaps)
 }
 
-/// Usage from each shown release's Prometheus, merged; or why there is none.
+/// Usage from each shown release's Prometheus, merged; or why there is none. A team's view
+/// (`-n`) reads the Prometheus of the platform releases, which scrapes the team's Ray pods.
 async fn usage(
-    client: &kube::Client,
+    cluster: &kube::Cluster,
     releases: Option<&[ReleaseStatus]>,
     named: Option<&str>,
+    team_view: bool,
 ) -> Usage {
+    let client = cluster.client();
     let Some(releases) = releases else {
         return Usage::Missing(
             "the release records could not be read, so their Prometheus is unknown".into(),
         );
     };
-    let services: Vec<PrometheusService> = releases
+    let mut services: Vec<PrometheusService> = releases
         .iter()
         .filter_map(|r| r.parts.prometheus_service())
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
+    if services.is_empty() && team_view {
+        match platform_prometheus(cluster).await {
+            Ok(found) => services = found,
+            Err(why) => return Usage::Missing(why),
+        }
+    }
     if services.is_empty() {
         return Usage::Missing(match (named, releases.is_empty()) {
             (_, true) => "no plane release on the cluster has a Prometheus".into(),
@@ -250,6 +260,35 @@ async fn usage(
         Some(why) if from.is_empty() => Usage::Missing(why),
         _ => Usage::Available { from, by_cluster },
     }
+}
+
+/// The Prometheus Services of the platform releases (every record, one LIST); why not, when the
+/// records may not be listed.
+async fn platform_prometheus(cluster: &kube::Cluster) -> Result<Vec<PrometheusService>, String> {
+    let releases = kube::list_releases(cluster.client(), None)
+        .await
+        .map_err(|err| {
+            format!(
+                "the platform's Prometheus is unknown: {}",
+                err.to_problem().causes.join(": ")
+            )
+        })?;
+    let platforms: Vec<&kube::Release> = releases
+        .iter()
+        .filter(|r| r.inventory.instance.is_none())
+        .collect();
+    let parts = futures::future::join_all(
+        platforms
+            .iter()
+            .map(|r| kube::release_parts(cluster, &r.inventory)),
+    )
+    .await;
+    Ok(parts
+        .into_iter()
+        .filter_map(|(parts, _)| parts.prometheus_service())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect())
 }
 
 /// Exit 1 when something could not be read (an API error, like `kubectl get` over several kinds:
