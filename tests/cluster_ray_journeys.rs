@@ -11,33 +11,15 @@
 
 mod common;
 
-use std::process::Output;
 use std::time::{Duration, Instant};
 
 use common::cluster::{Cluster, skipped};
 use common::netpol::selects;
-use common::{Fixture, LOCAL, builtin, text, within};
+use common::{LOCAL, builtin, run_on, succeeded, within};
 use serde_json::{Value, json};
 
 const RELEASE: &str = "datalayer-ray";
 const BY_HAND: &str = "made-by-hand";
-
-fn run(fixture: &Fixture, cluster: &Cluster, command: &str, args: &[&str]) -> Output {
-    within(
-        fixture.cluster(command, cluster.kubeconfig(), args),
-        Duration::from_secs(240),
-    )
-}
-
-fn succeeded(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stderr)
-}
 
 /// A RayCluster the release never rendered: one head, one worker.
 fn by_hand() -> Value {
@@ -108,9 +90,9 @@ fn ray_clusters_of_any_name_are_covered_and_changes_converge_as_kuberay_reports_
     }
     let fixture = builtin(RELEASE);
     let started = Instant::now();
-    succeeded(&run(
+    succeeded(&run_on(
         &fixture,
-        &cluster,
+        cluster.kubeconfig(),
         "up",
         &[LOCAL, &["--timeout", "120s"]].concat(),
     ));
@@ -155,9 +137,9 @@ fn ray_clusters_of_any_name_are_covered_and_changes_converge_as_kuberay_reports_
     };
     let before = generation(&cluster);
     let started = Instant::now();
-    succeeded(&run(
+    succeeded(&run_on(
         &fixture,
-        &cluster,
+        cluster.kubeconfig(),
         "up",
         &[
             LOCAL,
@@ -183,25 +165,21 @@ fn ray_clusters_of_any_name_are_covered_and_changes_converge_as_kuberay_reports_
     );
 
     // A scale-up (minReplicas raised): ready only once the new worker is.
-    succeeded(&run(
-        &fixture,
-        &cluster,
-        "up",
+    let scaled = [
+        LOCAL,
         &[
-            LOCAL,
-            &[
-                "--set",
-                "bootstrapRayCluster.image.tag=2.58.0-py311",
-                "--set",
-                "bootstrapRayCluster.worker.minReplicas=2",
-                "--set",
-                "bootstrapRayCluster.worker.replicas=2",
-                "--timeout",
-                "60s",
-            ],
-        ]
-        .concat(),
-    ));
+            "--set",
+            "bootstrapRayCluster.image.tag=2.58.0-py311",
+            "--set",
+            "bootstrapRayCluster.worker.minReplicas=2",
+            "--set",
+            "bootstrapRayCluster.worker.replicas=2",
+            "--timeout",
+            "60s",
+        ],
+    ]
+    .concat();
+    succeeded(&run_on(&fixture, cluster.kubeconfig(), "up", &scaled));
     let rc = cluster
         .get("ray.io/v1", "RayCluster", Some("default"), "raycluster")
         .unwrap();
@@ -243,25 +221,7 @@ fn ray_clusters_of_any_name_are_covered_and_changes_converge_as_kuberay_reports_
     };
     let (generation_before, pods_before) = prometheus(&cluster);
     let bumped = builtin(RELEASE).patch_file("addon.yaml", "version: 0.1.0", "version: 0.1.1");
-    succeeded(&run(
-        &bumped,
-        &cluster,
-        "up",
-        &[
-            LOCAL,
-            &[
-                "--set",
-                "bootstrapRayCluster.image.tag=2.58.0-py311",
-                "--set",
-                "bootstrapRayCluster.worker.minReplicas=2",
-                "--set",
-                "bootstrapRayCluster.worker.replicas=2",
-                "--timeout",
-                "60s",
-            ],
-        ]
-        .concat(),
-    ));
+    succeeded(&run_on(&bumped, cluster.kubeconfig(), "up", &scaled));
     let (generation_after, pods_after) = prometheus(&cluster);
     assert_eq!(
         generation_after, generation_before,

@@ -15,34 +15,17 @@ use std::process::Output;
 use std::time::Duration;
 
 use common::cluster::Cluster;
-use common::{Fixture, LOCAL, builtin, text, within};
+use common::{Fixture, LOCAL, builtin, run_on as run, succeeded, text, within};
 use serde_json::{Value, json};
 
 const RELEASE: &str = "datalayer-ray";
 const TEAM: &str = "plane-e2e-boundary-team";
-
-fn run(fixture: &Fixture, kubeconfig: &Path, command: &str, args: &[&str]) -> Output {
-    within(
-        fixture.cluster(command, kubeconfig, args),
-        Duration::from_secs(240),
-    )
-}
 
 fn down(kubeconfig: &Path, release: &str, args: &[&str]) -> Output {
     within(
         common::down(kubeconfig, release, args),
         Duration::from_secs(240),
     )
-}
-
-fn succeeded(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stderr)
 }
 
 /// What changed on the test server since the last look: its mutating requests (none on a real

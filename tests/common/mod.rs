@@ -384,6 +384,31 @@ pub fn kinds() -> Vec<(&'static str, &'static str)> {
         .collect()
 }
 
+/// Asserts a run succeeded (printing both streams if not) and returns its stderr.
+pub fn succeeded(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stderr)
+}
+
+/// `plane <command> <addon> ...` of `fixture` on the cluster of `kubeconfig` plus `args`, run to
+/// its end within four minutes.
+pub fn run_on(
+    fixture: &Fixture,
+    kubeconfig: &Path,
+    command: &str,
+    args: &[&str],
+) -> std::process::Output {
+    within(
+        fixture.cluster(command, kubeconfig, args),
+        std::time::Duration::from_secs(240),
+    )
+}
+
 /// A command's output as text.
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
