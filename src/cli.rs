@@ -317,6 +317,10 @@ pub struct RenderArgs {
     pub state: StateArgs,
     #[command(flatten)]
     pub sources: SourceArgs,
+    /// Raise (or lower) a render budget: NAME=VALUE with NAME one of time (60s), memory (2GiB),
+    /// stack (64MiB), output (64MiB), objects (5000), range (100000), file (16MiB); repeatable.
+    #[arg(long = "budget", value_name = "NAME=VALUE")]
+    pub budget: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -4,7 +4,7 @@ use std::fmt;
 use std::process::ExitCode;
 
 /// One thing that is wrong, said the way a user can act on it: what, where, why and what next.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Problem {
     /// A lower-case phrase: what is wrong.
     pub what: String,

@@ -23,6 +23,16 @@ pub enum ReadRefusal {
     TooLarge { bytes: u64, limit: u64 },
     /// Not UTF-8 text.
     NotText,
+    /// Outside the folder it must be read from (a link out of a bundle, `..`).
+    OutsideRoot,
+    /// A link to a folder, which a walk does not follow.
+    LinkedFolder,
+    /// A name that is not UTF-8.
+    NameNotUtf8,
+    /// A walk went deeper than this.
+    TooDeep { max: usize },
+    /// A walk met more entries than this.
+    TooMany { max: usize },
 }
 
 impl std::fmt::Display for ReadRefusal {
@@ -38,13 +48,22 @@ impl std::fmt::Display for ReadRefusal {
                 size(*limit)
             ),
             Self::NotText => f.write_str("it is not UTF-8 text"),
+            Self::OutsideRoot => f.write_str(
+                "it is outside the bundle's folder (a link that leads out of it, or a path with ..)",
+            ),
+            Self::LinkedFolder => f.write_str("it is a link to a folder, which plane does not follow"),
+            Self::NameNotUtf8 => f.write_str("its name is not UTF-8"),
+            Self::TooDeep { max } => write!(f, "it is more than {max} folders deep"),
+            Self::TooMany { max } => write!(f, "the folder holds more than {max} entries"),
         }
     }
 }
 
 /// A size in bytes as people read it (`4 MiB`, `12345 bytes`).
 pub fn size(bytes: u64) -> String {
-    if bytes >= 1024 * 1024 && bytes.is_multiple_of(1024 * 1024) {
+    if bytes >= 1 << 30 && bytes.is_multiple_of(1 << 30) {
+        format!("{} GiB", bytes >> 30)
+    } else if bytes >= 1024 * 1024 && bytes.is_multiple_of(1024 * 1024) {
         format!("{} MiB", bytes / (1024 * 1024))
     } else if bytes >= 1024 * 1024 {
         #[allow(

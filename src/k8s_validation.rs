@@ -49,6 +49,72 @@ pub fn plane_name(text: &str) -> Result<String, String> {
         .map_err(|why| format!("not a DNS-1123 label: {why}"))
 }
 
+/// A label selector as `kubectl -l` and the API server take it: requirements joined by commas,
+/// each `key`, `!key`, `key=value`, `key==value`, `key!=value`, `key in (a,b)` or
+/// `key notin (a,b)`, with qualified-name keys and label values.
+///
+/// # Errors
+/// The requirement that breaks the rule, and why.
+pub fn label_selector(text: &str) -> Result<(), String> {
+    if text.trim().is_empty() {
+        return Err("it is empty".into());
+    }
+    // Split on commas outside parentheses.
+    let mut parts = Vec::new();
+    let (mut depth, mut start) = (0i32, 0);
+    for (i, c) in text.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+        if depth < 0 {
+            return Err("a `)` closes nothing".into());
+        }
+    }
+    if depth != 0 {
+        return Err("a `(` is not closed".into());
+    }
+    parts.push(&text[start..]);
+    for part in parts {
+        let part = part.trim();
+        let requirement = |why: String| format!("`{part}`: {why}");
+        let set = |rest: &str| -> Result<(), String> {
+            let inner = rest
+                .trim()
+                .strip_prefix('(')
+                .and_then(|r| r.strip_suffix(')'))
+                .ok_or_else(|| requirement("a set is written (a,b)".into()))?;
+            for value in inner.split(',') {
+                label_value(value.trim()).map_err(&requirement)?;
+            }
+            Ok(())
+        };
+        if let Some(key) = part.strip_prefix('!') {
+            qualified_name(key.trim()).map_err(&requirement)?;
+        } else if let Some((key, value)) = part.split_once("!=") {
+            qualified_name(key.trim()).map_err(&requirement)?;
+            label_value(value.trim()).map_err(&requirement)?;
+        } else if let Some((key, value)) = part.split_once('=') {
+            qualified_name(key.trim()).map_err(&requirement)?;
+            label_value(value.trim_start_matches('=').trim()).map_err(&requirement)?;
+        } else if let Some((key, rest)) = part.split_once(" notin ") {
+            qualified_name(key.trim()).map_err(&requirement)?;
+            set(rest)?;
+        } else if let Some((key, rest)) = part.split_once(" in ") {
+            qualified_name(key.trim()).map_err(&requirement)?;
+            set(rest)?;
+        } else {
+            qualified_name(part).map_err(&requirement)?;
+        }
+    }
+    Ok(())
+}
+
 /// A DNS-1035 label: a DNS-1123 label that starts with a letter (Service names).
 pub fn dns1035_label(text: &str) -> Result<(), String> {
     dns1123_label(text)?;
@@ -225,6 +291,22 @@ mod tests {
         assert!(plane_name("datalayer-ray").is_ok());
         for bad in ["", "Upper", "-x", "x-", "a_b", &"x".repeat(54)] {
             assert!(plane_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn label_selectors() {
+        for good in [
+            "app.kubernetes.io/name=kuberay-operator",
+            "a=b,c!=d",
+            "tier in (front, back),!legacy",
+            "env notin (dev),team",
+            "a==b",
+        ] {
+            assert!(label_selector(good).is_ok(), "{good}");
+        }
+        for bad in ["", "a=b,,c", "a in (x", "a in x", "=b", "a=b c", "a)"] {
+            assert!(label_selector(bad).is_err(), "{bad}");
         }
     }
 

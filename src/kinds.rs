@@ -303,7 +303,44 @@ pub fn comes_first(kind: &str) -> bool {
 
 /// The built-in kinds that are not namespaced (CRDs in a render add theirs).
 pub fn is_cluster_scoped(kind: &str) -> bool {
-    lookup(kind).is_some_and(|k| !k.namespaced)
+    scope_of(kind) == Some(false)
+}
+
+/// Kubernetes' own cluster-scoped kinds that plane does not otherwise know (none of them is
+/// applied by a bundle plane ships; a render that holds one is still checked as cluster-scoped).
+const OTHER_CLUSTER_SCOPED: &[&str] = &[
+    "Node",
+    "PersistentVolume",
+    "ComponentStatus",
+    "CertificateSigningRequest",
+    "ClusterTrustBundle",
+    "FlowSchema",
+    "PriorityLevelConfiguration",
+    "CSINode",
+    "VolumeAttachment",
+    "VolumeAttributesClass",
+    "DeviceClass",
+    "ResourceSlice",
+    "IPAddress",
+    "ServiceCIDR",
+    "StorageVersionMigration",
+    "MutatingAdmissionPolicy",
+    "MutatingAdmissionPolicyBinding",
+    "TokenReview",
+    "SubjectAccessReview",
+    "SelfSubjectAccessReview",
+    "SelfSubjectRulesReview",
+    "SelfSubjectReview",
+];
+
+/// Whether objects of `kind` are namespaced, when plane knows: `Some(true)` namespaced,
+/// `Some(false)` cluster-scoped, `None` a kind it does not know (a custom resource whose CRD is
+/// not in the render).
+pub fn scope_of(kind: &str) -> Option<bool> {
+    if let Some(known) = lookup(kind) {
+        return Some(known.namespaced);
+    }
+    OTHER_CLUSTER_SCOPED.contains(&kind).then_some(false)
 }
 
 /// How plane tells an object of `kind` is ready.

@@ -7,6 +7,9 @@ use plane::{cli, commands, ui};
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    if let Some(code) = commands::render_child(&cli) {
+        return code;
+    }
     let printer = ui::Printer::new(&cli.global);
     match commands::run(cli, &printer) {
         Ok(status) => status.exit_code(),

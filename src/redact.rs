@@ -51,6 +51,27 @@ pub fn register(value: &str) {
     secrets.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
 }
 
+/// Every form of every secret registered so far, to hand to another process of this run.
+pub fn registered() -> Vec<String> {
+    SECRETS
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
+}
+
+/// Takes the forms [`registered`] gave in another process of this run, as they are.
+pub fn adopt(forms: Vec<String>) {
+    let mut secrets = SECRETS
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for form in forms {
+        if !form.is_empty() && !secrets.contains(&form) {
+            secrets.push(form);
+        }
+    }
+    secrets.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+}
+
 /// Registers the credentials of the URL `text` (its user info, and the password alone). What
 /// precedes the last `@` of the URL counts, even where a `/` in an unencoded password makes it
 /// no URL at all.

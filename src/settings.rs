@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::bundle::{self, Profile, Sources};
+use crate::bundle::{self, Profile, RenderBudget, Sources};
 use crate::cli::STATE_NAMESPACE;
 use crate::cli::{
     ClusterArgs, DataFormat, DiffArgs, DownArgs, HistoryArgs, ListArgs, LsArgs, PlanFormat,
@@ -53,6 +53,8 @@ pub struct RenderSettings {
     pub raw_sets: Vec<String>,
     /// The namespace of a team instance (`-n`): its record and lock live there too.
     pub instance: Option<String>,
+    /// What the render may use.
+    pub budget: RenderBudget,
     /// What was wrong with the arguments, reported by the render together with its own problems.
     pub problems: Problems,
 }
@@ -246,7 +248,18 @@ impl RenderSettings {
     /// returned, so that the render pipeline can list them together with its own.
     pub fn from_args(args: &RenderArgs) -> Self {
         let mut problems = Problems::default();
-        let sources = sources(&args.sources);
+        let mut budget = RenderBudget::default();
+        for arg in &args.budget {
+            if let Err(why) = budget.set(arg) {
+                problems.push(
+                    Problem::new("malformed --budget argument")
+                        .at(format!("--budget {arg}"))
+                        .because(why),
+                );
+            }
+        }
+        let mut sources = sources(&args.sources);
+        sources.file_max = budget.file;
         let profile = match &args.profile {
             Some(name) => match bundle::profile::load(&sources.profiles, name) {
                 Ok(profile) => Some(profile),
@@ -307,6 +320,7 @@ impl RenderSettings {
             sets,
             raw_sets: args.set.clone(),
             instance: args.namespace.clone(),
+            budget,
             problems,
         }
     }

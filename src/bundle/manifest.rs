@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Problem;
-use crate::values::InputSpec;
+use crate::values::{InputSpec, ValuesPath};
 
 /// The contents of addon.yaml.
 #[derive(Debug, Clone, Deserialize)]
@@ -49,6 +49,17 @@ pub struct Required {
     #[serde(rename = "apiVersion")]
     pub api_version: String,
     pub kind: String,
+    /// Whether its objects are namespaced, for a kind plane does not know (a team instance may
+    /// render only namespaced objects, and plane must be able to tell).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<Scope>,
+}
+
+/// The scope of a kind's objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Scope {
+    Namespaced,
+    Cluster,
 }
 
 /// A named group of templates that can be switched on and off.
@@ -116,9 +127,84 @@ impl AddonManifest {
             .map_err(|err| crate::values::yaml_problem(&err, file, "invalid addon.yaml"))
     }
 
-    /// Checks what serde cannot: the name, unique components and sound dependencies.
-    pub fn check(&self, folder: &str, file: &str) -> Vec<Problem> {
+    /// Checks what serde cannot, at `file:line` (from addon.yaml's `text`): the name, component
+    /// names (DNS labels: they name folders), unique components and sound dependencies, the
+    /// values paths of switches and inputs, the components a team instance names, and the label
+    /// selectors of `existing` — all before any connection.
+    pub fn check(&self, folder: &str, file: &str, text: &str) -> Vec<Problem> {
+        let lines = crate::values::LineMap::of(text);
+        let at = |path: &ValuesPath| match lines.find(path) {
+            Some((line, col)) => format!("{file}:{line}:{col}"),
+            None => file.to_owned(),
+        };
         let mut problems = Vec::new();
+        let root = ValuesPath::root();
+        for (i, component) in self.components.iter().enumerate() {
+            let here = root.key("components").index(i);
+            if let Err(why) = crate::k8s_validation::dns1123_label(&component.name) {
+                problems.push(
+                    Problem::new(format!("component name `{}` is not a DNS-1123 label", component.name))
+                        .at(at(&here.key("name")))
+                        .because(why)
+                        .hint("a component's name is its folder under components/: lower-case letters, digits and `-`"),
+                );
+            }
+            if let Some(enabled) = &component.enabled
+                && let Err(why) = ValuesPath::parse(enabled)
+            {
+                problems.push(
+                    Problem::new(format!(
+                        "the switch of component `{}` is not a values path",
+                        component.name
+                    ))
+                    .at(at(&here.key("enabled")))
+                    .because(format!("`{enabled}`: {why}"))
+                    .hint("write a dotted path into values.yaml, e.g. web.enabled"),
+                );
+            }
+            for (j, detect) in component
+                .existing
+                .iter()
+                .flat_map(|e| e.detect.iter())
+                .enumerate()
+            {
+                if let Err(why) = crate::k8s_validation::label_selector(&detect.selector) {
+                    problems.push(
+                        Problem::new(format!(
+                            "component `{}` looks for existing {} objects with an invalid label selector",
+                            component.name, detect.kind
+                        ))
+                        .at(at(&here.key("existing").key("detect").index(j).key("selector")))
+                        .because(format!("`{}`: {why}", detect.selector))
+                        .hint("write key=value, key!=value, key in (a,b), key or !key, joined by commas"),
+                    );
+                }
+            }
+        }
+        for (var, spec) in &self.inputs {
+            if let Err(why) = ValuesPath::parse(&spec.path) {
+                problems.push(
+                    Problem::new(format!("input {var} feeds a malformed values path"))
+                        .at(at(&root.key("inputs").key(var).key("path")))
+                        .because(format!("`{}`: {why}", spec.path)),
+                );
+            }
+        }
+        if let Some(instance) = &self.instance {
+            let names: Vec<&str> = self.components.iter().map(|c| c.name.as_str()).collect();
+            for (i, component) in instance.components.iter().enumerate() {
+                if !names.contains(&component.as_str()) {
+                    problems.push(
+                        Problem::new(format!(
+                            "the team instance names unknown component `{component}`"
+                        ))
+                        .at(at(&root.key("instance").key("components").index(i)))
+                        .because(format!("the components are: {}", names.join(", ")))
+                        .maybe_hint(crate::error::did_you_mean(component, names.iter().copied())),
+                    );
+                }
+            }
+        }
         if self.name != folder {
             problems.push(
                 Problem::new(format!(
@@ -221,9 +307,13 @@ mod tests {
     #[test]
     fn reports_cycles_and_unknown_dependencies() {
         let m = manifest("  - {name: x, depends_on: [y]}\n  - {name: y, depends_on: [x]}\n");
-        assert!(m.check("a", "addon.yaml")[0].what.contains("x -> y -> x"));
+        assert!(
+            m.check("a", "addon.yaml", "")[0]
+                .what
+                .contains("x -> y -> x")
+        );
         let m = manifest("  - {name: x, depends_on: [kuberya]}\n  - {name: kuberay}\n");
-        let problems = m.check("a", "addon.yaml");
+        let problems = m.check("a", "addon.yaml", "");
         assert_eq!(problems[0].hint.as_deref(), Some("did you mean `kuberay`?"));
     }
 

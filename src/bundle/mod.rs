@@ -1,5 +1,6 @@
 //! Bundles: load an addon (embedded or from a folder), layer its values, and render its objects.
 
+pub mod budget;
 mod check;
 pub mod crd;
 mod manifest;
@@ -12,6 +13,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+pub use budget::RenderBudget;
 pub use manifest::AddonManifest;
 pub use manifest::{Component, Detect, Existing, Gate, Instance, Required};
 pub use objects::{Claim, Object, ObjectKey, ObjectRef, ReleaseId};
@@ -68,10 +70,21 @@ pub fn names(sources: &Sources) -> Vec<String> {
 pub fn load(sources: &Sources, name: &str) -> Result<Addon, Error> {
     let tree = &sources.addons;
     let read = |rel: &str| {
-        tree.read(&format!("{name}/{rel}")).map_err(|err| {
+        tree.read_limited(&format!("{name}/{rel}"), sources.file_max)
+            .map_err(|err| {
+                Error::input(
+                    Problem::new(format!("cannot read {rel} of bundle {name}"))
+                        .because(err.to_string())
+                        .maybe_hint(profile::refusal_hint(&err.reason)),
+                )
+            })
+    };
+    let walk = |rel: &str| {
+        tree.files(&format!("{name}/{rel}")).map_err(|err| {
             Error::input(
-                Problem::new(format!("cannot read {rel} of bundle {name}"))
-                    .because(err.to_string()),
+                Problem::new(format!("cannot read the folder {rel} of bundle {name}"))
+                    .because(err.to_string())
+                    .maybe_hint(profile::refusal_hint(&err.reason)),
             )
         })
     };
@@ -96,7 +109,7 @@ pub fn load(sources: &Sources, name: &str) -> Result<Addon, Error> {
     };
     let manifest = AddonManifest::parse(&manifest_text, &manifest_file).map_err(Error::input)?;
     let mut problems = Problems::default();
-    problems.extend(manifest.check(name, &manifest_file));
+    problems.extend(manifest.check(name, &manifest_file, &manifest_text));
 
     let values_file = tree.display(&format!("{name}/values.yaml"));
     let values_text = read("values.yaml")?.unwrap_or_default();
@@ -133,7 +146,7 @@ pub fn load(sources: &Sources, name: &str) -> Result<Addon, Error> {
     let mut templates: Vec<Template> = Vec::new();
     for component in &manifest.components {
         let before = templates.len();
-        for rel in tree.files(&format!("{name}/components/{}", component.name)) {
+        for rel in walk(&format!("components/{}", component.name))? {
             let Some(inner) = rel.strip_prefix(&format!("{name}/")) else {
                 continue;
             };
@@ -161,7 +174,7 @@ pub fn load(sources: &Sources, name: &str) -> Result<Addon, Error> {
         }
     }
     let mut files = BTreeMap::new();
-    for rel in tree.files(&format!("{name}/files")) {
+    for rel in walk("files")? {
         let Some(inner) = rel.strip_prefix(&format!("{name}/files/")) else {
             continue;
         };

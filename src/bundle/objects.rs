@@ -143,7 +143,7 @@ impl PartialOrd for ObjectRef {
 }
 
 /// One rendered object and where it came from.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Object {
     pub id: ObjectRef,
     pub component: String,

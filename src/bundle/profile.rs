@@ -76,6 +76,7 @@ impl Profile {
 /// The names of all profiles in a tree.
 pub fn names(tree: &Tree) -> Vec<String> {
     tree.files("")
+        .unwrap_or_default()
         .into_iter()
         .filter(|f| !f.contains('/'))
         .filter_map(|f| f.strip_suffix(".yaml").map(str::to_owned))
@@ -151,7 +152,14 @@ pub fn refusal_hint(why: &crate::files::ReadRefusal) -> Option<String> {
         ReadRefusal::NotRegular(_) => {
             Some("name a regular file; to pass generated values, write them to a file first".into())
         }
-        ReadRefusal::NotText => Some("save it as UTF-8".into()),
+        ReadRefusal::NotText | ReadRefusal::NameNotUtf8 => Some("save it as UTF-8".into()),
+        ReadRefusal::OutsideRoot | ReadRefusal::LinkedFolder => Some(
+            "a bundle or profile folder reads only its own files: copy the file in instead of linking it"
+                .into(),
+        ),
+        ReadRefusal::TooDeep { .. } | ReadRefusal::TooMany { .. } => {
+            Some("point --addons-dir at the bundles' folder itself".into())
+        }
         ReadRefusal::NotFound | ReadRefusal::Io(_) => None,
     }
 }

@@ -10,12 +10,12 @@ use serde_json::{Value, json};
 use super::crd::CrdSpec;
 use super::objects::{self, Object, ObjectRef};
 use super::source::Tree;
-use super::{Addon, AddonManifest, Component, Gate};
+use super::{Addon, AddonManifest, Component, Gate, RenderBudget};
 use crate::error::{Error, Problem, Problems, innermost};
 use crate::values::{Values, ValuesPath};
 
 /// What a render needs besides the bundle and its values.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RenderContext<'a> {
     pub release: &'a str,
     pub state_namespace: &'a str,
@@ -24,10 +24,15 @@ pub struct RenderContext<'a> {
     pub profile: Option<&'a str>,
     /// Shared partials and macros.
     pub shared: &'a Tree,
+    /// What the render may use.
+    pub budget: &'a RenderBudget,
+    /// Told the template about to render (a sandboxed render reports it to its parent, which
+    /// names it if the render dies).
+    pub on_template: Option<&'a (dyn Fn(&str) + Sync)>,
 }
 
 /// The objects of one render, in apply order.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Rendered {
     /// Every object, generated Secrets included.
     pub objects: Vec<Object>,
@@ -101,7 +106,7 @@ pub fn render(addon: &Addon, values: &Values, ctx: &RenderContext<'_>) -> Result
     }
     problems.into_result()?;
 
-    let tera = build_tera(addon, ctx.shared)?;
+    let tera = build_tera(addon, ctx.shared, ctx.budget)?;
     let mut context = tera::Context::from_value(json!({
         "values": values.tree(),
         "release": {"name": ctx.release, "namespace": ctx.state_namespace},
@@ -116,22 +121,67 @@ pub fn render(addon: &Addon, values: &Values, ctx: &RenderContext<'_>) -> Result
 
     let mut problems = Problems::default();
     let mut objects = Vec::new();
+    let mut printed: u64 = 0;
     for template in addon
         .templates
         .iter()
         .filter(|t| components.contains(&t.component))
     {
         context.insert("component", &template.component);
-        let text = match tera.render(&template.name, &context) {
+        if let Some(report) = ctx.on_template {
+            report(&template.display);
+        }
+        let text = match render_one(&tera, &template.name, &context) {
             Ok(text) => text,
-            Err(err) => {
+            Err(Failure::Tera(err)) => {
                 problems.push(render_problem(&err, template, addon));
                 continue;
             }
+            Err(Failure::Panic(message)) => {
+                problems.push(
+                    Problem::new("the template broke the renderer")
+                        .at(template.display.clone())
+                        .because(message)
+                        .hint("an expression overflowed or divided by zero; check the arithmetic of the template"),
+                );
+                continue;
+            }
         };
-        match documents(&text, &template.display) {
+        printed += text.len() as u64;
+        if printed > ctx.budget.output {
+            return Err(over_budget(
+                "output",
+                &template.display,
+                format!(
+                    "the templates printed {} by this one, over the budget of {}",
+                    crate::files::size(printed),
+                    crate::files::size(ctx.budget.output)
+                ),
+            ));
+        }
+        let duplicates = crate::values::LineMap::duplicate_keys(
+            &text,
+            &format!("{} (rendered output)", template.display),
+        );
+        if !duplicates.is_empty() {
+            problems.extend(duplicates);
+            continue;
+        }
+        match documents(&text, &template.display)
+            .and_then(|docs| flatten_lists(docs, &template.display))
+        {
             Ok(docs) => {
                 for (index, doc) in docs {
+                    if objects.len() >= ctx.budget.objects {
+                        return Err(over_budget(
+                            "objects",
+                            &template.display,
+                            format!(
+                                "the render made more than {} objects by this template",
+                                ctx.budget.objects
+                            ),
+                        ));
+                    }
                     match object_of(doc, index, &template.display) {
                         Ok((id, mut value)) => {
                             objects::label(
@@ -155,8 +205,16 @@ pub fn render(addon: &Addon, values: &Values, ctx: &RenderContext<'_>) -> Result
         }
     }
     problems.extend(check_objects(&objects));
+    problems.extend(check_untrusted(&objects));
     if let Some(namespace) = ctx.instance {
         problems.extend(check_instance(&objects, namespace, values));
+        let declared = addon
+            .manifest
+            .instance
+            .as_ref()
+            .map(|i| i.requires.as_slice())
+            .unwrap_or_default();
+        problems.extend(check_instance_scopes(&objects, declared));
     }
     problems.extend(super::check::check(&objects, values));
     problems.into_result()?;
@@ -269,13 +327,76 @@ fn enabled_components(
     enabled
 }
 
-/// A Tera instance with the shared templates, the bundle's templates and plane's functions.
-fn build_tera(addon: &Addon, shared: &Tree) -> Result<tera::Tera, Error> {
+/// Why a template did not render: Tera's error, or a panic inside Tera (an integer overflow in
+/// an expression, say), caught so that no template can crash plane.
+enum Failure {
+    Tera(tera::Error),
+    Panic(String),
+}
+
+/// Renders one template, a panic inside Tera caught and turned into a failure (its default
+/// message on stderr left out: the failure says it).
+fn render_one(tera: &tera::Tera, name: &str, context: &tera::Context) -> Result<String, Failure> {
+    quiet_panics_while_rendering();
+    RENDERING.with(|r| r.set(true));
+    let result =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tera.render(name, context)));
+    RENDERING.with(|r| r.set(false));
+    match result {
+        Ok(rendered) => rendered.map_err(Failure::Tera),
+        Err(payload) => Err(Failure::Panic(
+            payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".to_owned()),
+        )),
+    }
+}
+
+thread_local! {
+    /// This thread is inside Tera: a panic there is caught and reported as a problem.
+    static RENDERING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Installs, once per process, a panic hook that says nothing for a panic caught inside Tera (the
+/// problem reports it) and hands every other panic to the hook that was there.
+fn quiet_panics_while_rendering() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !RENDERING.with(std::cell::Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// A budget a render went over: bad input naming the budget and how to raise it.
+fn over_budget(budget: &str, at: &str, why: String) -> Error {
+    Error::input(
+        Problem::new(format!("the render went over its {budget} budget"))
+            .at(at.to_owned())
+            .because(why)
+            .hint(format!(
+                "a bundle that needs more: --budget {budget}=VALUE (README, \"Render budgets\")"
+            )),
+    )
+}
+
+/// A Tera instance with the shared templates, the bundle's templates and plane's functions. No
+/// function reaches the process's environment (`get_env` is refused: inputs are declared in
+/// addon.yaml), and `range` stays within the budget.
+fn build_tera(addon: &Addon, shared: &Tree, budget: &RenderBudget) -> Result<tera::Tera, Error> {
     let mut tera = tera::Tera::default();
     tera.autoescape_on(Vec::new());
     let mut sources: Vec<(String, String, String)> = Vec::new();
-    for rel in shared.files("") {
-        if let Ok(Some(text)) = shared.read(&rel) {
+    let unreadable = |err: super::source::ReadError| {
+        Error::input(Problem::new("cannot read the shared templates").because(err.to_string()))
+    };
+    for rel in shared.files("").map_err(unreadable)? {
+        if let Some(text) = shared.read_limited(&rel, budget.file).map_err(unreadable)? {
             sources.push((rel.clone(), shared.display(&rel), text));
         }
     }
@@ -327,6 +448,20 @@ fn build_tera(addon: &Addon, shared: &Tree) -> Result<tera::Tera, Error> {
                 })
         },
     );
+    tera.register_function(
+        "get_env",
+        |_: &HashMap<String, Value>| -> tera::Result<Value> {
+            Err(tera::Error::msg(
+                "get_env() is not available: a template reads no environment variable; declare an \
+                 input in addon.yaml (`inputs:`), which feeds a values path",
+            ))
+        },
+    );
+    let range_max = budget.range;
+    tera.register_function(
+        "range",
+        move |args: &HashMap<String, Value>| -> tera::Result<Value> { range(args, range_max) },
+    );
     // `{{ text | digest }}`: the SHA-256 of a text, in hex — to roll a workload when (and only
     // when) the configuration it reads at start changes.
     tera.register_filter(
@@ -340,6 +475,44 @@ fn build_tera(addon: &Addon, shared: &Tree) -> Result<tera::Tera, Error> {
         },
     );
     Ok(tera)
+}
+
+/// `range(end=N)`, `range(start=M, end=N, step_by=S)`: Tera's, but with a step that is not zero
+/// and at most `max` items.
+fn range(args: &HashMap<String, Value>, max: usize) -> tera::Result<Value> {
+    let number = |name: &str, default: Option<u64>| -> tera::Result<u64> {
+        match args.get(name) {
+            Some(value) => value.as_u64().ok_or_else(|| {
+                tera::Error::msg(format!(
+                    "range() takes a whole number as `{name}`, not {value}"
+                ))
+            }),
+            None => default.ok_or_else(|| tera::Error::msg("range() needs `end`")),
+        }
+    };
+    let start = number("start", Some(0))?;
+    let end = number("end", None)?;
+    let step = number("step_by", Some(1))?;
+    if step == 0 {
+        return Err(tera::Error::msg("range() takes a step_by of at least 1"));
+    }
+    if start > end {
+        return Err(tera::Error::msg(
+            "range() takes a start no greater than its end",
+        ));
+    }
+    let items = (end - start).div_ceil(step);
+    if items > max as u64 {
+        return Err(tera::Error::msg(format!(
+            "range() would make {items} items, over the range budget of {max} (--budget range=N)"
+        )));
+    }
+    Ok(Value::Array(
+        (start..end)
+            .step_by(usize::try_from(step).unwrap_or(usize::MAX))
+            .map(Value::from)
+            .collect(),
+    ))
 }
 
 /// Every message of a Tera error chain, outermost first.
@@ -442,6 +615,161 @@ fn documents(text: &str, display: &str) -> Result<Vec<(usize, Value)>, Problem> 
         }
     }
     Ok(docs)
+}
+
+/// The documents with every `v1 List` replaced by its items, each checked as an object of its
+/// own; any other kind named `...List` is refused (plane cannot tell what it would hold).
+fn flatten_lists(docs: Vec<(usize, Value)>, display: &str) -> Result<Vec<(usize, Value)>, Problem> {
+    let mut out = Vec::with_capacity(docs.len());
+    for (index, doc) in docs {
+        let kind = doc["kind"].as_str().unwrap_or_default();
+        if kind == "List" && doc["apiVersion"] == "v1" {
+            for item in doc["items"].as_array().into_iter().flatten() {
+                if item["kind"].as_str().is_some_and(|k| k.ends_with("List")) {
+                    return Err(Problem::new("a rendered List holds another list")
+                        .at(format!("{display} (document {})", index + 1))
+                        .hint("render the objects themselves"));
+                }
+                out.push((index, item.clone()));
+            }
+        } else if kind.ends_with("List") {
+            return Err(Problem::new(format!("a rendered document is a {kind}"))
+                .at(format!("{display} (document {})", index + 1))
+                .because("plane applies objects, not lists of them (only v1 List is unpacked)")
+                .hint("render each object as a document of its own"));
+        } else {
+            out.push((index, doc));
+        }
+    }
+    Ok(out)
+}
+
+/// The most a ConfigMap's or Secret's data may hold: the API server refuses more than 1 MiB.
+const DATA_MAX: usize = 1024 * 1024;
+
+/// Checks every object against what a bundle may not do, whatever its templates: imitate plane's
+/// own records and locks, claim an owner (the API server would garbage-collect the object with
+/// it), put text that is not base64 in a Secret's `data`, or hold more data than the API server
+/// stores in a ConfigMap or Secret.
+fn check_untrusted(objects: &[Object]) -> Vec<Problem> {
+    use base64::Engine as _;
+    let mut problems = Vec::new();
+    for object in objects {
+        let refuse = |what: String, why: &str| {
+            Problem::new(what)
+                .at(object.template.clone())
+                .because(why.to_owned())
+        };
+        let metadata = &object.value["metadata"];
+        let labels = metadata["labels"].as_object();
+        let plane_label = |key: &str| labels.is_some_and(|l| l.contains_key(key));
+        let imitates = match object.id.kind.as_str() {
+            "Secret" => {
+                object.id.name.starts_with("plane-release-")
+                    || object.value["type"] == "plane.datalayer.io/release"
+                    || plane_label("plane.datalayer.io/inventory")
+                    || plane_label("plane.datalayer.io/inventory-of")
+            }
+            "Lease" => object.id.name.starts_with("plane-lock-"),
+            _ => false,
+        };
+        if imitates {
+            problems.push(
+                refuse(
+                    format!("{} imitates plane's own state", object.id),
+                    "plane keeps release records (Secrets plane-release-*, labelled plane.datalayer.io/inventory) and locks (Leases plane-lock-*) itself; a bundle may not render one",
+                )
+                .hint("rename the object and drop plane's inventory labels"),
+            );
+        }
+        if metadata["ownerReferences"]
+            .as_array()
+            .is_some_and(|refs| !refs.is_empty())
+        {
+            problems.push(
+                refuse(
+                    format!("{} sets ownerReferences", object.id),
+                    "the release owns what it renders; an owner reference would let another object's deletion take it away",
+                )
+                .hint("remove metadata.ownerReferences from the template"),
+            );
+        }
+        if matches!(object.id.kind.as_str(), "Secret" | "ConfigMap") {
+            let mut size = 0;
+            for field in ["data", "stringData", "binaryData"] {
+                for (key, value) in object.value[field].as_object().into_iter().flatten() {
+                    let text = value.as_str().unwrap_or_default();
+                    size += key.len() + text.len();
+                    let base64_field =
+                        (object.id.kind == "Secret" && field == "data") || field == "binaryData";
+                    if base64_field
+                        && base64::engine::general_purpose::STANDARD
+                            .decode(text)
+                            .is_err()
+                    {
+                        problems.push(
+                            refuse(
+                                format!("{} has {field}.{key} that is not base64", object.id),
+                                "the API server takes only base64 there",
+                            )
+                            .hint("put plain text under stringData instead"),
+                        );
+                    }
+                }
+            }
+            if size > DATA_MAX {
+                problems.push(
+                    refuse(
+                        format!("{} holds more data than the API server stores", object.id),
+                        &format!(
+                            "its data is {}, over the 1 MiB a ConfigMap or Secret may hold",
+                            crate::files::size(size as u64)
+                        ),
+                    )
+                    .hint("split it into several objects, or keep large files out of the bundle"),
+                );
+            }
+        }
+    }
+    problems
+}
+
+/// A team instance renders only namespaced objects: a kind plane does not know (not Kubernetes'
+/// own, not a CRD of the render, nor declared in `instance.requires` with its `scope`) is refused,
+/// since it could be cluster-scoped with a namespace set on it.
+fn check_instance_scopes(objects: &[Object], declared: &[super::Required]) -> Vec<Problem> {
+    let crd_kinds: Vec<String> = objects
+        .iter()
+        .filter_map(|o| CrdSpec::of(&o.value))
+        .filter(|spec| spec.namespaced)
+        .map(|spec| spec.kind)
+        .collect();
+    let mut problems = Vec::new();
+    for object in objects {
+        let kind = object.id.kind.as_str();
+        let known = crate::kinds::scope_of(kind).is_some()
+            || crd_kinds.iter().any(|k| k == kind)
+            || declared
+                .iter()
+                .any(|r| r.kind == kind && r.scope == Some(super::manifest::Scope::Namespaced));
+        if !known {
+            problems.push(
+                Problem::new(format!(
+                    "plane cannot tell whether {} is namespaced",
+                    object.id
+                ))
+                .at(object.template.clone())
+                .because(format!(
+                    "a team instance renders only namespaced objects, and {kind} is neither a kind plane knows nor declared"
+                ))
+                .hint(format!(
+                    "declare it in addon.yaml: instance.requires: [{{apiVersion: {}, kind: {kind}, scope: Namespaced}}]",
+                    object.id.api_version
+                )),
+            );
+        }
+    }
+    problems
 }
 
 /// Checks that a document is a Kubernetes object and returns its identity.

@@ -69,14 +69,17 @@ impl Tree {
                         })
                 })
                 .transpose(),
-            Self::Disk(root) => match read_text(&root.join(rel), limit) {
-                Ok(text) => Ok(Some(text)),
-                Err(ReadRefusal::NotFound) => Ok(None),
-                Err(reason) => Err(ReadError {
-                    path: self.display(rel),
-                    reason,
-                }),
-            },
+            Self::Disk(root) => {
+                let read = jailed(root, rel).and_then(|path| read_text(&path, limit));
+                match read {
+                    Ok(text) => Ok(Some(text)),
+                    Err(ReadRefusal::NotFound) => Ok(None),
+                    Err(reason) => Err(ReadError {
+                        path: self.display(rel),
+                        reason,
+                    }),
+                }
+            }
         }
     }
 
@@ -86,14 +89,20 @@ impl Tree {
             Self::Embedded { dir, .. } => embedded_dir(dir, rel)
                 .map(|d| d.dirs().filter_map(|sub| name_of(sub.path())).collect())
                 .unwrap_or_default(),
-            Self::Disk(root) => read_dir_names(&root.join(rel), true),
+            Self::Disk(root) => read_dir_names(&root.join(rel)),
         };
         names.sort();
         names
     }
 
-    /// The paths (relative to the tree) of all files under `rel`, recursively, sorted.
-    pub fn files(&self, rel: &str) -> Vec<String> {
+    /// The paths (relative to the tree) of all files under `rel`, recursively, sorted. On disk
+    /// the walk stays in the folder: it never follows a link to a folder, refuses a link that
+    /// leads out of the tree and a name that is not UTF-8, and stops at [`WALK_DEPTH_MAX`]
+    /// levels and [`WALK_ENTRIES_MAX`] entries.
+    ///
+    /// # Errors
+    /// What the walk refused, naming the path.
+    pub fn files(&self, rel: &str) -> Result<Vec<String>, ReadError> {
         let mut out = Vec::new();
         match self {
             Self::Embedded { dir, .. } => {
@@ -101,10 +110,41 @@ impl Tree {
                     collect_embedded(d, &mut out);
                 }
             }
-            Self::Disk(root) => collect_disk(root, &root.join(rel), &mut out),
+            Self::Disk(root) => {
+                // The folder itself must be inside: not `..`, not a link out.
+                if !rel.is_empty() {
+                    match jailed(root, rel) {
+                        Ok(_) => {}
+                        Err(ReadRefusal::NotFound) => return Ok(out),
+                        Err(reason) => {
+                            return Err(ReadError {
+                                path: self.display(rel),
+                                reason,
+                            });
+                        }
+                    }
+                    if std::fs::symlink_metadata(root.join(rel)).is_ok_and(|m| m.is_symlink()) {
+                        return Err(ReadError {
+                            path: self.display(rel),
+                            reason: ReadRefusal::LinkedFolder,
+                        });
+                    }
+                }
+                let mut walk = Walk {
+                    root,
+                    real_root: None,
+                    out: &mut out,
+                    entries: 0,
+                };
+                walk.collect(&root.join(rel), 0)
+                    .map_err(|(path, reason)| ReadError {
+                        path: path.display().to_string(),
+                        reason,
+                    })?;
+            }
         }
         out.sort();
-        out
+        Ok(out)
     }
 }
 
@@ -129,28 +169,128 @@ fn collect_embedded(dir: &'static Dir<'static>, out: &mut Vec<String>) {
     }
 }
 
-fn collect_disk(root: &Path, dir: &Path, out: &mut Vec<String>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            collect_disk(root, &path, out);
-        } else if let Ok(rel) = path.strip_prefix(root) {
-            out.push(rel.to_string_lossy().replace('\\', "/"));
+/// How deep a walk of a bundle folder goes: far deeper than any bundle needs.
+pub const WALK_DEPTH_MAX: usize = 16;
+/// How many entries a walk of a bundle folder reads.
+pub const WALK_ENTRIES_MAX: usize = 10_000;
+
+/// A walk of a folder on disk that stays inside it.
+struct Walk<'a> {
+    root: &'a Path,
+    real_root: Option<PathBuf>,
+    out: &'a mut Vec<String>,
+    entries: usize,
+}
+
+impl Walk<'_> {
+    fn collect(&mut self, dir: &Path, depth: usize) -> Result<(), (PathBuf, ReadRefusal)> {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Ok(());
+        };
+        if depth > WALK_DEPTH_MAX {
+            return Err((
+                dir.to_path_buf(),
+                ReadRefusal::TooDeep {
+                    max: WALK_DEPTH_MAX,
+                },
+            ));
         }
+        for entry in entries.flatten() {
+            self.entries += 1;
+            let path = entry.path();
+            if self.entries > WALK_ENTRIES_MAX {
+                return Err((
+                    path,
+                    ReadRefusal::TooMany {
+                        max: WALK_ENTRIES_MAX,
+                    },
+                ));
+            }
+            if entry.file_name().to_str().is_none() {
+                return Err((path, ReadRefusal::NameNotUtf8));
+            }
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                self.collect(&path, depth + 1)?;
+                continue;
+            }
+            if kind.is_symlink() {
+                let real_root = if let Some(known) = &self.real_root {
+                    known.clone()
+                } else {
+                    let found = self.root.canonicalize().map_err(|err| {
+                        (self.root.to_path_buf(), ReadRefusal::Io(err.to_string()))
+                    })?;
+                    self.real_root = Some(found.clone());
+                    found
+                };
+                match path.canonicalize() {
+                    Ok(target) if !target.starts_with(&real_root) => {
+                        return Err((path, ReadRefusal::OutsideRoot));
+                    }
+                    Ok(target) if target.is_dir() => {
+                        return Err((path, ReadRefusal::LinkedFolder));
+                    }
+                    // A dangling link: reading it says so.
+                    _ => {}
+                }
+            }
+            if let Ok(rel) = path.strip_prefix(self.root) {
+                self.out.push(rel.to_string_lossy().replace('\\', "/"));
+            }
+        }
+        Ok(())
     }
 }
 
-fn read_dir_names(dir: &Path, dirs: bool) -> Vec<String> {
+/// The real path of `rel` inside the folder `root`, which must lie in it once links are
+/// resolved: a bundle reads nothing outside its folder. `rel` comes from plane or from the
+/// bundle's own names (a component, a `file()` argument), so `..` and absolute paths are refused
+/// before anything is resolved.
+fn jailed(root: &Path, rel: &str) -> Result<PathBuf, ReadRefusal> {
+    let relative = Path::new(rel);
+    if relative.is_absolute()
+        || relative.components().any(|c| {
+            !matches!(
+                c,
+                std::path::Component::Normal(_) | std::path::Component::CurDir
+            )
+        })
+    {
+        return Err(ReadRefusal::OutsideRoot);
+    }
+    let path = root.join(relative);
+    if let Err(err) = std::fs::symlink_metadata(&path) {
+        return Err(match err.kind() {
+            std::io::ErrorKind::NotFound => ReadRefusal::NotFound,
+            _ => ReadRefusal::Io(err.to_string()),
+        });
+    }
+    let target = path.canonicalize().map_err(|err| match err.kind() {
+        // A link to nothing.
+        std::io::ErrorKind::NotFound => ReadRefusal::Io("it is a link to nothing".into()),
+        _ => ReadRefusal::Io(err.to_string()),
+    })?;
+    let inside = root
+        .canonicalize()
+        .map_err(|err| ReadRefusal::Io(err.to_string()))?;
+    if !target.starts_with(&inside) {
+        return Err(ReadRefusal::OutsideRoot);
+    }
+    Ok(target)
+}
+
+/// The names of the folders directly in `dir` (not links to folders), UTF-8 names only.
+fn read_dir_names(dir: &Path) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
     entries
         .flatten()
-        .filter(|e| e.path().is_dir() == dirs)
-        .filter_map(|e| name_of(&e.path()))
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| e.file_name().to_str().map(str::to_owned))
         .collect()
 }
 
@@ -160,6 +300,8 @@ pub struct Sources {
     pub addons: Tree,
     pub templates: Tree,
     pub profiles: Tree,
+    /// The largest file of a bundle plane reads (the render budget `file`).
+    pub file_max: u64,
 }
 
 impl Sources {
@@ -178,6 +320,7 @@ impl Sources {
                 dir: &PROFILES,
                 prefix: "profiles/",
             },
+            file_max: BUNDLE_FILE_MAX,
         }
     }
 

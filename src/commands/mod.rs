@@ -16,6 +16,7 @@ mod guard;
 mod ownership;
 mod plan;
 pub mod render;
+mod sandbox;
 mod session;
 
 use crate::cli::{Cli, Command};
@@ -25,6 +26,23 @@ use crate::settings::{
     StatusSettings, TemplateSettings, UpSettings,
 };
 use crate::ui::Printer;
+
+/// In a render child (`sandbox.rs`): renders what the command line asks for, reports it to the
+/// parent and says how to exit; `None` in any other process.
+pub fn render_child(cli: &Cli) -> Option<std::process::ExitCode> {
+    if !sandbox::is_child() {
+        return None;
+    }
+    let args = match &cli.command {
+        Command::Template(args) => &args.render,
+        Command::Diff(args) => &args.render,
+        Command::Up(args) => &args.render,
+        _ => return Some(std::process::ExitCode::from(2)),
+    };
+    Some(sandbox::child(&crate::settings::RenderSettings::from_args(
+        args,
+    )))
+}
 
 /// Resolves the settings of the command the user asked for, and runs it.
 ///

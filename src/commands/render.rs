@@ -8,12 +8,22 @@ use crate::bundle::{self, Addon, RenderContext, Rendered, ValueSources};
 use crate::error::{Error, Problem, Problems};
 use crate::settings::RenderSettings;
 
-/// Loads the bundle, layers its values and renders it; for a bundle with team instances, also
-/// checks that two of them never collide.
+/// Loads the bundle, layers its values and renders it, in a child process under the render
+/// budgets (`sandbox.rs`); for a bundle with team instances, also checks that two of them never
+/// collide.
 ///
 /// # Errors
-/// Input errors from the arguments and from every step, each naming its origin.
+/// Input errors from the arguments and from every step, each naming its origin; a budget the
+/// render went over.
 pub fn render(settings: &RenderSettings) -> Result<Rendered, Error> {
+    if super::sandbox::is_child() {
+        return render_here(settings);
+    }
+    super::sandbox::render(settings)
+}
+
+/// [`render`] in this process: what the render child runs.
+pub(super) fn render_here(settings: &RenderSettings) -> Result<Rendered, Error> {
     let problems = settings.problems.clone();
     let addon = match bundle::load(&settings.sources, &settings.addon) {
         Ok(addon) => addon,
@@ -76,6 +86,8 @@ fn render_as(
             instance,
             profile: settings.profile.as_ref().map(|p| p.name.as_str()),
             shared: &settings.sources.templates,
+            budget: &settings.budget,
+            on_template: super::sandbox::on_template(),
         },
     )
 }

@@ -158,6 +158,16 @@ impl Printer {
     }
 }
 
+/// Writes a line of the render child's protocol to stdout, for its parent process (plane
+/// itself) and nobody else: unmasked, because it carries the rendered objects the parent applies.
+/// A closed pipe ends the child's work, which the parent reports.
+pub fn child_protocol(line: &[u8]) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(line)?;
+    out.write_all(b"\n")?;
+    out.flush()
+}
+
 /// Writes to stderr, ignoring failure: a closed stderr (a pipe to `head` that went away, a CI log
 /// that closed) must not turn a run into a panic. The exit code still says how it went.
 ///
