@@ -70,9 +70,12 @@ pub fn render(settings: &RenderSettings) -> Result<Rendered, Error> {
     let cap = budget.output.saturating_mul(2).saturating_add(16 << 20);
     let (lines, received) = mpsc::channel::<Line>();
     std::thread::spawn(move || read_lines(stdout, cap, &lines));
+    // The child's stderr: its first 64 KiB kept (a crash's message), the rest drained so that a
+    // chatty child never blocks on a full pipe.
     let errors = std::thread::spawn(move || {
         let mut text = String::new();
         let _ = (&mut stderr).take(64 * 1024).read_to_string(&mut text);
+        let _ = std::io::copy(&mut stderr, &mut std::io::sink());
         text
     });
     let deadline = Instant::now() + budget.time;
