@@ -59,8 +59,8 @@ pub enum Command {
     /// List the releases on the cluster with their live health.
     #[command(after_help = LS_EXAMPLES)]
     Ls(LsArgs),
-    /// Show releases and Ray on the cluster: where each part is, RayClusters, RayJobs and
-    /// RayServices by state, the resources they request, and usage from the bundle's Prometheus.
+    /// Show releases and what their bundles run: where each part is, the custom resources each
+    /// bundle's status view lists by state, what they request, and usage from its Prometheus.
     #[command(after_help = STATUS_EXAMPLES)]
     Status(StatusArgs),
     /// Show a release's revisions, newest first: when, by whom, with which inputs, what changed.
@@ -234,8 +234,8 @@ pub struct LsArgs {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// The release to show (see `plane ls`); all releases when left out. Ray is shown for the
-    /// whole cluster either way.
+    /// The release to show (see `plane ls`); all releases when left out. What its bundle's status
+    /// view lists is shown for the whole cluster either way.
     #[arg(value_parser = plane_name)]
     pub release: Option<String>,
     #[command(flatten)]
@@ -354,59 +354,24 @@ pub enum TableFormat {
     Yaml,
 }
 
-const HISTORY_EXAMPLES: &str = "\
-Examples:
-  plane history datalayer-ray
-  plane history datalayer-ray -n team-a -o json";
+// Each command's examples are in docs/cli-examples/: they name the bundle plane ships, which the
+// engine itself does not know.
+const HISTORY_EXAMPLES: &str = include_str!("../docs/cli-examples/history.txt");
 
-const ROLLBACK_EXAMPLES: &str = "\
-Examples:
-  plane rollback datalayer-ray --dry-run
-  plane rollback datalayer-ray 1
-  plane rollback datalayer-ray -n team-a --yes";
+const ROLLBACK_EXAMPLES: &str = include_str!("../docs/cli-examples/rollback.txt");
 
-const TEMPLATE_EXAMPLES: &str = "\
-Examples:
-  plane template datalayer-ray --profile r-eastus
-  DATALAYER_RUN_URL=https://ray.example.com plane template datalayer-ray --profile local -o json
-  plane template datalayer-ray --profile prod1 -f overrides.yaml --set api.replicas=2 | kubectl apply --server-side -f -";
+const TEMPLATE_EXAMPLES: &str = include_str!("../docs/cli-examples/template.txt");
 
-const ADDONS_EXAMPLES: &str = "\
-Examples:
-  plane addons
-  plane addons -o json
-  plane addons --addons-dir ./addons";
+const ADDONS_EXAMPLES: &str = include_str!("../docs/cli-examples/addons.txt");
 
-const DIFF_EXAMPLES: &str = "\
-Examples:
-  plane diff datalayer-ray --profile r-eastus
-  plane diff datalayer-ray --profile prod1 --exit-code || echo 'changes pending'
-  plane diff datalayer-ray --profile local -o json | jq '.objects[] | select(.action != \"unchanged\")'";
+const DIFF_EXAMPLES: &str = include_str!("../docs/cli-examples/diff.txt");
 
-const UP_EXAMPLES: &str = "\
-Examples:
-  plane up datalayer-ray --profile r-eastus
-  plane up datalayer-ray --profile local --set bootstrapRayCluster.enabled=false --yes
-  plane up datalayer-ray --profile prod1 --dry-run";
+const UP_EXAMPLES: &str = include_str!("../docs/cli-examples/up.txt");
 
-const LS_EXAMPLES: &str = "\
-Examples:
-  plane ls
-  plane ls -o json | jq '.[] | select(.health.ready < .health.total)'";
+const LS_EXAMPLES: &str = include_str!("../docs/cli-examples/ls.txt");
 
-const STATUS_EXAMPLES: &str = "\
-Examples:
-  plane status datalayer-ray
-  plane status -o json | jq '.ray.total.requests'
-  plane status datalayer-ray -o json | jq '.ray.clusters[] | select(.ready | not) | .conditions'";
+const STATUS_EXAMPLES: &str = include_str!("../docs/cli-examples/status.txt");
 
-const DOWN_EXAMPLES: &str = "\
-Examples:
-  plane down datalayer-ray --dry-run
-  plane down datalayer-ray
-  plane down datalayer-ray --yes --include-crds";
+const DOWN_EXAMPLES: &str = include_str!("../docs/cli-examples/down.txt");
 
-const PROFILES_EXAMPLES: &str = "\
-Examples:
-  plane profiles
-  plane profiles -o yaml";
+const PROFILES_EXAMPLES: &str = include_str!("../docs/cli-examples/profiles.txt");

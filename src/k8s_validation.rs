@@ -263,7 +263,7 @@ mod tests {
 
     #[test]
     fn names_follow_the_api_servers_rules() {
-        assert!(dns1123_subdomain("rayclusters.ray.io").is_ok());
+        assert!(dns1123_subdomain("widgets.example.com").is_ok());
         assert!(
             dns1123_subdomain("a..io")
                 .unwrap_err()
@@ -276,19 +276,19 @@ mod tests {
         );
         assert!(dns1123_subdomain("My_App").unwrap_err().contains("`M`"));
         assert!(dns1123_subdomain(&"a".repeat(254)).is_err());
-        assert!(dns1123_label("ray-system").is_ok());
+        assert!(dns1123_label("widget-system").is_ok());
         assert!(dns1123_label("a.b").is_err());
         assert!(dns1123_label(&"a".repeat(64)).is_err());
         assert!(dns1035_label("9lives").is_err());
         assert!(dns1035_label("grafana").is_ok());
-        assert!(path_segment("system:kuberay").is_ok());
+        assert!(path_segment("system:operator").is_ok());
         assert!(path_segment("a/b").is_err());
         assert_eq!(name_rule("Service").1, "a DNS-1035 label");
     }
 
     #[test]
     fn release_and_namespace_names_are_dns_labels() {
-        assert!(plane_name("datalayer-ray").is_ok());
+        assert!(plane_name("shop-api").is_ok());
         for bad in ["", "Upper", "-x", "x-", "a_b", &"x".repeat(54)] {
             assert!(plane_name(bad).is_err(), "{bad}");
         }
@@ -297,7 +297,7 @@ mod tests {
     #[test]
     fn label_selectors() {
         for good in [
-            "app.kubernetes.io/name=kuberay-operator",
+            "app.kubernetes.io/name=widget-operator",
             "a=b,c!=d",
             "tier in (front, back),!legacy",
             "env notin (dev),team",
@@ -331,7 +331,7 @@ mod tests {
 
     #[test]
     fn ingress_hosts() {
-        assert!(ingress_host("ray.example.com").is_ok());
+        assert!(ingress_host("app.example.com").is_ok());
         assert!(ingress_host("*.example.com").is_ok());
         assert!(ingress_host("10.0.0.1").unwrap_err().contains("not an IP"));
         assert!(ingress_host("::1").unwrap_err().contains("not an IP"));

@@ -8,10 +8,24 @@
 pub enum Ready {
     /// As soon as it exists: it has no status to wait for.
     Exists,
-    /// A rule reads its status; `up` watches it until the rule says ready or failed.
-    Status,
+    /// This rule reads its status; `up` watches it until the rule says ready or failed.
+    Status(Rule),
     /// No rule: ready when it says `Ready=True` for its current generation, if it says anything.
     Generic,
+}
+
+/// The readiness rules of Kubernetes' own kinds (DESIGN §7), one per kind that has one: the table
+/// names the rule, so a kind with a rule cannot be left without one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    Namespace,
+    CustomResourceDefinition,
+    PersistentVolumeClaim,
+    Service,
+    DaemonSet,
+    Deployment,
+    StatefulSet,
+    Job,
 }
 
 /// The pods an object of a kind runs, whose container states show failures its own status
@@ -21,8 +35,6 @@ pub enum Pods {
     None,
     /// Those of `spec.selector.matchLabels`.
     Selector,
-    /// A RayCluster's, labelled `ray.io/cluster=NAME` by KubeRay.
-    RayCluster,
 }
 
 /// The stages of `down`, in deletion order: custom resources go while their operator still
@@ -108,12 +120,12 @@ impl Kind {
     const fn ready(self, ready: Ready) -> Self {
         Self { ready, ..self }
     }
-    const fn workload(self, pods: Pods, rank: u8) -> Self {
+    const fn workload(self, rule: Rule, rank: u8) -> Self {
         Self {
             pod_template: true,
-            pods,
+            pods: Pods::Selector,
             holds_work: Some(rank),
-            ready: Ready::Status,
+            ready: Ready::Status(rule),
             ..self
         }
     }
@@ -150,11 +162,11 @@ const MONITORING: &str = "monitoring.coreos.com/v1";
 pub const KINDS: &[Kind] = &[
     kind("v1", "Namespace", Namespaces)
         .cluster_scoped()
-        .ready(Ready::Status)
+        .ready(Ready::Status(Rule::Namespace))
         .protected(),
     kind("apiextensions.k8s.io/v1", "CustomResourceDefinition", Crds)
         .cluster_scoped()
-        .ready(Ready::Status)
+        .ready(Ready::Status(Rule::CustomResourceDefinition))
         .protected(),
     kind("scheduling.k8s.io/v1", "PriorityClass", Rbac)
         .cluster_scoped()
@@ -187,21 +199,21 @@ pub const KINDS: &[Kind] = &[
         .holds_work(8),
     kind("v1", "PersistentVolume", Rbac).cluster_scoped(),
     kind("v1", "PersistentVolumeClaim", Services)
-        .ready(Ready::Status)
+        .ready(Ready::Status(Rule::PersistentVolumeClaim))
         .protected()
         .holds_work(6),
     kind("v1", "Service", Services)
-        .ready(Ready::Status)
+        .ready(Ready::Status(Rule::Service))
         .holds_work(5),
-    kind("apps/v1", "DaemonSet", Workloads).workload(Pods::Selector, 2),
-    kind("apps/v1", "Deployment", Workloads).workload(Pods::Selector, 0),
-    kind("apps/v1", "StatefulSet", Workloads).workload(Pods::Selector, 1),
+    kind("apps/v1", "DaemonSet", Workloads).workload(Rule::DaemonSet, 2),
+    kind("apps/v1", "Deployment", Workloads).workload(Rule::Deployment, 0),
+    kind("apps/v1", "StatefulSet", Workloads).workload(Rule::StatefulSet, 1),
     Kind {
         pod_template: true,
         ..kind("apps/v1", "ReplicaSet", Workloads)
     },
     kind("v1", "Pod", Workloads),
-    kind("batch/v1", "Job", Workloads).workload(Pods::Selector, 3),
+    kind("batch/v1", "Job", Workloads).workload(Rule::Job, 3),
     kind("batch/v1", "CronJob", Workloads)
         .ready(Ready::Exists)
         .holds_work(4),
@@ -224,16 +236,6 @@ pub const KINDS: &[Kind] = &[
     kind("coordination.k8s.io/v1", "Lease", Services)
         .ready(Ready::Exists)
         .not_applied(),
-    kind("ray.io/v1", "RayCluster", CustomResources)
-        .ready(Ready::Status)
-        .not_applied()
-        .workload_pods(Pods::RayCluster),
-    kind("ray.io/v1", "RayJob", CustomResources)
-        .ready(Ready::Status)
-        .not_applied(),
-    kind("ray.io/v1", "RayService", CustomResources)
-        .ready(Ready::Status)
-        .not_applied(),
     kind(MONITORING, "PodMonitor", CustomResources)
         .ready(Ready::Exists)
         .not_applied(),
@@ -244,12 +246,6 @@ pub const KINDS: &[Kind] = &[
         .ready(Ready::Exists)
         .not_applied(),
 ];
-
-impl Kind {
-    const fn workload_pods(self, pods: Pods) -> Self {
-        Self { pods, ..self }
-    }
-}
 
 /// API groups of Kubernetes itself; objects of any other group are custom resources.
 pub const BUILTIN_GROUPS: &[&str] = &[
@@ -343,16 +339,6 @@ pub fn scope_of(kind: &str) -> Option<bool> {
     OTHER_CLUSTER_SCOPED.contains(&kind).then_some(false)
 }
 
-/// How plane tells an object of `kind` is ready.
-pub fn ready(kind: &str) -> Ready {
-    lookup(kind).map_or(Ready::Generic, |k| k.ready)
-}
-
-/// Kinds whose objects `up` watches until ready.
-pub fn is_watched(kind: &str) -> bool {
-    ready(kind) == Ready::Status
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -366,8 +352,8 @@ mod tests {
         assert_eq!(apply_rank("Namespace"), 0);
         assert_eq!(apply_rank("CustomResourceDefinition"), 1);
         assert!(apply_rank("ServiceAccount") < apply_rank("Deployment"));
-        assert!(apply_rank("APIService") < apply_rank("RayCluster"));
-        assert_eq!(apply_rank("RayCluster"), apply_rank("SomeCustomKind"));
+        assert!(apply_rank("APIService") < apply_rank("Widget"));
+        assert_eq!(apply_rank("Widget"), apply_rank("SomeCustomKind"));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! plane: provision Kubernetes addon bundles declaratively — the library behind the binary.
 
 pub mod bundle;
+pub mod cel;
 pub mod cli;
 pub mod commands;
 pub mod error;

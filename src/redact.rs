@@ -181,8 +181,8 @@ mod tests {
     #[test]
     fn url_credentials_are_masked_without_registration() {
         assert_eq!(
-            mask("\"https://bob:pw@ray.example.com/x?q=1\": bad"),
-            "\"https://***@ray.example.com/x?q=1\": bad"
+            mask("\"https://bob:pw@app.example.com/x?q=1\": bad"),
+            "\"https://***@app.example.com/x?q=1\": bad"
         );
         assert_eq!(
             mask("https://token@h and http://h2/a@b"),

@@ -210,3 +210,96 @@ fn the_checks_catch_what_they_forbid() {
         ["kube::release::"]
     );
 }
+
+/// Where `text` names a bundle plane ships: `ray` as a word or at the start of an identifier's
+/// part (`RayCluster`, `ray_`, `ray.io`, `bootstrapRayCluster`), `kuberay` anywhere, `datalayer`
+/// anywhere but plane's own label domain `plane.datalayer.io`. `array`, `stray` or `ARRAY` are no
+/// such name. Each finding is `line: name`.
+fn bundle_names(text: &str) -> Vec<String> {
+    let lower = text.to_ascii_lowercase();
+    let bytes = text.as_bytes();
+    let mut found = Vec::new();
+    let line_of = |at: usize| text[..at].matches('\n').count() + 1;
+    for (at, _) in lower.match_indices("ray") {
+        let before = at.checked_sub(1).map(|i| bytes[i]);
+        let starts_word = !before.is_some_and(|b| b.is_ascii_alphabetic());
+        let camel = bytes[at] == b'R' && before.is_some_and(|b| b.is_ascii_lowercase());
+        if starts_word || camel {
+            found.push(format!(
+                "{}: {}",
+                line_of(at),
+                &text[at..(at + 3).min(text.len())]
+            ));
+        }
+    }
+    for (at, _) in lower.match_indices("kuberay") {
+        found.push(format!("{}: kuberay", line_of(at)));
+    }
+    for (at, _) in lower.match_indices("datalayer") {
+        if !lower[at..].starts_with("datalayer.io") {
+            found.push(format!("{}: datalayer", line_of(at)));
+        }
+    }
+    found
+}
+
+/// The folder that may hold what a bundle cannot declare, behind one trait (none today).
+const BUNDLE_FOLDERS: &[&str] = &[];
+
+#[test]
+fn the_engine_knows_no_bundle_by_name() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut found = Vec::new();
+    let mut stack = vec![root.join("src")];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).expect("a source folder") {
+            let path = entry.expect("an entry").path();
+            let shown = path
+                .strip_prefix(root)
+                .unwrap_or(&path)
+                .display()
+                .to_string();
+            if BUNDLE_FOLDERS.iter().any(|f| shown.starts_with(f)) {
+                continue;
+            }
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let text = fs::read_to_string(&path).expect("a readable source");
+                for name in bundle_names(&text) {
+                    found.push(format!("{shown}:{name}"));
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "the engine names a bundle; declare it in the bundle's addon.yaml instead:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn a_planted_bundle_name_is_found() {
+    for planted in [
+        "kind: RayCluster",
+        "let ray_usage = 1;",
+        "\"ray.io/cluster\"",
+        "bootstrapRayCluster",
+        "KubeRay operator",
+        "kuberay-operator",
+        "DATALAYER_RUN_URL",
+        "datalayer-ray",
+        "// a Ray head",
+    ] {
+        assert!(!bundle_names(planted).is_empty(), "{planted}");
+    }
+    for clean in [
+        "as_array()",
+        "ARRAY",
+        "stray arrays",
+        "plane.datalayer.io/release",
+    ] {
+        assert_eq!(bundle_names(clean), Vec::<String>::new(), "{clean}");
+    }
+}

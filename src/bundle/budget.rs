@@ -25,7 +25,7 @@ pub struct RenderBudget {
 }
 
 impl Default for RenderBudget {
-    /// Far above what datalayer-ray needs (0.1 s, 43 objects, 0.5 MB of output, files under
+    /// Far above what the bundle plane ships needs (0.1 s, 43 objects, 0.5 MB of output, files under
     /// 40 KB), far below what hurts a laptop or a CI runner.
     fn default() -> Self {
         Self {

@@ -192,7 +192,7 @@ struct Source {
 }
 
 /// The values path whose string or key the offending text is, or failing that the longest value
-/// it contains (a name built from a value, like `<name>-ray-head`).
+/// it contains (a name built from a value, like `<name>-head`).
 fn source_of<'a>(text: &str, sources: &'a [Source]) -> Option<&'a ValuesPath> {
     sources
         .iter()

@@ -64,21 +64,21 @@ mod tests {
         let crd = json!({
             "apiVersion": "apiextensions.k8s.io/v1",
             "kind": "CustomResourceDefinition",
-            "metadata": {"name": "rayjobs.ray.io"},
+            "metadata": {"name": "widgets.example.com"},
             "spec": {
-                "group": "ray.io",
-                "names": {"kind": "RayJob", "plural": "rayjobs"},
+                "group": "example.com",
+                "names": {"kind": "Widget", "plural": "widgets"},
                 "scope": "Namespaced",
                 "versions": [{"name": "v1alpha1", "storage": false}, {"name": "v1", "storage": true}]
             }
         });
         let spec = CrdSpec::of(&crd).unwrap();
-        assert_eq!(spec.kind, "RayJob");
-        assert_eq!(spec.plural, "rayjobs");
+        assert_eq!(spec.kind, "Widget");
+        assert_eq!(spec.plural, "widgets");
         assert!(spec.namespaced);
-        assert_eq!(spec.api_version(), "ray.io/v1");
-        assert!(spec.defines("ray.io/v1alpha1", "RayJob"));
-        assert!(!spec.defines("other.io/v1", "RayJob"));
+        assert_eq!(spec.api_version(), "example.com/v1");
+        assert!(spec.defines("example.com/v1alpha1", "Widget"));
+        assert!(!spec.defines("other.io/v1", "Widget"));
         let cluster_scoped = json!({"kind": "CustomResourceDefinition",
             "spec": {"group": "g.io", "names": {"kind": "K"}, "scope": "Cluster"}});
         let spec = CrdSpec::of(&cluster_scoped).unwrap();

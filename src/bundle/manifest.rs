@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::declared::{Declared, KindRule, StatusView};
 use crate::error::Problem;
 use crate::values::{InputSpec, ValuesPath};
 
@@ -24,6 +25,12 @@ pub struct AddonManifest {
     /// What a team instance of the bundle is (`-n NAMESPACE`); without it, the bundle has none.
     #[serde(default)]
     pub instance: Option<Instance>,
+    /// What plane must know of the bundle's custom kinds (see [`Declared`]).
+    #[serde(default)]
+    pub kinds: Vec<KindRule>,
+    /// How `plane status` shows what the bundle runs.
+    #[serde(default)]
+    pub status: Option<StatusView>,
 }
 
 /// A team instance: the part of a bundle one team installs into its own namespace, beside the
@@ -84,10 +91,29 @@ pub struct Component {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Existing {
-    /// What it is, for messages: `a KubeRay operator`.
+    /// What it is, for messages: `Widget operator`.
     pub what: String,
     /// Objects of a kind, found in any namespace by a label selector.
     pub detect: Vec<Detect>,
+    /// When it may watch only some namespaces: where it says which, for team instances.
+    #[serde(
+        default,
+        rename = "watchNamespaces",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub watch_namespaces: Option<WatchNamespaces>,
+}
+
+/// Where an operator's Deployment lists the namespaces it watches, and the values path that sets
+/// the list (for the hint when a team's namespace is not among them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchNamespaces {
+    /// The container argument, `--watch-namespace`: `--watch-namespace=a,b` watches a and b;
+    /// without it, or empty, every namespace.
+    pub flag: String,
+    /// The values path of the list (`operator.watchNamespaces`).
+    pub values: String,
 }
 
 /// One kind of object that shows an installation.
@@ -112,6 +138,14 @@ pub enum Gate {
 }
 
 impl AddonManifest {
+    /// What the bundle declares of its kinds, as releases record it.
+    pub fn declared(&self) -> Declared {
+        Declared {
+            kinds: self.kinds.clone(),
+            status: self.status.clone(),
+        }
+    }
+
     /// Parses addon.yaml.
     ///
     /// # Errors
@@ -205,6 +239,7 @@ impl AddonManifest {
                 }
             }
         }
+        problems.extend(self.declared().check(file, text));
         if self.name != folder {
             problems.push(
                 Problem::new(format!(
@@ -299,9 +334,9 @@ mod tests {
     #[test]
     fn orders_dependencies_first() {
         let m = manifest(
-            "  - {name: ray, depends_on: [kuberay]}\n  - {name: kuberay}\n  - {name: api, depends_on: [kuberay]}\n",
+            "  - {name: web, depends_on: [operator]}\n  - {name: operator}\n  - {name: api, depends_on: [operator]}\n",
         );
-        assert_eq!(m.order().unwrap(), ["kuberay", "ray", "api"]);
+        assert_eq!(m.order().unwrap(), ["operator", "web", "api"]);
     }
 
     #[test]
@@ -312,9 +347,12 @@ mod tests {
                 .what
                 .contains("x -> y -> x")
         );
-        let m = manifest("  - {name: x, depends_on: [kuberya]}\n  - {name: kuberay}\n");
+        let m = manifest("  - {name: x, depends_on: [operatr]}\n  - {name: operator}\n");
         let problems = m.check("a", "addon.yaml", "");
-        assert_eq!(problems[0].hint.as_deref(), Some("did you mean `kuberay`?"));
+        assert_eq!(
+            problems[0].hint.as_deref(),
+            Some("did you mean `operator`?")
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 pub mod budget;
 mod check;
 pub mod crd;
+pub mod declared;
 mod manifest;
 pub mod objects;
 pub mod profile;
@@ -14,8 +15,9 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 pub use budget::RenderBudget;
+pub use declared::{Declared, KindRule};
 pub use manifest::AddonManifest;
-pub use manifest::{Component, Detect, Existing, Gate, Instance, Required};
+pub use manifest::{Component, Detect, Existing, Gate, Instance, Required, WatchNamespaces};
 pub use objects::{Claim, Object, ObjectKey, ObjectRef, ReleaseId};
 pub use profile::Profile;
 pub use render::{RenderContext, Rendered, render};

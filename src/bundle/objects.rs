@@ -305,7 +305,7 @@ mod tests {
     #[test]
     fn orders_by_kind_priority_then_namespace_then_name() {
         let mut ids = [
-            id("RayCluster", Some("a"), "r"),
+            id("Widget", Some("a"), "r"),
             id("Deployment", Some("b"), "x"),
             id("Deployment", Some("a"), "y"),
             id("Namespace", None, "z"),
@@ -322,7 +322,7 @@ mod tests {
                 "Service/a/s",
                 "Deployment/a/y",
                 "Deployment/b/x",
-                "RayCluster/a/r"
+                "Widget/a/r"
             ]
         );
     }

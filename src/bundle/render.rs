@@ -51,6 +51,8 @@ pub struct Rendered {
     /// Every component the bundle declares, on or off: their switches and what of theirs may
     /// already run in a cluster.
     pub all_components: Vec<Component>,
+    /// What the bundle declares of its kinds: readiness, pods, fields not picked up, its view.
+    pub declared: super::Declared,
 }
 
 impl Rendered {
@@ -249,6 +251,7 @@ pub fn render(addon: &Addon, values: &Values, ctx: &RenderContext<'_>) -> Result
             .map(|i| i.requires.clone())
             .unwrap_or_default(),
         all_components: addon.manifest.components.clone(),
+        declared: addon.manifest.declared(),
     })
 }
 

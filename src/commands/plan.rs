@@ -59,7 +59,15 @@ impl Planning<'_> {
             purpose,
         } = *self;
         let id = release.id();
-        let planned = kube::plan(cluster, &rendered.objects, &id, previous, purpose).await;
+        let planned = kube::plan(
+            cluster,
+            &rendered.objects,
+            &rendered.declared,
+            &id,
+            previous,
+            purpose,
+        )
+        .await;
         let Intent::Apply {
             headline,
             take_ownership,

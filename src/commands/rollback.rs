@@ -47,6 +47,7 @@ pub fn run(settings: &RollbackSettings, printer: &Printer) -> Result<ExitStatus,
             instance: inventory.instance.clone(),
             requires: restored.requires,
             all_components: restored.all_components,
+            declared: restored.declared,
         };
         session::check_tier(&cluster, &rendered, release, printer).await?;
         printer.status(&format!(

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::bundle::{Detect, Profile, Rendered};
+use crate::bundle::{Existing, Profile, Rendered};
 use crate::cli::STATE_NAMESPACE;
 use crate::error::{Error, Problem};
 use crate::kube::{self, Cluster, ConnectOptions, Inventory, KubeError, Platform};
@@ -204,12 +204,11 @@ pub async fn check_tier(
     )
     .await?;
     // The platform's operator: how the components a team instance leaves to it are found.
-    let operator: Vec<Detect> = rendered
+    let operator: Vec<Existing> = rendered
         .all_components
         .iter()
         .filter(|c| !rendered.components.contains(&c.name))
-        .filter_map(|c| c.existing.as_ref())
-        .flat_map(|e| e.detect.clone())
+        .filter_map(|c| c.existing.clone())
         .collect();
     let platform = Platform {
         addon: &rendered.addon,

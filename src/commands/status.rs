@@ -1,33 +1,38 @@
-//! `plane status`: releases and where their parts are, Ray on the cluster by state with what it
-//! requests, and usage from the bundle's Prometheus; what cannot be read is named, the rest shown.
+//! `plane status`: releases and where their parts are, what their bundles' status views list
+//! across the cluster by state with what it requests, and usage from the releases' Prometheus;
+//! what cannot be read is named, the rest shown.
 
 use std::collections::BTreeSet;
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::session;
+use crate::bundle::Declared;
+use crate::bundle::declared::StatusView;
 use crate::cli::TableFormat;
 use crate::error::{Error, ExitStatus, Problem, did_you_mean};
 use crate::kube::{
-    self, Cluster, Gap, JOB_STATES, Listed, PrometheusService, RayClusterState, RaySummary,
-    RayTally, ReadyCount, Release, ReleaseParts, Requests, UsageByCluster,
+    self, Cluster, Gap, Listed, PrometheusService, Release, ReleaseParts, UsageByObject,
+    ViewSummary,
 };
 use crate::settings::StatusSettings;
-use crate::ui::releases::{RELEASE_COLUMNS, release_cells, release_value};
-use crate::ui::{Printer, Table, to_format};
+use crate::ui::releases::release_value;
+use crate::ui::status::{ReleaseStatus, Report, Usage, ViewReport};
+use crate::ui::to_format;
+use crate::ui::{Printer, status::gap_line};
 
 pub fn run(settings: &StatusSettings, printer: &Printer) -> Result<ExitStatus, Error> {
     let report = session::runtime()?.block_on(gather(settings, printer))?;
     let text = match settings.output {
-        TableFormat::Table => table(&report, &settings.state_namespace),
-        TableFormat::Json => to_format(&report.to_json(), false)?,
-        TableFormat::Yaml => to_format(&report.to_json(), true)?,
+        TableFormat::Table => crate::ui::status::tables(&report, &settings.state_namespace),
+        TableFormat::Json => to_format(&to_json(&report), false)?,
+        TableFormat::Yaml => to_format(&to_json(&report), true)?,
     };
     printer.data(&text);
     for gap in &report.missing {
         printer.warn(&gap.reason);
     }
-    if let Usage::Missing(why) = &report.usage {
+    if let Some(Usage::Missing(why)) = &report.usage {
         printer.warn(&format!("usage unavailable: {why}"));
     }
     for gap in &report.errors {
@@ -36,41 +41,10 @@ pub fn run(settings: &StatusSettings, printer: &Printer) -> Result<ExitStatus, E
     outcome(&report)
 }
 
-/// What `status` found.
-struct Report {
-    /// `None` when the release records could not be read.
-    releases: Option<Vec<ReleaseStatus>>,
-    ray: RaySummary,
-    usage: Usage,
-    /// Kinds the cluster does not serve: there are none of them.
-    missing: Vec<Gap>,
-    /// What could not be read: the rest is shown without it.
-    errors: Vec<Gap>,
-}
-
-struct ReleaseStatus {
-    /// The release as `ls -o json` shows it.
-    row: Value,
-    parts: ReleaseParts,
-}
-
-enum Usage {
-    /// Usage per RayCluster, and the Prometheus Services that answered.
-    Available {
-        from: Vec<String>,
-        by_cluster: UsageByCluster,
-    },
-    /// Why there is none, in one line.
-    Missing(String),
-}
-
 async fn gather(settings: &StatusSettings, printer: &Printer) -> Result<Report, Error> {
     let cluster = session::connect(&settings.cluster, None, printer).await?;
     let state_ns = &settings.state_namespace;
-    let (releases, objects) = futures::join!(
-        releases_shown(&cluster, state_ns, settings.with_teams),
-        kube::list_ray(&cluster),
-    );
+    let releases = releases_shown(&cluster, state_ns, settings.with_teams).await;
     let mut errors = Vec::new();
     let mut missing = Vec::new();
     let releases = match releases {
@@ -87,61 +61,148 @@ async fn gather(settings: &StatusSettings, printer: &Printer) -> Result<Report, 
             None
         }
     };
-    let mut statuses = None;
-    if let Some(releases) = &releases {
-        // Several releases (the platform and its teams): one LIST per kind for all of them,
-        // the same round trips for one team or a hundred. One release, or credentials that may
-        // not list across namespaces: each release's objects read by name.
-        let live = if releases.len() > 1 {
-            kube::LiveObjects::read(&cluster, releases).await.ok()
-        } else {
-            None
-        };
-        let mut found = Vec::new();
-        if let Some(live) = live {
-            for release in releases {
-                let objects: Vec<Value> = live.of(release).cloned().collect();
-                let row = release_value(release, Some(&live.health(release)));
-                let parts = kube::find_parts(&objects);
-                found.push(ReleaseStatus { row, parts });
-            }
-        } else {
-            let read =
-                futures::future::join_all(releases.iter().map(|r| release_status(&cluster, r)))
-                    .await;
-            for (status, gaps) in read {
-                found.push(status);
-                errors.extend(gaps);
+    // Each view once, however many releases of its bundle are shown; what the bundles plane
+    // ships would show when the records cannot be read.
+    let views = match &releases {
+        Some(releases) => views_of(releases),
+        None => shipped_views(None),
+    };
+    let (statuses, listed) = futures::join!(
+        release_statuses(&cluster, releases.as_deref()),
+        futures::future::join_all(
+            views
+                .iter()
+                .map(|(declared, view)| kube::list_view(&cluster, declared, view)),
+        ),
+    );
+    let statuses = statuses.map(|(found, gaps)| {
+        errors.extend(gaps);
+        found
+    });
+    let mut reports = Vec::new();
+    for ((declared, view), objects) in views.iter().zip(&listed) {
+        for listed in objects.kinds.iter().chain(&objects.pods) {
+            match listed {
+                Listed::Objects(_) => {}
+                Listed::NotServed(gap) => missing.push(gap.clone()),
+                Listed::Unreadable(gap) => errors.push(gap.clone()),
             }
         }
-        statuses = Some(found);
-    }
-    for listed in [
-        &objects.clusters,
-        &objects.jobs,
-        &objects.services,
-        &objects.pods,
-    ] {
-        match listed {
-            Listed::Objects(_) => {}
-            Listed::NotServed(gap) => missing.push(gap.clone()),
-            Listed::Unreadable(gap) => errors.push(gap.clone()),
-        }
+        reports.push(ViewReport {
+            summary: kube::summarize(view, declared, objects),
+            usage: None,
+        });
     }
     let usage = usage(
         &cluster,
         statuses.as_deref(),
+        &mut reports,
         settings.release.as_deref(),
         !settings.with_teams,
     )
     .await;
     Ok(Report {
         releases: statuses,
-        ray: kube::summarize_ray(&objects),
+        views: reports,
         usage,
         missing,
         errors,
     })
+}
+
+/// The status views of the releases' bundles, each once (by name), in the releases' order. A
+/// record written by a plane that did not record its bundle's declarations reads them from the
+/// bundle of that name plane ships, if any.
+fn views_of(releases: &[Release]) -> Vec<(Declared, StatusView)> {
+    let mut seen = BTreeSet::new();
+    let mut views = Vec::new();
+    for release in releases {
+        let declared = &release.inventory.declared;
+        let found = if declared.is_empty() {
+            shipped_views(Some(&release.inventory.addon))
+        } else {
+            declared
+                .status
+                .iter()
+                .map(|view| (declared.clone(), view.clone()))
+                .collect()
+        };
+        for (declared, view) in found {
+            if seen.insert(view.name.clone()) {
+                views.push((declared, view));
+            }
+        }
+    }
+    views
+}
+
+/// The status views of the bundles plane ships (only `addon`'s, when named).
+fn shipped_views(addon: Option<&str>) -> Vec<(Declared, StatusView)> {
+    let sources = crate::bundle::Sources::embedded();
+    crate::bundle::names(&sources)
+        .into_iter()
+        .filter(|name| addon.is_none_or(|a| a == name))
+        .filter_map(|name| {
+            let file = format!("{name}/addon.yaml");
+            let text = sources.addons.read(&file).ok()??;
+            let declared = crate::bundle::AddonManifest::parse(&text, &file)
+                .ok()?
+                .declared();
+            let view = declared.status.clone()?;
+            Some((declared, view))
+        })
+        .collect()
+}
+
+/// Each release's health and parts. Several releases (the platform and its teams): one LIST per
+/// kind for all of them, the same round trips for one team or a hundred. One release, or
+/// credentials that may not list across namespaces: each release's objects read by name.
+async fn release_statuses(
+    cluster: &Cluster,
+    releases: Option<&[Release]>,
+) -> Option<(Vec<ReleaseStatus>, Vec<Gap>)> {
+    let releases = releases?;
+    let live = if releases.len() > 1 {
+        kube::LiveObjects::read(cluster, releases).await.ok()
+    } else {
+        None
+    };
+    let mut found = Vec::new();
+    let mut gaps = Vec::new();
+    if let Some(live) = live {
+        for release in releases {
+            let objects: Vec<Value> = live.of(release).cloned().collect();
+            let row = release_value(release, Some(&live.health(release)));
+            let parts = kube::find_parts(&objects, declared_parts(release));
+            found.push(ReleaseStatus {
+                row,
+                parts,
+                view: view_name(release),
+            });
+        }
+    } else {
+        let read =
+            futures::future::join_all(releases.iter().map(|r| release_status(cluster, r))).await;
+        for (status, missed) in read {
+            found.push(status);
+            gaps.extend(missed);
+        }
+    }
+    Some((found, gaps))
+}
+
+fn view_name(release: &Release) -> Option<String> {
+    let view = release.inventory.declared.status.as_ref()?;
+    Some(view.name.clone())
+}
+
+fn declared_parts(release: &Release) -> &[crate::bundle::declared::view::Part] {
+    release
+        .inventory
+        .declared
+        .status
+        .as_ref()
+        .map_or(&[], |view| view.parts.as_slice())
 }
 
 /// The releases of the state namespace, and in the platform's view every team instance too (one
@@ -200,71 +261,105 @@ async fn release_status(cluster: &Cluster, release: &Release) -> (ReleaseStatus,
         })
         .ok();
     let row = release_value(release, health.as_ref());
-    (ReleaseStatus { row, parts }, gaps)
+    let view = view_name(release);
+    (ReleaseStatus { row, parts, view }, gaps)
 }
 
-/// Usage from each shown release's Prometheus, merged; or why there is none. A team's view
-/// (`-n`) reads the Prometheus of the platform releases, which scrapes the team's Ray pods.
+/// Usage for each view that declares its queries, from the Prometheus part of the shown releases
+/// of its bundle, merged; or why there is none. `None` when no view declares usage. A team's
+/// view (`-n`) reads the Prometheus of the platform releases, which scrapes the team's pods.
 async fn usage(
-    cluster: &kube::Cluster,
+    cluster: &Cluster,
     releases: Option<&[ReleaseStatus]>,
+    views: &mut [ViewReport],
     named: Option<&str>,
     team_view: bool,
-) -> Usage {
-    let client = cluster.client();
+) -> Option<Usage> {
+    if views.iter().all(|v| v.summary.view.usage.is_none()) {
+        return None;
+    }
     let Some(releases) = releases else {
-        return Usage::Missing(
+        return Some(Usage::Missing(
             "the release records could not be read, so their Prometheus is unknown".into(),
-        );
+        ));
     };
-    let mut services: Vec<PrometheusService> = releases
-        .iter()
-        .filter_map(|r| r.parts.prometheus_service())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    if services.is_empty() && team_view {
-        match platform_prometheus(cluster).await {
-            Ok(found) => services = found,
-            Err(why) => return Usage::Missing(why),
-        }
-    }
-    if services.is_empty() {
-        return Usage::Missing(match (named, releases.is_empty()) {
-            (_, true) => "no plane release on the cluster has a Prometheus".into(),
-            (Some(name), false) => {
-                format!("release {name} has no Prometheus Service (its observability is off)")
-            }
-            (None, false) => "no release has a Prometheus Service (observability is off)".into(),
-        });
-    }
-    let answers =
-        futures::future::join_all(services.iter().map(|s| kube::ray_usage(client, s))).await;
     let mut from = Vec::new();
-    let mut by_cluster = UsageByCluster::new();
     let mut first_error = None;
-    for (service, answer) in services.iter().zip(answers) {
-        match answer {
-            Ok(usage) => {
-                from.push(service.subject());
-                for (key, value) in usage {
-                    by_cluster.entry(key).or_insert(value);
+    let mut no_service = None;
+    for view in views.iter_mut() {
+        let Some(declared) = view.summary.view.usage.clone() else {
+            continue;
+        };
+        let mut services: Vec<PrometheusService> = releases
+            .iter()
+            .filter(|r| r.view_name() == Some(view.summary.view.name.as_str()))
+            .filter_map(|r| r.parts.prometheus_service(&declared.part))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if services.is_empty() && team_view {
+            match platform_prometheus(cluster, &view.summary.view).await {
+                Ok(found) => services = found,
+                Err(why) => {
+                    first_error.get_or_insert(why);
+                    continue;
                 }
             }
-            Err(why) => {
-                first_error.get_or_insert(why);
+        }
+        if services.is_empty() {
+            no_service.get_or_insert(match (named, releases.is_empty()) {
+                (_, true) => "no plane release on the cluster has a Prometheus".to_owned(),
+                (Some(name), false) => {
+                    format!("release {name} has no Prometheus Service (its observability is off)")
+                }
+                (None, false) => {
+                    "no release has a Prometheus Service (observability is off)".into()
+                }
+            });
+            continue;
+        }
+        let answers = futures::future::join_all(
+            services
+                .iter()
+                .map(|s| kube::usage(cluster.client(), s, &declared)),
+        )
+        .await;
+        let mut by_object = UsageByObject::new();
+        let mut answered = false;
+        for (service, answer) in services.iter().zip(answers) {
+            match answer {
+                Ok(usage) => {
+                    answered = true;
+                    from.push(service.subject());
+                    for (key, value) in usage {
+                        by_object.entry(key).or_insert(value);
+                    }
+                }
+                Err(why) => {
+                    first_error.get_or_insert(why);
+                }
             }
         }
+        if answered {
+            view.usage = Some(by_object);
+        }
     }
-    match first_error {
-        Some(why) if from.is_empty() => Usage::Missing(why),
-        _ => Usage::Available { from, by_cluster },
-    }
+    Some(match (first_error, no_service) {
+        _ if !from.is_empty() => Usage::Available { from },
+        (Some(why), _) | (None, Some(why)) => Usage::Missing(why),
+        (None, None) => Usage::Missing("no Prometheus answered".into()),
+    })
 }
 
-/// The Prometheus Services of the platform releases (every record, one LIST); why not, when the
-/// records may not be listed.
-async fn platform_prometheus(cluster: &kube::Cluster) -> Result<Vec<PrometheusService>, String> {
+/// The Prometheus Services of the platform releases of `view`'s bundle (every record, one LIST);
+/// why not, when the records may not be listed.
+async fn platform_prometheus(
+    cluster: &Cluster,
+    view: &StatusView,
+) -> Result<Vec<PrometheusService>, String> {
+    let Some(part) = view.prometheus_part() else {
+        return Ok(Vec::new());
+    };
     let releases = kube::list_releases(cluster.client(), None)
         .await
         .map_err(|err| {
@@ -273,11 +368,18 @@ async fn platform_prometheus(cluster: &kube::Cluster) -> Result<Vec<PrometheusSe
                 err.to_problem().causes.join(": ")
             )
         })?;
-    let platforms: Vec<&kube::Release> = releases
+    let platforms: Vec<&Release> = releases
         .iter()
         .filter(|r| r.inventory.instance.is_none())
+        .filter(|r| {
+            r.inventory
+                .declared
+                .status
+                .as_ref()
+                .is_some_and(|v| v.name == view.name)
+        })
         .collect();
-    let parts = futures::future::join_all(
+    let parts: Vec<(ReleaseParts, Vec<Gap>)> = futures::future::join_all(
         platforms
             .iter()
             .map(|r| kube::release_parts(cluster, &r.inventory)),
@@ -285,7 +387,7 @@ async fn platform_prometheus(cluster: &kube::Cluster) -> Result<Vec<PrometheusSe
     .await;
     Ok(parts
         .into_iter()
-        .filter_map(|(parts, _)| parts.prometheus_service())
+        .filter_map(|(parts, _)| parts.prometheus_service(part))
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect())
@@ -315,298 +417,65 @@ fn outcome(report: &Report) -> Result<ExitStatus, Error> {
     })
 }
 
-/// `cannot read rayjobs.ray.io: forbidden for user "x" — hint: ...`
-fn gap_line(gap: &Gap) -> String {
-    let mut line = format!("cannot read {}: {}", gap.resource, gap.reason);
-    if let Some(hint) = &gap.hint {
-        line.push_str(&format!(" — hint: {hint}"));
+/// The JSON (and YAML) document; its fields are described in the README.
+fn to_json(report: &Report) -> Value {
+    let releases = report.releases.as_ref().map(|list| {
+        list.iter()
+            .map(|r| {
+                let mut row = r.row.clone();
+                row["parts"] = json!(r.parts);
+                row
+            })
+            .collect::<Vec<_>>()
+    });
+    let mut out = Map::new();
+    out.insert("releases".into(), json!(releases));
+    for view in &report.views {
+        out.insert(view.summary.view.name.clone(), view_json(view));
     }
-    line
+    if let Some(usage) = &report.usage {
+        let usage = match usage {
+            Usage::Available { from } => json!({"available": true, "from": from}),
+            Usage::Missing(why) => json!({"available": false, "reason": why}),
+        };
+        out.insert("usage".into(), usage);
+    }
+    out.insert("missing".into(), json!(report.missing));
+    out.insert("errors".into(), json!(report.errors));
+    Value::Object(out)
 }
 
-impl Report {
-    fn usage_of(&self, cluster: &RayClusterState) -> Option<&kube::ClusterUsage> {
-        match &self.usage {
-            Usage::Available { by_cluster, .. } => {
-                by_cluster.get(&(cluster.namespace.clone(), cluster.name.clone()))
-            }
-            Usage::Missing(_) => None,
-        }
-    }
-
-    /// The JSON (and YAML) document; its fields are described in the README.
-    fn to_json(&self) -> Value {
-        let releases = self.releases.as_ref().map(|list| {
+fn view_json(report: &ViewReport) -> Value {
+    let summary: &ViewSummary = &report.summary;
+    let view = &summary.view;
+    let roles: &[String] = view.pods.as_ref().map_or(&[], |p| p.roles.as_slice());
+    let mut out = Map::new();
+    for (kind, objects) in view.kinds.iter().zip(&summary.kinds) {
+        let list = objects.as_ref().map(|list| {
             list.iter()
-                .map(|r| {
-                    let mut row = r.row.clone();
-                    row["parts"] = json!(r.parts);
-                    row
-                })
-                .collect::<Vec<_>>()
-        });
-        let clusters = self.ray.clusters.as_ref().map(|list| {
-            list.iter()
-                .map(|c| {
-                    let mut value = json!(c);
-                    value["usage"] = json!(self.usage_of(c));
+                .map(|object| {
+                    let mut value = object.to_json(kind, roles);
+                    if kind.owns_pods && view.usage.is_some() {
+                        value["usage"] = json!(report.usage_of(object));
+                    }
                     value
                 })
                 .collect::<Vec<_>>()
         });
-        let usage = match &self.usage {
-            Usage::Available { from, .. } => json!({"available": true, "from": from}),
-            Usage::Missing(why) => json!({"available": false, "reason": why}),
-        };
-        json!({
-            "releases": releases,
-            "ray": {
-                "clusters": clusters,
-                "jobs": self.ray.jobs,
-                "services": self.ray.services,
-                "namespaces": self.ray.namespaces,
-                "total": self.ray.total,
-            },
-            "usage": usage,
-            "missing": self.missing,
-            "errors": self.errors,
-        })
+        out.insert(kind.key.clone(), json!(list));
     }
-}
-
-/// The report as tables: releases and their parts, RayClusters, Ray per namespace, and the
-/// RayClusters that are not ready with their conditions.
-fn table(report: &Report, state_ns: &str) -> String {
-    let mut out = String::new();
-    match &report.releases {
-        None => out.push_str("RELEASES: unknown (the release records could not be read)\n"),
-        Some(list) if list.is_empty() => {
-            out.push_str(&format!("RELEASES: none in the namespace {state_ns}\n"));
-        }
-        Some(list) => {
-            let mut releases = Table::new(RELEASE_COLUMNS);
-            for release in list {
-                releases.row(release_cells(&release.row));
-            }
-            out.push_str(&releases.render());
-            for release in list {
-                out.push('\n');
-                out.push_str(&parts_text(
-                    release.row["name"].as_str().unwrap_or("-"),
-                    &release.parts,
-                ));
-            }
-        }
-    }
-    out.push('\n');
-    match &report.ray.clusters {
-        None => out.push_str("RAYCLUSTERS: unknown (they could not be listed)\n"),
-        Some(list) if list.is_empty() => out.push_str("RAYCLUSTERS: none\n"),
-        Some(list) => out.push_str(&clusters_table(report, list)),
-    }
-    out.push('\n');
-    out.push_str(&namespaces_table(&report.ray));
-    let not_ready: Vec<&RayClusterState> = report
-        .ray
-        .clusters
-        .iter()
-        .flatten()
-        .filter(|c| !c.ready)
-        .collect();
-    if !not_ready.is_empty() {
-        out.push_str("\nNOT READY\n");
-        for cluster in not_ready {
-            out.push_str(&format!(
-                "RayCluster/{}/{}: {}\n",
-                cluster.namespace,
-                cluster.name,
-                cluster.reason.as_deref().unwrap_or(cluster.state)
-            ));
-            for condition in &cluster.conditions {
-                out.push_str(&format!("  {condition}\n"));
-            }
-        }
-    }
-    out
-}
-
-fn parts_text(name: &str, parts: &ReleaseParts) -> String {
-    let mut lines = Table::new(&[&format!("{name}:"), ""]);
-    let absent = || "-".to_owned();
-    lines.row(vec![
-        "  api".into(),
-        parts
-            .api
-            .as_ref()
-            .map_or_else(absent, |a| format!("{} ({})", a.url, a.from)),
-    ]);
-    for (label, part) in [
-        ("grafana", &parts.grafana),
-        ("prometheus", &parts.prometheus),
-    ] {
-        lines.row(vec![
-            format!("  {label}"),
-            part.as_ref()
-                .map_or_else(absent, |p| format!("{} ({})", p.url, p.service)),
-        ]);
-    }
-    lines.row(vec![
-        "  operator".into(),
-        parts.operator.as_ref().map_or_else(absent, |o| {
-            format!(
-                "KubeRay {}, {}/{} ready ({}, image {})",
-                o.version, o.ready_replicas, o.replicas, o.deployment, o.image
-            )
-        }),
-    ]);
-    lines.render()
-}
-
-fn clusters_table(report: &Report, clusters: &[RayClusterState]) -> String {
-    let with_usage = matches!(report.usage, Usage::Available { .. });
-    let mut header = vec![
-        "NAMESPACE",
-        "RAYCLUSTER",
-        "STATE",
-        "WORKERS",
-        "HEAD PODS",
-        "WORKER PODS",
-        "CPU",
-        "MEMORY",
-        "GPU",
-        "REQUESTS FROM",
-    ];
-    if with_usage {
-        header.extend(["CPU USED", "MEMORY USED"]);
-    }
-    let mut table = Table::new(&header);
-    for cluster in clusters {
-        let mut cells = vec![
-            cluster.namespace.clone(),
-            cluster.name.clone(),
-            cluster.state.to_owned(),
-            format!("{}/{}", cluster.ready_workers, cluster.desired_workers),
-            count(cluster.head_pods),
-            count(cluster.worker_pods),
-            cpu(cluster.requests.cpu_millis),
-            memory(cluster.requests.memory_bytes),
-            cluster.requests.gpu.to_string(),
-            cluster.requests_from.as_str().to_owned(),
-        ];
-        if with_usage {
-            let usage = report.usage_of(cluster);
-            cells.push(
-                usage
-                    .and_then(|u| u.cpu_cores)
-                    .map_or_else(|| "-".to_owned(), |c| format!("{c:.2}")),
-            );
-            cells.push(
-                usage
-                    .and_then(|u| u.memory_bytes)
-                    .map_or_else(|| "-".to_owned(), |m| memory(whole(m))),
-            );
-        }
-        table.row(cells);
-    }
-    table.render()
-}
-
-fn namespaces_table(ray: &RaySummary) -> String {
-    let mut table = Table::new(&[
-        "NAMESPACE",
-        "RAYCLUSTERS",
-        "RAYJOBS",
-        "RAYSERVICES",
-        "HEAD PODS",
-        "WORKER PODS",
-        "CPU",
-        "MEMORY",
-        "GPU",
-    ]);
-    let row = |name: &str, tally: &RayTally| {
-        let requests = tally.requests;
-        let of = |f: fn(&Requests) -> String| requests.as_ref().map_or_else(unknown, f);
-        vec![
-            name.to_owned(),
-            tally.clusters.as_ref().map_or_else(unknown, ready_of),
-            tally.jobs.as_ref().map_or_else(unknown, |jobs| {
-                let parts: Vec<String> = JOB_STATES
-                    .iter()
-                    .filter_map(|s| jobs.get(s).filter(|n| **n > 0).map(|n| format!("{n} {s}")))
-                    .collect();
-                if parts.is_empty() {
-                    "none".to_owned()
-                } else {
-                    parts.join(", ")
-                }
-            }),
-            tally.services.as_ref().map_or_else(unknown, ready_of),
-            count(tally.head_pods),
-            count(tally.worker_pods),
-            of(|r| cpu(r.cpu_millis)),
-            of(|r| memory(r.memory_bytes)),
-            of(|r| r.gpu.to_string()),
-        ]
-    };
-    for (name, tally) in &ray.namespaces {
-        table.row(row(name, tally));
-    }
-    table.row(row("TOTAL", &ray.total));
-    table.render()
-}
-
-/// `1/2 ready`, or `none`.
-fn ready_of(count: &ReadyCount) -> String {
-    match count.ready + count.not_ready {
-        0 => "none".to_owned(),
-        all => format!("{}/{all} ready", count.ready),
-    }
-}
-
-fn unknown() -> String {
-    "unknown".to_owned()
-}
-
-fn count(n: Option<u64>) -> String {
-    n.map_or_else(unknown, |n| n.to_string())
-}
-
-/// Cores from millicores: `2`, `1.5`, `0.25`.
-fn cpu(millis: u64) -> String {
-    decimal(millis, 1000)
-}
-
-/// `value / unit` with up to the unit's decimals, trailing zeros dropped.
-fn decimal(value: u64, unit: u64) -> String {
-    let digits = unit.ilog10() as usize;
-    let text = format!("{}.{:0digits$}", value / unit, value % unit);
-    text.trim_end_matches('0').trim_end_matches('.').to_owned()
-}
-
-/// Bytes in the largest binary unit that fits, to two decimals: `2.25Gi`, `512Mi`.
-fn memory(bytes: u64) -> String {
-    for (suffix, unit) in [
-        ("Ti", 1_u64 << 40),
-        ("Gi", 1 << 30),
-        ("Mi", 1 << 20),
-        ("Ki", 1 << 10),
-    ] {
-        if bytes >= unit {
-            let hundredths = (u128::from(bytes) * 100 + u128::from(unit) / 2) / u128::from(unit);
-            let hundredths = u64::try_from(hundredths).unwrap_or(u64::MAX);
-            return format!("{}{suffix}", decimal(hundredths, 100));
-        }
-    }
-    bytes.to_string()
-}
-
-#[allow(
-    clippy::cast_possible_truncation,
-    clippy::cast_sign_loss,
-    reason = "a usage sample in bytes, non-negative and far below u64::MAX"
-)]
-fn whole(value: f64) -> u64 {
-    value.round().max(0.0) as u64
+    out.insert(
+        "namespaces".into(),
+        Value::Object(
+            summary
+                .namespaces
+                .iter()
+                .map(|(ns, tally)| (ns.clone(), tally.to_json()))
+                .collect(),
+        ),
+    );
+    out.insert("total".into(), summary.total.to_json());
+    Value::Object(out)
 }
 
 #[cfg(test)]
@@ -614,39 +483,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn amounts_read_like_kubectl_top() {
-        assert_eq!(cpu(2000), "2");
-        assert_eq!(cpu(1500), "1.5");
-        assert_eq!(cpu(250), "0.25");
-        assert_eq!(cpu(0), "0");
-        assert_eq!(memory(3 << 30), "3Gi");
-        assert_eq!(memory((2 << 30) + (256 << 20)), "2.25Gi");
-        assert_eq!(memory(512 << 20), "512Mi");
-        assert_eq!(memory(100), "100");
-    }
-
-    #[test]
     fn only_unreadable_kinds_fail_the_command() {
         let gap = Gap {
-            resource: "rayjobs.ray.io".into(),
+            resource: "widgets.example.com".into(),
             code: Some(403),
             reason: "forbidden for user \"x\"".into(),
             hint: Some("ask".into()),
         };
         let mut report = Report {
             releases: Some(Vec::new()),
-            ray: RaySummary::default(),
-            usage: Usage::Missing("no Prometheus".into()),
+            views: Vec::new(),
+            usage: Some(Usage::Missing("no Prometheus".into())),
             missing: vec![gap.clone()],
             errors: Vec::new(),
         };
         assert_eq!(outcome(&report).unwrap(), ExitStatus::Success);
         report.errors.push(gap.clone());
         let err = outcome(&report).unwrap_err();
-        assert!(err.to_string().contains("rayjobs.ray.io"), "{err}");
+        assert!(err.to_string().contains("widgets.example.com"), "{err}");
         assert_eq!(
             gap_line(&gap),
-            "cannot read rayjobs.ray.io: forbidden for user \"x\" — hint: ask"
+            "cannot read widgets.example.com: forbidden for user \"x\" — hint: ask"
         );
     }
 }

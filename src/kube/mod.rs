@@ -18,6 +18,7 @@ pub use client::connect::{ConnectOptions, connect};
 pub use error::KubeError;
 pub use kube::Client;
 pub use object::FIELD_MANAGER;
+pub use object::readiness::{Readiness, evaluate as readiness, pod_selector};
 pub use release::converge::{ConvergeOptions, converge, record_failure};
 pub use release::delete::{
     CustomResourceCount, Removal, RemovalOptions, plan_removal, remove, verify_gone,
@@ -37,12 +38,10 @@ pub use release::restore::{Restored, restore};
 pub use release::revisions::RECORD_BUDGET;
 pub use release::tiers::{SYSTEM_NAMESPACES, check_platform_namespaces, check_team_namespace};
 pub use release::wait::{Health, LiveObjects, WaitOptions, release_health, releases_health};
-pub use status::parts::{ReleaseParts, find_parts, release_parts};
-pub use status::prometheus::{ClusterUsage, PrometheusService, UsageByCluster, ray_usage};
-pub use status::ray::{
-    JOB_STATES, RayClusterState, RaySummary, RayTally, ReadyCount, Requests, list_ray,
-    summarize as summarize_ray,
-};
+pub use status::parts::{Found, ReleaseParts, find_parts, release_parts};
+pub use status::prometheus::{ObjectUsage, PrometheusService, UsageByObject, usage};
+pub use status::requests::Requests;
+pub use status::view::{Count, ObjectState, Tally, ViewObjects, ViewSummary, list_view, summarize};
 pub use status::{Gap, Listed};
 
 /// Every write is a server-side apply by [`FIELD_MANAGER`]; conflicts with other managers are
@@ -54,7 +53,7 @@ fn apply_params() -> kube::api::PatchParams {
 /// Something the cluster work wants the user to know, as it happens.
 #[derive(Debug, Clone)]
 pub enum Event {
-    /// A stage begins, named with its verb: `applying kuberay`, `pruning`, `deleting workloads`.
+    /// A stage begins, named with its verb: `applying operator`, `pruning`, `deleting workloads`.
     Stage { name: String, objects: usize },
     /// One object was written or deleted with this action.
     Done { subject: String, action: Action },

@@ -134,6 +134,7 @@ mod tests {
                 planned(Action::Unchanged, None, None),
                 planned(Action::Prune, Some(json!({})), None),
             ],
+            ..Plan::default()
         };
         let text = plan_diff(&plan, false);
         assert!(

@@ -7,6 +7,7 @@ pub mod diff;
 mod format;
 mod progress;
 pub mod releases;
+pub mod status;
 mod table;
 
 use std::io::{IsTerminal, Write};

@@ -53,10 +53,10 @@ mod tests {
     #[test]
     fn pads_columns_to_the_widest_cell() {
         let mut table = Table::new(&["NAME", "VERSION"]);
-        table.row(vec!["datalayer-ray".into(), "0.1.0".into()]);
+        table.row(vec!["shop-frontend".into(), "0.1.0".into()]);
         assert_eq!(
             table.render(),
-            "NAME            VERSION\ndatalayer-ray   0.1.0\n"
+            "NAME            VERSION\nshop-frontend   0.1.0\n"
         );
     }
 }

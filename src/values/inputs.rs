@@ -179,7 +179,7 @@ fn check(
             };
             check_host(text, &host, host_path).map_err(|why| {
                 invalid(format!("{text:?}: {why}")).hint(format!(
-                    "set {var} to https://<a DNS name>, e.g. https://ray.example.com"
+                    "set {var} to https://<a DNS name>, e.g. https://app.example.com"
                 ))
             })?;
             let host_path = ValuesPath::parse(host_path).map_err(|why| {
@@ -302,7 +302,7 @@ mod tests {
             "type: url\npath: global.runUrl\nrequired: true\nscheme: https\nderive: {host: global.runHost}\n",
         )
         .unwrap();
-        ("DATALAYER_RUN_URL".into(), spec)
+        ("SHOP_URL".into(), spec)
     }
 
     fn run(env: Option<&str>, preset: Option<&str>) -> (Values, Vec<Problem>) {
@@ -327,19 +327,19 @@ mod tests {
     #[test]
     fn environment_beats_earlier_layers_and_derives_the_host() {
         let (values, problems) = run(
-            Some("https://ray.my-company.net"),
-            Some("https://r-eastus.datalayer.run"),
+            Some("https://shop.my-company.net"),
+            Some("https://eu.shop.example"),
         );
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(
             values.tree()["global"]["runHost"],
-            json!("ray.my-company.net")
+            json!("shop.my-company.net")
         );
         let origin = values
             .origin(&ValuesPath::parse("global.runHost").unwrap())
             .unwrap()
             .to_string();
-        assert!(origin.contains("DATALAYER_RUN_URL"), "{origin}");
+        assert!(origin.contains("SHOP_URL"), "{origin}");
     }
 
     #[test]
@@ -363,7 +363,7 @@ mod tests {
             assert_eq!(problems.len(), 1, "{url}");
             let text = problems[0].to_string();
             assert!(
-                text.contains("DATALAYER_RUN_URL") && text.contains(why),
+                text.contains("SHOP_URL") && text.contains(why),
                 "{url}: {text}"
             );
         }
@@ -373,7 +373,7 @@ mod tests {
     fn a_missing_required_input_says_how_to_give_it() {
         let (_, problems) = run(None, None);
         assert_eq!(problems.len(), 1);
-        assert!(problems[0].what.contains("DATALAYER_RUN_URL is required"));
+        assert!(problems[0].what.contains("SHOP_URL is required"));
         assert!(problems[0].hint.as_deref().unwrap().contains("--profile"));
     }
 

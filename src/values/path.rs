@@ -1,4 +1,4 @@
-//! Values paths such as `bootstrapRayCluster.worker.minReplicas` or `workers[0].replicas`.
+//! Values paths such as `web.autoscaler.minReplicas` or `workers[0].replicas`.
 
 use std::fmt;
 

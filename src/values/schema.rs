@@ -7,7 +7,7 @@ use crate::error::{Problem, did_you_mean};
 
 /// The keyword for "these numeric properties must not decrease in this order".
 const ORDERED: &str = "x-plane-ordered";
-/// The root keyword mapping old values paths to their new names (`{"ray": "bootstrapRayCluster"}`),
+/// The root keyword mapping old values paths to their new names (`{"web": "frontend"}`),
 /// so a values file written for an older bundle is told what each key is called now.
 const RENAMED: &str = "x-plane-renamed";
 
@@ -114,7 +114,7 @@ fn renamed_problems(
     let problems = leaves
         .into_iter()
         .map(|leaf| {
-            // The longest old path that covers this value wins (`ray.autoscaler` before `ray`).
+            // The longest old path that covers this value wins (`web.autoscaler` before `web`).
             let Some((old, new)) = renames
                 .iter()
                 .filter(|(old, _)| leaf.starts_with(old))

@@ -24,7 +24,7 @@ impl SetArg {
             Problem::new("malformed --set argument")
                 .at(format!("--set {raw}"))
                 .because(why)
-                .hint("write --set path.to.key=value, e.g. --set api.replicas=2 or --set 'logging.namespaces[0]=ray'")
+                .hint("write --set path.to.key=value, e.g. --set api.replicas=2 or --set 'web.hosts[0]=example.com'")
         };
         let Some((path, value)) = raw.split_once('=') else {
             return Err(bad("there is no `=` between the path and the value".into()));

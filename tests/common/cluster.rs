@@ -243,6 +243,24 @@ impl Cluster {
             .expect("merge patch");
     }
 
+    /// Changes an object's status with a JSON merge patch, as its operator would.
+    pub fn merge_patch_status(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+        patch: &Value,
+    ) {
+        let api = self
+            .api(api_version, kind, namespace)
+            .expect("a served kind");
+        let params = PatchParams::default();
+        self.runtime
+            .block_on(api.patch_status(name, &params, &Patch::Merge(patch)))
+            .expect("merge patch of the status");
+    }
+
     /// Deletes an object if it exists, and waits (up to a minute) until it is gone.
     pub fn delete(&self, api_version: &str, kind: &str, namespace: Option<&str>, name: &str) {
         let Some(api) = self.api(api_version, kind, namespace) else {

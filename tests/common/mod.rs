@@ -373,14 +373,19 @@ impl Fixture {
     }
 }
 
-/// Every kind plane knows (`plane::kinds`), as (apiVersion, kind), but the Pods and
-/// ReplicaSets a release's controllers make: they carry the release's label without being
-/// plane's objects.
+/// Every kind plane knows (`plane::kinds`) and the custom kinds datalayer-ray declares, as
+/// (apiVersion, kind), but the Pods and ReplicaSets a release's controllers make: they carry the
+/// release's label without being plane's objects.
 pub fn kinds() -> Vec<(&'static str, &'static str)> {
     plane::kinds::KINDS
         .iter()
         .filter(|k| !matches!(k.kind, "Pod" | "ReplicaSet"))
         .map(|k| (k.api_version, k.kind))
+        .chain([
+            ("ray.io/v1", "RayCluster"),
+            ("ray.io/v1", "RayJob"),
+            ("ray.io/v1", "RayService"),
+        ])
         .collect()
 }
 

@@ -35,7 +35,7 @@ impl Listing {
     }
 }
 
-/// What a failed read was for, to name it in the error: `cannot list RayJob objects` on
+/// What a failed read was for, to name it in the error: `cannot list Widget objects` on
 /// `Namespace/ns`.
 #[derive(Debug, Clone, Copy)]
 pub struct Reading<'a> {

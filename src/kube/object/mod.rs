@@ -1,7 +1,6 @@
 //! What plane knows about one object without asking the server: pure functions over JSON.
 
 pub(crate) mod normalize;
-pub(crate) mod ray;
 pub(crate) mod readiness;
 pub(crate) mod unchanged;
 

@@ -2,7 +2,8 @@
 
 use serde_json::Value;
 
-use crate::kinds::{self, Pods, Ready};
+use crate::bundle::declared::{Declared, Generation, KindRule, ReadinessRule, group_of};
+use crate::kinds::{self, Pods, Ready, Rule};
 
 /// What one observation of an object says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,9 +21,23 @@ impl Readiness {
     }
 }
 
-/// Whether plane waits for objects of this kind at all.
-pub fn has_rule(kind: &str) -> bool {
-    kinds::is_watched(kind)
+/// Whether `up` waits for objects of this kind: a rule of plane's reads their status, or the
+/// bundle declares one.
+pub fn has_rule(api_version: &str, kind: &str, declared: &Declared) -> bool {
+    match builtin(api_version, kind) {
+        Some(known) => matches!(known.ready, Ready::Status(_)),
+        None => declared
+            .rule(api_version, kind)
+            .is_some_and(|rule| rule.readiness.is_some()),
+    }
+}
+
+/// What plane knows of a kind of Kubernetes' own (or of a custom kind it ships knowledge of),
+/// when the object's group is the table's.
+fn builtin(api_version: &str, kind: &str) -> Option<&'static kinds::Kind> {
+    kinds::lookup(kind).filter(|known| {
+        api_version.is_empty() || group_of(known.api_version) == group_of(api_version)
+    })
 }
 
 /// Container states that waiting will not fix.
@@ -67,10 +82,12 @@ pub fn pod_failure(pod: &Value) -> Option<String> {
     None
 }
 
-/// The label selector of the pods a workload owns, from its spec.
-pub fn pod_selector(object: &Value) -> Option<String> {
-    match kinds::lookup(object["kind"].as_str()?)?.pods {
-        Pods::Selector => {
+/// The label selector of the pods a workload owns: from its spec for Kubernetes' workloads, as
+/// its bundle declares for a custom kind.
+pub fn pod_selector(object: &Value, declared: &Declared) -> Option<String> {
+    let api_version = object["apiVersion"].as_str().unwrap_or_default();
+    match builtin(api_version, object["kind"].as_str()?) {
+        Some(known) if known.pods == Pods::Selector => {
             let labels = object["spec"]["selector"]["matchLabels"].as_object()?;
             let parts: Vec<String> = labels
                 .iter()
@@ -78,32 +95,105 @@ pub fn pod_selector(object: &Value) -> Option<String> {
                 .collect();
             (!parts.is_empty()).then(|| parts.join(","))
         }
-        Pods::RayCluster => Some(format!(
-            "ray.io/cluster={}",
-            object["metadata"]["name"].as_str()?
-        )),
-        Pods::None => None,
+        Some(_) => None,
+        None => declared.rule_of(object)?.pod_selector(object),
     }
 }
 
-/// Evaluates the readiness of a live object.
-pub fn evaluate(object: &Value) -> Readiness {
+/// Evaluates the readiness of a live object: by plane's rule for its kind, the rule its bundle
+/// declares, or else the generic one.
+pub fn evaluate(object: &Value, declared: &Declared) -> Readiness {
+    let api_version = object["apiVersion"].as_str().unwrap_or_default();
     let kind = object["kind"].as_str().unwrap_or_default();
-    match kind {
-        "CustomResourceDefinition" => crd(object),
-        "Deployment" => deployment(object),
-        "StatefulSet" => stateful_set(object),
-        "DaemonSet" => daemon_set(object),
-        "Job" => job(object),
-        "PersistentVolumeClaim" => pvc(object),
-        "Service" => service(object),
-        "Namespace" => namespace(object),
-        "RayCluster" => ray_cluster(object),
-        "RayJob" => ray_job(object),
-        "RayService" => ray_service(object),
-        _ if kinds::ready(kind) == Ready::Exists => Readiness::Ready,
-        _ => generic(object),
+    if let Some(known) = builtin(api_version, kind) {
+        return match known.ready {
+            Ready::Exists => Readiness::Ready,
+            Ready::Status(rule) => by_rule(rule, object),
+            Ready::Generic => generic(object),
+        };
     }
+    match declared.rule(api_version, kind) {
+        Some(rule) => match &rule.readiness {
+            Some(readiness) => by_declaration(object, rule, readiness),
+            None => generic(object),
+        },
+        None => generic(object),
+    }
+}
+
+/// Plane's rule for one of Kubernetes' kinds.
+fn by_rule(rule: Rule, object: &Value) -> Readiness {
+    match rule {
+        Rule::Namespace => namespace(object),
+        Rule::CustomResourceDefinition => crd(object),
+        Rule::PersistentVolumeClaim => pvc(object),
+        Rule::Service => service(object),
+        Rule::DaemonSet => daemon_set(object),
+        Rule::Deployment => deployment(object),
+        Rule::StatefulSet => stateful_set(object),
+        Rule::Job => job(object),
+    }
+}
+
+/// A custom kind by what its bundle declares, read as Flux reads `healthCheckExprs`: a
+/// generation not yet observed (unless told to ignore it), then `inProgress`, `failed` and
+/// `current` in that order, the first true one deciding; none true is still in progress. An
+/// expression that cannot be evaluated leaves the object in progress, saying why.
+fn by_declaration(object: &Value, kind: &KindRule, rule: &ReadinessRule) -> Readiness {
+    let bindings = kind.bindings.as_slice();
+    if rule.observed_generation == Generation::Wait
+        && let (Some(generation), Some(observed)) = (
+            object["metadata"]["generation"].as_i64(),
+            object["status"]["observedGeneration"].as_i64(),
+        )
+        && observed != generation
+    {
+        return Readiness::Progressing(
+            "waiting for the controller to observe the new generation".into(),
+        );
+    }
+    let say = |fallback: String| match &rule.message {
+        Some(message) => message
+            .text_of(object, bindings)
+            .unwrap_or_else(|err| format!("{fallback} (its message cannot be evaluated: {err})")),
+        None => fallback,
+    };
+    let checks = [
+        (rule.in_progress.as_ref(), Outcome::InProgress),
+        (rule.failed.as_ref(), Outcome::Failed),
+        (Some(&rule.current), Outcome::Current),
+    ];
+    for (expression, outcome) in checks {
+        let Some(expression) = expression else {
+            continue;
+        };
+        match expression.is_true(object, bindings) {
+            Ok(false) => {}
+            Ok(true) => {
+                return match outcome {
+                    Outcome::Current => Readiness::Ready,
+                    Outcome::Failed => {
+                        Readiness::Failed(say(format!("failed: {}", expression.text())))
+                    }
+                    Outcome::InProgress => {
+                        Readiness::Progressing(say(format!("in progress: {}", expression.text())))
+                    }
+                };
+            }
+            Err(err) => {
+                return Readiness::Progressing(format!("its readiness cannot be evaluated: {err}"));
+            }
+        }
+    }
+    Readiness::Progressing(say(format!("waiting for {}", rule.current.text())))
+}
+
+/// Which declared expression held.
+#[derive(Clone, Copy)]
+enum Outcome {
+    InProgress,
+    Failed,
+    Current,
 }
 
 fn condition<'a>(object: &'a Value, type_: &str) -> Option<&'a Value> {
@@ -286,138 +376,6 @@ fn namespace(object: &Value) -> Readiness {
     }
 }
 
-/// A RayCluster, as KubeRay v1.7.0 maintains its status (raycluster_controller.go
-/// `calculateStatus`, utils/consistency.go `InconsistentRayClusterStatus`): the status is written
-/// only when a compared field changes, so `observedGeneration` lags behind a spec change that
-/// moves none of them (a new image, which running pods do not pick up anyway), and
-/// `RayClusterProvisioned` turns True once and stays so. Ready is then: no `ReplicaFailure`, the
-/// head ready, provisioned once, and the workers the spec asks for — each group's replicas bounded
-/// by its min and max, times numOfHosts, none while suspended (utils.GetWorkerGroupDesiredReplicas)
-/// — both counted by the operator (`desiredWorkerReplicas`, so it has seen this spec's size) and
-/// ready (`readyWorkerReplicas`). Neither early after a scale-up nor stuck after an image change.
-fn ray_cluster(object: &Value) -> Readiness {
-    if let Some(c) = condition(object, "ReplicaFailure").filter(|c| c["status"] == "True") {
-        return Readiness::Failed(format!("ReplicaFailure: {}", reason_of(c)));
-    }
-    let status = &object["status"];
-    if status.is_null() {
-        return Readiness::Progressing("no status yet".into());
-    }
-    if object["spec"]["suspend"] == true {
-        return if condition_is(object, "RayClusterSuspended", "True") {
-            Readiness::Ready
-        } else {
-            Readiness::Progressing("waiting for condition RayClusterSuspended".into())
-        };
-    }
-    let has_conditions = status["conditions"]
-        .as_array()
-        .is_some_and(|c| !c.is_empty());
-    if has_conditions {
-        if !condition_is(object, "HeadPodReady", "True") {
-            return Readiness::Progressing("waiting for condition HeadPodReady".into());
-        }
-        if !condition_is(object, "RayClusterProvisioned", "True") {
-            return Readiness::Progressing(
-                "head ready; waiting for condition RayClusterProvisioned".into(),
-            );
-        }
-    } else {
-        match status["state"].as_str() {
-            Some("ready") => {}
-            Some(state) => return Readiness::Progressing(format!("state {state}")),
-            None => return Readiness::Progressing("no conditions or state yet".into()),
-        }
-    }
-    let wanted = desired_workers(&object["spec"]);
-    // Go's omitempty leaves a zero count out.
-    let counted = status["desiredWorkerReplicas"].as_i64().unwrap_or(0);
-    if counted != wanted {
-        return Readiness::Progressing(format!(
-            "waiting for the operator to size the cluster to {wanted} worker(s) (status says {counted})"
-        ));
-    }
-    let ready = status["readyWorkerReplicas"].as_i64().unwrap_or(0);
-    if ready < wanted {
-        return Readiness::Progressing(format!("{ready}/{wanted} workers ready"));
-    }
-    Readiness::Ready
-}
-
-/// The workers a RayCluster's spec asks for, as KubeRay v1.7.0 counts them.
-fn desired_workers(spec: &Value) -> i64 {
-    spec["workerGroupSpecs"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|g| g["suspend"] != true)
-        .map(|g| {
-            let min = g["minReplicas"].as_i64().unwrap_or(0);
-            let max = g["maxReplicas"].as_i64().unwrap_or(i64::from(i32::MAX));
-            let replicas = g["replicas"].as_i64().unwrap_or(min);
-            let bounded = if replicas < min {
-                min
-            } else if replicas > max {
-                max
-            } else {
-                replicas
-            };
-            bounded * g["numOfHosts"].as_i64().unwrap_or(1)
-        })
-        .sum()
-}
-
-/// A RayJob by its `jobDeploymentStatus` (KubeRay v1.7.0 rayjob_types.go): complete and
-/// SUCCEEDED is ready; complete otherwise, Failed and ValidationFailed are failures with the
-/// operator's reason; suspended is settled only when asked to be.
-fn ray_job(object: &Value) -> Readiness {
-    let status = &object["status"];
-    let why = || {
-        let reason = status["reason"].as_str().unwrap_or_default();
-        let message = status["message"].as_str().unwrap_or_default();
-        match (reason.is_empty(), message.is_empty()) {
-            (false, false) => format!(": {reason}: {message}"),
-            (false, true) => format!(": {reason}"),
-            (true, false) => format!(": {message}"),
-            (true, true) => String::new(),
-        }
-    };
-    match status["jobDeploymentStatus"].as_str() {
-        Some("Complete") if status["jobStatus"] == "SUCCEEDED" => Readiness::Ready,
-        Some("Complete" | "Failed") => Readiness::Failed(format!(
-            "job status {}{}",
-            status["jobStatus"].as_str().unwrap_or("unknown"),
-            why()
-        )),
-        Some("ValidationFailed") => {
-            Readiness::Failed(format!("the spec failed validation{}", why()))
-        }
-        Some("Suspended") if object["spec"]["suspend"] == true => Readiness::Ready,
-        Some(other) if !other.is_empty() => {
-            Readiness::Progressing(format!("job deployment {other}"))
-        }
-        _ => Readiness::Progressing("no status yet".into()),
-    }
-}
-
-/// A RayService by its `Ready` condition (KubeRay v1.7.0 rayservice_types.go: the service
-/// serves and has endpoints), not during an upgrade; `serviceStatus: Running` where conditions
-/// are not written.
-fn ray_service(object: &Value) -> Readiness {
-    if object["status"].is_null() {
-        return Readiness::Progressing("no status yet".into());
-    }
-    if condition_is(object, "UpgradeInProgress", "True") {
-        return Readiness::Progressing("upgrade in progress".into());
-    }
-    match condition(object, "Ready") {
-        Some(c) if c["status"] == "True" => Readiness::Ready,
-        Some(c) => Readiness::Progressing(format!("not ready: {}", reason_of(c))),
-        None if object["status"]["serviceStatus"] == "Running" => Readiness::Ready,
-        None => Readiness::Progressing("waiting for condition Ready".into()),
-    }
-}
-
 /// Custom resources without a rule: `Ready=True` and a current `observedGeneration`. A freshly
 /// applied resource with no status is not ready.
 fn generic(object: &Value) -> Readiness {
@@ -455,6 +413,93 @@ mod tests {
         serde_yaml_ng::from_str(text).unwrap()
     }
 
+    fn evaluate(object: &Value) -> Readiness {
+        super::evaluate(object, &Declared::default())
+    }
+
+    fn pod_selector(object: &Value) -> Option<String> {
+        super::pod_selector(object, &Declared::default())
+    }
+
+    fn widgets() -> Declared {
+        serde_yaml_ng::from_str(
+            r#"
+kinds:
+  - apiVersion: example.com/v1
+    kind: Widget
+    let:
+      phase: status.?phase.orValue('')
+    readiness:
+      current: phase == 'Running'
+      failed: phase == 'Broken'
+      inProgress: status.?paused.orValue(false)
+      message: "size(status) == 0 ? 'no status yet' : 'phase ' + phase"
+    pods: "'example.com/widget=' + metadata.name"
+"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn declared_kinds_follow_their_bundle_as_flux_reads_it() {
+        let declared = widgets();
+        let widget = |status: &str| {
+            yaml(&format!(
+                "apiVersion: example.com/v2\nkind: Widget\nmetadata: {{name: w, generation: 2}}\nstatus: {status}\n"
+            ))
+        };
+        let read = |status: &str| super::evaluate(&widget(status), &declared);
+        assert_eq!(
+            super::evaluate(
+                &yaml("apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n"),
+                &declared
+            ),
+            Readiness::Progressing("no status yet".into())
+        );
+        assert_eq!(read("{phase: Running}"), Readiness::Ready);
+        assert_eq!(
+            read("{phase: Running, observedGeneration: 1}"),
+            Readiness::Progressing(
+                "waiting for the controller to observe the new generation".into()
+            )
+        );
+        assert_eq!(
+            read("{phase: Broken}"),
+            Readiness::Failed("phase Broken".into())
+        );
+        // inProgress comes first, as in Flux.
+        assert_eq!(
+            read("{phase: Broken, paused: true}"),
+            Readiness::Progressing("phase Broken".into())
+        );
+        assert_eq!(
+            read("{phase: Starting}"),
+            Readiness::Progressing("phase Starting".into())
+        );
+        assert!(super::has_rule("example.com/v1", "Widget", &declared));
+        assert!(!super::has_rule("other.com/v1", "Widget", &declared));
+        assert!(super::has_rule("apps/v1", "Deployment", &declared));
+        assert!(!super::has_rule("v1", "ConfigMap", &declared));
+        assert_eq!(
+            super::pod_selector(&widget("{}"), &declared).as_deref(),
+            Some("example.com/widget=w")
+        );
+        // A kind of another group is not the bundle's: the generic rule reads it.
+        let other = yaml(
+            "apiVersion: other.com/v1\nkind: Widget\nmetadata: {generation: 1}\nstatus: {observedGeneration: 1}\n",
+        );
+        assert_eq!(super::evaluate(&other, &declared), Readiness::Ready);
+        // An expression that fails leaves the object in progress and says why.
+        let broken: Declared = serde_yaml_ng::from_str(
+            "kinds: [{apiVersion: example.com/v1, kind: Widget, readiness: {current: 'status.phase == 1'}}]",
+        )
+        .unwrap();
+        assert!(matches!(
+            super::evaluate(&widget("{}"), &broken),
+            Readiness::Progressing(why) if why.contains("cannot be evaluated")
+        ));
+    }
+
     #[test]
     fn deployments_roll_out_fully_or_fail_on_the_deadline() {
         let rolled = yaml(
@@ -489,126 +534,6 @@ mod tests {
     }
 
     #[test]
-    fn rayclusters_need_head_then_provisioned_and_fail_on_replica_failure() {
-        let fresh = yaml("kind: RayCluster\nmetadata: {generation: 1}\n");
-        assert_eq!(
-            evaluate(&fresh),
-            Readiness::Progressing("no status yet".into())
-        );
-        let head = yaml(
-            "kind: RayCluster\nmetadata: {generation: 1}\nstatus: {observedGeneration: 1, conditions: [{type: HeadPodReady, status: \"True\"}, {type: RayClusterProvisioned, status: \"False\"}]}\n",
-        );
-        assert!(
-            matches!(evaluate(&head), Readiness::Progressing(m) if m.contains("RayClusterProvisioned"))
-        );
-        let ready = yaml(
-            "kind: RayCluster\nmetadata: {generation: 1}\nstatus: {observedGeneration: 1, conditions: [{type: HeadPodReady, status: \"True\"}, {type: RayClusterProvisioned, status: \"True\"}]}\n",
-        );
-        assert_eq!(evaluate(&ready), Readiness::Ready);
-        let legacy = yaml(
-            "kind: RayCluster\nmetadata: {generation: 1}\nstatus: {observedGeneration: 1, state: ready}\n",
-        );
-        assert_eq!(evaluate(&legacy), Readiness::Ready);
-        let failed = yaml(
-            "kind: RayCluster\nmetadata: {generation: 1}\nstatus: {conditions: [{type: ReplicaFailure, status: \"True\", reason: FailedCreateHeadPod, message: quota exceeded}]}\n",
-        );
-        assert_eq!(
-            evaluate(&failed),
-            Readiness::Failed("ReplicaFailure: FailedCreateHeadPod: quota exceeded".into())
-        );
-    }
-
-    #[test]
-    fn rayjobs_and_rayservices_follow_their_v1_7_status() {
-        let job = |status: &str| yaml(&format!("kind: RayJob\nstatus: {status}\n"));
-        assert_eq!(
-            evaluate(&job(
-                "{jobDeploymentStatus: Complete, jobStatus: SUCCEEDED}"
-            )),
-            Readiness::Ready
-        );
-        assert_eq!(
-            evaluate(&job(
-                "{jobDeploymentStatus: ValidationFailed, reason: ValidationFailed, message: entrypoint is empty}"
-            )),
-            Readiness::Failed(
-                "the spec failed validation: ValidationFailed: entrypoint is empty".into()
-            )
-        );
-        assert!(matches!(
-            evaluate(&job("{jobDeploymentStatus: Running, jobStatus: RUNNING}")),
-            Readiness::Progressing(_)
-        ));
-        let service = |status: &str| yaml(&format!("kind: RayService\nstatus: {status}\n"));
-        assert_eq!(
-            evaluate(&service("{conditions: [{type: Ready, status: \"True\"}]}")),
-            Readiness::Ready
-        );
-        assert!(matches!(
-            evaluate(&service(
-                "{conditions: [{type: Ready, status: \"True\"}, {type: UpgradeInProgress, status: \"True\"}]}"
-            )),
-            Readiness::Progressing(_)
-        ));
-    }
-
-    /// What KubeRay v1.7.0 writes after `up` changes a RayCluster (its status is written only
-    /// when a compared field moves; RayClusterProvisioned stays True once set).
-    #[test]
-    fn rayclusters_follow_what_kuberay_maintains_after_a_change() {
-        let cluster = |generation: u32, spec_replicas: &str, status: &str| {
-            yaml(&format!(
-                "kind: RayCluster\nmetadata: {{generation: {generation}}}\nspec: {{workerGroupSpecs: [{spec_replicas}]}}\nstatus: {{observedGeneration: 1, conditions: [{{type: HeadPodReady, status: \"True\"}}, {{type: RayClusterProvisioned, status: \"True\"}}], {status}}}\n"
-            ))
-        };
-        // A new image only: nothing compared moved, observedGeneration stays at 1. Ready.
-        let image_only = cluster(
-            2,
-            "{replicas: 1, minReplicas: 1, maxReplicas: 3}",
-            "desiredWorkerReplicas: 1, readyWorkerReplicas: 1",
-        );
-        assert_eq!(evaluate(&image_only), Readiness::Ready);
-        // minReplicas raised to 2: until the operator sizes it, and then until the worker is ready.
-        let unseen = cluster(
-            3,
-            "{replicas: 1, minReplicas: 2, maxReplicas: 3}",
-            "desiredWorkerReplicas: 1, readyWorkerReplicas: 1",
-        );
-        assert_eq!(
-            evaluate(&unseen),
-            Readiness::Progressing(
-                "waiting for the operator to size the cluster to 2 worker(s) (status says 1)"
-                    .into()
-            )
-        );
-        let scaling = cluster(
-            3,
-            "{replicas: 1, minReplicas: 2, maxReplicas: 3}",
-            "desiredWorkerReplicas: 2, readyWorkerReplicas: 1",
-        );
-        assert_eq!(
-            evaluate(&scaling),
-            Readiness::Progressing("1/2 workers ready".into())
-        );
-        let scaled = cluster(
-            3,
-            "{replicas: 1, minReplicas: 2, maxReplicas: 3}",
-            "desiredWorkerReplicas: 2, readyWorkerReplicas: 2",
-        );
-        assert_eq!(evaluate(&scaled), Readiness::Ready);
-        // Replicas above the max count as the max; hosts multiply; a suspended group counts none;
-        // a zero count is left out of the status (omitempty).
-        let bounded = cluster(
-            2,
-            "{replicas: 9, maxReplicas: 2, numOfHosts: 2}, {replicas: 4, suspend: true}",
-            "desiredWorkerReplicas: 4, readyWorkerReplicas: 4",
-        );
-        assert_eq!(evaluate(&bounded), Readiness::Ready);
-        let none = cluster(2, "{replicas: 0}", "state: ready");
-        assert_eq!(evaluate(&none), Readiness::Ready);
-    }
-
-    #[test]
     fn pods_reveal_terminal_container_states() {
         let pod = yaml(
             "kind: Pod\nmetadata: {name: api-1}\nstatus: {containerStatuses: [{name: api, state: {waiting: {reason: ImagePullBackOff, message: 'Back-off pulling image'}}}]}\n",
@@ -635,10 +560,6 @@ mod tests {
         assert_eq!(
             pod_selector(&deployment).as_deref(),
             Some("app=api,tier=web")
-        );
-        assert_eq!(
-            pod_selector(&yaml("kind: RayCluster\nmetadata: {name: rc}\n")).as_deref(),
-            Some("ray.io/cluster=rc")
         );
     }
 

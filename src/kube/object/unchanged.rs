@@ -190,7 +190,7 @@ mod tests {
     fn deployment(image: &str) -> Value {
         json!({
             "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": "api", "namespace": "ray", "labels": {"app": "api"}},
+            "metadata": {"name": "api", "namespace": "web", "labels": {"app": "api"}},
             "spec": {"replicas": 2, "template": {"spec": {"containers": [
                 {"name": "api", "image": image, "ports": [{"containerPort": 8080, "name": "http"}],
                  "args": ["--port", "8080"]}
@@ -204,7 +204,7 @@ mod tests {
         json!({
             "apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {
-                "name": "api", "namespace": "ray", "labels": {"app": "api"},
+                "name": "api", "namespace": "web", "labels": {"app": "api"},
                 "resourceVersion": "7", "generation": 1,
                 "managedFields": [
                     {"manager": "plane", "operation": "Apply", "apiVersion": "apps/v1",

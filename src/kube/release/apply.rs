@@ -59,13 +59,12 @@ pub async fn apply(
     // Every kind the render installs is served before anything of it is dry-run or applied,
     // whatever the plan did with its CRD: one an interrupted run created a moment ago is
     // `unchanged` here yet may not be established. A CRD the plan read established needs no wait.
-    let crds: Vec<WaitTarget> = plan
-        .objects
-        .iter()
-        .filter(|o| o.id.kind == "CustomResourceDefinition" && o.needs_wait())
-        .map(PlannedObject::wait_target)
-        .collect();
-    wait_ready(cluster, &crds, options.wait, reporter).await?;
+    let crds: Vec<WaitTarget> = plan.wait_targets(
+        plan.objects
+            .iter()
+            .filter(|o| o.id.kind == "CustomResourceDefinition" && o.needs_wait()),
+    );
+    wait_ready(cluster, &crds, &plan.declared, options.wait, reporter).await?;
     wait_served(cluster, plan, options.wait).await?;
     validate(cluster, plan, options.concurrency).await?;
     for component in &options.components {
@@ -94,13 +93,12 @@ pub async fn apply(
             start = end;
         }
         if options.gated.contains(component) {
-            let targets: Vec<WaitTarget> = plan
-                .objects
-                .iter()
-                .filter(|o| &o.component == component && o.desired.is_some())
-                .map(PlannedObject::wait_target)
-                .collect();
-            wait_ready(cluster, &targets, options.wait, reporter).await?;
+            let targets: Vec<WaitTarget> = plan.wait_targets(
+                plan.objects
+                    .iter()
+                    .filter(|o| &o.component == component && o.desired.is_some()),
+            );
+            wait_ready(cluster, &targets, &plan.declared, options.wait, reporter).await?;
         }
     }
     Ok(())

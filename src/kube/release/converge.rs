@@ -13,7 +13,7 @@ use crate::kube::release::inventory::{
     Changes, Inventory, InventoryObject, Phase, write_inventory,
 };
 use crate::kube::release::lock::user_at_host;
-use crate::kube::release::plan::{Action, Plan, PlannedObject};
+use crate::kube::release::plan::{Action, Plan};
 use crate::kube::release::wait::{WaitOptions, WaitTarget, wait_ready};
 use crate::kube::{KubeError, Reporter};
 
@@ -88,6 +88,7 @@ impl Inventory {
                 pruned: plan.count(Action::Prune),
             }),
             rollback_of: None,
+            declared: rendered.declared.clone(),
             stored,
         }
     }
@@ -145,13 +146,9 @@ pub async fn converge(
                 .any(|p| p.action == Action::Skip && o.id.same_as(&p.id))
     });
     if !options.no_wait {
-        let targets: Vec<WaitTarget> = plan
-            .objects
-            .iter()
-            .filter(|o| o.needs_wait())
-            .map(PlannedObject::wait_target)
-            .collect();
-        wait_ready(cluster, &targets, wait, reporter).await?;
+        let targets: Vec<WaitTarget> =
+            plan.wait_targets(plan.objects.iter().filter(|o| o.needs_wait()));
+        wait_ready(cluster, &targets, &plan.declared, wait, reporter).await?;
     }
     inventory.enter(Phase::Deployed);
     inventory.push_history();

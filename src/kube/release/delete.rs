@@ -487,7 +487,7 @@ mod tests {
     fn custom_resources_go_first_and_crds_last() {
         let order = |o: &InventoryObject| STAGES[stage_of(o)];
         assert_eq!(
-            order(&object("ray.io/v1", "RayCluster", Some("d"))),
+            order(&object("example.com/v1", "Widget", Some("d"))),
             "custom resources"
         );
         assert_eq!(

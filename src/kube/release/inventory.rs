@@ -8,8 +8,8 @@ use kube::api::{Api, ListParams, Patch};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::bundle::ObjectRef;
 use crate::bundle::objects::{ADDON_LABEL, MANAGED_BY};
+use crate::bundle::{Declared, ObjectRef};
 use crate::kube::KubeError;
 use crate::kube::client::retry::retry;
 use crate::kube::object::FIELD_MANAGER;
@@ -126,6 +126,9 @@ pub struct Inventory {
     /// The revision this one rolls back to (`plane rollback`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_of: Option<u64>,
+    /// What the bundle declares of its kinds, which `ls` and `status` read without the bundle.
+    #[serde(default, skip_serializing_if = "Declared::is_empty")]
+    pub declared: Declared,
     /// The objects of recent revisions, kept beside `release.json` in the record.
     #[serde(skip)]
     pub stored: StoredRevisions,
@@ -393,6 +396,7 @@ mod tests {
             instance: None,
             changes: None,
             rollback_of: None,
+            declared: Declared::default(),
             stored: StoredRevisions::default(),
         }
     }

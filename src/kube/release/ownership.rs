@@ -390,7 +390,7 @@ mod tests {
     fn owner(metadata: &Value) -> Option<Owner> {
         owner_of(
             &json!({"metadata": metadata}),
-            &ReleaseId::new("plane-system", "datalayer-ray"),
+            &ReleaseId::new("plane-system", "shop"),
         )
     }
 
@@ -398,18 +398,16 @@ mod tests {
     fn owners_are_told_apart() {
         assert_eq!(
             owner(
-                &json!({"labels": {RELEASE_LABEL: "datalayer-ray", RELEASE_NAMESPACE_LABEL: "plane-system"}})
+                &json!({"labels": {RELEASE_LABEL: "shop", RELEASE_NAMESPACE_LABEL: "plane-system"}})
             ),
             None
         );
         // The same name in another namespace: a team instance's, another owner.
         assert_eq!(
-            owner(
-                &json!({"labels": {RELEASE_LABEL: "datalayer-ray", RELEASE_NAMESPACE_LABEL: "team-a"}})
-            )
-            .unwrap()
-            .to_string(),
-            "plane release datalayer-ray (namespace team-a)"
+            owner(&json!({"labels": {RELEASE_LABEL: "shop", RELEASE_NAMESPACE_LABEL: "team-a"}}))
+                .unwrap()
+                .to_string(),
+            "plane release shop (namespace team-a)"
         );
         assert_eq!(
             owner(&json!({"labels": {RELEASE_LABEL: "other"}})),
@@ -420,12 +418,12 @@ mod tests {
         );
         let helm = owner(&json!({
             "labels": {"app.kubernetes.io/managed-by": "Helm"},
-            "annotations": {"meta.helm.sh/release-name": "kuberay-operator", "meta.helm.sh/release-namespace": "kuberay"}
+            "annotations": {"meta.helm.sh/release-name": "widget-operator", "meta.helm.sh/release-namespace": "widgets"}
         }))
         .unwrap();
         assert_eq!(
             helm.to_string(),
-            "Helm release kuberay-operator (namespace kuberay)"
+            "Helm release widget-operator (namespace widgets)"
         );
         assert_eq!(
             owner(&json!({"labels": {"kustomize.toolkit.fluxcd.io/name": "infra", "kustomize.toolkit.fluxcd.io/namespace": "flux-system"}}))
@@ -434,10 +432,10 @@ mod tests {
             "Flux Kustomization flux-system/infra"
         );
         assert_eq!(
-            owner(&json!({"annotations": {"argocd.argoproj.io/tracking-id": "ray:apps/Deployment:ray-system/op"}}))
+            owner(&json!({"annotations": {"argocd.argoproj.io/tracking-id": "shop:apps/Deployment:shop-system/op"}}))
                 .unwrap()
                 .to_string(),
-            "Argo CD application ray"
+            "Argo CD application shop"
         );
         assert_eq!(
             owner(&json!({"labels": {"kapp.k14s.io/app": "1700000000"}}))

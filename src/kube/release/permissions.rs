@@ -39,10 +39,10 @@ pub async fn preflight_render(
         if !existed {
             verbs.push("create");
         }
-        if readiness::has_rule(&id.kind) {
+        if readiness::has_rule(&id.api_version, &id.kind, &rendered.declared) {
             verbs.push("watch");
         }
-        if readiness::pod_selector(&object.value).is_some() {
+        if readiness::pod_selector(&object.value, &rendered.declared).is_some() {
             insert(&mut needs, "", "pods", namespace.as_ref(), &["watch"]);
         }
         insert(
@@ -100,14 +100,14 @@ pub async fn preflight_plan(
             Action::Prune | Action::Delete => vec!["list", "delete"],
             Action::Unchanged | Action::Skip => Vec::new(),
         };
-        if waited && readiness::has_rule(&object.id.kind) {
+        if waited && readiness::has_rule(&object.id.api_version, &object.id.kind, &plan.declared) {
             verbs.extend(["list", "watch"]);
         }
         let pods = waited
             && object
                 .desired
                 .as_ref()
-                .and_then(readiness::pod_selector)
+                .and_then(|desired| readiness::pod_selector(desired, &plan.declared))
                 .is_some();
         if verbs.is_empty() && !pods {
             continue;

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::bundle::crd::CrdSpec;
 use crate::bundle::objects::{PRUNE_ANNOTATION, RELEASE_LABEL};
-use crate::bundle::{Claim, Object, ObjectKey, ObjectRef, ReleaseId};
+use crate::bundle::{Claim, Declared, Object, ObjectKey, ObjectRef, ReleaseId};
 use crate::kinds;
 use crate::kube::KubeError;
 use crate::kube::client::Cluster;
@@ -20,7 +20,6 @@ use crate::kube::client::read::Reading;
 use crate::kube::client::retry::retry;
 use crate::kube::client::{IN_FLIGHT, READS_IN_FLIGHT};
 use crate::kube::object::normalize::{keep_controller_owned, mask_secrets, normalize};
-use crate::kube::object::ray;
 use crate::kube::object::readiness;
 use crate::kube::object::unchanged::provably_unchanged;
 use crate::kube::release::inventory::Inventory;
@@ -117,10 +116,13 @@ impl PlannedObject {
     }
 
     /// What `up` waits for after applying it: the object, and the pods it runs.
-    pub fn wait_target(&self) -> WaitTarget {
+    pub fn wait_target(&self, declared: &Declared) -> WaitTarget {
         WaitTarget {
             id: self.id.clone(),
-            pods: self.desired.as_ref().and_then(readiness::pod_selector),
+            pods: self
+                .desired
+                .as_ref()
+                .and_then(|desired| readiness::pod_selector(desired, declared)),
         }
     }
 
@@ -143,6 +145,21 @@ pub enum Purpose {
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
     pub objects: Vec<PlannedObject>,
+    /// What the bundle declares of its kinds: how `up` tells they are ready.
+    pub declared: Declared,
+}
+
+impl Plan {
+    /// What `up` waits for after applying `objects`.
+    pub fn wait_targets<'a>(
+        &'a self,
+        objects: impl IntoIterator<Item = &'a PlannedObject>,
+    ) -> Vec<WaitTarget> {
+        objects
+            .into_iter()
+            .map(|o| o.wait_target(&self.declared))
+            .collect()
+    }
 }
 
 impl Plan {
@@ -194,6 +211,7 @@ impl Plan {
 pub async fn plan(
     cluster: &Cluster,
     rendered: &[Object],
+    declared: &Declared,
     release: &ReleaseId,
     previous: Option<&Inventory>,
     purpose: Purpose,
@@ -218,6 +236,7 @@ pub async fn plan(
         live: &live,
         new_kinds: &new_kinds,
         roles: &roles,
+        declared,
     };
     let first = context
         .plan_each(rendered.iter().filter(unknown).collect(), &no_namespaces)
@@ -312,7 +331,10 @@ pub async fn plan(
             });
         }
     }
-    Ok(Plan { objects })
+    Ok(Plan {
+        objects,
+        declared: declared.clone(),
+    })
 }
 
 /// A rollback leaves a live CRD as it is, whatever the revision had: CRDs only move forward,
@@ -444,6 +466,7 @@ struct Context<'a> {
     new_kinds: &'a BTreeMap<(String, String), String>,
     /// The Roles and ClusterRoles the render holds.
     roles: &'a BTreeSet<ObjectKey>,
+    declared: &'a Declared,
 }
 
 impl Context<'_> {
@@ -472,6 +495,7 @@ async fn plan_one(
         live,
         new_kinds,
         roles,
+        declared,
     } = *context;
     let id = &object.id;
     let subject = id.to_string();
@@ -575,7 +599,7 @@ async fn plan_one(
     let mut desired = object.value.clone();
     if let Some(live_object) = &live_object {
         keep_controller_owned(&mut desired, live_object);
-        planned.was_ready = readiness::evaluate(live_object).is_ready();
+        planned.was_ready = readiness::evaluate(live_object, declared).is_ready();
         if provably_unchanged(&desired, live_object) {
             // The server would return the live object: no dry-run needed to know it.
             let mut before = normalize(live_object);
@@ -665,7 +689,9 @@ async fn plan_one(
                 Action::Configure
             };
             if !same {
-                planned.warning = ray::kept_by_running_pods(&before, &after);
+                planned.warning = declared
+                    .rule_of(&before)
+                    .and_then(|rule| rule.not_picked_up(&before, &after));
             }
             planned.before = Some(before);
             planned.after = Some(after);
@@ -695,7 +721,7 @@ async fn unestablished_crd(cluster: &Cluster, group: &str, kind: &str) -> Option
         .ok()?;
     crds.into_iter().find_map(|crd| {
         let defines = CrdSpec::of(&crd).is_some_and(|s| s.group == group && s.kind == kind);
-        (defines && !readiness::evaluate(&crd).is_ready()).then(|| {
+        (defines && !readiness::evaluate(&crd, &Declared::default()).is_ready()).then(|| {
             crd["metadata"]["name"]
                 .as_str()
                 .unwrap_or_default()

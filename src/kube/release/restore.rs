@@ -8,13 +8,13 @@ use futures::{StreamExt, TryStreamExt, stream};
 use serde_json::{Value, json};
 
 use crate::bundle::objects::GENERATE_ANNOTATION;
-use crate::bundle::{Component, Object, Required};
+use crate::bundle::{Component, Declared, Object, Required};
 use crate::kube::KubeError;
 use crate::kube::client::{Cluster, READS_IN_FLIGHT};
 use crate::kube::release::inventory::{Inventory, Revision};
 use crate::kube::release::revisions::value_digest;
 
-/// The label that names what an object belongs to (`kuberay-operator`), and the one that gives
+/// The label that names what an object belongs to (`widget-operator`), and the one that gives
 /// its version: a CRD carries its operator's.
 const NAME_LABEL: &str = "app.kubernetes.io/name";
 const VERSION_LABEL: &str = "app.kubernetes.io/version";
@@ -32,6 +32,8 @@ pub struct Restored {
     pub requires: Vec<Required>,
     /// Every component the revision's bundle declared.
     pub all_components: Vec<Component>,
+    /// What the revision's bundle declared of its kinds.
+    pub declared: Declared,
     /// Secrets whose live values differ from the revision's: they keep the live ones.
     pub kept_values: Vec<String>,
 }
@@ -121,6 +123,7 @@ pub async fn restore(
         gated: stored.gated.clone(),
         requires: stored.requires.clone(),
         all_components: stored.declared.clone(),
+        declared: stored.kinds.clone(),
         kept_values,
     }))
 }
@@ -136,7 +139,7 @@ async fn refuse_older_operator(
     objects: &[Object],
     revision: u64,
 ) -> Result<(), KubeError> {
-    // Each operator's version in the revision, by what its objects name (`kuberay-operator`).
+    // Each operator's version in the revision, by what its objects name (`widget-operator`).
     let mut stored: BTreeMap<&str, &str> = BTreeMap::new();
     for object in objects {
         let labels = &object.value["metadata"]["labels"];

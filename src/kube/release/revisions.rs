@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::bundle::objects::digest;
-use crate::bundle::{Component, Object, Rendered, Required};
+use crate::bundle::{Component, Declared, Object, Rendered, Required};
 
 /// What the record may hold in all (its metadata and the stored bodies): half of what a Secret
 /// may hold, so that a record never nears the limit however its metadata grows.
@@ -48,6 +48,9 @@ pub struct StoredRevision {
     /// Every component the bundle declared, on or off.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub declared: Vec<Component>,
+    /// What the bundle declared of its kinds.
+    #[serde(default, skip_serializing_if = "Declared::is_empty")]
+    pub kinds: Declared,
 }
 
 /// One object of a revision: its body's digest, and for a Secret the digest of each value.
@@ -85,6 +88,7 @@ impl StoredRevisions {
             objects: Vec::with_capacity(rendered.objects.len()),
             requires: rendered.requires.clone(),
             declared: rendered.all_components.clone(),
+            kinds: rendered.declared.clone(),
         };
         let mut bodies = Vec::with_capacity(rendered.objects.len());
         for object in &rendered.objects {
@@ -313,6 +317,7 @@ mod tests {
             instance: None,
             requires: Vec::new(),
             all_components: Vec::new(),
+            declared: Declared::default(),
         }
     }
 

@@ -11,7 +11,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::bundle::objects::RELEASE_LABEL;
-use crate::bundle::{ObjectKey, ObjectRef};
+use crate::bundle::{Declared, ObjectKey, ObjectRef};
 use crate::kube::client::Cluster;
 use crate::kube::client::discovery::ServedKind;
 use crate::kube::client::read::Reading;
@@ -51,12 +51,13 @@ impl WaitOptions {
 pub async fn wait_ready(
     cluster: &Cluster,
     targets: &[WaitTarget],
+    declared: &Declared,
     options: WaitOptions,
     reporter: &dyn Reporter,
 ) -> Result<(), KubeError> {
     let targets: Vec<&WaitTarget> = targets
         .iter()
-        .filter(|t| readiness::has_rule(&t.id.kind))
+        .filter(|t| readiness::has_rule(&t.id.api_version, &t.id.kind, declared))
         .collect();
     if targets.is_empty() {
         return Ok(());
@@ -104,6 +105,7 @@ pub async fn wait_ready(
         last,
         ready: 0,
         total,
+        declared,
     };
     // A watch can miss an update (a CRD's storage re-initialising just after it was created has
     // been seen to): every RESYNC, what is still not ready is read once more.
@@ -165,13 +167,15 @@ pub async fn wait_ready(
 const RESYNC: Duration = Duration::from_secs(5);
 
 /// What a wait has seen of each target: its last status, and how many are ready.
-struct WaitState {
+struct WaitState<'a> {
     last: BTreeMap<String, String>,
     ready: usize,
     total: usize,
+    /// How the bundle's own kinds are read.
+    declared: &'a Declared,
 }
 
-impl WaitState {
+impl WaitState<'_> {
     fn is_ready(&self, subject: &str) -> bool {
         self.last.get(subject).is_some_and(|s| s == "ready")
     }
@@ -184,7 +188,7 @@ impl WaitState {
         reporter: &dyn Reporter,
     ) -> Option<Result<(), KubeError>> {
         let was_ready = self.is_ready(&subject);
-        match readiness::evaluate(value) {
+        match readiness::evaluate(value, self.declared) {
             Readiness::Ready => {
                 if !was_ready {
                     self.ready += 1;
@@ -286,9 +290,13 @@ pub struct Health {
 ///
 /// # Errors
 /// Discovery or read failures.
-pub async fn health(cluster: &Cluster, targets: &[WaitTarget]) -> Result<Health, KubeError> {
+pub async fn health(
+    cluster: &Cluster,
+    targets: &[WaitTarget],
+    declared: &Declared,
+) -> Result<Health, KubeError> {
     let statuses: Vec<Result<(String, Readiness), KubeError>> = stream::iter(targets)
-        .map(|target| observe(cluster, target))
+        .map(|target| observe(cluster, target, declared))
         .buffered(READS_IN_FLIGHT)
         .collect()
         .await;
@@ -333,7 +341,7 @@ pub async fn release_health(cluster: &Cluster, release: &Release) -> Result<Heal
             pods: None,
         })
         .collect();
-    health(cluster, &targets).await
+    health(cluster, &targets, &release.inventory.declared).await
 }
 
 /// The live objects of many releases, read with one LIST per kind across all namespaces by
@@ -393,10 +401,10 @@ impl LiveObjects {
     /// The live health of `release`.
     pub fn health(&self, release: &Release) -> Health {
         Health::of(release.inventory.objects.iter().map(|object| {
-            let status = self
-                .0
-                .get(&object.id.key())
-                .map_or_else(|| Readiness::Failed("missing".into()), readiness::evaluate);
+            let status = self.0.get(&object.id.key()).map_or_else(
+                || Readiness::Failed("missing".into()),
+                |live| readiness::evaluate(live, &release.inventory.declared),
+            );
             (object.id.subject(), status)
         }))
     }
@@ -420,10 +428,14 @@ async fn read(cluster: &Cluster, target: &WaitTarget) -> Result<Option<Value>, K
 }
 
 /// One object's readiness, read once.
-async fn observe(cluster: &Cluster, target: &WaitTarget) -> Result<(String, Readiness), KubeError> {
+async fn observe(
+    cluster: &Cluster,
+    target: &WaitTarget,
+    declared: &Declared,
+) -> Result<(String, Readiness), KubeError> {
     let subject = target.id.subject();
     let status = match read(cluster, target).await? {
-        Some(object) => readiness::evaluate(&object),
+        Some(object) => readiness::evaluate(&object, declared),
         None => Readiness::Failed("missing".into()),
     };
     Ok((subject, status))

@@ -1,9 +1,10 @@
-//! Read-only views of a release for `plane status`: its parts, its Ray clusters, their usage.
-//! Nothing here writes.
+//! Read-only views of releases for `plane status`: their parts, what their bundles' status views
+//! list across the cluster, and its usage. Nothing here writes.
 
 pub(crate) mod parts;
 pub(crate) mod prometheus;
-pub(crate) mod ray;
+pub(crate) mod requests;
+pub(crate) mod view;
 
 use kube::api::ListParams;
 use serde::Serialize;
@@ -14,20 +15,20 @@ use crate::kube::client::Cluster;
 use crate::kube::client::read::{Listing, Reading};
 
 /// A kind `status` lists in all namespaces.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ListedKind {
-    pub api_version: &'static str,
-    pub kind: &'static str,
-    /// `plural.group`, the name RBAC and kubectl use (`rayjobs.ray.io`, `pods`).
-    pub resource: &'static str,
-    pub selector: Option<&'static str>,
+    pub api_version: String,
+    pub kind: String,
+    /// `plural.group`, the name RBAC and kubectl use (`widgets.example.com`, `pods`).
+    pub resource: String,
+    pub selector: Option<String>,
 }
 
 /// Why a kind's objects are not all known.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Gap {
-    /// `rayjobs.ray.io`.
+    /// `widgets.example.com`.
     pub resource: String,
     /// The HTTP status the server answered, when it answered.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -59,13 +60,13 @@ impl Listed {
 
 /// Lists every object of `kind` in all namespaces, each typed with its kind.
 pub async fn list_all(cluster: &Cluster, kind: ListedKind) -> Listed {
-    let served = match cluster.find(kind.api_version, kind.kind).await {
+    let served = match cluster.find(&kind.api_version, &kind.kind).await {
         Ok(Some(served)) => served,
-        Ok(None) => return Listed::NotServed(not_served(kind)),
-        Err(err) => return Listed::Unreadable(Gap::new(kind.resource, &err, "")),
+        Ok(None) => return Listed::NotServed(not_served(&kind)),
+        Err(err) => return Listed::Unreadable(Gap::new(&kind.resource, &err, "")),
     };
     let mut params = ListParams::default();
-    if let Some(selector) = kind.selector {
+    if let Some(selector) = &kind.selector {
         params = params.labels(selector);
     }
     let what = format!("cannot list {}", kind.resource);
@@ -75,7 +76,7 @@ pub async fn list_all(cluster: &Cluster, kind: ListedKind) -> Listed {
     };
     let unreadable = |err: &KubeError| {
         Listed::Unreadable(Gap::new(
-            kind.resource,
+            &kind.resource,
             err,
             &format!(
                 "ask a cluster admin for `list` on {} in all namespaces (a ClusterRole bound \
@@ -86,7 +87,7 @@ pub async fn list_all(cluster: &Cluster, kind: ListedKind) -> Listed {
     };
     match cluster.list_served(&served, None, &params, reading).await {
         Ok(Listing::Objects(objects)) => Listed::Objects(objects),
-        Ok(Listing::NotServed) => Listed::NotServed(not_served(kind)),
+        Ok(Listing::NotServed) => Listed::NotServed(not_served(&kind)),
         Ok(Listing::Forbidden(err)) | Err(err) => unreadable(&err),
     }
 }
@@ -117,9 +118,9 @@ impl Gap {
     }
 }
 
-fn not_served(kind: ListedKind) -> Gap {
+fn not_served(kind: &ListedKind) -> Gap {
     Gap {
-        resource: kind.resource.to_owned(),
+        resource: kind.resource.clone(),
         code: None,
         reason: format!(
             "the cluster does not serve {} (its CustomResourceDefinition is not installed)",
@@ -138,5 +139,20 @@ fn forbidden_reason(message: &str) -> String {
     match user {
         Some(user) => format!("forbidden for user \"{user}\""),
         None => format!("forbidden: {message}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forbidden_names_the_user() {
+        assert_eq!(
+            forbidden_reason(
+                "widgets.example.com is forbidden: User \"jane\" cannot list resource \"widgets\""
+            ),
+            "forbidden for user \"jane\""
+        );
     }
 }

@@ -1,11 +1,14 @@
-//! Ray's resource usage from a release's Prometheus, asked through the API server's service proxy
-//! (so plane talks to nothing but the API server), under a short deadline.
+//! What the objects of a status view use, from a release's Prometheus with the queries its bundle
+//! declares, asked through the API server's service proxy (so plane talks to nothing but the API
+//! server), under a short deadline.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::Value;
+
+use crate::bundle::declared::view::Usage;
 
 /// How long Prometheus may take to answer all the queries: usage is a nicety, never a wait.
 pub const USAGE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -33,38 +36,33 @@ impl PrometheusService {
     }
 }
 
-/// The queries, over the series Ray's metrics exporter writes on every Ray pod, which the bundle's
-/// scrape configuration labels with `namespace` and `ray_io_cluster`.
-pub const CPU_QUERY: &str =
-    "sum by (namespace, ray_io_cluster) (ray_node_cpu_utilization * ray_node_cpu_count / 100)";
-pub const MEMORY_QUERY: &str = "sum by (namespace, ray_io_cluster) (ray_node_mem_used)";
-pub const GPU_QUERY: &str = "sum by (namespace, ray_io_cluster) (ray_node_gpus_utilization / 100)";
-
-/// What one RayCluster uses now: CPU cores busy, memory bytes used, GPUs busy.
+/// What one object's pods use now: CPU cores busy, memory bytes used, GPUs busy.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ClusterUsage {
+pub struct ObjectUsage {
     pub cpu_cores: Option<f64>,
     pub memory_bytes: Option<f64>,
     pub gpu: Option<f64>,
 }
 
-/// Usage per (namespace, RayCluster).
-pub type UsageByCluster = BTreeMap<(String, String), ClusterUsage>;
+/// Usage per (namespace, name) of an object.
+pub type UsageByObject = BTreeMap<(String, String), ObjectUsage>;
 
-/// Asks `prometheus` for Ray's usage, all queries at once, within [`USAGE_TIMEOUT`].
+/// Asks `prometheus` the declared queries, all at once, within [`USAGE_TIMEOUT`].
 ///
 /// # Errors
 /// One line saying why there is no usage: no answer in time, the proxy's or Prometheus's error.
-pub async fn ray_usage(
+pub async fn usage(
     client: &kube::Client,
     prometheus: &PrometheusService,
-) -> Result<UsageByCluster, String> {
+    declared: &Usage,
+) -> Result<UsageByObject, String> {
+    let labels = &declared.labels;
     let asked = async {
         futures::try_join!(
-            query(client, prometheus, CPU_QUERY),
-            query(client, prometheus, MEMORY_QUERY),
-            query(client, prometheus, GPU_QUERY),
+            query(client, prometheus, &declared.cpu, labels),
+            query(client, prometheus, &declared.memory, labels),
+            query(client, prometheus, &declared.gpu, labels),
         )
     };
     let (cpu, memory, gpu) = tokio::time::timeout(USAGE_TIMEOUT, asked)
@@ -82,7 +80,7 @@ pub async fn ray_usage(
                 prometheus.subject()
             )
         })?;
-    let mut usage = UsageByCluster::new();
+    let mut usage = UsageByObject::new();
     for (key, value) in cpu {
         usage.entry(key).or_default().cpu_cores = Some(value);
     }
@@ -95,11 +93,12 @@ pub async fn ray_usage(
     Ok(usage)
 }
 
-/// One instant query; its samples by (namespace, ray_io_cluster).
+/// One instant query; its samples by the two labels naming an object.
 async fn query(
     client: &kube::Client,
     prometheus: &PrometheusService,
     promql: &str,
+    labels: &[String; 2],
 ) -> Result<Samples, String> {
     let request = http::Request::get(prometheus.query_path(promql))
         .body(Vec::new())
@@ -118,17 +117,17 @@ async fn query(
             }
             other => one_line(&crate::kube::error::error_chain(&other)),
         })?;
-    parse_vector(&text)
+    parse_vector(&text, labels)
 }
 
-/// Samples of one query, by (namespace, RayCluster).
+/// Samples of one query, by (namespace, name) of an object.
 pub type Samples = Vec<((String, String), f64)>;
 
 /// The samples of a Prometheus instant-query answer (`resultType: vector`).
 ///
 /// # Errors
 /// An answer that is not JSON, an error answer, or another result type.
-pub fn parse_vector(text: &str) -> Result<Samples, String> {
+pub fn parse_vector(text: &str, labels: &[String; 2]) -> Result<Samples, String> {
     let answer: Value = serde_json::from_str(text)
         .map_err(|_| format!("the answer is not Prometheus JSON: {}", one_line(text)))?;
     if answer["status"] != "success" {
@@ -151,7 +150,7 @@ pub fn parse_vector(text: &str) -> Result<Samples, String> {
         else {
             continue;
         };
-        samples.push(((label("namespace"), label("ray_io_cluster")), value));
+        samples.push(((label(&labels[0]), label(&labels[1])), value));
     }
     Ok(samples)
 }
@@ -171,13 +170,17 @@ fn one_line(text: &str) -> String {
 mod tests {
     use super::*;
 
+    fn labels() -> [String; 2] {
+        ["namespace".into(), "widget".into()]
+    }
+
     #[test]
     fn reads_an_instant_vector() {
         let text = r#"{"status":"success","data":{"resultType":"vector","result":[
-            {"metric":{"namespace":"a","ray_io_cluster":"rc"},"value":[1700000000.1,"1.5"]},
-            {"metric":{"namespace":"b","ray_io_cluster":"x"},"value":[1700000000.1,"NaN"]}]}}"#;
+            {"metric":{"namespace":"a","widget":"rc"},"value":[1700000000.1,"1.5"]},
+            {"metric":{"namespace":"b","widget":"x"},"value":[1700000000.1,"NaN"]}]}}"#;
         assert_eq!(
-            parse_vector(text).unwrap(),
+            parse_vector(text, &labels()).unwrap(),
             vec![(("a".to_owned(), "rc".to_owned()), 1.5)]
         );
     }
@@ -186,11 +189,11 @@ mod tests {
     fn says_why_an_answer_is_unusable() {
         let error = r#"{"status":"error","errorType":"bad_data","error":"parse error"}"#;
         assert_eq!(
-            parse_vector(error).unwrap_err(),
+            parse_vector(error, &labels()).unwrap_err(),
             "Prometheus answered bad_data: parse error"
         );
         assert!(
-            parse_vector("<html>502 Bad Gateway</html>")
+            parse_vector("<html>502 Bad Gateway</html>", &labels())
                 .unwrap_err()
                 .contains("not Prometheus JSON")
         );
