@@ -196,6 +196,37 @@ impl AddonManifest {
                     .hint("write a dotted path into values.yaml, e.g. web.enabled"),
                 );
             }
+            if let Some(watch) = component
+                .existing
+                .as_ref()
+                .and_then(|e| e.watch_namespaces.as_ref())
+            {
+                let there = here.key("existing").key("watchNamespaces");
+                if let Err(why) = ValuesPath::parse(&watch.values) {
+                    problems.push(
+                        Problem::new(format!(
+                            "component `{}`: watchNamespaces.values is not a values path",
+                            component.name
+                        ))
+                        .at(at(&there.key("values")))
+                        .because(format!("`{}`: {why}", watch.values))
+                        .hint("write the dotted path of the list in values.yaml, e.g. operator.watchNamespaces"),
+                    );
+                }
+                if !watch.flag.starts_with('-')
+                    || watch.flag.contains('=')
+                    || watch.flag.contains(' ')
+                {
+                    problems.push(
+                        Problem::new(format!(
+                            "component `{}`: watchNamespaces.flag `{}` is not a flag name",
+                            component.name, watch.flag
+                        ))
+                        .at(at(&there.key("flag")))
+                        .hint("write the argument's name alone, e.g. --watch-namespace"),
+                    );
+                }
+            }
             for (j, detect) in component
                 .existing
                 .iter()

@@ -14,6 +14,19 @@ use crate::values::ValuesPath;
 /// Top-level keys of `status -o json` a view may not take.
 const RESERVED: &[&str] = &["releases", "usage", "missing", "errors"];
 
+/// Keys of an object in `status -o json` that plane writes, which a declared field may not take.
+const FIELDS: &[&str] = &[
+    "namespace",
+    "name",
+    "ready",
+    "state",
+    "reason",
+    "conditions",
+    "requests",
+    "requestsFrom",
+    "usage",
+];
+
 /// One bundle's view.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -212,6 +225,26 @@ impl StatusView {
                         .hint("a view lists the bundle's custom kinds"),
                 );
             }
+            for field in kind.fields.keys() {
+                let taken = FIELDS.contains(&field.as_str())
+                    || self
+                        .pods
+                        .as_ref()
+                        .is_some_and(|p| p.roles.iter().any(|r| format!("{r}Pods") == *field));
+                if taken {
+                    problems.push(
+                        Problem::new(format!(
+                            "status: {} field `{field}` is one plane writes",
+                            kind.kind
+                        ))
+                        .at(at(&here.key("fields").key(field)))
+                        .hint(format!(
+                            "name it otherwise; plane writes {}",
+                            FIELDS.join(", ")
+                        )),
+                    );
+                }
+            }
             if kind.owns_pods && self.pods.is_none() {
                 problems.push(
                     Problem::new(format!(
@@ -266,14 +299,22 @@ impl StatusView {
         }
         for (i, part) in self.parts.iter().enumerate() {
             let here = root.key("parts").index(i);
-            if let Err(why) = crate::k8s_validation::label_selector(&part.selector) {
+            let checked = crate::k8s_validation::label_selector(&part.selector).and_then(|()| {
+                if part.selector.contains('(') {
+                    Err("set-based terms (`in`, `notin`) are not supported here".to_owned())
+                } else {
+                    Ok(())
+                }
+            });
+            if let Err(why) = checked {
                 problems.push(
                     Problem::new(format!(
                         "status: part `{}` has an invalid label selector",
                         part.name
                     ))
                     .at(at(&here.key("selector")))
-                    .because(format!("`{}`: {why}", part.selector)),
+                    .because(format!("`{}`: {why}", part.selector))
+                    .hint("write key=value, key!=value, key or !key, joined by commas"),
                 );
             }
             if !word(&part.name) || self.parts[..i].iter().any(|p| p.name == part.name) {
