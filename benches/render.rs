@@ -1,4 +1,5 @@
-//! Benchmarks the whole offline pipeline (load, layer values, render) of the built-in bundles.
+//! Benchmarks the whole offline pipeline (load, layer values, render) of the built-in bundles, in
+//! this process: the work of the render child, without the process around it.
 
 use std::hint::black_box;
 
@@ -19,7 +20,7 @@ fn args(addon: &str, profile: &str) -> plane::cli::RenderArgs {
 fn render(c: &mut Criterion) {
     for profile in ["r-eastus", "local"] {
         let args = args("datalayer-ray", profile);
-        let objects = render::render(&RenderSettings::from_args(&args))
+        let objects = render::render_here(&RenderSettings::from_args(&args), None)
             .expect("datalayer-ray renders")
             .objects
             .len();
@@ -27,7 +28,8 @@ fn render(c: &mut Criterion) {
             &format!("render datalayer-ray --profile {profile} ({objects} objects)"),
             |b| {
                 b.iter(|| {
-                    render::render(&RenderSettings::from_args(black_box(&args))).expect("renders")
+                    render::render_here(&RenderSettings::from_args(black_box(&args)), None)
+                        .expect("renders")
                 });
             },
         );

@@ -88,12 +88,21 @@ pub struct DiffSettings {
 pub struct UpSettings {
     pub render: RenderSettings,
     pub cluster: ConnectOptions,
+    pub deploy: DeploySettings,
+}
+
+/// How a render is deployed, by `up` or `rollback`.
+#[derive(Debug, Clone, Copy)]
+pub struct DeploySettings {
+    /// Show the plan and change nothing.
     pub dry_run: bool,
     /// Prune without asking.
     pub yes: bool,
+    /// Adopt what another owner holds (`up --take-ownership`; a rollback never does).
     pub take_ownership: bool,
     /// How long to wait for readiness.
     pub timeout: Duration,
+    /// Apply and record without waiting (`up --no-wait`; a rollback always waits).
     pub no_wait: bool,
     /// How long to wait for another run's lock; `None` refuses at once.
     pub wait_for_lock: Option<Duration>,
@@ -142,12 +151,7 @@ pub struct RollbackSettings {
     pub cluster: ConnectOptions,
     /// Where to look for the profile the revision was installed with (its cluster pin).
     pub sources: Sources,
-    pub dry_run: bool,
-    /// Prune without asking.
-    pub yes: bool,
-    /// How long to wait for readiness.
-    pub timeout: Duration,
-    pub wait_for_lock: Option<Duration>,
+    pub deploy: DeploySettings,
 }
 
 impl RollbackSettings {
@@ -159,10 +163,15 @@ impl RollbackSettings {
             cluster: connect_options(&args.target.cluster),
             // As `down`: a release records the name of its profile, not where it was loaded from.
             sources: Sources::embedded(),
-            dry_run: args.dry_run,
-            yes: args.yes,
-            timeout: args.timeout,
-            wait_for_lock: args.lock.wait_for_lock,
+            deploy: DeploySettings {
+                dry_run: args.dry_run,
+                yes: args.yes,
+                // What another owner holds now is a conflict: a rollback never takes it back.
+                take_ownership: false,
+                timeout: args.timeout,
+                no_wait: false,
+                wait_for_lock: args.lock.wait_for_lock,
+            },
         })
     }
 }
@@ -360,12 +369,14 @@ impl UpSettings {
         Self {
             render: RenderSettings::from_args(&args.render),
             cluster: connect_options(&args.cluster),
-            dry_run: args.dry_run,
-            yes: args.yes,
-            take_ownership: args.take_ownership,
-            timeout: args.timeout,
-            no_wait: args.no_wait,
-            wait_for_lock: args.lock.wait_for_lock,
+            deploy: DeploySettings {
+                dry_run: args.dry_run,
+                yes: args.yes,
+                take_ownership: args.take_ownership,
+                timeout: args.timeout,
+                no_wait: args.no_wait,
+                wait_for_lock: args.lock.wait_for_lock,
+            },
         }
     }
 }

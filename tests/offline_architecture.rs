@@ -185,7 +185,13 @@ fn the_kube_folder_shows_its_roles() {
     assert_eq!(
         entries,
         [
-            "client", "error.rs", "mod.rs", "object", "release", "status"
+            "client",
+            "error.rs",
+            "mod.rs",
+            "object",
+            "progress.rs",
+            "release",
+            "status"
         ]
     );
 }

@@ -1481,3 +1481,58 @@ fn prunes_the_credentials_may_not_delete_are_refused_before_any_write() {
         "the plan ran first"
     );
 }
+
+/// The cluster a profile pins is kept in the release's record: `down` and `rollback` refuse
+/// another cluster by it, without the profile (here one they could not even read).
+#[test]
+fn the_recorded_pin_refuses_another_cluster_without_the_profile() {
+    let srv = TestServer::start(Config::default());
+    let kc = srv.kubeconfig_path().to_path_buf();
+    let minimal = Fixture::addon("minimal").with_root_file(
+        "pinned-here.yaml",
+        "env:\n  RUN_URL: https://dev.example.com\ncluster:\n  context: plane-test\n",
+    );
+    let out = within(
+        minimal.cluster(
+            "up",
+            &kc,
+            &["--profile", "pinned-here.yaml", "--timeout", "60s"],
+        ),
+        Duration::from_secs(120),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // The same server under another context name: another cluster as far as the pin can tell.
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = dir.path().join("kubeconfig");
+    let admin = std::fs::read_to_string(&kc).unwrap();
+    let token = srv.token().to_owned();
+    let renamed = admin
+        .replace(&token, "TOKEN")
+        .replace("plane-test", "elsewhere")
+        .replace("TOKEN", &token);
+    std::fs::write(&elsewhere, renamed).unwrap();
+    srv.clear_requests();
+    for command in ["down", "rollback"] {
+        let out = within(
+            common::on_release(command, &elsewhere, "minimal", &["--yes"]),
+            Duration::from_secs(60),
+        );
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{command}: {stderr}");
+        assert!(
+            stderr.contains("profile pinned-here of release minimal may not touch this cluster")
+                && stderr.contains("context `elsewhere` is not the pinned context `plane-test`"),
+            "{command}: {stderr}"
+        );
+    }
+    assert!(
+        mutating(&srv.requests()).is_empty(),
+        "{:?}",
+        mutating(&srv.requests())
+    );
+    let out = within(
+        common::on_release("down", &kc, "minimal", &["--yes"]),
+        Duration::from_secs(120),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}

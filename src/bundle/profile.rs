@@ -27,7 +27,7 @@ pub struct ProfileSpec {
 }
 
 /// A pinned cluster identity.
-#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterPin {
     pub context: Option<String>,

@@ -2,31 +2,25 @@
 //! confirmation) → lock → plan again if the release changed → record → apply → prune → wait →
 //! record.
 
-use std::time::Duration;
-
 use super::guard::{Guard, Settled};
 use super::plan::{self, Intent, Planning};
 use super::session;
+use crate::bundle::profile::ClusterPin;
 use crate::cli::PlanFormat;
 use crate::error::{Error, ExitStatus};
 use crate::kube::{self, ConvergeOptions, Inventory, Plan};
+use crate::settings::DeploySettings;
 use crate::ui::Progress;
 
 /// How a render is deployed: `up`'s flags, or `rollback`'s.
 pub struct Deploying {
     /// The command, as messages name it.
     pub command: &'static str,
-    /// Show the plan and change nothing.
-    pub dry_run: bool,
-    /// Prune without asking.
-    pub yes: bool,
-    pub take_ownership: bool,
-    /// How long to wait for readiness.
-    pub timeout: Duration,
-    pub no_wait: bool,
-    pub wait_for_lock: Option<Duration>,
+    pub settings: DeploySettings,
     /// The profile the record names.
     pub profile: Option<String>,
+    /// The cluster it pins, which the record keeps.
+    pub pin: Option<ClusterPin>,
     /// The revision a rollback restores.
     pub rollback_of: Option<u64>,
 }
@@ -39,7 +33,7 @@ pub async fn deploy(
     previous: Option<Inventory>,
     progress: &Progress,
 ) -> Result<ExitStatus, Error> {
-    if deploying.dry_run {
+    if deploying.settings.dry_run {
         let plan = planning
             .plan_and_check(previous.as_ref(), &Intent::Show)
             .await?;
@@ -50,7 +44,13 @@ pub async fn deploy(
     let intent = intent(deploying, "plan", progress);
     let plan = planning.plan_and_check(previous.as_ref(), &intent).await?;
     let release = planning.release;
-    let lock = session::lock(planning.cluster, release, deploying.wait_for_lock, progress).await?;
+    let lock = session::lock(
+        planning.cluster,
+        release,
+        deploying.settings.wait_for_lock,
+        progress,
+    )
+    .await?;
     let checked = PlanSnapshot { plan, previous };
     let result = under_lock(planning, deploying, progress, checked, &Guard::new(&lock)).await;
     progress.finish();
@@ -68,8 +68,8 @@ struct PlanSnapshot {
 fn intent<'a>(deploying: &Deploying, headline: &'a str, progress: &'a Progress) -> Intent<'a> {
     Intent::Apply {
         headline,
-        take_ownership: deploying.take_ownership,
-        yes: deploying.yes,
+        take_ownership: deploying.settings.take_ownership,
+        yes: deploying.settings.yes,
         progress,
     }
 }
@@ -106,9 +106,10 @@ async fn under_lock(
     let mut inventory =
         Inventory::begin(rendered, &plan, &release.name, profile, previous.as_ref());
     inventory.rollback_of = deploying.rollback_of;
+    inventory.pin.clone_from(&deploying.pin);
     let options = ConvergeOptions {
-        timeout: deploying.timeout,
-        no_wait: deploying.no_wait,
+        timeout: deploying.settings.timeout,
+        no_wait: deploying.settings.no_wait,
     };
     let work = kube::converge(
         cluster,

@@ -1,7 +1,7 @@
 //! `plane diff`: render, connect, plan, and show what `up` would change. Writes nothing.
 
 use super::plan::{self, Intent, Planning};
-use super::render::render;
+use super::sandbox::render;
 use super::session;
 use crate::error::{Error, ExitStatus};
 use crate::kube;

@@ -5,7 +5,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::guard::{Guard, Settled};
 use super::session::{self, Deletion};
-use crate::bundle::profile;
 use crate::error::{Error, ExitStatus, Problem};
 use crate::kube::{self, Cluster, Inventory, Phase, Removal, WaitOptions};
 use crate::settings::DownSettings;
@@ -16,12 +15,8 @@ pub fn run(settings: &DownSettings, printer: &Printer) -> Result<ExitStatus, Err
     session::runtime()?.block_on(async {
         let cluster = session::connect(&settings.cluster, None, printer).await?;
         let inventory = session::read_release(&cluster, release, printer).await?;
-        // The profile the release was installed with may pin its cluster.
-        if let Some(name) = &inventory.profile
-            && let Ok(profile) = profile::load(&settings.sources.profiles, name)
-        {
-            session::check_pin(Some(&profile), &cluster)?;
-        }
+        // The cluster the release's profile pins, as its record keeps it.
+        session::check_recorded_pin(&inventory, &settings.sources, &cluster)?;
         let progress = printer.progress();
         kube::preflight_removal(
             &cluster,

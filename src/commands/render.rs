@@ -8,34 +8,34 @@ use crate::bundle::{self, Addon, RenderContext, Rendered, ValueSources};
 use crate::error::{Error, Problem, Problems};
 use crate::settings::RenderSettings;
 
-/// Loads the bundle, layers its values and renders it, in a child process under the render
-/// budgets (`sandbox.rs`); for a bundle with team instances, also checks that two of them never
-/// collide.
+/// What a render tells of each template it starts.
+pub type OnTemplate = Option<&'static (dyn Fn(&str) + Sync)>;
+
+/// Loads the bundle, layers its values and renders it in this process; for a bundle with team
+/// instances, also checks that two of them never collide. What the render child runs
+/// (`sandbox.rs`); `on_template` is told each template as it starts.
 ///
 /// # Errors
-/// Input errors from the arguments and from every step, each naming its origin; a budget the
-/// render went over.
-pub fn render(settings: &RenderSettings) -> Result<Rendered, Error> {
-    if super::sandbox::is_child() {
-        return render_here(settings);
-    }
-    super::sandbox::render(settings)
-}
-
-/// [`render`] in this process: what the render child runs.
-pub(super) fn render_here(settings: &RenderSettings) -> Result<Rendered, Error> {
+/// Input errors from the arguments and from every step, each naming its origin.
+pub fn render_here(settings: &RenderSettings, on_template: OnTemplate) -> Result<Rendered, Error> {
     let problems = settings.problems.clone();
     let addon = match bundle::load(&settings.sources, &settings.addon) {
         Ok(addon) => addon,
         Err(err) => return Err(with_earlier(problems, err)),
     };
-    let rendered = match render_as(&addon, settings, settings.instance.as_deref(), None) {
+    let rendered = match render_as(
+        &addon,
+        settings,
+        settings.instance.as_deref(),
+        None,
+        on_template,
+    ) {
         Ok(rendered) => rendered,
         Err(err) => return Err(with_earlier(problems, err)),
     };
     problems.into_result()?;
     if addon.manifest.instance.is_some() {
-        check_team_instances(&addon, settings, &rendered)?;
+        check_team_instances(&addon, settings, &rendered, on_template)?;
     }
     Ok(rendered)
 }
@@ -47,6 +47,7 @@ fn render_as(
     settings: &RenderSettings,
     instance: Option<&str>,
     release: Option<&str>,
+    on_template: OnTemplate,
 ) -> Result<Rendered, Error> {
     let env = |var: &str| std::env::var(var).ok();
     // A probe of the platform's team instances takes the profile's values, not the user's: the
@@ -87,7 +88,7 @@ fn render_as(
             profile: settings.profile.as_ref().map(|p| p.name.as_str()),
             shared: &settings.sources.templates,
             budget: &settings.budget,
-            on_template: super::sandbox::on_template(),
+            on_template,
         },
     )
 }
@@ -100,6 +101,7 @@ fn check_team_instances(
     addon: &Addon,
     settings: &RenderSettings,
     rendered: &Rendered,
+    on_template: OnTemplate,
 ) -> Result<(), Error> {
     const PROBES: [(&str, &str); 2] = [
         ("plane-probe-a", "plane-probe-a"),
@@ -111,7 +113,7 @@ fn check_team_instances(
     }
     let mut problems = Problems::default();
     for (release, namespace) in PROBES.into_iter().take(2 - instances.len()) {
-        match render_as(addon, settings, Some(namespace), Some(release)) {
+        match render_as(addon, settings, Some(namespace), Some(release), on_template) {
             Ok(probe) => instances.push((namespace.to_owned(), probe)),
             Err(err) => {
                 problems.push(

@@ -5,7 +5,7 @@
 use super::deploy::{Deploying, deploy};
 use super::plan::Planning;
 use super::session;
-use crate::bundle::{Rendered, objects, profile};
+use crate::bundle::{Rendered, objects};
 use crate::error::{Error, ExitStatus, Problem};
 use crate::kube::{self, Inventory, Phase};
 use crate::settings::RollbackSettings;
@@ -16,16 +16,12 @@ pub fn run(settings: &RollbackSettings, printer: &Printer) -> Result<ExitStatus,
     session::runtime()?.block_on(async {
         let cluster = session::connect(&settings.cluster, None, printer).await?;
         let inventory = session::read_release(&cluster, release, printer).await?;
+        // The cluster the release's profile pins, as its record keeps it.
+        let pin = session::check_recorded_pin(&inventory, &settings.sources, &cluster)?;
         let target = target(&inventory, settings.revision)?;
         let restored = kube::restore(&cluster, &inventory, target)
             .await?
             .ok_or_else(|| not_kept(&inventory, target))?;
-        // The profile the revision was installed with may pin its cluster.
-        if let Some(name) = &restored.revision.profile
-            && let Ok(profile) = profile::load(&settings.sources.profiles, name)
-        {
-            session::check_pin(Some(&profile), &cluster)?;
-        }
         // A revision kept by an earlier plane carries labels without the release's namespace:
         // its objects are labelled with the release's identity as today's render would.
         let mut objects = restored.objects;
@@ -73,14 +69,9 @@ pub fn run(settings: &RollbackSettings, printer: &Printer) -> Result<ExitStatus,
         };
         let deploying = Deploying {
             command: "rollback",
-            dry_run: settings.dry_run,
-            yes: settings.yes,
-            // What another owner holds now is a conflict: a rollback never takes it back.
-            take_ownership: false,
-            timeout: settings.timeout,
-            no_wait: false,
-            wait_for_lock: settings.wait_for_lock,
+            settings: settings.deploy,
             profile: restored.revision.profile.clone(),
+            pin,
             rollback_of: Some(target),
         };
         let progress = printer.progress();

@@ -37,21 +37,26 @@ pub fn is_child() -> bool {
     std::env::var_os(CHILD).is_some()
 }
 
-/// In a render child: the callback that reports each template to the parent.
-pub fn on_template() -> Option<&'static (dyn Fn(&str) + Sync)> {
-    is_child().then_some(&report_template)
+/// Loads the bundle, layers its values and renders it, in a child process under the render
+/// budgets; for a bundle with team instances, also checks that two of them never collide.
+///
+/// # Errors
+/// Input errors from the arguments and from every step, each naming its origin; a budget the
+/// render went over; a child that died, naming the template it was rendering.
+pub fn render(settings: &RenderSettings) -> Result<Rendered, Error> {
+    if is_child() {
+        return super::render::render_here(settings, Some(&report_template));
+    }
+    render_in_child(settings)
 }
 
+/// In a render child: reports each template to the parent as it starts.
 fn report_template(name: &str) {
     let _ = crate::ui::child_protocol(format!("template {name}").as_bytes());
 }
 
 /// Renders in a child process under `settings`' budget.
-///
-/// # Errors
-/// The render's own problems; a budget the child went over; a child that died, naming the
-/// template it was rendering.
-pub fn render(settings: &RenderSettings) -> Result<Rendered, Error> {
+fn render_in_child(settings: &RenderSettings) -> Result<Rendered, Error> {
     let budget = settings.budget;
     let program = std::env::current_exe()
         .map_err(|err| Error::failed("cannot find plane's own executable to render in", &err))?;
@@ -254,7 +259,9 @@ pub fn child(settings: &RenderSettings) -> std::process::ExitCode {
         std::thread::Builder::new()
             .name("render".into())
             .stack_size(stack)
-            .spawn_scoped(scope, || super::render::render_here(settings))
+            .spawn_scoped(scope, || {
+                super::render::render_here(settings, Some(&report_template))
+            })
             .map(std::thread::ScopedJoinHandle::join)
     });
     let report = match rendered {

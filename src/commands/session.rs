@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use crate::bundle::profile::ClusterPin;
 use crate::bundle::{Existing, Profile, Rendered};
 use crate::cli::STATE_NAMESPACE;
 use crate::error::{Error, Problem};
@@ -40,10 +41,69 @@ pub async fn connect(
 }
 
 /// Refuses a cluster other than the one the profile pins (context and/or server).
-pub fn check_pin(profile: Option<&Profile>, cluster: &Cluster) -> Result<(), Error> {
+fn check_pin(profile: Option<&Profile>, cluster: &Cluster) -> Result<(), Error> {
     let Some((profile, pin)) = profile.and_then(|p| p.spec.cluster.as_ref().map(|c| (p, c))) else {
         return Ok(());
     };
+    refuse_other_cluster(
+        pin,
+        &format!("profile {}", profile.name),
+        PinFrom::Profile(&profile.path),
+        cluster,
+    )
+}
+
+/// Refuses a cluster other than the one a release's profile pinned: the pin its record keeps,
+/// or, in a record of a plane that did not keep it, the pin of the profile it names (which must
+/// then be readable: a pin that cannot be checked is a refusal, not a skipped check). Returns
+/// the pin, for the next record.
+pub fn check_recorded_pin(
+    inventory: &Inventory,
+    sources: &crate::bundle::Sources,
+    cluster: &Cluster,
+) -> Result<Option<ClusterPin>, Error> {
+    if let Some(pin) = &inventory.pin {
+        let whose = match &inventory.profile {
+            Some(name) => format!("profile {name} of release {}", inventory.release),
+            None => format!("release {}", inventory.release),
+        };
+        refuse_other_cluster(pin, &whose, PinFrom::Record, cluster)?;
+        return Ok(Some(pin.clone()));
+    }
+    let Some(name) = &inventory.profile else {
+        return Ok(None);
+    };
+    let profile = crate::bundle::profile::load(&sources.profiles, name).map_err(|problem| {
+        Error::input(
+            Problem::new(format!(
+                "cannot check which cluster release {} may touch: its profile {name} cannot be read",
+                inventory.release
+            ))
+            .because(problem.to_string())
+            .hint(format!(
+                "its record predates plane keeping the pin; run `plane up` with profile {name} \
+                 once on this cluster, which records it, then run again"
+            )),
+        )
+    })?;
+    check_pin(Some(&profile), cluster)?;
+    Ok(Some(profile.spec.cluster.unwrap_or_default()))
+}
+
+/// Where a pin was read: a profile (`up`, `diff`), or a release's record (`down`, `rollback`).
+#[derive(Clone, Copy)]
+enum PinFrom<'a> {
+    Profile(&'a str),
+    Record,
+}
+
+/// Refuses a cluster other than `pin`'s (context and/or server).
+fn refuse_other_cluster(
+    pin: &ClusterPin,
+    whose: &str,
+    from: PinFrom<'_>,
+    cluster: &Cluster,
+) -> Result<(), Error> {
     let mut wrong = Vec::new();
     if let Some(context) = &pin.context
         && context != &cluster.context
@@ -64,17 +124,21 @@ pub fn check_pin(profile: Option<&Profile>, cluster: &Cluster) -> Result<(), Err
     if wrong.is_empty() {
         return Ok(());
     }
-    let mut problem = Problem::new(format!(
-        "profile {} may not touch this cluster",
-        profile.name
-    ))
-    .at(profile.path.clone());
+    let (at, hint) = match from {
+        PinFrom::Profile(path) => (
+            path,
+            "pass --context for the pinned cluster, or use another profile",
+        ),
+        PinFrom::Record => (
+            "its release record",
+            "pass --context for the cluster the release was installed on",
+        ),
+    };
+    let mut problem = Problem::new(format!("{whose} may not touch this cluster")).at(at);
     for why in wrong {
         problem = problem.because(why);
     }
-    Err(Error::input(problem.hint(
-        "pass --context for the pinned cluster, or use another profile",
-    )))
+    Err(Error::input(problem.hint(hint)))
 }
 
 /// Reads the release's record while discovering the kinds the render uses: one round trip for

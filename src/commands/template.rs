@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use super::render::render;
+use super::sandbox::render;
 use crate::bundle::Rendered;
 use crate::cli::DataFormat;
 use crate::error::{Error, ExitStatus};

@@ -3,7 +3,7 @@
 
 use super::deploy::{Deploying, deploy};
 use super::plan::Planning;
-use super::render::render;
+use super::sandbox::render;
 use super::session;
 use crate::error::{Error, ExitStatus};
 use crate::kube::{self, Inventory};
@@ -28,13 +28,10 @@ pub fn run(settings: &UpSettings, printer: &crate::ui::Printer) -> Result<ExitSt
         let previous = read_previous(&planning, settings, &progress).await?;
         let deploying = Deploying {
             command: "up",
-            dry_run: settings.dry_run,
-            yes: settings.yes,
-            take_ownership: settings.take_ownership,
-            timeout: settings.timeout,
-            no_wait: settings.no_wait,
-            wait_for_lock: settings.wait_for_lock,
+            settings: settings.deploy,
             profile: profile.map(|p| p.name.clone()),
+            // A profile without a pin records an empty one: the record says it was read.
+            pin: profile.map(|p| p.spec.cluster.clone().unwrap_or_default()),
             rollback_of: None,
         };
         deploy(&planning, &deploying, previous, &progress).await
@@ -56,7 +53,7 @@ async fn read_previous(
     } = *planning;
     let previous = match session::read_previous(cluster, rendered, release).await {
         Ok(previous) => previous,
-        Err(err) if err.code() == Some(403) && !settings.dry_run => {
+        Err(err) if err.code() == Some(403) && !settings.deploy.dry_run => {
             kube::preflight_render(cluster, rendered, None, &release.state_namespace, progress)
                 .await?;
             return Err(err.into());

@@ -1,7 +1,18 @@
 //! The error of cluster work: what failed, on which object, the server's reason, and a hint.
 
-use super::client::retry;
 use crate::error::Problem;
+
+/// How many times a call is tried in all.
+pub const ATTEMPTS: u32 = 6;
+
+/// Whether an error is worth another try.
+pub fn is_transient(err: &kube::Error) -> bool {
+    match err {
+        kube::Error::Api(status) => matches!(status.code, 429 | 500 | 502 | 503 | 504),
+        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+        _ => false,
+    }
+}
 
 /// A failure talking to the cluster, naming the object and the server's reason.
 #[derive(Debug, thiserror::Error)]
@@ -64,7 +75,7 @@ pub enum KubeError {
 impl KubeError {
     /// Builds an API error for an action on an object from a kube-rs error.
     ///
-    /// Every call goes through [`retry::retry`], so a transient error that arrives here has
+    /// Every call goes through `client::retry::retry`, so a transient error that arrives here has
     /// outlasted every attempt; the message says so.
     pub fn api(what: impl Into<String>, subject: Option<&str>, err: &kube::Error) -> Self {
         let hint_for = |code: u16| match code {
@@ -99,11 +110,8 @@ impl KubeError {
             ),
             other => (error_chain(other), None, None),
         };
-        if retry::is_transient(err) {
-            reason.push_str(&format!(
-                " (still failing after {} attempts)",
-                retry::ATTEMPTS
-            ));
+        if is_transient(err) {
+            reason.push_str(&format!(" (still failing after {ATTEMPTS} attempts)"));
         }
         let hint = hint.map(str::to_owned);
         Self::Api {

@@ -10,6 +10,7 @@
 mod client;
 mod error;
 mod object;
+mod progress;
 mod release;
 mod status;
 
@@ -18,7 +19,9 @@ pub use client::connect::{ConnectOptions, connect};
 pub use error::KubeError;
 pub use kube::Client;
 pub use object::FIELD_MANAGER;
+pub use object::owner::Owner;
 pub use object::readiness::{Readiness, evaluate as readiness, pod_selector};
+pub use progress::{Event, Reporter};
 pub use release::converge::{ConvergeOptions, converge, record_failure};
 pub use release::delete::{
     CustomResourceCount, Removal, RemovalOptions, plan_removal, remove, verify_gone,
@@ -30,7 +33,7 @@ pub use release::inventory::{
 };
 pub use release::latch::{Latch, latch};
 pub use release::lock::Lock;
-pub use release::ownership::{Owner, Ownership, find as find_ownership};
+pub use release::ownership::{Ownership, find as find_ownership};
 pub use release::permissions::{preflight_plan, preflight_removal, preflight_render};
 pub use release::plan::{Action, Plan, PlannedObject, Purpose, plan};
 pub use release::platform::{Platform, check_team_instance};
@@ -43,33 +46,3 @@ pub use status::prometheus::{ObjectUsage, PrometheusService, UsageByObject, usag
 pub use status::requests::Requests;
 pub use status::view::{Count, ObjectState, Tally, ViewObjects, ViewSummary, list_view, summarize};
 pub use status::{Gap, Listed};
-
-/// Every write is a server-side apply by [`FIELD_MANAGER`]; conflicts with other managers are
-/// forced, so the bundle stays the source of truth (decided here, once).
-fn apply_params() -> kube::api::PatchParams {
-    kube::api::PatchParams::apply(FIELD_MANAGER).force()
-}
-
-/// Something the cluster work wants the user to know, as it happens.
-#[derive(Debug, Clone)]
-pub enum Event {
-    /// A stage begins, named with its verb: `applying operator`, `pruning`, `deleting workloads`.
-    Stage { name: String, objects: usize },
-    /// One object was written or deleted with this action.
-    Done { subject: String, action: Action },
-    /// Waiting on an object, with what it last said.
-    Waiting { subject: String, status: String },
-    /// An object became ready.
-    Ready {
-        subject: String,
-        ready: usize,
-        total: usize,
-    },
-    /// Something worth a line that is not an error.
-    Note(String),
-}
-
-/// Receives progress; the terminal layer implements it (indicatif or plain lines).
-pub trait Reporter: Send + Sync {
-    fn report(&self, event: Event);
-}

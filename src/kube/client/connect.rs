@@ -9,7 +9,7 @@ use kube::{Client, Config};
 use tower::timeout::TimeoutLayer;
 
 use super::Cluster;
-use crate::kube::KubeError;
+use crate::kube::error::KubeError;
 
 /// How to find the cluster.
 #[derive(Debug, Clone, Default)]

@@ -9,8 +9,8 @@ use kube::discovery::{ApiResource, Scope};
 use serde_json::Value;
 
 use super::Cluster;
-use crate::kube::KubeError;
 use crate::kube::client::retry::retry;
+use crate::kube::error::KubeError;
 
 /// The resource that serves a kind, and whether its objects live in a namespace.
 #[derive(Debug, Clone)]

@@ -8,7 +8,7 @@ use super::Cluster;
 use super::discovery::ServedKind;
 use super::retry::retry;
 use crate::bundle::ObjectRef;
-use crate::kube::KubeError;
+use crate::kube::error::KubeError;
 
 /// What a LIST found.
 #[derive(Debug)]

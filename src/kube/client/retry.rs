@@ -3,20 +3,10 @@
 use std::future::Future;
 use std::time::Duration;
 
-/// How many times a call is tried in all.
-pub const ATTEMPTS: u32 = 6;
+pub use crate::kube::error::{ATTEMPTS, is_transient};
 
 /// The longest wait a server's `retryAfterSeconds` can ask for between two attempts.
 const MAX_SERVER_DELAY: Duration = Duration::from_secs(10);
-
-/// Whether an error is worth another try.
-pub fn is_transient(err: &kube::Error) -> bool {
-    match err {
-        kube::Error::Api(status) => matches!(status.code, 429 | 500 | 502 | 503 | 504),
-        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
-        _ => false,
-    }
-}
 
 /// How long the server asked to wait (`details.retryAfterSeconds` of a throttling answer).
 fn server_delay(err: &kube::Error) -> Option<Duration> {

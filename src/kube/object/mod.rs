@@ -1,6 +1,7 @@
 //! What plane knows about one object without asking the server: pure functions over JSON.
 
 pub(crate) mod normalize;
+pub(crate) mod owner;
 pub(crate) mod readiness;
 pub(crate) mod unchanged;
 

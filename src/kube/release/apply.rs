@@ -13,9 +13,11 @@ use crate::kinds::{self, apply_rank};
 use crate::kube::client::Cluster;
 use crate::kube::client::discovery::ServedKind;
 use crate::kube::client::retry::retry;
+use crate::kube::error::KubeError;
+use crate::kube::progress::{Event, Reporter};
 use crate::kube::release::plan::{Action, Plan, PlannedObject};
+use crate::kube::release::ssa::apply_params;
 use crate::kube::release::wait::{WaitOptions, WaitTarget, wait_ready};
-use crate::kube::{Event, KubeError, Reporter, apply_params};
 
 /// The order and pace of an apply: components in dependency order, which of them dependents
 /// wait for, how many writes at once, and the deadline of those waits.

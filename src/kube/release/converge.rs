@@ -8,6 +8,8 @@ use crate::bundle::Rendered;
 use crate::bundle::objects::digest;
 use crate::kube::client::Cluster;
 use crate::kube::client::IN_FLIGHT;
+use crate::kube::error::KubeError;
+use crate::kube::progress::Reporter;
 use crate::kube::release::apply::{ApplyOptions, apply, prune};
 use crate::kube::release::inventory::{
     Changes, Inventory, InventoryObject, Phase, write_inventory,
@@ -15,7 +17,6 @@ use crate::kube::release::inventory::{
 use crate::kube::release::lock::user_at_host;
 use crate::kube::release::plan::{Action, Plan};
 use crate::kube::release::wait::{WaitOptions, WaitTarget, wait_ready};
-use crate::kube::{KubeError, Reporter};
 
 /// How far `up` goes.
 #[derive(Debug, Clone, Copy)]
@@ -72,6 +73,7 @@ impl Inventory {
             addon: rendered.addon.clone(),
             version: rendered.version.clone(),
             profile,
+            pin: None,
             values_digest: rendered.values_digest.clone(),
             revision,
             phase: Phase::Applying,

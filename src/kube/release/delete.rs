@@ -18,11 +18,12 @@ use crate::kube::client::discovery::ServedKind;
 use crate::kube::client::read::Reading;
 use crate::kube::client::retry::retry;
 use crate::kube::client::{IN_FLIGHT, READS_IN_FLIGHT};
+use crate::kube::error::KubeError;
+use crate::kube::progress::{Event, Reporter};
 use crate::kube::release::inventory::{Inventory, InventoryObject};
 use crate::kube::release::namespaces;
 use crate::kube::release::plan::{Action, list_live};
 use crate::kube::release::wait::WaitOptions;
-use crate::kube::{Event, KubeError, Reporter};
 
 /// Stages in deletion order.
 const STAGES: [&str; 6] = [

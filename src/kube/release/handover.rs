@@ -4,11 +4,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::bundle::{ObjectKey, ReleaseId};
+use crate::kube::error::KubeError;
+use crate::kube::object::owner::Owner;
+use crate::kube::progress::{Event, Reporter};
 use crate::kube::release::inventory::{list_releases, read_inventory, write_inventory};
 use crate::kube::release::lock::Lock;
-use crate::kube::release::ownership::Owner;
 use crate::kube::release::plan::Plan;
-use crate::kube::{Event, KubeError, Reporter};
 
 /// After a plan that took objects from other plane releases was applied (their labels now
 /// name `release`), removes them from those releases' records, each under its own lock, which

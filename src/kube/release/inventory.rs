@@ -9,9 +9,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::bundle::objects::{ADDON_LABEL, MANAGED_BY};
+use crate::bundle::profile::ClusterPin;
 use crate::bundle::{Declared, ObjectRef};
-use crate::kube::KubeError;
 use crate::kube::client::retry::retry;
+use crate::kube::error::KubeError;
 use crate::kube::object::FIELD_MANAGER;
 use crate::kube::release::revisions::{OverLimit, SECRET_LIMIT, StoredRevisions};
 use crate::kube::release::state;
@@ -107,6 +108,10 @@ pub struct Inventory {
     pub version: String,
     #[serde(default)]
     pub profile: Option<String>,
+    /// The cluster its profile pins (empty when it pins none), so that `down` and `rollback`
+    /// refuse another cluster without reading the profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin: Option<ClusterPin>,
     pub values_digest: String,
     pub revision: u64,
     pub phase: Phase,
@@ -281,7 +286,7 @@ pub async fn write_inventory(
         "data": data,
     });
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let params = crate::kube::apply_params();
+    let params = crate::kube::release::ssa::apply_params();
     let patch = Patch::Apply(&secret);
     let result = retry(|| api.patch(&name, &params, &patch)).await;
     match result {
@@ -384,6 +389,7 @@ mod tests {
             addon: "a".into(),
             version: "1".into(),
             profile: None,
+            pin: None,
             values_digest: "d".into(),
             revision: 1,
             phase: Phase::Deployed,

@@ -16,10 +16,11 @@ use tokio::task::JoinHandle;
 
 use crate::bundle::objects::MANAGED_BY;
 use crate::kube::client::retry::retry;
+use crate::kube::error::KubeError;
 use crate::kube::object::FIELD_MANAGER;
+use crate::kube::progress::{Event, Reporter};
 use crate::kube::release::latch::{Latch, latch};
 use crate::kube::release::state;
-use crate::kube::{Event, KubeError, Reporter};
 
 /// How long a lock lives without renewal.
 const LEASE_SECONDS: i32 = 30;

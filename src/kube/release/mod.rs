@@ -16,6 +16,7 @@ pub(crate) mod platform;
 pub(crate) mod preflight;
 pub(crate) mod restore;
 pub(crate) mod revisions;
+pub(crate) mod ssa;
 pub(crate) mod state;
 pub(crate) mod tiers;
 pub(crate) mod wait;

@@ -9,11 +9,11 @@ use serde_json::Value;
 
 use crate::bundle::ReleaseId;
 use crate::kinds;
-use crate::kube::KubeError;
 use crate::kube::client::Cluster;
 use crate::kube::client::IN_FLIGHT;
 use crate::kube::client::discovery::ServedKind;
 use crate::kube::client::read::{Listing, Reading};
+use crate::kube::error::KubeError;
 
 /// A service-account token: it belongs to its ServiceAccount, which Kubernetes makes in every
 /// namespace.

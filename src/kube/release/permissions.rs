@@ -5,11 +5,12 @@ use std::collections::BTreeSet;
 
 use crate::bundle::Rendered;
 use crate::kube::client::Cluster;
+use crate::kube::error::KubeError;
 use crate::kube::object::readiness;
+use crate::kube::progress::Reporter;
 use crate::kube::release::inventory::Inventory;
 use crate::kube::release::plan::{Action, Plan};
 use crate::kube::release::preflight::{Permission, check_access, resolve, warn_ingress_classes};
-use crate::kube::{KubeError, Reporter};
 
 /// Every permission an `up` of `rendered` over `previous` could need, from the render alone;
 /// kinds the cluster does not serve (and the render does not install) are refused here. For

@@ -13,52 +13,19 @@ use crate::bundle::crd::CrdSpec;
 use crate::bundle::objects::{PRUNE_ANNOTATION, RELEASE_LABEL};
 use crate::bundle::{Claim, Declared, Object, ObjectKey, ObjectRef, ReleaseId};
 use crate::kinds;
-use crate::kube::KubeError;
 use crate::kube::client::Cluster;
 use crate::kube::client::discovery::ServedKind;
 use crate::kube::client::read::Reading;
 use crate::kube::client::retry::retry;
 use crate::kube::client::{IN_FLIGHT, READS_IN_FLIGHT};
+use crate::kube::error::KubeError;
 use crate::kube::object::normalize::{keep_controller_owned, mask_secrets, normalize};
+use crate::kube::object::owner::{Owner, owner_of};
 use crate::kube::object::readiness;
 use crate::kube::object::unchanged::provably_unchanged;
+pub use crate::kube::progress::Action;
 use crate::kube::release::inventory::Inventory;
-use crate::kube::release::ownership::{Owner, owner_of};
 use crate::kube::release::wait::WaitTarget;
-
-/// What happens to one object. One vocabulary everywhere: diff, up, down, JSON.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    Create,
-    Configure,
-    Unchanged,
-    Prune,
-    Delete,
-    /// Left alone on purpose (e.g. a Namespace no longer rendered, which is never pruned).
-    Skip,
-}
-
-impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Create => "create",
-            Self::Configure => "configure",
-            Self::Unchanged => "unchanged",
-            Self::Prune => "prune",
-            Self::Delete => "delete",
-            Self::Skip => "skip",
-        }
-    }
-
-    /// Whether the action writes to the cluster.
-    pub fn writes(self) -> bool {
-        matches!(
-            self,
-            Self::Create | Self::Configure | Self::Prune | Self::Delete
-        )
-    }
-}
 
 /// One object of the plan.
 #[derive(Debug, Clone, Serialize)]
@@ -89,7 +56,7 @@ pub struct PlannedObject {
     /// (`--take-ownership`), and then records it as adopted.
     #[serde(
         skip_serializing_if = "Option::is_none",
-        serialize_with = "crate::kube::release::ownership::serialize_owner"
+        serialize_with = "crate::kube::object::owner::serialize_owner"
     )]
     pub owner: Option<Owner>,
     /// Something the user must know before applying it (a change running pods will not pick up).
@@ -614,7 +581,7 @@ async fn plan_one(
         }
     }
     let api = cluster.api(&served, id.namespace.as_deref());
-    let params = crate::kube::apply_params().dry_run();
+    let params = crate::kube::release::ssa::apply_params().dry_run();
     let patch = Patch::Apply(&desired);
     let dry = match retry(|| api.patch(&id.name, &params, &patch)).await {
         Ok(dry) => {
@@ -734,10 +701,4 @@ fn masked_after(value: &Value, before: Option<&mut Value>) -> Value {
     let mut after = normalize(value);
     mask_secrets(before, Some(&mut after));
     after
-}
-
-impl std::fmt::Display for Action {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
 }

@@ -7,7 +7,8 @@ use serde_json::Value;
 use crate::bundle::{Existing, ObjectRef, Required, WatchNamespaces};
 use crate::kube::client::Cluster;
 use crate::kube::client::read::{Listing, Reading};
-use crate::kube::{Event, KubeError, Reporter};
+use crate::kube::error::KubeError;
+use crate::kube::progress::{Event, Reporter};
 
 /// The platform a team instance relies on: the kinds it must serve and how to find its operator.
 #[derive(Debug, Clone, Copy)]

@@ -17,7 +17,8 @@ use crate::bundle::{Object, ObjectRef};
 use crate::kube::client::Cluster;
 use crate::kube::client::IN_FLIGHT;
 use crate::kube::client::retry::retry;
-use crate::kube::{Event, KubeError, Reporter};
+use crate::kube::error::KubeError;
+use crate::kube::progress::{Event, Reporter};
 
 /// One permission a run needs.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

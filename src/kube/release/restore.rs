@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 
 use crate::bundle::objects::GENERATE_ANNOTATION;
 use crate::bundle::{Component, Declared, Object, Required};
-use crate::kube::KubeError;
 use crate::kube::client::{Cluster, READS_IN_FLIGHT};
+use crate::kube::error::KubeError;
 use crate::kube::release::inventory::{Inventory, Revision};
 use crate::kube::release::revisions::value_digest;
 

@@ -6,8 +6,8 @@ use kube::api::{Api, Patch};
 use serde_json::json;
 
 use crate::bundle::objects::MANAGED_BY;
-use crate::kube::KubeError;
 use crate::kube::client::retry::retry;
+use crate::kube::error::KubeError;
 use crate::kube::object::FIELD_MANAGER;
 
 /// The name of a release's record, a Secret in the state namespace.
@@ -27,7 +27,10 @@ pub fn lock_name(release: &str) -> String {
 pub async fn ensure_namespace(client: &kube::Client, namespace: &str) -> Result<(), KubeError> {
     let api: Api<Namespace> = Api::all(client.clone());
     let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": {MANAGED_BY: FIELD_MANAGER}}});
-    let (params, patch) = (crate::kube::apply_params(), Patch::Apply(&body));
+    let (params, patch) = (
+        crate::kube::release::ssa::apply_params(),
+        Patch::Apply(&body),
+    );
     retry(|| api.patch(namespace, &params, &patch))
         .await
         .map(|_| ())

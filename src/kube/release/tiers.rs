@@ -6,8 +6,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::bundle::ReleaseId;
+use crate::kube::error::KubeError;
+use crate::kube::progress::{Event, Reporter};
 use crate::kube::release::inventory::{Inventory, Release, list_releases, read_inventory};
-use crate::kube::{Event, KubeError, Reporter};
 
 /// How many objects a refusal names before it says how many more there are.
 const NAMED: usize = 5;

@@ -16,9 +16,10 @@ use crate::kube::client::Cluster;
 use crate::kube::client::discovery::ServedKind;
 use crate::kube::client::read::Reading;
 use crate::kube::client::{IN_FLIGHT, READS_IN_FLIGHT};
+use crate::kube::error::KubeError;
 use crate::kube::object::readiness::{self, Readiness};
+use crate::kube::progress::{Event, Reporter};
 use crate::kube::release::inventory::Release;
-use crate::kube::{Event, KubeError, Reporter};
 
 /// An object to wait for.
 #[derive(Debug, Clone)]

@@ -10,9 +10,9 @@ use kube::api::ListParams;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::kube::KubeError;
 use crate::kube::client::Cluster;
 use crate::kube::client::read::{Listing, Reading};
+use crate::kube::error::KubeError;
 
 /// A kind `status` lists in all namespaces.
 #[derive(Debug, Clone)]

@@ -7,9 +7,9 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::bundle::declared::view::{Part, PartKind};
-use crate::kube::KubeError;
 use crate::kube::client::Cluster;
 use crate::kube::client::IN_FLIGHT;
+use crate::kube::error::KubeError;
 use crate::kube::object::subject;
 use crate::kube::release::inventory::Inventory;
 use crate::kube::status::Gap;
