@@ -120,6 +120,12 @@ impl Expression {
         &self.text
     }
 
+    /// Its syntax tree, macros expanded (`exists`, `map`, ... are comprehensions), for what
+    /// translates it for another engine.
+    pub fn ast(&self) -> &IdedExpr {
+        self.program.expression()
+    }
+
     /// The variables it reads (fields of the object, bindings, comprehension variables).
     pub fn variables(&self) -> Vec<String> {
         self.program
@@ -351,7 +357,7 @@ fn nesting(expr: &IdedExpr) -> usize {
 }
 
 /// An expression in a message: its first 80 characters on one line.
-fn short(text: &str) -> String {
+pub(crate) fn short(text: &str) -> String {
     let flat = one_line(text);
     if flat.chars().count() > 80 {
         format!("{}...", flat.chars().take(80).collect::<String>())
@@ -360,7 +366,7 @@ fn short(text: &str) -> String {
     }
 }
 
-fn one_line(text: &str) -> String {
+pub(crate) fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 

@@ -73,6 +73,9 @@ pub enum Command {
     /// Remove a release: custom resources first, then workloads, services, RBAC, namespaces.
     #[command(after_help = DOWN_EXAMPLES)]
     Down(DownArgs),
+    /// What Argo CD and Flux need beside `template --for` to run a bundle as `up` does.
+    #[command(after_help = GITOPS_EXAMPLES)]
+    Gitops(GitopsArgs),
 }
 
 /// Which cluster, like kubectl.
@@ -289,8 +292,13 @@ pub struct SourceArgs {
 /// What decides a render: the bundle, the profile and values.
 #[derive(Debug, Clone, Args)]
 pub struct RenderArgs {
-    /// The bundle to render (see `plane addons`).
-    pub addon: String,
+    /// The bundle to render (see `plane addons`); from the app file when one is given.
+    #[arg(required_unless_present = "app_file")]
+    pub addon: Option<String>,
+    /// An app file (plane.yaml) with the bundle, profile, namespace, values files and `--set`
+    /// pairs; flags given beside it add values files and `--set` pairs after its own.
+    #[arg(long, value_name = "FILE")]
+    pub app_file: Option<PathBuf>,
     /// The environment profile (see `plane profiles`), or a path to a profile file.
     #[arg(short, long, value_name = "PROFILE")]
     pub profile: Option<String>,
@@ -330,6 +338,85 @@ pub struct TemplateArgs {
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = DataFormat::Yaml)]
     pub output: DataFormat,
+    /// Render for an engine that runs the bundle continuously, keeping plane's guarantees: stage
+    /// order, no prune of CRDs, namespaces and volumes, no generated Secret (each must be declared
+    /// as provided in the app file), and a refusal of an empty render or a missing input.
+    #[arg(long = "for", value_enum, value_name = "ENGINE")]
+    pub engine: Option<Engine>,
+}
+
+/// An engine that renders plane's bundles and applies them continuously.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Engine {
+    /// Argo CD, through plane's config-management plugin.
+    Argocd,
+    /// Flux's kustomize-controller, from a Git path or an OCI artifact.
+    Flux,
+}
+
+impl Engine {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Argocd => "argocd",
+            Self::Flux => "flux",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct GitopsArgs {
+    #[command(subcommand)]
+    pub command: GitopsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GitopsCommand {
+    /// Print the argocd-cm entries (`resource.customizations.health.*`) that give Argo CD the
+    /// readiness the bundle declares for its custom kinds, as Lua.
+    ArgocdHealth(GitopsBundleArgs),
+    /// Print a Flux Kustomization for the bundle's render: prune, wait, and `healthCheckExprs`
+    /// from the readiness the bundle declares.
+    FluxKustomization(FluxArgs),
+    /// Print the bundle's inputs as Argo CD plugin parameters (JSON): what plane's plugin shows
+    /// in Argo CD's UI, handed back to `template --for argocd` as `PARAM_<NAME>`.
+    ArgocdParameters(GitopsBundleArgs),
+}
+
+/// Which bundle, by name or by app file.
+#[derive(Debug, Args)]
+pub struct GitopsBundleArgs {
+    /// The bundle; from the app file when one is given.
+    #[arg(required_unless_present = "app_file")]
+    pub addon: Option<String>,
+    /// An app file (plane.yaml).
+    #[arg(long, value_name = "FILE")]
+    pub app_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub sources: SourceArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct FluxArgs {
+    #[command(flatten)]
+    pub bundle: GitopsBundleArgs,
+    /// The Flux source holding the render: KIND/NAME (GitRepository, OCIRepository, Bucket).
+    #[arg(long, value_name = "KIND/NAME")]
+    pub source: String,
+    /// The path of the render inside the source.
+    #[arg(long, default_value = "./")]
+    pub path: String,
+    /// The Kustomization's name (default: the release's).
+    #[arg(long, value_parser = plane_name)]
+    pub name: Option<String>,
+    /// The namespace of the Kustomization and of its source.
+    #[arg(long, default_value = "flux-system", value_parser = plane_name)]
+    pub namespace: String,
+    /// How often Flux reconciles it (e.g. 10m).
+    #[arg(long, default_value = "10m")]
+    pub interval: String,
+    /// How long Flux waits for everything to be ready (e.g. 10m).
+    #[arg(long, default_value = "10m")]
+    pub timeout: String,
 }
 
 #[derive(Debug, Args)]
@@ -374,4 +461,5 @@ const STATUS_EXAMPLES: &str = include_str!("../docs/cli-examples/status.txt");
 
 const DOWN_EXAMPLES: &str = include_str!("../docs/cli-examples/down.txt");
 
+const GITOPS_EXAMPLES: &str = include_str!("../docs/cli-examples/gitops.txt");
 const PROFILES_EXAMPLES: &str = include_str!("../docs/cli-examples/profiles.txt");

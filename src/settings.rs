@@ -1,11 +1,13 @@
 //! Turns command-line arguments into checked settings; `Args` travel no further than here.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::app_file::{App, Provider};
 use crate::bundle::{self, Profile, RenderBudget, Sources};
 use crate::cli::STATE_NAMESPACE;
 use crate::cli::{
-    ClusterArgs, DataFormat, DiffArgs, DownArgs, HistoryArgs, ListArgs, LsArgs, PlanFormat,
+    ClusterArgs, DataFormat, DiffArgs, DownArgs, Engine, HistoryArgs, ListArgs, LsArgs, PlanFormat,
     ReleaseArgs, RenderArgs, RollbackArgs, SourceArgs, StateArgs, StatusArgs, TableFormat,
     TemplateArgs, UpArgs,
 };
@@ -57,6 +59,11 @@ pub struct RenderSettings {
     pub budget: RenderBudget,
     /// What was wrong with the arguments, reported by the render together with its own problems.
     pub problems: Problems,
+    /// The engine the render is for (`template --for`), which also names the inputs it reads.
+    pub engine: Option<Engine>,
+    /// The generated Secrets something else provides when an engine runs the bundle (the app
+    /// file's `secrets`).
+    pub provided: BTreeMap<String, Provider>,
 }
 
 /// `plane template`.
@@ -233,7 +240,8 @@ fn check_team_target(args: &ReleaseArgs) -> Result<(), Error> {
 }
 
 /// The bundle and profile sources the flags select.
-fn sources(args: &SourceArgs) -> Sources {
+/// Where bundles and profiles come from.
+pub fn sources(args: &SourceArgs) -> Sources {
     Sources::resolve(args.addons_dir.as_deref(), args.profiles_dir.as_deref())
 }
 
@@ -252,11 +260,57 @@ fn connect_options(args: &ClusterArgs) -> ConnectOptions {
     }
 }
 
+/// The arguments with the app file's in them: the bundle, profile, release and namespace from
+/// the file unless the command line gives them (the same twice is fine, two different ones a
+/// problem), its values files and `--set` pairs before the command line's.
+fn with_app_file(args: &RenderArgs, app: Option<&App>, problems: &mut Problems) -> RenderArgs {
+    let Some(app) = app else {
+        return args.clone();
+    };
+    let mut merged = args.clone();
+    let mut one = |what: &str, flag: &mut Option<String>, from_file: Option<String>| match (
+        flag.as_ref(),
+        from_file,
+    ) {
+        (Some(given), Some(file)) if *given != file => problems.push(
+            Problem::new(format!("the {what} is given twice: `{given}` and `{file}`"))
+                .at(app.shown.clone())
+                .hint(format!(
+                    "leave the {what} out of the command line or of the app file"
+                )),
+        ),
+        (None, Some(file)) => *flag = Some(file),
+        _ => {}
+    };
+    one("bundle", &mut merged.addon, Some(app.file.addon.clone()));
+    one("profile", &mut merged.profile, app.profile());
+    one("release", &mut merged.release, app.file.release.clone());
+    one(
+        "namespace",
+        &mut merged.namespace,
+        app.file.namespace.clone(),
+    );
+    merged.values = app
+        .file
+        .values
+        .iter()
+        .map(|v| app.resolve(v))
+        .chain(args.values.iter().cloned())
+        .collect();
+    merged.set = app.file.set.iter().chain(&args.set).cloned().collect();
+    merged
+}
+
 impl RenderSettings {
     /// Reads the profile and values files and parses `--set`. Problems are collected, not
     /// returned, so that the render pipeline can list them together with its own.
     pub fn from_args(args: &RenderArgs) -> Self {
         let mut problems = Problems::default();
+        let app = args
+            .app_file
+            .as_deref()
+            .and_then(|path| App::load(path).map_err(|found| problems.extend(found)).ok());
+        let args = &with_app_file(args, app.as_ref(), &mut problems);
         let mut budget = RenderBudget::default();
         for arg in &args.budget {
             if let Err(why) = budget.set(arg) {
@@ -299,7 +353,8 @@ impl RenderSettings {
                 Err(problem) => problems.push(problem),
             }
         }
-        let release = args.release.clone().unwrap_or_else(|| args.addon.clone());
+        let addon = args.addon.clone().unwrap_or_default();
+        let release = args.release.clone().unwrap_or_else(|| addon.clone());
         // `--release` and `-n` were checked by the command line; the bundle's name becomes the
         // release name only when it is one.
         if args.release.is_none()
@@ -317,7 +372,7 @@ impl RenderSettings {
             problems.extend(team_namespace_problem(namespace));
         }
         Self {
-            addon: args.addon.clone(),
+            addon,
             release: ReleaseSettings {
                 name: release,
                 state_namespace,
@@ -331,14 +386,18 @@ impl RenderSettings {
             instance: args.namespace.clone(),
             budget,
             problems,
+            engine: None,
+            provided: app.map(|app| app.file.secrets).unwrap_or_default(),
         }
     }
 }
 
 impl TemplateSettings {
     pub fn from_args(args: &TemplateArgs) -> Self {
+        let mut render = RenderSettings::from_args(&args.render);
+        render.engine = args.engine;
         Self {
-            render: RenderSettings::from_args(&args.render),
+            render,
             output: args.output,
         }
     }

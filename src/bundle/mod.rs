@@ -209,7 +209,7 @@ pub struct ValueSources<'a> {
     /// learnt from them, so that no message shows it.
     pub raw_sets: &'a [String],
     /// Looks up the real environment.
-    pub env: &'a dyn Fn(&str) -> Option<String>,
+    pub env: &'a dyn crate::values::Environment,
 }
 
 /// `value` with every string `$namespace` replaced by `namespace`.
@@ -247,7 +247,7 @@ pub fn layer_values(addon: &Addon, sources: &ValueSources<'_>) -> Result<Values,
     let secrets = values::SecretInputs::of(&inputs);
     secrets.sets(sources.raw_sets);
     for (var, _) in &inputs {
-        if let Some(raw) = (sources.env)(var) {
+        if let Some(raw) = sources.env.get(var) {
             secrets.raw(&inputs, var, &raw);
         }
         if let Some(raw) = sources.profile.and_then(|p| p.spec.env.get(var)) {

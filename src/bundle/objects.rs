@@ -16,6 +16,12 @@ pub const RELEASE_LABEL: &str = "plane.datalayer.io/release";
 pub const RELEASE_NAMESPACE_LABEL: &str = "plane.datalayer.io/release-namespace";
 pub const ADDON_LABEL: &str = "plane.datalayer.io/addon";
 pub const COMPONENT_LABEL: &str = "plane.datalayer.io/component";
+/// The label of the ConfigMap that records a release an engine runs, with the release's name.
+pub const ENGINE_RELEASE_LABEL: &str = "plane.datalayer.io/engine-release";
+/// The label that names the engine a release is rendered for (`argocd`, `flux`).
+pub const ENGINE_LABEL: &str = "plane.datalayer.io/engine";
+/// The key of the release record in that ConfigMap.
+pub const ENGINE_RECORD_KEY: &str = "release.json";
 /// On a Namespace, CRD or PersistentVolumeClaim: `"true"` lets `up` prune it.
 pub const PRUNE_ANNOTATION: &str = "plane.datalayer.io/prune";
 /// On a Secret without data: the keys `up` generates once; `template` never prints it.

@@ -40,6 +40,11 @@ pub async fn deploy(
         plan::show(&plan, PlanFormat::Diff, planning.printer)?;
         return Ok(ExitStatus::Success);
     }
+    // A release an engine runs has no record of plane's: it stays the engine's.
+    if previous.is_none() {
+        session::refuse_engine_release(planning.cluster, planning.release, deploying.command)
+            .await?;
+    }
     // Plan and confirm before the lock, so a refusal writes nothing at all.
     let intent = intent(deploying, "plan", progress);
     let plan = planning.plan_and_check(previous.as_ref(), &intent).await?;

@@ -13,7 +13,13 @@ use crate::ui::{Printer, Table, to_format};
 pub fn run(settings: &LsSettings, printer: &Printer) -> Result<ExitStatus, Error> {
     let rows = session::runtime()?.block_on(async {
         let cluster = session::connect(&settings.cluster, None, printer).await?;
-        let releases = kube::list_releases(cluster.client(), settings.namespace.as_deref()).await?;
+        let namespace = settings.namespace.as_deref();
+        let (releases, engines) = futures::join!(
+            kube::list_releases(cluster.client(), namespace),
+            kube::list_engine_releases(cluster.client(), namespace),
+        );
+        let mut releases = releases?;
+        releases.extend(engines?);
         // Every namespace (`-A`): one LIST per kind for all releases; one namespace: each
         // release's objects read by name.
         let healths = if settings.namespace.is_none() {

@@ -3,6 +3,7 @@
 mod addons;
 mod diff;
 mod down;
+mod gitops;
 mod history;
 mod ls;
 mod profiles;
@@ -33,15 +34,13 @@ pub fn render_child(cli: &Cli) -> Option<std::process::ExitCode> {
     if !sandbox::is_child() {
         return None;
     }
-    let args = match &cli.command {
-        Command::Template(args) => &args.render,
-        Command::Diff(args) => &args.render,
-        Command::Up(args) => &args.render,
+    let settings = match &cli.command {
+        Command::Template(args) => TemplateSettings::from_args(args).render,
+        Command::Diff(args) => crate::settings::RenderSettings::from_args(&args.render),
+        Command::Up(args) => crate::settings::RenderSettings::from_args(&args.render),
         _ => return Some(std::process::ExitCode::from(2)),
     };
-    Some(sandbox::child(&crate::settings::RenderSettings::from_args(
-        args,
-    )))
+    Some(sandbox::child(&settings))
 }
 
 /// Resolves the settings of the command the user asked for, and runs it.
@@ -60,5 +59,6 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus, Error> {
         Command::History(args) => history::run(&HistorySettings::from_args(&args), printer),
         Command::Rollback(args) => rollback::run(&RollbackSettings::from_args(&args)?, printer),
         Command::Down(args) => down::run(&DownSettings::from_args(&args)?, printer),
+        Command::Gitops(args) => gitops::run(&args, printer),
     }
 }

@@ -49,7 +49,7 @@ fn render_as(
     release: Option<&str>,
     on_template: OnTemplate,
 ) -> Result<Rendered, Error> {
-    let env = |var: &str| std::env::var(var).ok();
+    let env = crate::gitops::EngineEnvironment(settings.engine);
     // A probe of the platform's team instances takes the profile's values, not the user's: the
     // user's name the platform's namespaces.
     let probe_of_platform = settings.instance.is_none() && instance.is_some();

@@ -180,13 +180,16 @@ pub async fn read_release(
 /// The release's record as [`read_release`] reads it, without its look at the tiers: to read
 /// it again under the lock.
 pub async fn read_record(cluster: &Cluster, release: &ReleaseSettings) -> Result<Inventory, Error> {
-    let inventory = kube::read_inventory(cluster.client(), &release.state_namespace, &release.name)
-        .await?
-        .ok_or_else(|| Error::Failed {
+    let Some(inventory) =
+        kube::read_inventory(cluster.client(), &release.state_namespace, &release.name).await?
+    else {
+        refuse_engine_release(cluster, release, "plane").await?;
+        return Err(Error::Failed {
             problem: Problem::new(format!("release {} not found", release.name))
                 .at(format!("namespace {}", release.state_namespace))
                 .hint("list releases with `plane ls -A`; pass -n for a team instance"),
-        })?;
+        });
+    };
     if release.team && inventory.instance.is_none() {
         return Err(Error::input(
             Problem::new(format!(
@@ -200,6 +203,43 @@ pub async fn read_record(cluster: &Cluster, release: &ReleaseSettings) -> Result
         ));
     }
     Ok(inventory)
+}
+
+/// Refuses to act on a release an engine runs (`template --for`): its record is the engine's,
+/// and plane only reads it. Credentials that may not list the engines' records find none.
+///
+/// # Errors
+/// The refusal, naming the engine and where to change the release.
+pub async fn refuse_engine_release(
+    cluster: &Cluster,
+    release: &ReleaseSettings,
+    command: &str,
+) -> Result<(), Error> {
+    let found =
+        kube::list_engine_releases(cluster.client(), Some(&release.state_namespace)).await?;
+    let Some(run) = found
+        .iter()
+        .find(|r| r.name == release.name)
+        .and_then(|r| r.engine.as_ref())
+    else {
+        return Ok(());
+    };
+    let owner = run
+        .owner
+        .clone()
+        .unwrap_or_else(|| format!("{}, applied by hand", run.engine));
+    Err(Error::Failed {
+        problem: Problem::new(format!(
+            "release {} is run by {owner}; {command} changed nothing",
+            release.name
+        ))
+        .at(run.record.clone())
+        .because(format!(
+            "it was rendered with `plane template --for {}`, and its engine keeps applying it",
+            run.engine
+        ))
+        .hint("change or remove it through the engine's source (its app file, Git or artifact)"),
+    })
 }
 
 /// Takes the release's lock (its Lease in the state namespace), waiting for another run's as

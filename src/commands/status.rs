@@ -212,19 +212,29 @@ async fn releases_shown(
     state_ns: &str,
     with_teams: bool,
 ) -> Result<Vec<Release>, kube::KubeError> {
+    let mut shown = None;
     if with_teams {
         match kube::list_releases(cluster.client(), None).await {
             Ok(all) => {
-                return Ok(all
-                    .into_iter()
-                    .filter(|r| r.namespace == state_ns || r.inventory.instance.is_some())
-                    .collect());
+                shown = Some(
+                    all.into_iter()
+                        .filter(|r| r.namespace == state_ns || r.inventory.instance.is_some())
+                        .collect::<Vec<_>>(),
+                );
             }
             Err(err) if err.code() == Some(403) => {}
             Err(err) => return Err(err),
         }
     }
-    kube::list_releases(cluster.client(), Some(state_ns)).await
+    let mut releases = match shown {
+        Some(releases) => releases,
+        None => kube::list_releases(cluster.client(), Some(state_ns)).await?,
+    };
+    // The releases engines run: every one in the platform's view, the team's own in its view.
+    let engines =
+        kube::list_engine_releases(cluster.client(), (!with_teams).then_some(state_ns)).await?;
+    releases.extend(engines);
+    Ok(releases)
 }
 
 /// The named release, or all; a name the cluster does not have is an error.

@@ -11,6 +11,31 @@ use crate::ui::{Printer, to_format};
 
 pub fn run(settings: &TemplateSettings, printer: &Printer) -> Result<ExitStatus, Error> {
     let rendered = render(&settings.render)?;
+    if let Some(engine) = settings.render.engine {
+        let objects = crate::gitops::render::for_engine(
+            &rendered,
+            engine,
+            &settings.render.release.id(),
+            settings.render.profile.as_ref().map(|p| p.name.as_str()),
+            &settings.render.provided,
+        )?;
+        let out = match settings.output {
+            DataFormat::Yaml => {
+                let mut out = String::new();
+                for object in &objects {
+                    out.push_str("---\n");
+                    out.push_str(&to_format(object, true)?);
+                }
+                out
+            }
+            DataFormat::Json => to_format(
+                &json!({"apiVersion": "v1", "kind": "List", "items": objects}),
+                false,
+            )?,
+        };
+        printer.data(&out);
+        return Ok(ExitStatus::Success);
+    }
     let out = match settings.output {
         DataFormat::Yaml => to_yaml_stream(&rendered)?,
         DataFormat::Json => to_json_list(&rendered)?,

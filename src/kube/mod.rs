@@ -26,10 +26,11 @@ pub use release::converge::{ConvergeOptions, converge, record_failure};
 pub use release::delete::{
     CustomResourceCount, Removal, RemovalOptions, plan_removal, remove, verify_gone,
 };
+pub use release::engine::list_engine_releases;
 pub use release::handover::hand_over;
 pub use release::inventory::{
-    Inventory, Phase, Release, Revision, delete_inventory, list_releases, read_inventory,
-    write_inventory,
+    EngineRun, Inventory, Phase, Release, Revision, delete_inventory, list_releases,
+    read_inventory, write_inventory,
 };
 pub use release::latch::{Latch, latch};
 pub use release::lock::Lock;

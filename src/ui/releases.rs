@@ -11,7 +11,7 @@ pub fn release_value(release: &Release, health: Option<&Health>) -> Value {
         Value::Null,
         |h| json!({"ready": h.ready, "total": h.total, "failing": h.first_failing}),
     );
-    json!({
+    let mut row = json!({
         "name": release.name,
         "namespace": release.namespace,
         "addon": inv.addon,
@@ -22,7 +22,15 @@ pub fn release_value(release: &Release, health: Option<&Health>) -> Value {
         "health": health,
         "updated": inv.updated_at,
         "actor": inv.actor,
-    })
+    });
+    // A release an engine runs: its status is the engine's, and plane keeps no revisions of it.
+    if let Some(run) = &release.engine {
+        row["status"] = json!(run.engine);
+        row["revision"] = Value::Null;
+        row["updated"] = Value::Null;
+        row["engine"] = json!({"engine": run.engine, "owner": run.owner});
+    }
+    row
 }
 
 /// The columns of a release row in a table.
@@ -47,7 +55,10 @@ pub fn release_cells(row: &Value) -> Vec<String> {
         text("addon"),
         text("version"),
         text("profile"),
-        row["revision"].to_string(),
+        match &row["revision"] {
+            Value::Null => "-".to_owned(),
+            revision => revision.to_string(),
+        },
         text("status"),
         health_text(&row["health"]),
         text("updated"),

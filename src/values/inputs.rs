@@ -53,13 +53,30 @@ pub struct Derived {
     pub origin: Origin,
 }
 
+/// Where inputs are read: the process's environment under each input's name, or under the names an
+/// engine gives them (Argo CD's `ARGOCD_ENV_<NAME>`).
+pub trait Environment {
+    /// The value of input `var`, if it is set.
+    fn get(&self, var: &str) -> Option<String>;
+    /// How to tell a user to set input `var`.
+    fn name(&self, var: &str) -> String {
+        var.to_owned()
+    }
+}
+
+impl<F: Fn(&str) -> Option<String>> Environment for F {
+    fn get(&self, var: &str) -> Option<String> {
+        self(var)
+    }
+}
+
 /// Feeds the real environment (layer 5, which beats every other layer) into `values`, fills in
 /// input defaults, and checks every input's final value whatever layer it came from. Returns every
 /// problem found and the values to derive from the inputs.
 pub fn apply_inputs(
     values: &mut Values,
     inputs: &[(String, InputSpec)],
-    env: &dyn Fn(&str) -> Option<String>,
+    env: &dyn Environment,
 ) -> (Vec<Problem>, Vec<Derived>) {
     let mut problems = Vec::new();
     let mut derived = Vec::new();
@@ -73,7 +90,7 @@ pub fn apply_inputs(
                 continue;
             }
         };
-        if let Some(raw) = env(var) {
+        if let Some(raw) = env.get(var) {
             match typed(spec.kind, &raw) {
                 Ok(value) => {
                     if let Err(why) = values.set(&path, value, &Origin::Env { var: var.clone() }) {
@@ -95,12 +112,13 @@ pub fn apply_inputs(
                 let default = serde_json::to_value(default).unwrap_or(Value::Null);
                 let _ = values.set(&path, default, &Origin::InputDefault { var: var.clone() });
             } else if spec.required {
+                let name = env.name(var);
                 problems.push(
-                    Problem::new(format!("{var} is required"))
+                    Problem::new(format!("{name} is required"))
                         .at(format!("input {var} (values path {path})"))
                         .because(spec.description.clone())
                         .hint(format!(
-                            "pick a profile with --profile (see `plane profiles`), or export {var}{}",
+                            "pick a profile with --profile (see `plane profiles`), or export {name}{}",
                             example(spec)
                         )),
                 );
@@ -317,7 +335,8 @@ mod tests {
                 .unwrap();
         }
         let env_value = env.map(str::to_owned);
-        let (problems, derived) = apply_inputs(&mut values, &[run_url()], &|_| env_value.clone());
+        let (problems, derived) =
+            apply_inputs(&mut values, &[run_url()], &|_: &str| env_value.clone());
         for d in derived {
             values.set(&d.path, d.value, &d.origin).unwrap();
         }

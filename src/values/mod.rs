@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-pub use inputs::{InputSpec, InputType, apply_inputs};
+pub use inputs::{Environment, InputSpec, InputType, apply_inputs};
 pub use lines::LineMap;
 pub use origin::Origin;
 pub use path::{Seg, ValuesPath};

@@ -203,6 +203,11 @@ impl Cluster {
             .expect("apply")
     }
 
+    /// [`Cluster::apply_as`], or why the server refused it.
+    pub fn try_apply_as(&self, manager: &str, object: &Value) -> Result<Value, String> {
+        self.server_side_apply(&PatchParams::apply(manager).force(), object)
+    }
+
     /// A server-side apply dry-run of `object` as `manager`: what the server would store, or
     /// its refusal. Nothing is written.
     pub fn dry_run_apply(&self, manager: &str, object: &Value) -> Result<Value, String> {

@@ -109,6 +109,13 @@ impl Bindings {
         &self.0
     }
 
+    /// The named expressions, each after those it uses.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Expression)> {
+        self.0
+            .iter()
+            .map(|(name, expression)| (name.as_str(), expression))
+    }
+
     /// Orders `named` so that each comes after the names it uses.
     ///
     /// # Errors

@@ -62,13 +62,13 @@ impl fmt::Display for Owner {
 /// which did not write the namespace, is another release's here: the plan's live list counts
 /// it as the release's own only when the release's record lists it.
 pub fn owner_of(object: &Value, release: &ReleaseId) -> Option<Owner> {
-    let metadata = &object["metadata"];
-    let label = |key: &str| metadata["labels"][key].as_str().filter(|v| !v.is_empty());
-    let annotation = |key: &str| {
-        metadata["annotations"][key]
-            .as_str()
-            .filter(|v| !v.is_empty())
-    };
+    let label = |key: &str| mark(object, "labels", key);
+    let annotation = |key: &str| mark(object, "annotations", key);
+    // An engine that keeps applying an object owns it, whatever plane's labels say (a release
+    // rendered with `template --for` carries them): plane never takes it from the engine.
+    if let Some(engine) = engine_of(object) {
+        return Some(engine);
+    }
     match release.claim(object) {
         Claim::Ours => return None,
         Claim::Unplaced => {
@@ -89,35 +89,13 @@ pub fn owner_of(object: &Value, release: &ReleaseId) -> Option<Owner> {
             namespace: annotation("meta.helm.sh/release-namespace").map(str::to_owned),
         });
     }
-    let tools: [(&'static str, Option<String>); 4] = [
-        (
-            "kapp app",
-            label("kapp.k14s.io/app")
-                .map(str::to_owned)
-                .or_else(|| annotation("kapp.k14s.io/identity").map(str::to_owned)),
-        ),
-        (
-            "Flux Kustomization",
-            label("kustomize.toolkit.fluxcd.io/name")
-                .map(|name| qualified(label("kustomize.toolkit.fluxcd.io/namespace"), name)),
-        ),
-        (
-            "Flux HelmRelease",
-            label("helm.toolkit.fluxcd.io/name")
-                .map(|name| qualified(label("helm.toolkit.fluxcd.io/namespace"), name)),
-        ),
-        (
-            "Argo CD application",
-            annotation("argocd.argoproj.io/tracking-id")
-                .and_then(|id| id.split(':').next())
-                .or_else(|| label("argocd.argoproj.io/instance"))
-                .map(str::to_owned),
-        ),
-    ];
-    if let Some((tool, Some(name))) = tools.into_iter().find(|(_, name)| name.is_some()) {
-        return Some(Owner::Tool { tool, name });
+    if let Some(name) = label("kapp.k14s.io/app").or_else(|| annotation("kapp.k14s.io/identity")) {
+        return Some(Owner::Tool {
+            tool: "kapp app",
+            name: name.to_owned(),
+        });
     }
-    let mut managers: Vec<String> = metadata["managedFields"]
+    let mut managers: Vec<String> = object["metadata"]["managedFields"]
         .as_array()
         .into_iter()
         .flatten()
@@ -132,6 +110,48 @@ pub fn owner_of(object: &Value, release: &ReleaseId) -> Option<Owner> {
     } else {
         Owner::Managers(managers)
     })
+}
+
+/// The engine that keeps applying `object` (Argo CD, Flux), by the marks it puts on what it
+/// manages.
+pub fn engine_of(object: &Value) -> Option<Owner> {
+    let label = |key: &str| mark(object, "labels", key);
+    let annotation = |key: &str| mark(object, "annotations", key);
+    let engines: [(&'static str, Option<String>); 3] = [
+        (
+            ARGO_CD,
+            annotation("argocd.argoproj.io/tracking-id")
+                .and_then(|id| id.split(':').next())
+                .or_else(|| label("argocd.argoproj.io/instance"))
+                .map(str::to_owned),
+        ),
+        (
+            FLUX_KUSTOMIZATION,
+            label("kustomize.toolkit.fluxcd.io/name")
+                .map(|name| qualified(label("kustomize.toolkit.fluxcd.io/namespace"), name)),
+        ),
+        (
+            "Flux HelmRelease",
+            label("helm.toolkit.fluxcd.io/name")
+                .map(|name| qualified(label("helm.toolkit.fluxcd.io/namespace"), name)),
+        ),
+    ];
+    engines
+        .into_iter()
+        .find_map(|(tool, name)| name.map(|name| Owner::Tool { tool, name }))
+}
+
+/// How an Argo CD application owner is named.
+pub const ARGO_CD: &str = "Argo CD application";
+/// How a Flux Kustomization owner is named.
+pub const FLUX_KUSTOMIZATION: &str = "Flux Kustomization";
+
+impl Owner {
+    /// Whether it is an engine that keeps applying what it owns: taking an object from it would
+    /// start a fight, not a handover.
+    pub fn is_engine(&self) -> bool {
+        matches!(self, Self::Tool { tool, .. } if *tool == ARGO_CD || tool.starts_with("Flux "))
+    }
 }
 
 /// Serializes an owner as the text that names it.
@@ -154,6 +174,13 @@ pub fn serialize_owner<S: serde::Serializer>(
 
 fn qualified(namespace: Option<&str>, name: &str) -> String {
     namespace.map_or_else(|| name.to_owned(), |ns| format!("{ns}/{name}"))
+}
+
+/// A label or annotation (`marks` names which) of `object`; `None` when absent or empty.
+fn mark<'a>(object: &'a Value, marks: &str, key: &str) -> Option<&'a str> {
+    object["metadata"][marks][key]
+        .as_str()
+        .filter(|v| !v.is_empty())
 }
 
 #[cfg(test)]

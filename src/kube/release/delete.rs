@@ -120,7 +120,7 @@ pub async fn plan_removal(
         if exists {
             kept.push((
                 (*object).clone(),
-                format!("it no longer carries the labels of release {release}"),
+                format!("it no longer carries the labels of release {release}, or an engine (Argo CD, Flux) runs it"),
             ));
         }
     }

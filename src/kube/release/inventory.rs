@@ -183,6 +183,21 @@ pub struct Release {
     pub name: String,
     pub namespace: String,
     pub inventory: Inventory,
+    /// Set for a release an engine runs (`template --for`): which, and the owner it marks the
+    /// release's record with. plane only reads such a release.
+    pub engine: Option<EngineRun>,
+}
+
+/// A release an engine runs, as its record (a ConfigMap the render carries) says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineRun {
+    /// `argocd` or `flux`: the engine it was rendered for.
+    pub engine: String,
+    /// Who applies it, by the marks on its record (`Argo CD application platform-eastus`); `None` when no
+    /// engine has marked it (applied by hand).
+    pub owner: Option<String>,
+    /// Where its record is: `ConfigMap/ns/plane-engine-NAME`.
+    pub record: String,
 }
 
 /// Reads a release's inventory, or `None` when the release does not exist.
@@ -373,6 +388,7 @@ pub async fn list_releases(
             name: inventory.release.clone(),
             namespace: in_namespace,
             inventory,
+            engine: None,
         });
     }
     releases.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));

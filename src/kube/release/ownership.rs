@@ -105,6 +105,17 @@ pub async fn find(
         let Some(owner) = object.owner.clone() else {
             continue;
         };
+        if owner.is_engine() {
+            ownership.conflicts.push((
+                format!(
+                    "{} is run by {owner}, which keeps applying it: change it through that \
+                     engine's source (`plane template --for` renders it), not with plane",
+                    object.subject
+                ),
+                None,
+            ));
+            continue;
+        }
         ownership
             .adoptable
             .push((object.subject.clone(), owner, object.component.clone()));

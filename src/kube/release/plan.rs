@@ -20,7 +20,7 @@ use crate::kube::client::retry::retry;
 use crate::kube::client::{IN_FLIGHT, READS_IN_FLIGHT};
 use crate::kube::error::KubeError;
 use crate::kube::object::normalize::{keep_controller_owned, mask_secrets, normalize};
-use crate::kube::object::owner::{Owner, owner_of};
+use crate::kube::object::owner::{Owner, engine_of, owner_of};
 use crate::kube::object::readiness;
 use crate::kube::object::unchanged::provably_unchanged;
 pub use crate::kube::progress::Action;
@@ -416,6 +416,8 @@ pub(super) async fn list_live(
         .into_iter()
         .flatten()
         .filter_map(|object| Some((ObjectKey::of_object(&object)?, object)))
+        // What an engine runs is the engine's, whatever plane's labels on it say.
+        .filter(|(_, object)| engine_of(object).is_none())
         .filter(|(key, object)| match release.claim(object) {
             Claim::Ours => true,
             Claim::Unplaced => recorded.contains(key),

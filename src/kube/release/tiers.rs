@@ -68,6 +68,7 @@ pub async fn check_team_namespace(
                     name: inventory.release.clone(),
                     namespace: state_namespace.to_owned(),
                     inventory,
+                    engine: None,
                 }],
                 Ok(None) => Vec::new(),
                 Err(err) if err.code() == Some(403) => {
