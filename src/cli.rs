@@ -104,6 +104,8 @@ pub struct DiffArgs {
     /// Output format: a readable diff, or the plan as JSON.
     #[arg(short, long, value_enum, default_value_t = PlanFormat::Diff)]
     pub output: PlanFormat,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
 }
 
 #[derive(Debug, Args)]
@@ -131,6 +133,15 @@ pub struct UpArgs {
     pub no_wait: bool,
     #[command(flatten)]
     pub lock: LockArgs,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+    /// Fleet: this profile's `up` runs alone first, and the rest only once it converged.
+    #[arg(long, value_name = "PROFILE", conflicts_with = "fleet")]
+    pub canary: Option<String>,
+    /// Fleet: after a wave converged, watch it this long (e.g. 5m) before the next starts; a
+    /// release that stops being ready in that time stops the rollout.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub soak: Option<std::time::Duration>,
 }
 
 /// How a command that writes meets another run's lock on the release.
@@ -233,6 +244,13 @@ pub struct LsArgs {
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = TableFormat::Table)]
     pub output: TableFormat,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+    /// Fleet: exit 3 when the regions run a release at different bundle versions (skew).
+    #[arg(long)]
+    pub expect_same: bool,
+    #[command(flatten)]
+    pub sources: SourceArgs,
 }
 
 #[derive(Debug, Args)]
@@ -257,6 +275,10 @@ pub struct StatusArgs {
     /// Output format (the JSON fields are described in the README, "plane status").
     #[arg(short, long, value_enum, default_value_t = TableFormat::Table)]
     pub output: TableFormat,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+    #[command(flatten)]
+    pub sources: SourceArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -275,6 +297,33 @@ pub struct StateArgs {
     /// The namespace that holds plane's release records.
     #[arg(long, default_value = STATE_NAMESPACE, value_name = "NAMESPACE", value_parser = plane_name)]
     pub state_namespace: String,
+}
+
+/// Which profiles (regions) one command runs over, each on the cluster its profile pins; none
+/// given: the command's own profile and cluster, as always.
+#[derive(Debug, Clone, Default, Args)]
+pub struct FleetArgs {
+    /// Run for each of these profiles (comma-separated, in this order), each on the cluster its
+    /// profile pins.
+    #[arg(long, value_name = "PROFILE,...", value_delimiter = ',', value_parser = plane_name, conflicts_with = "all_profiles")]
+    pub profiles: Vec<String>,
+    /// Run for every profile plane knows (see `plane profiles`).
+    #[arg(long, conflicts_with = "fleet")]
+    pub all_profiles: bool,
+    /// A fleet file: the profiles in waves, how many run at once, the soak time (README,
+    /// "Fleet"). With --profiles, only those of its profiles run.
+    #[arg(long, value_name = "FILE")]
+    pub fleet: Option<PathBuf>,
+    /// How many profiles run at once (default: 8 for reads, 4 for `up`, or the fleet file's).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub parallel: Option<u16>,
+}
+
+impl FleetArgs {
+    /// Whether the command runs over several profiles.
+    pub fn selected(&self) -> bool {
+        !self.profiles.is_empty() || self.all_profiles || self.fleet.is_some()
+    }
 }
 
 /// Where bundles and profiles come from.

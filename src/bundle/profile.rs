@@ -32,6 +32,10 @@ pub struct ProfileSpec {
 pub struct ClusterPin {
     pub context: Option<String>,
     pub server: Option<String>,
+    /// The UID of the cluster's `kube-system` Namespace (`kubectl get ns kube-system -o
+    /// jsonpath='{.metadata.uid}'`): names can be copied, this cannot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
 }
 
 /// A loaded profile.

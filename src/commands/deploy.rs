@@ -142,6 +142,10 @@ async fn under_lock(
                 progress.elapsed().as_secs_f64(),
                 plan.done_summary()
             ));
+            super::fleet::write_report(&serde_json::json!({
+                "revision": inventory.revision,
+                "summary": plan.done_summary(),
+            }));
             return Ok(ExitStatus::Success);
         }
         Settled::Failed(failure) => failure,

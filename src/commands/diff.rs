@@ -29,6 +29,10 @@ pub fn run(settings: &DiffSettings, printer: &Printer) -> Result<ExitStatus, Err
             .await
     })?;
     plan::show(&plan, settings.output, printer)?;
+    super::fleet::write_report(&serde_json::json!({
+        "summary": plan.summary(),
+        "changes": plan.has_changes(),
+    }));
     Ok(if settings.exit_code && plan.has_changes() {
         ExitStatus::Changes
     } else {

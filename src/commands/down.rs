@@ -16,7 +16,7 @@ pub fn run(settings: &DownSettings, printer: &Printer) -> Result<ExitStatus, Err
         let cluster = session::connect(&settings.cluster, None, printer).await?;
         let inventory = session::read_release(&cluster, release, printer).await?;
         // The cluster the release's profile pins, as its record keeps it.
-        session::check_recorded_pin(&inventory, &settings.sources, &cluster)?;
+        session::check_recorded_pin(&inventory, &settings.sources, &cluster).await?;
         let progress = printer.progress();
         kube::preflight_removal(
             &cluster,

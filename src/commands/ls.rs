@@ -32,8 +32,12 @@ pub fn run(settings: &LsSettings, printer: &Printer) -> Result<ExitStatus, Error
             healths
         };
         let mut rows = Vec::new();
+        let mut reported = Vec::new();
         for (release, health) in releases.iter().zip(&healths) {
             let mut row = release_value(release, Some(health));
+            let mut full = row.clone();
+            full["valuesDigest"] = json!(release.inventory.values_digest);
+            reported.push(full);
             if settings.namespace.is_none() {
                 let tier = if release.inventory.instance.is_some() {
                     "team"
@@ -44,6 +48,7 @@ pub fn run(settings: &LsSettings, printer: &Printer) -> Result<ExitStatus, Error
             }
             rows.push(row);
         }
+        super::fleet::write_report(&json!(reported));
         Ok::<_, Error>(rows)
     })?;
     let all = settings.namespace.is_none();

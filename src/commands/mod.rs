@@ -13,6 +13,7 @@ mod template;
 mod up;
 
 mod deploy;
+pub mod fleet;
 mod guard;
 mod ownership;
 mod plan;
@@ -20,7 +21,7 @@ pub mod render;
 mod sandbox;
 mod session;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, DiffArgs, LsArgs, PlanFormat, StatusArgs, TableFormat, UpArgs};
 use crate::error::{Error, ExitStatus};
 use crate::settings::{
     DiffSettings, DownSettings, HistorySettings, ListSettings, LsSettings, RollbackSettings,
@@ -52,13 +53,103 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus, Error> {
         Command::Template(args) => template::run(&TemplateSettings::from_args(&args), printer),
         Command::Addons(args) => addons::run(&ListSettings::from_args(&args), printer),
         Command::Profiles(args) => profiles::run(&ListSettings::from_args(&args), printer),
+        Command::Diff(args) if args.fleet.selected() => fleet::run(&fleet_diff(&args), printer),
         Command::Diff(args) => diff::run(&DiffSettings::from_args(&args), printer),
+        Command::Up(args) if args.fleet.selected() => fleet::run(&fleet_up(&args), printer),
         Command::Up(args) => up::run(&UpSettings::from_args(&args), printer),
+        Command::Ls(args) if args.fleet.selected() => fleet::run(&fleet_ls(&args), printer),
         Command::Ls(args) => ls::run(&LsSettings::from_args(&args), printer),
+        Command::Status(args) if args.fleet.selected() => fleet::run(&fleet_status(&args), printer),
         Command::Status(args) => status::run(&StatusSettings::from_args(&args), printer),
         Command::History(args) => history::run(&HistorySettings::from_args(&args), printer),
         Command::Rollback(args) => rollback::run(&RollbackSettings::from_args(&args)?, printer),
         Command::Down(args) => down::run(&DownSettings::from_args(&args)?, printer),
         Command::Gitops(args) => gitops::run(&args, printer),
+    }
+}
+
+/// `diff` over a fleet.
+fn fleet_diff(args: &DiffArgs) -> fleet::Request<'_> {
+    fleet::Request {
+        kind: fleet::Kind::Diff {
+            exit_code: args.exit_code,
+        },
+        fleet: &args.fleet,
+        sources: &args.render.sources,
+        cluster: &args.cluster,
+        profile: args.render.profile.as_deref(),
+        format: (args.output == PlanFormat::Json).then_some(false),
+        release: None,
+    }
+}
+
+/// `up` over a fleet; its soak reads the release as `ls` finds it.
+fn fleet_up(args: &UpArgs) -> fleet::Request<'_> {
+    let mut ls = Vec::new();
+    match &args.render.namespace {
+        Some(namespace) => ls.extend(["-n".to_owned(), namespace.clone()]),
+        None => ls.extend([
+            "--state-namespace".to_owned(),
+            args.render.state.state_namespace.clone(),
+        ]),
+    }
+    let release = args
+        .render
+        .release
+        .clone()
+        .or_else(|| args.render.addon.clone());
+    fleet::Request {
+        kind: fleet::Kind::Up {
+            canary: args.canary.clone(),
+            soak: args.soak,
+        },
+        fleet: &args.fleet,
+        sources: &args.render.sources,
+        cluster: &args.cluster,
+        profile: args.render.profile.as_deref(),
+        format: None,
+        release: release.map(|name| (name, ls)),
+    }
+}
+
+/// `ls` over a fleet.
+fn fleet_ls(args: &LsArgs) -> fleet::Request<'_> {
+    let kind = fleet::Kind::Ls {
+        expect_same: args.expect_same,
+    };
+    fleet_read(kind, &args.fleet, &args.sources, &args.cluster, args.output)
+}
+
+/// `status` over a fleet.
+fn fleet_status(args: &StatusArgs) -> fleet::Request<'_> {
+    let kind = fleet::Kind::Status;
+    fleet_read(kind, &args.fleet, &args.sources, &args.cluster, args.output)
+}
+
+/// A read over a fleet that takes no profile of its own.
+fn fleet_read<'a>(
+    kind: fleet::Kind,
+    fleet: &'a crate::cli::FleetArgs,
+    sources: &'a crate::cli::SourceArgs,
+    cluster: &'a crate::cli::ClusterArgs,
+    output: TableFormat,
+) -> fleet::Request<'a> {
+    fleet::Request {
+        kind,
+        fleet,
+        sources,
+        cluster,
+        profile: None,
+        format: table_format(output),
+        release: None,
+    }
+}
+
+/// `None` for a table, else whether YAML.
+fn table_format(format: TableFormat) -> Option<bool> {
+    match format {
+        TableFormat::Table => None,
+        TableFormat::Json => Some(false),
+        TableFormat::Yaml => Some(true),
     }
 }

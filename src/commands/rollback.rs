@@ -17,7 +17,7 @@ pub fn run(settings: &RollbackSettings, printer: &Printer) -> Result<ExitStatus,
         let cluster = session::connect(&settings.cluster, None, printer).await?;
         let inventory = session::read_release(&cluster, release, printer).await?;
         // The cluster the release's profile pins, as its record keeps it.
-        let pin = session::check_recorded_pin(&inventory, &settings.sources, &cluster)?;
+        let pin = session::check_recorded_pin(&inventory, &settings.sources, &cluster).await?;
         let target = target(&inventory, settings.revision)?;
         let restored = kube::restore(&cluster, &inventory, target)
             .await?

@@ -27,7 +27,7 @@ pub async fn connect(
     printer: &Printer,
 ) -> Result<Cluster, Error> {
     let cluster = kube::connect(options).await?;
-    check_pin(profile, &cluster)?;
+    check_pin(profile, &cluster).await?;
     printer.status(&format!(
         "target: context {} ({})",
         if cluster.context.is_empty() {
@@ -40,8 +40,8 @@ pub async fn connect(
     Ok(cluster)
 }
 
-/// Refuses a cluster other than the one the profile pins (context and/or server).
-fn check_pin(profile: Option<&Profile>, cluster: &Cluster) -> Result<(), Error> {
+/// Refuses a cluster other than the one the profile pins (context, server, identity).
+pub async fn check_pin(profile: Option<&Profile>, cluster: &Cluster) -> Result<(), Error> {
     let Some((profile, pin)) = profile.and_then(|p| p.spec.cluster.as_ref().map(|c| (p, c))) else {
         return Ok(());
     };
@@ -51,13 +51,14 @@ fn check_pin(profile: Option<&Profile>, cluster: &Cluster) -> Result<(), Error> 
         PinFrom::Profile(&profile.path),
         cluster,
     )
+    .await
 }
 
 /// Refuses a cluster other than the one a release's profile pinned: the pin its record keeps,
 /// or, in a record of a plane that did not keep it, the pin of the profile it names (which must
 /// then be readable: a pin that cannot be checked is a refusal, not a skipped check). Returns
 /// the pin, for the next record.
-pub fn check_recorded_pin(
+pub async fn check_recorded_pin(
     inventory: &Inventory,
     sources: &crate::bundle::Sources,
     cluster: &Cluster,
@@ -67,7 +68,7 @@ pub fn check_recorded_pin(
             Some(name) => format!("profile {name} of release {}", inventory.release),
             None => format!("release {}", inventory.release),
         };
-        refuse_other_cluster(pin, &whose, PinFrom::Record, cluster)?;
+        refuse_other_cluster(pin, &whose, PinFrom::Record, cluster).await?;
         return Ok(Some(pin.clone()));
     }
     let Some(name) = &inventory.profile else {
@@ -86,7 +87,7 @@ pub fn check_recorded_pin(
             )),
         )
     })?;
-    check_pin(Some(&profile), cluster)?;
+    check_pin(Some(&profile), cluster).await?;
     Ok(Some(profile.spec.cluster.unwrap_or_default()))
 }
 
@@ -97,8 +98,9 @@ enum PinFrom<'a> {
     Record,
 }
 
-/// Refuses a cluster other than `pin`'s (context and/or server).
-fn refuse_other_cluster(
+/// Refuses a cluster other than `pin`'s: its context, its server, and (one GET) the UID of its
+/// `kube-system` Namespace.
+async fn refuse_other_cluster(
     pin: &ClusterPin,
     whose: &str,
     from: PinFrom<'_>,
@@ -120,6 +122,17 @@ fn refuse_other_cluster(
             "server {} is not the pinned server {server}",
             cluster.server
         ));
+    }
+    if let Some(uid) = &pin.uid
+        && wrong.is_empty()
+    {
+        let found = cluster.identity().await?;
+        if &found != uid {
+            wrong.push(format!(
+                "its kube-system Namespace has uid {found}, not the pinned uid {uid}: another \
+                 cluster answers at this address"
+            ));
+        }
     }
     if wrong.is_empty() {
         return Ok(());

@@ -15,7 +15,7 @@ mod release;
 mod status;
 
 pub use client::Cluster;
-pub use client::connect::{ConnectOptions, connect};
+pub use client::connect::{ConnectOptions, connect, contexts_reaching};
 pub use error::KubeError;
 pub use kube::Client;
 pub use object::FIELD_MANAGER;

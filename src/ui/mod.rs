@@ -4,6 +4,7 @@
 //! [`to_stderr`].
 
 pub mod diff;
+mod fleet;
 mod format;
 mod progress;
 pub mod releases;
@@ -14,6 +15,7 @@ use std::io::{IsTerminal, Write};
 
 use anstyle::{AnsiColor, Style};
 
+pub use fleet::{FleetLines, ProfileLine};
 pub use format::to_format;
 pub use progress::Progress;
 pub use table::Table;
@@ -68,8 +70,17 @@ impl Printer {
 
     /// A progress reporter: bars on a terminal, plain timestamped lines otherwise.
     pub fn progress(&self) -> Progress {
-        let fancy = !self.no_progress && !self.verbose && std::io::stderr().is_terminal();
-        Progress::new(fancy, self.quiet)
+        Progress::new(self.fancy(), self.quiet)
+    }
+
+    /// Whether progress may redraw lines: a terminal, without --no-progress or --verbose.
+    fn fancy(&self) -> bool {
+        !self.no_progress && !self.verbose && std::io::stderr().is_terminal()
+    }
+
+    /// A fleet's progress: a line per running profile on a terminal, prefixed lines otherwise.
+    pub fn fleet(&self, profiles: &[String]) -> FleetLines {
+        FleetLines::new(self.fancy(), self.quiet, profiles)
     }
 
     /// Asks a yes/no question on the terminal; `false` unless the user says yes.

@@ -111,3 +111,32 @@ pub async fn connect(options: &ConnectOptions) -> Result<Cluster, KubeError> {
     };
     Ok(Cluster::new(client, context, server))
 }
+
+/// The contexts of the kubeconfig (`path`, else KUBECONFIG or ~/.kube/config) whose cluster is
+/// `server`; none when the kubeconfig cannot be read.
+pub fn contexts_reaching(path: Option<&std::path::Path>, server: &str) -> Vec<String> {
+    let config = match path {
+        Some(path) => Kubeconfig::read_from(path).ok(),
+        None => Kubeconfig::read().ok(),
+    };
+    let Some(config) = config else {
+        return Vec::new();
+    };
+    let server = server.trim_end_matches('/');
+    config
+        .contexts
+        .iter()
+        .filter(|named| {
+            let cluster = named.context.as_ref().map(|c| c.cluster.as_str());
+            config.clusters.iter().any(|c| {
+                Some(c.name.as_str()) == cluster
+                    && c.cluster
+                        .as_ref()
+                        .and_then(|c| c.server.as_deref())
+                        .map(|s| s.trim_end_matches('/'))
+                        == Some(server)
+            })
+        })
+        .map(|named| named.name.clone())
+        .collect()
+}

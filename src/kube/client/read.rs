@@ -44,6 +44,27 @@ pub struct Reading<'a> {
 }
 
 impl Cluster {
+    /// The UID of the `kube-system` Namespace: the cluster's identity, which a context or server
+    /// name cannot fake (a rebuilt cluster at the same address has another). One GET.
+    ///
+    /// # Errors
+    /// The read failing or refused; a cluster without `kube-system` (not Kubernetes).
+    pub async fn identity(&self) -> Result<String, KubeError> {
+        let api: kube::Api<k8s_openapi::api::core::v1::Namespace> =
+            kube::Api::all(self.client().clone());
+        let namespace = retry(|| api.get("kube-system")).await.map_err(|err| {
+            KubeError::api(
+                "cannot read the cluster's identity",
+                Some("Namespace/kube-system"),
+                &err,
+            )
+        })?;
+        namespace.metadata.uid.ok_or_else(|| KubeError::Connect {
+            reason: "Namespace/kube-system has no uid".to_owned(),
+            hint: None,
+        })
+    }
+
     /// One object, typed; `None` when it or its kind does not exist.
     ///
     /// # Errors

@@ -40,3 +40,36 @@ pub fn write(path: &Path, url: &str, token: &str, ca_pem: &str) -> std::io::Resu
     std::fs::write(&tmp, render(url, token, ca_pem))?;
     std::fs::rename(&tmp, path)
 }
+
+/// One kubeconfig with a context per `(name, kubeconfig)`: the first cluster and user of each
+/// file, renamed `name`, under a context `name` (the current context is the first). Several
+/// clusters, one file, as a platform engineer's kubeconfig holds its regions.
+///
+/// # Panics
+/// A file that cannot be read or is not a kubeconfig (this is for tests and benches).
+pub fn merged(contexts: &[(&str, &Path)]) -> String {
+    let mut clusters = Vec::new();
+    let mut users = Vec::new();
+    let mut named = Vec::new();
+    for (name, path) in contexts {
+        let own: serde_json::Value =
+            serde_yaml_ng::from_str(&std::fs::read_to_string(path).expect("a readable kubeconfig"))
+                .expect("a kubeconfig");
+        let mut cluster = own["clusters"][0].clone();
+        cluster["name"] = (*name).into();
+        clusters.push(cluster);
+        let mut user = own["users"][0].clone();
+        user["name"] = (*name).into();
+        users.push(user);
+        named.push(serde_json::json!({"name": name, "context": {"cluster": name, "user": name}}));
+    }
+    serde_yaml_ng::to_string(&serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": clusters,
+        "users": users,
+        "contexts": named,
+        "current-context": contexts.first().map_or("", |(name, _)| *name),
+    }))
+    .expect("YAML")
+}

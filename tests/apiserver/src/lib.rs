@@ -103,6 +103,7 @@ pub use config::{
     SIM_FAIL_ANNOTATION,
 };
 pub use error::{ApiError, Cause, StartError};
+pub use kubeconfig::merged as merged_kubeconfig;
 pub use proxy::PROMETHEUS_ANNOTATION;
 
 use serde_json::Value;
