@@ -76,6 +76,60 @@ pub enum Command {
     /// What Argo CD and Flux need beside `template --for` to run a bundle as `up` does.
     #[command(after_help = GITOPS_EXAMPLES)]
     Gitops(GitopsArgs),
+    /// List every image a bundle runs and the images its operators start, with the values that
+    /// set each: what to copy into an air-gapped registry (offline, no cluster access).
+    #[command(after_help = IMAGES_EXAMPLES)]
+    Images(ImagesArgs),
+    /// Print plane's version, the commit it was built from, and each embedded bundle's version
+    /// and digest.
+    Version(VersionArgs),
+    /// Print a shell completion script (bash, zsh, fish); addon and profile names complete from
+    /// what plane embeds.
+    #[command(after_help = COMPLETION_EXAMPLES)]
+    Completion(CompletionArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VersionArgs {
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = TableFormat::Table)]
+    pub output: TableFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    #[command(flatten)]
+    pub render: RenderArgs,
+    /// Every profile plane knows, one render each (their images together, with the profiles
+    /// that use each).
+    #[arg(long, conflicts_with = "profile")]
+    pub all_profiles: bool,
+    /// Every component switched on, so that no optional image escapes the list.
+    #[arg(long)]
+    pub all_variants: bool,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = ImagesFormat::Table)]
+    pub output: ImagesFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ImagesFormat {
+    Table,
+    Json,
 }
 
 /// Which cluster, like kubectl.
@@ -493,6 +547,8 @@ pub enum TableFormat {
 // Each command's examples are in docs/cli-examples/: they name the bundle plane ships, which the
 // engine itself does not know.
 const HISTORY_EXAMPLES: &str = include_str!("../docs/cli-examples/history.txt");
+const IMAGES_EXAMPLES: &str = include_str!("../docs/cli-examples/images.txt");
+const COMPLETION_EXAMPLES: &str = include_str!("../docs/cli-examples/completion.txt");
 
 const ROLLBACK_EXAMPLES: &str = include_str!("../docs/cli-examples/rollback.txt");
 

@@ -64,6 +64,8 @@ pub struct RenderSettings {
     /// The generated Secrets something else provides when an engine runs the bundle (the app
     /// file's `secrets`).
     pub provided: BTreeMap<String, Provider>,
+    /// Every component switch on (`plane images --all-variants`), so no optional image escapes.
+    pub all_variants: bool,
 }
 
 /// `plane template`.
@@ -388,6 +390,7 @@ impl RenderSettings {
             problems,
             engine: None,
             provided: app.map(|app| app.file.secrets).unwrap_or_default(),
+            all_variants: false,
         }
     }
 }

@@ -33,6 +33,7 @@ fn addon(body: &str) -> Addon {
             ),
         }],
         files: BTreeMap::new(),
+        digest: String::new(),
     }
 }
 

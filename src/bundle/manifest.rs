@@ -31,6 +31,10 @@ pub struct AddonManifest {
     /// How `plane status` shows what the bundle runs.
     #[serde(default)]
     pub status: Option<StatusView>,
+    /// Images an operator starts later from values (`plane images` lists them, mirrors rewrite
+    /// them), each by its values path.
+    #[serde(default, rename = "relatedImages")]
+    pub related_images: Vec<super::images::RelatedImage>,
 }
 
 /// A team instance: the part of a bundle one team installs into its own namespace, beside the

@@ -4,6 +4,7 @@ pub mod budget;
 mod check;
 pub mod crd;
 pub mod declared;
+pub mod images;
 mod manifest;
 pub mod objects;
 pub mod profile;
@@ -48,6 +49,9 @@ pub struct Addon {
     pub templates: Vec<Template>,
     /// Static files under `files/`, by path relative to it.
     pub files: BTreeMap<String, String>,
+    /// SHA-256 over every file of the bundle plane read (path and content): what a release
+    /// records, so that what ran can be told from what was scanned.
+    pub digest: String,
 }
 
 /// The names of the bundles in `sources`.
@@ -116,7 +120,14 @@ pub fn load(sources: &Sources, name: &str) -> Result<Addon, Error> {
     let values_file = tree.display(&format!("{name}/values.yaml"));
     let values_text = read("values.yaml")?.unwrap_or_default();
     let schema_file = tree.display(&format!("{name}/values.schema.json"));
-    let schema = match read("values.schema.json")? {
+    let schema_text = read("values.schema.json")?;
+    let mut digest = FilesDigest::default();
+    digest.add("addon.yaml", &manifest_text);
+    digest.add("values.yaml", &values_text);
+    if let Some(text) = &schema_text {
+        digest.add("values.schema.json", text);
+    }
+    let schema = match schema_text {
         Some(text) => serde_json::from_str(&text).unwrap_or_else(|err| {
             problems.push(
                 Problem::new("invalid values.schema.json")
@@ -185,6 +196,12 @@ pub fn load(sources: &Sources, name: &str) -> Result<Addon, Error> {
         }
     }
     problems.into_result()?;
+    for template in &templates {
+        digest.add(&template.name, &template.text);
+    }
+    for (rel, text) in &files {
+        digest.add(&format!("files/{rel}"), text);
+    }
     Ok(Addon {
         manifest,
         values_file,
@@ -193,7 +210,27 @@ pub fn load(sources: &Sources, name: &str) -> Result<Addon, Error> {
         schema,
         templates,
         files,
+        digest: digest.finish(),
     })
+}
+
+/// SHA-256 over files, each as its path, its length and its bytes (so no two sets collide).
+#[derive(Default)]
+struct FilesDigest(sha2::Sha256);
+
+impl FilesDigest {
+    fn add(&mut self, path: &str, text: &str) {
+        use sha2::Digest as _;
+        for part in [path.as_bytes(), text.as_bytes()] {
+            self.0.update((part.len() as u64).to_le_bytes());
+            self.0.update(part);
+        }
+    }
+
+    fn finish(self) -> String {
+        use sha2::Digest as _;
+        format!("sha256:{}", objects::hex(&self.0.finalize()))
+    }
 }
 
 /// Everything that decides the values of one render, lowest precedence first.

@@ -182,12 +182,18 @@ impl Object {
 /// A stable digest of a value: SHA-256 of its JSON (`serde_json` sorts keys), in hex.
 pub fn digest(value: &Value) -> String {
     use sha2::Digest as _;
+    hex(&sha2::Sha256::digest(value.to_string().as_bytes()))
+}
+
+/// Bytes in lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
-    let hash = sha2::Sha256::digest(value.to_string().as_bytes());
-    hash.iter().fold(String::with_capacity(64), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
+            let _ = write!(out, "{b:02x}");
+            out
+        })
 }
 
 /// A release's identity, everywhere plane decides what is whose: the namespace that holds its

@@ -24,6 +24,13 @@ pub struct ProfileSpec {
     /// The cluster this profile may touch, if pinned.
     #[serde(default)]
     pub cluster: Option<ClusterPin>,
+    /// Registry mirrors every image is pulled through: a source registry (with an optional
+    /// path) -> its mirror (`docker.io: registry.corp/dockerhub`).
+    #[serde(default, rename = "registryMirrors")]
+    pub registry_mirrors: BTreeMap<String, String>,
+    /// Every image must be pinned by digest (`repository@sha256:...`); a tag alone is refused.
+    #[serde(default, rename = "requireDigests")]
+    pub require_digests: bool,
 }
 
 /// A pinned cluster identity.

@@ -42,6 +42,9 @@ pub struct Rendered {
     pub gated: BTreeSet<String>,
     pub addon: String,
     pub version: String,
+    /// SHA-256 of the bundle's files (`sha256:...`).
+    #[serde(default)]
+    pub bundle_digest: String,
     /// SHA-256 of the merged values: records that they changed without recording them.
     pub values_digest: String,
     /// The namespace of a team instance (`-n`); `None` for the platform.
@@ -53,6 +56,9 @@ pub struct Rendered {
     pub all_components: Vec<Component>,
     /// What the bundle declares of its kinds: readiness, pods, fields not picked up, its view.
     pub declared: super::Declared,
+    /// Every image the render runs and the bundle declares, with its containers and values.
+    #[serde(default)]
+    pub images: Vec<super::images::ImageUse>,
 }
 
 impl Rendered {
@@ -242,6 +248,7 @@ pub fn render(addon: &Addon, values: &Values, ctx: &RenderContext<'_>) -> Result
         gated,
         addon: addon.manifest.name.clone(),
         version: addon.manifest.version.clone(),
+        bundle_digest: addon.digest.clone(),
         values_digest,
         instance: ctx.instance.map(str::to_owned),
         requires: addon
@@ -252,6 +259,7 @@ pub fn render(addon: &Addon, values: &Values, ctx: &RenderContext<'_>) -> Result
             .unwrap_or_default(),
         all_components: addon.manifest.components.clone(),
         declared: addon.manifest.declared(),
+        images: Vec::new(),
     })
 }
 

@@ -76,6 +76,7 @@ fn revisions(inventory: &Inventory) -> Vec<Value> {
                 "version": revision.version,
                 "profile": revision.profile,
                 "values": short(&revision.values_digest),
+                "bundleDigest": revision.bundle_digest,
                 "actor": revision.actor,
                 "changes": revision.changes,
                 "rollbackOf": revision.rollback_of,

@@ -1,16 +1,19 @@
 //! One module per command, each a short list of named steps, and the steps they share.
 
 mod addons;
+mod completion;
 mod diff;
 mod down;
 mod gitops;
 mod history;
+mod images;
 mod ls;
 mod profiles;
 mod rollback;
 mod status;
 mod template;
 mod up;
+mod version;
 
 mod deploy;
 pub mod fleet;
@@ -39,6 +42,7 @@ pub fn render_child(cli: &Cli) -> Option<std::process::ExitCode> {
         Command::Template(args) => TemplateSettings::from_args(args).render,
         Command::Diff(args) => crate::settings::RenderSettings::from_args(&args.render),
         Command::Up(args) => crate::settings::RenderSettings::from_args(&args.render),
+        Command::Images(args) => images::settings(args),
         _ => return Some(std::process::ExitCode::from(2)),
     };
     Some(sandbox::child(&settings))
@@ -65,6 +69,9 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus, Error> {
         Command::Rollback(args) => rollback::run(&RollbackSettings::from_args(&args)?, printer),
         Command::Down(args) => down::run(&DownSettings::from_args(&args)?, printer),
         Command::Gitops(args) => gitops::run(&args, printer),
+        Command::Images(args) => images::run(&args, printer),
+        Command::Version(args) => version::run(&args, printer),
+        Command::Completion(args) => Ok(completion::run(&args, printer)),
     }
 }
 

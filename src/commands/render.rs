@@ -3,10 +3,12 @@
 
 use std::collections::BTreeSet;
 
+use crate::bundle::images::{self, Mirrors};
 use crate::bundle::objects::ingress_routes;
-use crate::bundle::{self, Addon, RenderContext, Rendered, ValueSources};
+use crate::bundle::{self, Addon, Profile, RenderContext, Rendered, ValueSources};
 use crate::error::{Error, Problem, Problems};
 use crate::settings::RenderSettings;
+use crate::values::{Origin, Values, ValuesPath};
 
 /// What a render tells of each template it starts.
 pub type OnTemplate = Option<&'static (dyn Fn(&str) + Sync)>;
@@ -54,7 +56,7 @@ fn render_as(
     // user's name the platform's namespaces.
     let probe_of_platform = settings.instance.is_none() && instance.is_some();
     let no_sets = [];
-    let values = bundle::layer_values(
+    let mut values = bundle::layer_values(
         addon,
         &ValueSources {
             profile: settings.profile.as_ref(),
@@ -77,8 +79,19 @@ fn render_as(
             env: &env,
         },
     )?;
+    if settings.all_variants {
+        switch_everything_on(addon, &mut values)?;
+    }
+    let policy = ImagePolicy::of(settings.profile.as_ref(), &values)?;
+    let mut sources = images::mirror_values(
+        &mut values,
+        &addon.manifest.related_images,
+        &policy.mirrors,
+        &policy.origin,
+    )
+    .map_err(Error::input)?;
     let state_namespace = instance.unwrap_or(&settings.release.state_namespace);
-    bundle::render(
+    let mut rendered = bundle::render(
         addon,
         &values,
         &RenderContext {
@@ -90,7 +103,120 @@ fn render_as(
             budget: &settings.budget,
             on_template,
         },
-    )
+    )?;
+    images::mirror_objects(&mut rendered.objects, &policy.mirrors, &mut sources);
+    let related = &addon.manifest.related_images;
+    rendered.images = images::collect(&rendered.objects, &values, related, &sources);
+    let mut problems = related_problems(addon, &values);
+    if let Some(why) = &policy.require_digests {
+        problems.extend(images::require_digests(&rendered.images, why));
+    }
+    if !problems.is_empty() {
+        return Err(Error::Input { problems });
+    }
+    Ok(rendered)
+}
+
+/// What a profile and the values say of images: the mirrors, and whether digests are required.
+struct ImagePolicy {
+    mirrors: Mirrors,
+    /// Why every image must be pinned by digest, when it must.
+    require_digests: Option<String>,
+    /// The origin of a mirrored value.
+    origin: Origin,
+}
+
+impl ImagePolicy {
+    fn of(profile: Option<&Profile>, values: &Values) -> Result<Self, Error> {
+        let (mirrors, origin) = match profile {
+            Some(profile) => {
+                let at = |source: &str| {
+                    profile
+                        .origin(&ValuesPath::root().key("registryMirrors").key(source))
+                        .to_string()
+                };
+                let mirrors = Mirrors::new(&profile.spec.registry_mirrors, &at)
+                    .map_err(|problems| Error::Input { problems })?;
+                let origin = Origin::Derived {
+                    from: format!(
+                        "registryMirrors of profile {} ({})",
+                        profile.name,
+                        profile.origin(&ValuesPath::root().key("registryMirrors"))
+                    ),
+                };
+                (mirrors, origin)
+            }
+            None => (
+                Mirrors::default(),
+                Origin::Derived {
+                    from: "registryMirrors".to_owned(),
+                },
+            ),
+        };
+        let by_values = ValuesPath::root().key("global").key("requireDigests");
+        let require_digests = match profile {
+            Some(p) if p.spec.require_digests => Some(format!(
+                "profile {} requires digests ({})",
+                p.name,
+                p.origin(&ValuesPath::root().key("requireDigests"))
+            )),
+            _ if values.get(&by_values) == Some(&serde_json::Value::Bool(true)) => Some(format!(
+                "global.requireDigests is true ({})",
+                values
+                    .origin(&by_values)
+                    .map_or_else(|| "-".to_owned(), ToString::to_string)
+            )),
+            _ => None,
+        };
+        Ok(Self {
+            mirrors,
+            require_digests,
+            origin,
+        })
+    }
+}
+
+/// Each related image must name an image in the values.
+fn related_problems(addon: &Addon, values: &Values) -> Vec<Problem> {
+    addon
+        .manifest
+        .related_images
+        .iter()
+        .filter(|image| {
+            ValuesPath::parse(&image.path)
+                .ok()
+                .and_then(|path| values.get(&path).and_then(images::image_of))
+                .is_none()
+        })
+        .map(|image| {
+            Problem::new(format!(
+                "relatedImages: `{}` names no image in the values",
+                image.path
+            ))
+            .at(format!("{} addon.yaml", addon.manifest.name))
+            .hint("name a values path holding {repository, tag, digest} or an image string")
+        })
+        .collect()
+}
+
+/// `--all-variants`: every component's switch on.
+fn switch_everything_on(addon: &Addon, values: &mut Values) -> Result<(), Error> {
+    let origin = Origin::Derived {
+        from: "--all-variants".to_owned(),
+    };
+    for component in &addon.manifest.components {
+        if let Some(switch) = &component.enabled {
+            let path = ValuesPath::parse(switch).map_err(|why| {
+                Error::input(Problem::new(format!("switch {switch}")).because(why))
+            })?;
+            values
+                .set(&path, serde_json::Value::Bool(true), &origin)
+                .map_err(|why| {
+                    Error::input(Problem::new(format!("cannot switch {switch} on")).because(why))
+                })?;
+        }
+    }
+    Ok(())
 }
 
 /// Two team instances of the bundle, with other names in other namespaces, must share nothing:

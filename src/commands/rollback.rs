@@ -39,11 +39,13 @@ pub fn run(settings: &RollbackSettings, printer: &Printer) -> Result<ExitStatus,
             gated: restored.gated,
             addon: inventory.addon.clone(),
             version: restored.revision.version.clone(),
+            bundle_digest: restored.revision.bundle_digest.clone().unwrap_or_default(),
             values_digest: restored.revision.values_digest.clone(),
             instance: inventory.instance.clone(),
             requires: restored.requires,
             all_components: restored.all_components,
             declared: restored.declared,
+            images: Vec::new(),
         };
         session::check_tier(&cluster, &rendered, release, printer).await?;
         printer.status(&format!(

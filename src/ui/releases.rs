@@ -16,6 +16,7 @@ pub fn release_value(release: &Release, health: Option<&Health>) -> Value {
         "namespace": release.namespace,
         "addon": inv.addon,
         "version": inv.version,
+        "bundleDigest": inv.bundle_digest,
         "profile": inv.profile,
         "revision": inv.revision,
         "status": inv.phase.as_str(),

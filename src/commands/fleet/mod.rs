@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
+use child::Outcome;
+pub(crate) use child::child_args;
 pub use child::report as write_report;
-use child::{Outcome, child_args};
 use file::{Fleet, Wave};
 use identity::Target;
 

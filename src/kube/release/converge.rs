@@ -75,6 +75,7 @@ impl Inventory {
             profile,
             pin: None,
             values_digest: rendered.values_digest.clone(),
+            bundle_digest: Some(rendered.bundle_digest.clone()).filter(|d| !d.is_empty()),
             revision,
             phase: Phase::Applying,
             started_at: now.clone(),

@@ -117,6 +117,7 @@ fn release_of(record: Record, namespace: String, owner: Option<String>, at: Stri
         profile: record.profile,
         pin: None,
         values_digest: record.values_digest,
+        bundle_digest: None,
         revision: 0,
         phase: Phase::Deployed,
         started_at: String::new(),

@@ -89,6 +89,9 @@ pub struct Revision {
     #[serde(default)]
     pub profile: Option<String>,
     pub values_digest: String,
+    /// SHA-256 of the bundle's files it was deployed from; `None` in older records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle_digest: Option<String>,
     pub updated_at: String,
     pub actor: String,
     /// What it changed; `None` in records of plane versions that did not count.
@@ -113,6 +116,9 @@ pub struct Inventory {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pin: Option<ClusterPin>,
     pub values_digest: String,
+    /// SHA-256 of the bundle's files this revision was deployed from; `None` in older records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle_digest: Option<String>,
     pub revision: u64,
     pub phase: Phase,
     pub started_at: String,
@@ -158,6 +164,7 @@ impl Inventory {
             version: self.version.clone(),
             profile: self.profile.clone(),
             values_digest: self.values_digest.clone(),
+            bundle_digest: self.bundle_digest.clone(),
             updated_at: self.updated_at.clone(),
             actor: self.actor.clone(),
             changes: self.changes,
@@ -407,6 +414,7 @@ mod tests {
             profile: None,
             pin: None,
             values_digest: "d".into(),
+            bundle_digest: None,
             revision: 1,
             phase: Phase::Deployed,
             started_at: "t".into(),

@@ -278,13 +278,7 @@ fn without_secret_values(value: &Value) -> (Value, BTreeMap<String, String>) {
 /// The digest of one Secret value, to tell whether a live value is the one a revision had.
 pub fn value_digest(bytes: &[u8]) -> String {
     use sha2::Digest as _;
-    use std::fmt::Write as _;
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .fold(String::with_capacity(64), |mut out, b| {
-            let _ = write!(out, "{b:02x}");
-            out
-        })
+    crate::bundle::objects::hex(&sha2::Sha256::digest(bytes))
 }
 
 #[cfg(test)]
@@ -314,10 +308,12 @@ mod tests {
             addon: "a".into(),
             version: "1".into(),
             values_digest: String::new(),
+            bundle_digest: String::new(),
             instance: None,
             requires: Vec::new(),
             all_components: Vec::new(),
             declared: Declared::default(),
+            images: Vec::new(),
         }
     }
 
