@@ -34,7 +34,6 @@ use serde_json::{Value, json};
 const RELEASE: &str = "datalayer-ray";
 const NAMESPACES: &[&str] = &["ray-system", "datalayer-api", "ray-observability"];
 /// The release record and the lock's Leases, as the test server's request log names them.
-const INVENTORY: &str = "/api/v1/namespaces/plane-system/secrets/plane-release-datalayer-ray";
 const LEASES: &str = "/apis/coordination.k8s.io/v1/namespaces/plane-system/leases";
 
 /// Runs a plane command against the cluster under test, with a guard against hangs.
@@ -272,22 +271,22 @@ fn lifecycle_up_diff_configure_prune_ls_down() {
         .expect("RayCluster created");
     assert_eq!(raycluster["status"]["state"], "ready", "{raycluster:#}");
 
-    // Right after: nothing to do, and a second up changes nothing. On the test server it writes
-    // nothing but the record and its own lock (the Lease it takes and releases in the state
-    // namespace): plane's own fields prove every object unchanged, so it sends no dry-run, and at
-    // most one request per object plus ten in all.
+    // Right after: nothing to do, and a second up changes nothing. It takes no lock and writes
+    // no revision: plane's own fields prove every object unchanged and the plan read it ready, so
+    // it sends no dry-run, no write at all, and at most one request per object plus ten.
     quiet_diff(&fixture, &cluster);
     if let Some(srv) = cluster.test_server() {
         srv.clear_requests();
     }
+    let history_before = cluster.inventory(RELEASE).unwrap()["revision"].clone();
     let started = Instant::now();
     let stderr = succeeded(&run(&fixture, &cluster, "up", LOCAL));
     eprintln!("no-op up took {:.1}s", started.elapsed().as_secs_f64());
-    assert!(
-        stderr.contains(&format!(
-            "0 created, 0 configured, 0 pruned, {objects} unchanged"
-        )),
-        "{stderr}"
+    assert!(stderr.contains("no changes: revision 1 stays"), "{stderr}");
+    assert_eq!(
+        cluster.inventory(RELEASE).unwrap()["revision"],
+        history_before,
+        "a no-op records no revision"
     );
     if let Some(srv) = cluster.test_server() {
         let requests = srv.requests();
@@ -296,18 +295,9 @@ fn lifecycle_up_diff_configure_prune_ls_down() {
             .filter(|r| r.is_mutating())
             .map(|r| format!("{} {}", r.method, r.path))
             .collect();
-        let allowed = [
-            format!("PATCH {INVENTORY}"),
-            format!("POST {LEASES}"),
-            format!("DELETE {LEASES}/plane-lock-{RELEASE}"),
-        ];
         assert!(
-            written.contains(&allowed[0]),
-            "the inventory was not recorded: {written:#?}"
-        );
-        assert!(
-            written.iter().all(|w| allowed.contains(w)),
-            "unexpected writes: {written:#?}"
+            written.is_empty(),
+            "a no-op up writes nothing: {written:#?}"
         );
         let dry_runs: Vec<&str> = requests
             .iter()
@@ -523,7 +513,8 @@ fn lifecycle_up_diff_configure_prune_ls_down() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
 
-    // ls shows the release, its revision (install, no-op, drift, value, prune) and a healthy
+    // ls shows the release, its revision (install, drift, value, prune; the no-op recorded none)
+    // and a healthy
     // status, in JSON and in a table.
     let rows = ls_json(cluster.kubeconfig());
     let row = rows
@@ -532,7 +523,7 @@ fn lifecycle_up_diff_configure_prune_ls_down() {
         .iter()
         .find(|r| r["name"] == RELEASE)
         .expect("the release is listed");
-    assert_eq!(row["revision"], 5, "{row}");
+    assert_eq!(row["revision"], 4, "{row}");
     assert_eq!(row["status"], "deployed", "{row}");
     assert_eq!(row["health"]["ready"], row["health"]["total"], "{row}");
     let mut ls = plane();

@@ -45,10 +45,32 @@ pub async fn deploy(
         session::refuse_engine_release(planning.cluster, planning.release, deploying.command)
             .await?;
     }
-    // Plan and confirm before the lock, so a refusal writes nothing at all.
+    // Plan and confirm before the lock, so a refusal writes nothing at all; whether another run
+    // holds the lock is read in the same wave.
     let intent = intent(deploying, "plan", progress);
-    let plan = planning.plan_and_check(previous.as_ref(), &intent).await?;
     let release = planning.release;
+    let (plan, held) = futures::join!(
+        planning.plan_and_check(previous.as_ref(), &intent),
+        kube::Lock::is_held(
+            planning.cluster.client(),
+            &release.state_namespace,
+            &release.name
+        ),
+    );
+    let plan = plan?;
+    if matches!(held, Ok(false))
+        && let Some(revision) = unchanged(planning, deploying, previous.as_ref(), &plan)
+    {
+        progress.finish();
+        planning
+            .printer
+            .status(&format!("no changes: revision {revision} stays"));
+        super::fleet::write_report(&serde_json::json!({
+            "revision": revision,
+            "summary": "no changes",
+        }));
+        return Ok(ExitStatus::Success);
+    }
     let lock = session::lock(
         planning.cluster,
         release,
@@ -61,6 +83,42 @@ pub async fn deploy(
     progress.finish();
     lock.release().await;
     result
+}
+
+/// The revision that stays when `up` would change nothing: the same inputs (values, bundle
+/// files, version, profile, pin) as the record's deployed revision, and every object the record
+/// lists proven unchanged and ready by the plan's reads, no other. Then nothing is locked or
+/// written, and `history` does not grow.
+fn unchanged(
+    planning: &Planning<'_>,
+    deploying: &Deploying,
+    previous: Option<&Inventory>,
+    plan: &Plan,
+) -> Option<u64> {
+    let previous = previous?;
+    let rendered = planning.rendered;
+    let same_inputs = deploying.rollback_of.is_none()
+        && previous.phase == kube::Phase::Deployed
+        && previous.values_digest == rendered.values_digest
+        && previous.version == rendered.version
+        && previous.bundle_digest.as_deref() == Some(rendered.bundle_digest.as_str())
+        && previous.profile == deploying.profile
+        && previous.pin == deploying.pin
+        && previous.instance == rendered.instance;
+    // Unchanged, and read ready by the plan itself: nothing to apply and nothing to wait for.
+    if !same_inputs
+        || plan
+            .objects
+            .iter()
+            .any(|o| o.action != kube::Action::Unchanged || o.needs_wait())
+    {
+        return None;
+    }
+    let planned: std::collections::BTreeSet<String> =
+        plan.objects.iter().map(|o| o.subject.clone()).collect();
+    let recorded: std::collections::BTreeSet<String> =
+        previous.objects.iter().map(|o| o.id.subject()).collect();
+    (planned == recorded).then_some(previous.revision)
 }
 
 /// A checked plan and the record it was made against.

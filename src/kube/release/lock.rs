@@ -132,6 +132,25 @@ fn lease_body(
 }
 
 impl Lock {
+    /// Whether a run holds the release's lock now (a stale lease holds nothing). One GET; no
+    /// lock is taken.
+    ///
+    /// # Errors
+    /// The read failing or refused.
+    pub async fn is_held(
+        client: &kube::Client,
+        namespace: &str,
+        release: &str,
+    ) -> Result<bool, KubeError> {
+        let api: Api<Lease> = Api::namespaced(client.clone(), namespace);
+        let name = state::lock_name(release);
+        let found = retry(|| api.get_opt(&name)).await.map_err(|err| {
+            let subject = crate::kube::object::subject("Lease", Some(namespace), &name);
+            KubeError::api("cannot read the release lock", Some(&subject), &err)
+        })?;
+        Ok(found.is_some_and(|lease| !is_stale(&lease, Timestamp::now())))
+    }
+
     /// Takes the release's lock, waiting up to `wait` for another holder to let go.
     ///
     /// # Errors

@@ -551,6 +551,7 @@ async fn plan_one(
             } else {
                 Action::Unchanged
             };
+            planned.was_ready = readiness::evaluate(live_object, declared).is_ready();
         }
         return Ok(planned);
     }
