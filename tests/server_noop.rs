@@ -84,3 +84,45 @@ fn a_no_op_racing_another_run_never_claims_no_changes() {
     assert!(!stderr.contains("no changes"), "{stderr}");
     assert!(stderr.contains("someone@elsewhere"), "{stderr}");
 }
+
+/// The longest chains of requests that waited on each other (round trips paid one after
+/// another), measured under 50 ms of latency so that parallel requests overlap: a count, held
+/// so that a change which adds a sequential step to these paths fails here.
+const CHAINS: [(&str, &[&str], usize); 3] = [
+    ("no-op up", &["up"], NO_OP_UP_CHAIN),
+    ("diff", &["diff"], DIFF_CHAIN),
+    ("ls", &["ls"], LS_CHAIN),
+];
+const NO_OP_UP_CHAIN: usize = 6;
+const DIFF_CHAIN: usize = 6;
+const LS_CHAIN: usize = 9;
+
+#[test]
+fn the_no_op_path_waits_on_few_requests_in_a_row() {
+    let (srv, fixture) = deployed(&[]);
+    let kc = srv.kubeconfig_path().to_path_buf();
+    srv.add_fault(plane_test_apiserver::FaultRule::latency("*", 50, 0));
+    let mut measured = Vec::new();
+    for (name, command, bound) in CHAINS {
+        srv.clear_requests();
+        let cmd = if command[0] == "ls" {
+            let mut ls = common::plane();
+            ls.args(["ls", "--kubeconfig"]).arg(&kc);
+            ls
+        } else {
+            fixture.cluster(command[0], &kc, LOCAL)
+        };
+        let out = within(cmd, LIMIT);
+        assert!(out.status.success(), "{name}: {}", text(&out.stderr));
+        let requests = srv.requests();
+        let chain = plane_test_apiserver::critical_path(&requests);
+        measured.push(format!(
+            "{name}: {chain} in a row of {} requests",
+            requests.len()
+        ));
+        assert!(
+            chain <= bound,
+            "{name}: {chain} requests in a row (held: {bound}); all: {measured:?}"
+        );
+    }
+}

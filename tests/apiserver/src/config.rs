@@ -203,6 +203,29 @@ pub struct RequestRecord {
     /// The size of the request's body.
     #[serde(default)]
     pub body_bytes: usize,
+    /// When it arrived and when its answer was ready, in microseconds since the server started.
+    #[serde(default)]
+    pub started_us: u64,
+    #[serde(default)]
+    pub finished_us: u64,
+}
+
+/// The longest chain of requests that waited on each other: each started after the one before
+/// it was answered. Under latency, parallel requests overlap and count once; this is the number
+/// of round trips a client paid one after another (its critical path).
+pub fn critical_path(requests: &[RequestRecord]) -> usize {
+    let mut sorted: Vec<&RequestRecord> = requests.iter().collect();
+    sorted.sort_by_key(|r| r.started_us);
+    let mut chain = vec![0usize; sorted.len()];
+    for (i, request) in sorted.iter().enumerate() {
+        chain[i] = 1
+            + (0..i)
+                .filter(|&j| sorted[j].finished_us <= request.started_us)
+                .map(|j| chain[j])
+                .max()
+                .unwrap_or(0);
+    }
+    chain.into_iter().max().unwrap_or(0)
 }
 
 impl RequestRecord {

@@ -38,6 +38,8 @@ pub struct State {
     tokens: Mutex<HashMap<String, Vec<PolicyRule>>>,
     /// The state of the latency jitter's pseudo-random numbers.
     random: AtomicU64,
+    /// When the server started: requests' times count from it.
+    epoch: std::time::Instant,
 }
 
 fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -55,7 +57,19 @@ impl State {
             log: Mutex::new(Vec::new()),
             tokens: Mutex::new(tokens),
             random: AtomicU64::new(0x9E37_79B9_7F4A_7C15),
+            epoch: std::time::Instant::now(),
         }
+    }
+
+    /// Microseconds since the server started.
+    fn now_us(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+
+    /// Logs an answered request, stamped with when its answer was ready.
+    fn log(&self, mut record: RequestRecord) {
+        record.finished_us = self.now_us();
+        locked(&self.log).push(record);
     }
 
     pub fn requests(&self) -> Vec<RequestRecord> {
@@ -220,6 +234,7 @@ struct Req {
 }
 
 async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, Dropped> {
+    let started_us = state.now_us();
     let method = req.method().as_str().to_owned();
     let path = req.uri().path().to_owned();
     let raw_query = req.uri().query().unwrap_or("").to_owned();
@@ -257,6 +272,8 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
         field_manager: query.get("fieldManager").cloned(),
         status: 0,
         body_bytes: body.len(),
+        started_us,
+        finished_us: 0,
     };
     let (delay, fault) = state.take_fault(&method, &path);
     if !delay.is_zero() {
@@ -267,7 +284,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
             tokio::time::sleep(Duration::from_millis(ms)).await;
         }
         if rule.drop_connection {
-            locked(&state.log).push(record);
+            state.log(record);
             return Err(Dropped);
         }
         if let Some(code) = rule.status {
@@ -276,7 +293,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
                 message: format!("injected fault: {code} for {method} {path}"),
             });
             record.status = code;
-            locked(&state.log).push(record);
+            state.log(record);
             return Ok(resp);
         }
     }
@@ -289,7 +306,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
             message: "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml".to_owned(),
         });
         record.status = 415;
-        locked(&state.log).push(record);
+        state.log(record);
         return Ok(resp);
     }
     let token = auth
@@ -314,7 +331,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
         }
     };
     record.status = resp.status().as_u16();
-    locked(&state.log).push(record);
+    state.log(record);
     Ok(resp)
 }
 
