@@ -303,6 +303,10 @@ pub struct LsArgs {
     /// Fleet: exit 3 when the regions run a release at different bundle versions (skew).
     #[arg(long)]
     pub expect_same: bool,
+    /// Exit with code 3 when any release drifted (an object another manager changed or
+    /// deleted).
+    #[arg(long)]
+    pub exit_code: bool,
     #[command(flatten)]
     pub sources: SourceArgs,
 }

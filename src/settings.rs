@@ -192,6 +192,8 @@ pub struct LsSettings {
     /// Where to list releases: one namespace, or `None` for every namespace (`-A`).
     pub namespace: Option<String>,
     pub output: TableFormat,
+    /// Exit 3 when any release drifted.
+    pub exit_code: bool,
 }
 
 /// `plane status`.
@@ -473,6 +475,7 @@ impl LsSettings {
             cluster: connect_options(&args.cluster),
             namespace,
             output: args.output,
+            exit_code: args.exit_code,
         }
     }
 }

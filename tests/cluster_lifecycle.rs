@@ -331,6 +331,29 @@ fn lifecycle_up_diff_configure_prune_ls_down() {
         "prometheus",
         &json!({"metadata": {"labels": {"app.kubernetes.io/version": "edited-by-hand"}}}),
     );
+    // ls shows it as drift, from the reads it makes for health; --exit-code says so with 3.
+    let drift = |cluster: &Cluster| {
+        ls_json(cluster.kubeconfig())
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == RELEASE)
+            .expect("the release is listed")["drift"]
+            .clone()
+    };
+    let drifted = drift(&cluster);
+    assert_eq!(drifted.as_array().map(Vec::len), Some(1), "{drifted}");
+    assert!(
+        drifted[0]
+            .as_str()
+            .unwrap()
+            .starts_with("Service/ray-observability/prometheus: changed by "),
+        "{drifted}"
+    );
+    let mut ls = plane();
+    ls.args(["ls", "--exit-code", "--kubeconfig"])
+        .arg(cluster.kubeconfig());
+    assert_eq!(within(ls, Duration::from_secs(60)).status.code(), Some(3));
     let plan = diff_json(&fixture, &cluster, LOCAL);
     assert_eq!(
         planned(&plan, "configure"),
@@ -339,6 +362,29 @@ fn lifecycle_up_diff_configure_prune_ls_down() {
     );
     let stderr = succeeded(&run(&fixture, &cluster, "up", LOCAL));
     assert!(stderr.contains("1 configured"), "{stderr}");
+    assert_eq!(drift(&cluster), json!([]), "up undid the drift");
+    // Someone scales the API by hand and deletes a ConfigMap: both are drift, and up undoes both.
+    cluster.merge_patch(
+        "apps/v1",
+        "Deployment",
+        Some("datalayer-api"),
+        "datalayer-ray",
+        &json!({"spec": {"replicas": 2}}),
+    );
+    cluster.delete(
+        "v1",
+        "ConfigMap",
+        Some("ray-observability"),
+        "grafana-datasources",
+    );
+    let drifted = drift(&cluster).to_string();
+    assert!(
+        drifted.contains("Deployment/datalayer-api/datalayer-ray: changed by")
+            && drifted.contains("ConfigMap/ray-observability/grafana-datasources: deleted"),
+        "{drifted}"
+    );
+    succeeded(&run(&fixture, &cluster, "up", LOCAL));
+    assert_eq!(drift(&cluster), json!([]), "up undid the drift");
     let service = cluster
         .get("v1", "Service", Some("ray-observability"), "prometheus")
         .unwrap();
@@ -513,7 +559,8 @@ fn lifecycle_up_diff_configure_prune_ls_down() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
 
-    // ls shows the release, its revision (install, drift, value, prune; the no-op recorded none)
+    // ls shows the release, its revision (install, drift, drift, value, prune; the no-op recorded
+    // none)
     // and a healthy
     // status, in JSON and in a table.
     let rows = ls_json(cluster.kubeconfig());
@@ -523,7 +570,7 @@ fn lifecycle_up_diff_configure_prune_ls_down() {
         .iter()
         .find(|r| r["name"] == RELEASE)
         .expect("the release is listed");
-    assert_eq!(row["revision"], 4, "{row}");
+    assert_eq!(row["revision"], 5, "{row}");
     assert_eq!(row["status"], "deployed", "{row}");
     assert_eq!(row["health"]["ready"], row["health"]["total"], "{row}");
     let mut ls = plane();

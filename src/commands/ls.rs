@@ -72,5 +72,12 @@ pub fn run(settings: &LsSettings, printer: &Printer) -> Result<ExitStatus, Error
         TableFormat::Yaml => to_format(&json!(rows), true)?,
     };
     printer.data(&text);
-    Ok(ExitStatus::Success)
+    let drifted = rows
+        .iter()
+        .any(|row| row["drift"].as_array().is_some_and(|d| !d.is_empty()));
+    Ok(if settings.exit_code && drifted {
+        ExitStatus::Changes
+    } else {
+        ExitStatus::Success
+    })
 }

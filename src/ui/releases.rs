@@ -7,6 +7,7 @@ use crate::kube::{Health, Release};
 /// A release's record with its live health (`null` when it could not be read).
 pub fn release_value(release: &Release, health: Option<&Health>) -> Value {
     let inv = &release.inventory;
+    let drift = health.map_or(Value::Null, |h| json!(h.drifted));
     let health = health.map_or(
         Value::Null,
         |h| json!({"ready": h.ready, "total": h.total, "failing": h.first_failing}),
@@ -21,6 +22,7 @@ pub fn release_value(release: &Release, health: Option<&Health>) -> Value {
         "revision": inv.revision,
         "status": inv.phase.as_str(),
         "health": health,
+        "drift": drift,
         "updated": inv.updated_at,
         "actor": inv.actor,
     });
@@ -44,6 +46,7 @@ pub const RELEASE_COLUMNS: &[&str] = &[
     "REVISION",
     "STATUS",
     "HEALTH",
+    "DRIFT",
     "UPDATED",
 ];
 
@@ -62,8 +65,24 @@ pub fn release_cells(row: &Value) -> Vec<String> {
         },
         text("status"),
         health_text(&row["health"]),
+        drift_text(&row["drift"]),
         text("updated"),
     ]
+}
+
+/// `-` when nothing drifted; else how many objects, and the first with how it drifted.
+pub fn drift_text(drift: &Value) -> String {
+    match drift.as_array().map(Vec::as_slice) {
+        None => "unknown".to_owned(),
+        Some([]) => "-".to_owned(),
+        Some([first]) => first.as_str().unwrap_or("-").to_owned(),
+        Some([first, rest @ ..]) => format!(
+            "{} ({} and {} more)",
+            rest.len() + 1,
+            first.as_str().unwrap_or("-"),
+            rest.len()
+        ),
+    }
 }
 
 /// `ready/total`, and the first object not ready in parentheses; `unknown` when not read.

@@ -225,8 +225,8 @@ pub async fn read_inventory(
     secret.map(|s| decode(&s, &subject, true)).transpose()
 }
 
-/// The record's metadata, and with `revisions` the objects it keeps of each revision (only
-/// what deploys or rolls back needs them: `ls` and `status` read every record and use none).
+/// The record's metadata, and with `revisions` the objects it keeps of each revision (read
+/// strictly for what deploys or rolls back; `ls` and `status` read them leniently, for drift).
 fn decode(secret: &Secret, subject: &str, revisions: bool) -> Result<Inventory, KubeError> {
     let bytes = |key: &str| {
         secret
@@ -386,11 +386,16 @@ pub async fn list_releases(
     for secret in list.items {
         let name = secret.metadata.name.clone().unwrap_or_default();
         let in_namespace = secret.metadata.namespace.clone().unwrap_or_default();
-        let inventory = decode(
+        let mut inventory = decode(
             &secret,
             &crate::kube::object::subject("Secret", Some(&in_namespace), &name),
             false,
         )?;
+        // The objects the record keeps tell drift (what plane applied); a record whose kept
+        // objects cannot be read is listed all the same, its drift then only deletions.
+        if let Some(bytes) = secret.data.as_ref().and_then(|d| d.get(REVISIONS_KEY)) {
+            inventory.stored = StoredRevisions::decode(&bytes.0).unwrap_or_default();
+        }
         releases.push(Release {
             name: inventory.release.clone(),
             namespace: in_namespace,

@@ -4,6 +4,7 @@
 pub(crate) mod apply;
 pub(crate) mod converge;
 pub(crate) mod delete;
+pub(crate) mod drift;
 pub(crate) mod engine;
 pub(crate) mod handover;
 pub(crate) mod inventory;

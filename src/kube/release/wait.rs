@@ -19,6 +19,7 @@ use crate::kube::client::{IN_FLIGHT, READS_IN_FLIGHT};
 use crate::kube::error::KubeError;
 use crate::kube::object::readiness::{self, Readiness};
 use crate::kube::progress::{Event, Reporter};
+use crate::kube::release::drift::Applied;
 use crate::kube::release::inventory::Release;
 
 /// An object to wait for.
@@ -285,24 +286,8 @@ pub struct Health {
     pub total: usize,
     /// The first object not ready, with its status.
     pub first_failing: Option<String>,
-}
-
-/// Live health of a set of objects. Reads up to 16 objects at once.
-///
-/// # Errors
-/// Discovery or read failures.
-pub async fn health(
-    cluster: &Cluster,
-    targets: &[WaitTarget],
-    declared: &Declared,
-) -> Result<Health, KubeError> {
-    let statuses: Vec<Result<(String, Readiness), KubeError>> = stream::iter(targets)
-        .map(|target| observe(cluster, target, declared))
-        .buffered(READS_IN_FLIGHT)
-        .collect()
-        .await;
-    let statuses: Vec<(String, Readiness)> = statuses.into_iter().collect::<Result<_, _>>()?;
-    Ok(Health::of(statuses))
+    /// Recorded objects another manager changed or deleted (`ls`'s DRIFT), each `subject: how`.
+    pub drifted: Vec<String>,
 }
 
 impl Health {
@@ -312,6 +297,7 @@ impl Health {
             ready: 0,
             total: 0,
             first_failing: None,
+            drifted: Vec::new(),
         };
         for (subject, status) in statuses {
             health.total += 1;
@@ -333,16 +319,26 @@ impl Health {
 /// # Errors
 /// Discovery or read failures of its objects.
 pub async fn release_health(cluster: &Cluster, release: &Release) -> Result<Health, KubeError> {
-    let targets: Vec<WaitTarget> = release
-        .inventory
-        .objects
+    let objects = &release.inventory.objects;
+    let live: Vec<Option<Value>> = stream::iter(objects)
+        .map(|o| cluster.get(&o.id))
+        .buffered(READS_IN_FLIGHT)
+        .try_collect()
+        .await?;
+    let applied = Applied::of(&release.inventory);
+    let mut health = Health::of(objects.iter().zip(&live).map(|(object, live)| {
+        let status = live.as_ref().map_or_else(
+            || Readiness::Failed("missing".into()),
+            |live| readiness::evaluate(live, &release.inventory.declared),
+        );
+        (object.id.subject(), status)
+    }));
+    health.drifted = objects
         .iter()
-        .map(|o| WaitTarget {
-            id: o.id.clone(),
-            pods: None,
-        })
+        .zip(&live)
+        .filter_map(|(object, live)| applied.drift(&object.id, live.as_ref()))
         .collect();
-    health(cluster, &targets, &release.inventory.declared).await
+    Ok(health)
 }
 
 /// The live objects of many releases, read with one LIST per kind across all namespaces by
@@ -401,13 +397,21 @@ impl LiveObjects {
 
     /// The live health of `release`.
     pub fn health(&self, release: &Release) -> Health {
-        Health::of(release.inventory.objects.iter().map(|object| {
+        let mut health = Health::of(release.inventory.objects.iter().map(|object| {
             let status = self.0.get(&object.id.key()).map_or_else(
                 || Readiness::Failed("missing".into()),
                 |live| readiness::evaluate(live, &release.inventory.declared),
             );
             (object.id.subject(), status)
-        }))
+        }));
+        let applied = Applied::of(&release.inventory);
+        health.drifted = release
+            .inventory
+            .objects
+            .iter()
+            .filter_map(|o| applied.drift(&o.id, self.0.get(&o.id.key())))
+            .collect();
+        health
     }
 }
 
@@ -426,18 +430,4 @@ pub async fn releases_health(
 /// One object, read once and typed; `None` when it or its kind does not exist.
 async fn read(cluster: &Cluster, target: &WaitTarget) -> Result<Option<Value>, KubeError> {
     cluster.get(&target.id).await
-}
-
-/// One object's readiness, read once.
-async fn observe(
-    cluster: &Cluster,
-    target: &WaitTarget,
-    declared: &Declared,
-) -> Result<(String, Readiness), KubeError> {
-    let subject = target.id.subject();
-    let status = match read(cluster, target).await? {
-        Some(object) => readiness::evaluate(&object, declared),
-        None => Readiness::Failed("missing".into()),
-    };
-    Ok((subject, status))
 }

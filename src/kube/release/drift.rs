@@ -1,0 +1,68 @@
+//! Drift: a recorded object another manager changed (it took fields plane applied) or deleted,
+//! told from the objects already read for health and the revision bodies the record keeps; no
+//! request of its own.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use crate::bundle::{ObjectKey, ObjectRef};
+use crate::kube::object::FIELD_MANAGER;
+use crate::kube::object::unchanged::provably_unchanged;
+use crate::kube::release::inventory::Inventory;
+
+/// What plane applied in the release's current revision, by object; empty when the record did
+/// not keep that revision's objects (then only deletions are drift).
+pub struct Applied(HashMap<ObjectKey, Value>);
+
+impl Applied {
+    pub fn of(inventory: &Inventory) -> Self {
+        Self(
+            inventory
+                .stored
+                .restore(inventory.revision)
+                .map(|(_, objects)| {
+                    objects
+                        .into_iter()
+                        .map(|o| (o.object.id.key(), o.object.value))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        )
+    }
+
+    /// How `id` drifted, if it did: `deleted`, or `changed by MANAGER` when a field plane applied
+    /// is no longer plane's with the value it applied. A Secret's values are not kept in the
+    /// record, so only its deletion counts.
+    pub fn drift(&self, id: &ObjectRef, live: Option<&Value>) -> Option<String> {
+        let Some(live) = live else {
+            return Some(format!("{}: deleted", id.subject()));
+        };
+        if id.kind == "Secret" {
+            return None;
+        }
+        let applied = self.0.get(&id.key())?;
+        if provably_unchanged(applied, live) {
+            return None;
+        }
+        let mut managers: Vec<&str> = live["metadata"]["managedFields"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["manager"] != FIELD_MANAGER)
+            .filter(|e| e["subresource"].as_str().is_none_or(|s| s != "status"))
+            .filter_map(|e| e["manager"].as_str())
+            .collect();
+        managers.sort_unstable();
+        managers.dedup();
+        Some(format!(
+            "{}: changed by {}",
+            id.subject(),
+            if managers.is_empty() {
+                "another manager".to_owned()
+            } else {
+                managers.join(", ")
+            }
+        ))
+    }
+}
