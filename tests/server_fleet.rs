@@ -342,3 +342,73 @@ fn a_fleet_without_pins_or_with_a_typo_is_refused_before_any_request() {
         assert!(server.requests().is_empty());
     }
 }
+
+#[test]
+fn a_canary_that_stops_being_ready_during_its_soak_stops_the_rollout() {
+    let regions = Regions::start();
+    let mut cmd = regions.fixture.cluster(
+        "up",
+        &regions.kubeconfig,
+        &[
+            "--profiles",
+            "r1,r2",
+            "--canary",
+            "r1",
+            "--soak",
+            "4s",
+            "--yes",
+            "--timeout",
+            "60s",
+        ],
+    );
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().expect("plane starts");
+    // Once the canary converged, its web Deployment fails (another client's change).
+    let deadline = std::time::Instant::now() + LIMIT;
+    let ready = |server: &TestServer| {
+        server
+            .get_object("apps/v1", "Deployment", Some("minimal"), "web")
+            .is_some_and(|d| d["status"]["readyReplicas"] == 1)
+            && release_on(server).is_some()
+    };
+    while !ready(&regions.servers[0]) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the canary never converged"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    regions.servers[0]
+        .patch_object(
+            "someone-else",
+            "apps/v1",
+            "Deployment",
+            Some("minimal"),
+            "web",
+            &serde_json::json!({"metadata": {"annotations": {
+                plane_test_apiserver::FAIL_ANNOTATION: "ProgressDeadlineExceeded"
+            }}}),
+        )
+        .expect("the patch applies");
+    let out = child.wait_with_output().expect("plane ends");
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stderr.contains("soak of canary failed"), "{stderr}");
+    let row = |name: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(
+        row("r1").contains("stopped being ready during the soak"),
+        "{stdout}"
+    );
+    assert!(row("r2").contains("skipped"), "{stdout}");
+    assert_eq!(regions.writes(1), Vec::<String>::new());
+    assert!(release_on(&regions.servers[1]).is_none());
+}
