@@ -93,9 +93,9 @@ const CHAINS: [(&str, &[&str], usize); 3] = [
     ("diff", &["diff"], DIFF_CHAIN),
     ("ls", &["ls"], LS_CHAIN),
 ];
-const NO_OP_UP_CHAIN: usize = 6;
-const DIFF_CHAIN: usize = 6;
-const LS_CHAIN: usize = 9;
+const NO_OP_UP_CHAIN: usize = 4;
+const DIFF_CHAIN: usize = 4;
+const LS_CHAIN: usize = 7;
 
 #[test]
 fn the_no_op_path_waits_on_few_requests_in_a_row() {

@@ -14,8 +14,13 @@ pub fn run(settings: &DiffSettings, printer: &Printer) -> Result<ExitStatus, Err
     let plan = session::runtime()?.block_on(async {
         let cluster =
             session::connect(&settings.cluster, settings.render.profile.as_ref(), printer).await?;
-        session::check_tier(&cluster, &rendered, release, printer).await?;
-        let previous = session::read_previous(&cluster, &rendered, release).await?;
+        // The tiers' check and the release's record (with discovery): one wave of reads.
+        let (tier, previous) = futures::join!(
+            session::check_tier(&cluster, &rendered, release, printer),
+            session::read_previous(&cluster, &rendered, release),
+        );
+        tier?;
+        let previous = previous?;
         session::refuse_empty_render(&rendered, previous.as_ref())?;
         let planning = Planning {
             cluster: &cluster,

@@ -16,7 +16,6 @@ pub fn run(settings: &UpSettings, printer: &crate::ui::Printer) -> Result<ExitSt
     session::runtime()?.block_on(async {
         let profile = settings.render.profile.as_ref();
         let cluster = session::connect(&settings.cluster, profile, printer).await?;
-        session::check_tier(&cluster, &rendered, release, printer).await?;
         let planning = Planning {
             cluster: &cluster,
             rendered: &rendered,
@@ -25,7 +24,13 @@ pub fn run(settings: &UpSettings, printer: &crate::ui::Printer) -> Result<ExitSt
             purpose: kube::Purpose::Up,
         };
         let progress = printer.progress();
-        let previous = read_previous(&planning, settings, &progress).await?;
+        // The tiers' check and the release's record (with discovery): one wave of reads.
+        let (tier, previous) = futures::join!(
+            session::check_tier(&cluster, &rendered, release, printer),
+            read_previous(&planning, settings, &progress),
+        );
+        tier?;
+        let previous = previous?;
         let deploying = Deploying {
             command: "up",
             settings: settings.deploy,

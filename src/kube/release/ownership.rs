@@ -120,25 +120,36 @@ pub async fn find(
             .adoptable
             .push((object.subject.clone(), owner, object.component.clone()));
     }
-    for component in &rendered.all_components {
-        let Some(existing) = &component.existing else {
-            continue;
-        };
+    // What each component provides may already run, and another release may serve a route:
+    // every look at once, one round trip for all.
+    let looked: Vec<_> = rendered
+        .all_components
+        .iter()
+        .filter_map(|component| component.existing.as_ref().map(|e| (component, e)))
+        .filter(|(component, _)| {
+            // A team instance leaves these to the platform, whose presence was checked before.
+            rendered.instance.is_none() || rendered.components.contains(&component.name)
+        })
+        .collect();
+    let mut routes = Ownership::default();
+    let (probed, route_check) = futures::join!(
+        futures::future::join_all(looked.iter().map(|(_, existing)| probe(
+            cluster,
+            &existing.detect,
+            release
+        ))),
+        route_conflicts(cluster, rendered, release, &mut routes),
+    );
+    for ((component, existing), found) in looked.iter().zip(probed) {
         let on = rendered.components.contains(&component.name);
-        // A team instance leaves these to the platform, whose presence was checked before.
-        if rendered.instance.is_some() && !on {
-            continue;
-        }
         // What the plan found to be the release's own (an object labelled by an earlier plane
         // that the record lists) is no other installation.
-        let found = probe(cluster, &existing.detect, release)
-            .await
-            .map(|found| {
-                found
-                    .into_iter()
-                    .filter(|f| !ours.contains(f.subject.as_str()))
-                    .collect::<Vec<_>>()
-            });
+        let found = found.map(|found| {
+            found
+                .into_iter()
+                .filter(|f| !ours.contains(f.subject.as_str()))
+                .collect::<Vec<_>>()
+        });
         match found {
             Ok(found) if on => {
                 for found in found {
@@ -164,7 +175,9 @@ pub async fn find(
             Err(err) => return Err(err),
         }
     }
-    route_conflicts(cluster, rendered, release, &mut ownership).await?;
+    route_check?;
+    ownership.conflicts.extend(routes.conflicts);
+    ownership.notes.extend(routes.notes);
     Ok(ownership)
 }
 
