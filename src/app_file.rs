@@ -129,10 +129,7 @@ impl App {
 /// `set` entries that parse, and Secrets named `NAMESPACE/NAME`.
 fn check(file: &AppFile, shown: &str, text: &str) -> Vec<Problem> {
     let lines = LineMap::of(text);
-    let at = |path: &ValuesPath| match lines.find(path) {
-        Some((line, col)) => format!("{shown}:{line}:{col}"),
-        None => shown.to_owned(),
-    };
+    let at = |path: &ValuesPath| lines.at(shown, path);
     let root = ValuesPath::root();
     let mut problems = Vec::new();
     let named = [

@@ -333,27 +333,23 @@ fn nesting(expr: &IdedExpr) -> usize {
             .max()
             .unwrap_or(0),
         Expr::List(list) => list.elements.iter().map(nesting).max().unwrap_or(0),
-        Expr::Map(map) => map
-            .entries
-            .iter()
-            .map(|e| match &e.expr {
-                EntryExpr::MapEntry(m) => nesting(&m.key).max(nesting(&m.value)),
-                EntryExpr::StructField(f) => nesting(&f.value),
-            })
-            .max()
-            .unwrap_or(0),
-        Expr::Struct(s) => s
-            .entries
-            .iter()
-            .map(|e| match &e.expr {
-                EntryExpr::MapEntry(m) => nesting(&m.key).max(nesting(&m.value)),
-                EntryExpr::StructField(f) => nesting(&f.value),
-            })
-            .max()
-            .unwrap_or(0),
+        Expr::Map(map) => entries_nesting(&map.entries),
+        Expr::Struct(s) => entries_nesting(&s.entries),
         Expr::Select(select) => nesting(&select.operand),
         Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => 0,
     }
+}
+
+/// The deepest nesting among a map's or a struct's entries.
+fn entries_nesting(entries: &[cel::common::ast::IdedEntryExpr]) -> usize {
+    entries
+        .iter()
+        .map(|e| match &e.expr {
+            EntryExpr::MapEntry(m) => nesting(&m.key).max(nesting(&m.value)),
+            EntryExpr::StructField(f) => nesting(&f.value),
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 /// An expression in a message: its first 80 characters on one line.

@@ -40,15 +40,7 @@ pub fn register(value: &str) {
             .map(str::to_owned),
     );
     forms.push(base64::engine::general_purpose::STANDARD.encode(value));
-    let mut secrets = SECRETS
-        .write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    for form in forms {
-        if !form.is_empty() && !secrets.contains(&form) {
-            secrets.push(form);
-        }
-    }
-    secrets.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+    adopt(forms);
 }
 
 /// Every form of every secret registered so far, to hand to another process of this run.
@@ -59,7 +51,8 @@ pub fn registered() -> Vec<String> {
         .clone()
 }
 
-/// Takes the forms [`registered`] gave in another process of this run, as they are.
+/// Takes `forms` as they are: those [`registered`] gave in another process of this run, or
+/// those [`register`] derived.
 pub fn adopt(forms: Vec<String>) {
     let mut secrets = SECRETS
         .write()

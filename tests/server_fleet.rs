@@ -85,6 +85,15 @@ fn profile(context: &str, uid: Option<&str>) -> String {
     )
 }
 
+/// The summary row of `profile` in a fleet's output.
+fn row_of(stdout: &str, profile: &str) -> String {
+    stdout
+        .lines()
+        .find(|l| l.starts_with(profile))
+        .unwrap_or_default()
+        .to_owned()
+}
+
 fn release_on(server: &TestServer) -> Option<Value> {
     server.get_object(
         "v1",
@@ -238,13 +247,7 @@ fn a_failing_second_wave_names_the_skipped_and_its_resume_command_works() {
     assert!(release_on(&regions.servers[0]).is_some());
     assert!(release_on(&regions.servers[2]).is_none());
     assert_eq!(regions.writes(2), Vec::<String>::new());
-    let row = |name: &str| {
-        stdout
-            .lines()
-            .find(|l| l.starts_with(name))
-            .unwrap_or_default()
-            .to_owned()
-    };
+    let row = |name: &str| row_of(&stdout, name);
     assert!(row("r1").contains("revision 1"), "{stdout}");
     assert!(row("r2").contains("failed"), "{stdout}");
     assert!(row("r3").contains("skipped"), "{stdout}");
@@ -397,13 +400,7 @@ fn a_canary_that_stops_being_ready_during_its_soak_stops_the_rollout() {
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
     assert!(stderr.contains("soak of canary failed"), "{stderr}");
-    let row = |name: &str| {
-        stdout
-            .lines()
-            .find(|l| l.starts_with(name))
-            .unwrap_or_default()
-            .to_owned()
-    };
+    let row = |name: &str| row_of(&stdout, name);
     assert!(
         row("r1").contains("stopped being ready during the soak"),
         "{stdout}"

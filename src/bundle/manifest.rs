@@ -171,10 +171,7 @@ impl AddonManifest {
     /// selectors of `existing` — all before any connection.
     pub fn check(&self, folder: &str, file: &str, text: &str) -> Vec<Problem> {
         let lines = crate::values::LineMap::of(text);
-        let at = |path: &ValuesPath| match lines.find(path) {
-            Some((line, col)) => format!("{file}:{line}:{col}"),
-            None => file.to_owned(),
-        };
+        let at = |path: &ValuesPath| lines.at(file, path);
         let mut problems = Vec::new();
         let root = ValuesPath::root();
         for (i, component) in self.components.iter().enumerate() {

@@ -58,13 +58,32 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus, Error> {
         Command::Addons(args) => addons::run(&ListSettings::from_args(&args), printer),
         Command::Profiles(args) => profiles::run(&ListSettings::from_args(&args), printer),
         Command::Diff(args) if args.fleet.selected() => fleet::run(&fleet_diff(&args), printer),
-        Command::Diff(args) => diff::run(&DiffSettings::from_args(&args), printer),
+        Command::Diff(args) => {
+            fleet_only(&[("--parallel", args.fleet.parallel.is_some())])?;
+            diff::run(&DiffSettings::from_args(&args), printer)
+        }
         Command::Up(args) if args.fleet.selected() => fleet::run(&fleet_up(&args), printer),
-        Command::Up(args) => up::run(&UpSettings::from_args(&args), printer),
+        Command::Up(args) => {
+            fleet_only(&[
+                ("--parallel", args.fleet.parallel.is_some()),
+                ("--canary", args.canary.is_some()),
+                ("--soak", args.soak.is_some()),
+            ])?;
+            up::run(&UpSettings::from_args(&args), printer)
+        }
         Command::Ls(args) if args.fleet.selected() => fleet::run(&fleet_ls(&args), printer),
-        Command::Ls(args) => ls::run(&LsSettings::from_args(&args), printer),
+        Command::Ls(args) => {
+            fleet_only(&[
+                ("--parallel", args.fleet.parallel.is_some()),
+                ("--expect-same", args.expect_same),
+            ])?;
+            ls::run(&LsSettings::from_args(&args), printer)
+        }
         Command::Status(args) if args.fleet.selected() => fleet::run(&fleet_status(&args), printer),
-        Command::Status(args) => status::run(&StatusSettings::from_args(&args), printer),
+        Command::Status(args) => {
+            fleet_only(&[("--parallel", args.fleet.parallel.is_some())])?;
+            status::run(&StatusSettings::from_args(&args), printer)
+        }
         Command::History(args) => history::run(&HistorySettings::from_args(&args), printer),
         Command::Rollback(args) => rollback::run(&RollbackSettings::from_args(&args)?, printer),
         Command::Down(args) => down::run(&DownSettings::from_args(&args)?, printer),
@@ -159,4 +178,20 @@ fn table_format(format: TableFormat) -> Option<bool> {
         TableFormat::Json => Some(false),
         TableFormat::Yaml => Some(true),
     }
+}
+
+/// Flags that only a fleet reads are refused without one, rather than silently ignored.
+fn fleet_only(flags: &[(&str, bool)]) -> Result<(), Error> {
+    let given: Vec<&str> = flags
+        .iter()
+        .filter(|(_, given)| *given)
+        .map(|(flag, _)| *flag)
+        .collect();
+    if given.is_empty() {
+        return Ok(());
+    }
+    Err(Error::input(
+        crate::error::Problem::new(format!("{} only applies to a fleet", given.join(", ")))
+            .hint("select the profiles with --profiles, --all-profiles or --fleet FILE"),
+    ))
 }

@@ -58,6 +58,15 @@ impl LineMap {
             .collect()
     }
 
+    /// `file:line:col` of `path` (or of its nearest ancestor), or `file` alone: where a
+    /// problem with that value is reported.
+    pub fn at(&self, file: &str, path: &ValuesPath) -> String {
+        match self.find(path) {
+            Some((line, col)) => format!("{file}:{line}:{col}"),
+            None => file.to_owned(),
+        }
+    }
+
     /// The position of `path`, or of its nearest ancestor that has one.
     pub fn find(&self, path: &ValuesPath) -> Option<(usize, usize)> {
         let mut path = path.clone();

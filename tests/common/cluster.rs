@@ -239,13 +239,7 @@ impl Cluster {
         name: &str,
         patch: &Value,
     ) {
-        let api = self
-            .api(api_version, kind, namespace)
-            .expect("a served kind");
-        let params = PatchParams::default();
-        self.runtime
-            .block_on(api.patch(name, &params, &Patch::Merge(patch)))
-            .expect("merge patch");
+        self.merge(api_version, kind, namespace, name, patch, false);
     }
 
     /// Changes an object's status with a JSON merge patch, as its operator would.
@@ -257,13 +251,30 @@ impl Cluster {
         name: &str,
         patch: &Value,
     ) {
+        self.merge(api_version, kind, namespace, name, patch, true);
+    }
+
+    fn merge(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+        patch: &Value,
+        status: bool,
+    ) {
         let api = self
             .api(api_version, kind, namespace)
             .expect("a served kind");
         let params = PatchParams::default();
-        self.runtime
-            .block_on(api.patch_status(name, &params, &Patch::Merge(patch)))
-            .expect("merge patch of the status");
+        let patch = Patch::Merge(patch);
+        let done = if status {
+            self.runtime
+                .block_on(api.patch_status(name, &params, &patch))
+        } else {
+            self.runtime.block_on(api.patch(name, &params, &patch))
+        };
+        done.expect("merge patch");
     }
 
     /// Deletes an object if it exists, and waits (up to a minute) until it is gone.

@@ -255,10 +255,7 @@ impl Declared {
     /// once, field paths that parse, and a status view that names only what exists.
     pub fn check(&self, file: &str, text: &str) -> Vec<Problem> {
         let lines = crate::values::LineMap::of(text);
-        let at = |path: &ValuesPath| match lines.find(path) {
-            Some((line, col)) => format!("{file}:{line}:{col}"),
-            None => file.to_owned(),
-        };
+        let at = |path: &ValuesPath| lines.at(file, path);
         let mut problems = Vec::new();
         let root = ValuesPath::root();
         for (i, rule) in self.kinds.iter().enumerate() {

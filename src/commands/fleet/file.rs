@@ -71,10 +71,7 @@ impl Fleet {
             )]
         })?;
         let lines = LineMap::of(&text);
-        let at = |path: &ValuesPath| match lines.find(path) {
-            Some((line, col)) => format!("{shown}:{line}:{col}"),
-            None => shown.clone(),
-        };
+        let at = |path: &ValuesPath| lines.at(&shown, path);
         let root = ValuesPath::root();
         let mut problems = Vec::new();
         let soak = match &spec.soak {

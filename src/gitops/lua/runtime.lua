@@ -866,12 +866,12 @@ function cel.logic(operator, decisive, ok, left, right)
   return false, err
 end
 
--- `a && b && ...`, each operand a value or a function, evaluated left to right as CEL does:
--- ((a && b) && c).
-function cel.and_(first, ...)
+-- `a && b && ...` (operator `_&&_`, short-circuit on false) or `a || b || ...` (`_||_`, on
+-- true), each operand a value or a function, evaluated left to right as CEL does: ((a op b) op c).
+function cel.logic_chain(operator, short, first, ...)
   local ok, value = cel.attempt(first)
   for i = 1, select("#", ...) do
-    ok, value = cel.logic("_&&_", false, ok, value, (select(i, ...)))
+    ok, value = cel.logic(operator, short, ok, value, (select(i, ...)))
   end
   if not ok then
     error(value, 0)
@@ -879,16 +879,12 @@ function cel.and_(first, ...)
   return value
 end
 
--- `a || b || ...`, as `cel.and_`.
+function cel.and_(first, ...)
+  return cel.logic_chain("_&&_", false, first, ...)
+end
+
 function cel.or_(first, ...)
-  local ok, value = cel.attempt(first)
-  for i = 1, select("#", ...) do
-    ok, value = cel.logic("_||_", true, ok, value, (select(i, ...)))
-  end
-  if not ok then
-    error(value, 0)
-  end
-  return value
+  return cel.logic_chain("_||_", true, first, ...)
 end
 
 -- True unless the operand is false: an error or a non-bool counts as true.
