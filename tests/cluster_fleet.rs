@@ -1,4 +1,4 @@
-//! Two regions, each a cluster of its own: `up --profiles` converges both, `ls --expect-same`
+//! Two regions, each a cluster of its own: `up --all-profiles` converges both, `ls --expect-same`
 //! holds, and after one region is upgraded alone it reports the skew (exit 3).
 //!
 //! Live when `PLANE_E2E_KUBECONFIG` and `PLANE_E2E_KUBECONFIG_2` name two real control planes
@@ -70,7 +70,7 @@ fn two_regions_converge_and_a_lone_upgrade_shows_as_skew() {
     let mut fixture = Fixture::addon("minimal");
     for name in REGIONS {
         fixture = fixture.with_root_file(
-            &format!("profiles/{name}.yaml"),
+            &format!("regions/{name}.yaml"),
             &format!(
                 "env:\n  RUN_URL: https://{name}.example.com\nvalues:\n  minimal:\n    web:\n      \
                  replicas: 1\ncluster: {{context: {name}}}\n"
@@ -80,6 +80,9 @@ fn two_regions_converge_and_a_lone_upgrade_shows_as_skew() {
     let root = fixture.root().to_path_buf();
     let addons = root.join("addons");
     let addons = addons.to_str().unwrap();
+    // A profiles folder with the two regions alone, so that --all-profiles means both.
+    let regions = root.join("regions");
+    let regions = regions.to_str().unwrap();
     let release = ["--release", "fleet-minimal"];
     let up = |args: &[&str]| {
         let mut all = vec![
@@ -87,6 +90,8 @@ fn two_regions_converge_and_a_lone_upgrade_shows_as_skew() {
             "minimal",
             "--addons-dir",
             addons,
+            "--profiles-dir",
+            regions,
             "--yes",
             "--timeout",
             "240s",
@@ -101,16 +106,15 @@ fn two_regions_converge_and_a_lone_upgrade_shows_as_skew() {
             &kubeconfig,
             &[
                 "ls",
-                "--profiles",
-                "east,west",
-                "--addons-dir",
-                addons,
+                "--all-profiles",
+                "--profiles-dir",
+                regions,
                 "--expect-same",
             ],
         )
     };
 
-    let both = up(&["--profiles", "east,west"]);
+    let both = up(&["--all-profiles"]);
     assert!(
         both.status.success(),
         "{}\n{}",
