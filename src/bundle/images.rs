@@ -216,6 +216,35 @@ pub fn each_container(object: &mut Value, f: &mut dyn FnMut(&str, &mut Value)) {
     }
 }
 
+/// Each container of `object` (as [`each_container`] finds them) with its image, read only:
+/// what every render lists, without copying its objects.
+pub fn containers(object: &Value) -> Vec<(&str, &str)> {
+    fn walk<'a>(value: &'a Value, out: &mut Vec<(&'a str, &'a str)>) {
+        match value {
+            Value::Object(map) => {
+                for (key, child) in map {
+                    if matches!(
+                        key.as_str(),
+                        "containers" | "initContainers" | "ephemeralContainers"
+                    ) {
+                        for item in child.as_array().into_iter().flatten() {
+                            if let Some(image) = item["image"].as_str() {
+                                out.push((item["name"].as_str().unwrap_or("-"), image));
+                            }
+                        }
+                    }
+                    walk(child, out);
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|item| walk(item, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(object, &mut out);
+    out
+}
+
 /// The image an image value names: a string, or `{repository, tag, digest}`.
 pub fn image_of(value: &Value) -> Option<String> {
     if let Some(text) = value.as_str() {
@@ -363,19 +392,16 @@ pub fn collect(
         related: None,
     };
     for object in objects {
-        let mut value = object.value.clone();
         let subject = object.id.subject();
-        each_container(&mut value, &mut |container, image| {
-            if let Some(image) = image.as_str() {
-                let use_ = found
-                    .entry(image.to_owned())
-                    .or_insert_with(|| new_use(image));
-                let at = format!("{subject} ({container})");
-                if !use_.objects.contains(&at) {
-                    use_.objects.push(at);
-                }
+        for (container, image) in containers(&object.value) {
+            let use_ = found
+                .entry(image.to_owned())
+                .or_insert_with(|| new_use(image));
+            let at = format!("{subject} ({container})");
+            if !use_.objects.contains(&at) {
+                use_.objects.push(at);
             }
-        });
+        }
     }
     for image in related {
         if let Ok(path) = ValuesPath::parse(&image.path)

@@ -97,7 +97,7 @@ pub fn run(request: &Request<'_>, printer: &Printer) -> Result<ExitStatus, Error
         waves,
         parallel,
         soak,
-    } = select(request)?;
+    } = select(request, &sources)?;
     let mut profiles = Vec::new();
     let mut problems = Vec::new();
     for name in waves.iter().flat_map(|w| &w.profiles) {
@@ -159,9 +159,8 @@ pub fn run(request: &Request<'_>, printer: &Printer) -> Result<ExitStatus, Error
 }
 
 /// The waves the flags or the fleet file give, with the file's parallelism and soak.
-fn select(request: &Request<'_>) -> Result<Fleet, Error> {
+fn select(request: &Request<'_>, sources: &crate::bundle::Sources) -> Result<Fleet, Error> {
     let fleet = request.fleet;
-    let sources = crate::settings::sources(request.sources);
     let known = profile::names(&sources.profiles);
     let parallel = fleet.parallel.map(usize::from);
     let unknown = |name: &str| {
