@@ -1,11 +1,14 @@
 //! Cluster benchmark: plane against `kubectl --server-side` on the same rendered YAML, for the
-//! four operations a user waits for: a first install (`plane up --no-wait` / `kubectl apply`,
-//! retried until the CRDs it creates are served), a no-op `up` / `apply`, `diff`, and `down` /
-//! `kubectl delete` (both keep the CRDs), each at 0 ms and at 50 ms of added latency per request.
+//! operations a user waits for: an install that waits until everything is ready (`plane up` /
+//! `kubectl apply`, retried until the CRDs it creates are served, then `kubectl wait` for the
+//! Deployments and the RayCluster), a no-op `up` / `apply`, `diff`, and `down` /
+//! `kubectl delete` (both keep the CRDs), each at 0 ms and at 50 ms of added latency per request;
+//! then `ls`, `ls -A` and `status` with 1 and with 100 team instances (`cluster/reads.rs`).
 //!
 //! Backends:
 //! - the test API server (`plane-test-apiserver`), latency from a latency rule
-//!   (`FaultRule::latency`); request counts come from its request log;
+//!   (`FaultRule::latency`); request counts and the longest chain of requests that waited on
+//!   each other (`critical_path`) come from its request log;
 //! - a real API server when `PLANE_BENCH_KUBECONFIG` names an admin kubeconfig (for example
 //!   `$HOME/k8s-real/admin.kubeconfig` of `shared/realcluster`), latency from a TCP proxy on
 //!   127.0.0.1 that holds every byte from client to server for 50 ms. The bench installs and
@@ -14,10 +17,10 @@
 //! Run: `cargo bench --bench cluster` (`CLUSTER_BENCH_RUNS=N` cycles per backend, default 5;
 //! `CLUSTER_BENCH_SYNTHETIC=1` adds a 500-object bundle on the test server at 0 ms).
 //! Every figure is the wall-clock time of the whole process (start-up, kubeconfig, discovery, the
-//! requests and exit), median of N cycles. "rt" is the latency's cost in round trips: (time at
-//! 50 ms − time at 0 ms) / 50 ms, which is the longest chain of requests that wait on each other
-//! (plus TLS handshakes through the proxy). The bench fails if a no-op `plane up` sends more than
-//! objects + 10 requests on the test server.
+//! requests and exit), median of N cycles. plane keeps discovery on disk for a few minutes, as
+//! kubectl does (each tool has its own cache folder here). "rt" is the latency's cost in round
+//! trips: (time at 50 ms − time at 0 ms) / 50 ms (plus TLS handshakes through the proxy). The
+//! bench fails if a no-op `plane up` sends more than objects + 10 requests on the test server.
 #![allow(
     clippy::print_stdout,
     clippy::print_stderr,
@@ -30,7 +33,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use plane_test_apiserver::{Config, FaultRule, RequestRecord, TestServer};
+use plane_test_apiserver::{Config, FaultRule, RequestRecord, TestServer, critical_path};
 
 /// Cycles (install, no-op, diff, down) per backend and tool.
 const DEFAULT_RUNS: usize = 5;
@@ -43,7 +46,7 @@ const KUBECTL: &str = "/usr/bin/kubectl";
 const KUBECTL_MANAGER: &str = "kubectl-bench";
 
 /// The four operations, in cycle order.
-const OPERATIONS: [&str; 4] = ["first install", "no-op up", "diff", "down"];
+const OPERATIONS: [&str; 4] = ["install + wait", "no-op up", "diff", "down"];
 
 fn main() {
     let runs = std::env::var("CLUSTER_BENCH_RUNS")
@@ -100,6 +103,7 @@ fn main() {
         eprintln!("PLANE_BENCH_KUBECONFIG is not set: no real API server in this run");
     }
     report(&tables);
+    reads::bench(runs);
     println!("total bench time {:.1}s", started.elapsed().as_secs_f64());
 
     let over: Vec<&Table> = tables
@@ -292,12 +296,8 @@ fn bench(case: &Case, backend: &Backend, work: &Path, runs: usize) -> Table {
         };
         let steps: [(&str, Vec<String>); 4] = [
             (
-                "plane up --no-wait",
-                [
-                    cluster_args("up"),
-                    vec!["--no-wait".into(), "--timeout".into(), "300s".into()],
-                ]
-                .concat(),
+                "plane up",
+                [cluster_args("up"), vec!["--timeout".into(), "300s".into()]].concat(),
             ),
             (
                 "no-op plane up",
@@ -319,13 +319,6 @@ fn bench(case: &Case, backend: &Backend, work: &Path, runs: usize) -> Table {
             ),
         ];
         for (i, (what, args)) in steps.iter().enumerate() {
-            if i == 1 {
-                // The no-op is measured on a release that is ready, as after a real install.
-                check(
-                    plane_cmd(&cluster_args("up")).output().expect("run plane"),
-                    "plane up (wait)",
-                );
-            }
             session.clear();
             let t = Instant::now();
             check(plane_cmd(args).output().expect("run plane"), what);
@@ -375,6 +368,26 @@ fn bench(case: &Case, backend: &Backend, work: &Path, runs: usize) -> Table {
             attempts += 1;
             assert!(attempts < 100, "the first kubectl apply keeps failing");
             std::thread::sleep(Duration::from_millis(200));
+        }
+        // Then wait as plane does: the Deployments available, the RayCluster ready.
+        for condition in [
+            &["--for=condition=Available", "deployment"][..],
+            &["--for=jsonpath={.status.state}=ready", "raycluster"][..],
+        ] {
+            if case.addon != "datalayer-ray" {
+                break;
+            }
+            let out = Command::new(KUBECTL)
+                .env_remove("KUBECONFIG")
+                .args(["wait", "--all", "--all-namespaces", "--timeout=300s"])
+                .args(condition)
+                .arg("--kubeconfig")
+                .arg(&session.kubeconfig)
+                .arg("--cache-dir")
+                .arg(&cache)
+                .output()
+                .expect("run kubectl wait");
+            check(out, "kubectl wait");
         }
         kubectl_times[0].push(t.elapsed());
         if cycle == 0 {
@@ -480,13 +493,15 @@ fn report(tables: &[Table]) {
         let _ = writeln!(out, "\n{} on {} ({} objects)", t.case, t.backend, t.objects);
         let _ = writeln!(
             out,
-            "  {:<14} {:>20} {:>20} {:>13} {:>9} {:>9} {:>6} {:>6}",
+            "  {:<14} {:>20} {:>20} {:>13} {:>9} {:>9} {:>8} {:>8} {:>6} {:>6}",
             "operation",
             "plane",
             "kubectl",
             "kubectl/plane",
             "req plane",
             "req kctl",
+            "chain pl",
+            "chain kc",
             "rt pl",
             "rt kc"
         );
@@ -494,16 +509,20 @@ fn report(tables: &[Table]) {
             let ratio = row.kubectl.median.as_secs_f64() / row.plane.median.as_secs_f64();
             let requests =
                 |c: Option<Counts>| c.map_or_else(|| "-".to_owned(), |c| c.total.to_string());
+            let chain =
+                |c: Option<Counts>| c.map_or_else(|| "-".to_owned(), |c| c.chain.to_string());
             let (rt_plane, rt_kubectl) = round_trips(tables, t, row);
             let _ = writeln!(
                 out,
-                "  {:<14} {:>20} {:>20} {:>12.1}x {:>9} {:>9} {:>6} {:>6}",
+                "  {:<14} {:>20} {:>20} {:>12.1}x {:>9} {:>9} {:>8} {:>8} {:>6} {:>6}",
                 row.operation,
                 row.plane.show(),
                 row.kubectl.show(),
                 ratio,
                 requests(row.plane_requests),
                 requests(row.kubectl_requests),
+                chain(row.plane_requests),
+                chain(row.kubectl_requests),
                 rt_plane,
                 rt_kubectl,
             );
@@ -556,6 +575,9 @@ fn round_trips(tables: &[Table], table: &Table, row: &Row) -> (String, String) {
     )
 }
 
+#[path = "cluster/reads.rs"]
+mod reads;
+
 /// The environment the tests run plane with (`tests/common/clean_env.rs`).
 #[path = "../tests/common/clean_env.rs"]
 mod clean_env;
@@ -605,6 +627,8 @@ fn managed_objects(srv: &TestServer, rendered: usize) -> usize {
 #[derive(Default, Clone, Copy)]
 struct Counts {
     total: usize,
+    /// The longest chain of requests that waited on each other (`critical_path`).
+    chain: usize,
     discovery: usize,
     gets: usize,
     lists: usize,
@@ -619,6 +643,7 @@ impl Counts {
     fn of(log: &[RequestRecord]) -> Self {
         let mut c = Self {
             total: log.len(),
+            chain: critical_path(log),
             ..Self::default()
         };
         for r in log {

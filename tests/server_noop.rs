@@ -88,14 +88,17 @@ fn a_no_op_racing_another_run_never_claims_no_changes() {
 /// The longest chains of requests that waited on each other (round trips paid one after
 /// another), measured under 50 ms of latency so that parallel requests overlap: a count, held
 /// so that a change which adds a sequential step to these paths fails here.
-const CHAINS: [(&str, &[&str], usize); 3] = [
+const CHAINS: [(&str, &[&str], usize); 5] = [
     ("no-op up", &["up"], NO_OP_UP_CHAIN),
     ("diff", &["diff"], DIFF_CHAIN),
     ("ls", &["ls"], LS_CHAIN),
+    ("ls -A", &["ls", "-A"], LS_CHAIN),
+    ("status", &["status"], STATUS_CHAIN),
 ];
-const NO_OP_UP_CHAIN: usize = 4;
-const DIFF_CHAIN: usize = 4;
-const LS_CHAIN: usize = 7;
+const NO_OP_UP_CHAIN: usize = 1;
+const DIFF_CHAIN: usize = 1;
+const LS_CHAIN: usize = 2;
+const STATUS_CHAIN: usize = 3;
 
 #[test]
 fn the_no_op_path_waits_on_few_requests_in_a_row() {
@@ -105,24 +108,127 @@ fn the_no_op_path_waits_on_few_requests_in_a_row() {
     let mut measured = Vec::new();
     for (name, command, bound) in CHAINS {
         srv.clear_requests();
-        let cmd = if command[0] == "ls" {
-            let mut ls = common::plane();
-            ls.args(["ls", "--kubeconfig"]).arg(&kc);
-            ls
+        let cmd = if matches!(command[0], "ls" | "status") {
+            let mut cmd = common::plane();
+            cmd.args(command).arg("--kubeconfig").arg(&kc);
+            cmd
         } else {
             fixture.cluster(command[0], &kc, LOCAL)
         };
         let out = within(cmd, LIMIT);
         assert!(out.status.success(), "{name}: {}", text(&out.stderr));
         let requests = srv.requests();
-        let chain = plane_test_apiserver::critical_path(&requests);
+        let links: Vec<String> = plane_test_apiserver::critical_chain(&requests)
+            .iter()
+            .map(|r| format!("{} {}?{}", r.method, r.path, r.query))
+            .collect();
+        let chain = links.len();
         measured.push(format!(
-            "{name}: {chain} in a row of {} requests",
-            requests.len()
+            "{name}: {chain} in a row of {} requests: {}",
+            requests.len(),
+            links.join(" -> ")
         ));
         assert!(
             chain <= bound,
             "{name}: {chain} requests in a row (held: {bound}); all: {measured:?}"
         );
+    }
+}
+
+/// How a test spoils a discovery file, and what it calls the spoiling.
+type Corruption = (&'static str, fn(&mut Value));
+
+/// A discovery request: `/api`, `/apis`, `/api/v1`, `/apis/GROUP[/VERSION]`.
+fn is_discovery(path: &str) -> bool {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match segments.first() {
+        Some(&"api") => segments.len() <= 2,
+        Some(&"apis") => segments.len() <= 3,
+        _ => false,
+    }
+}
+
+/// The discovery files a run left in `dir`.
+fn discovery_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir.join("discovery"))
+        .map(|entries| entries.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn without_a_discovery_cache_discovery_is_one_round_trip_before_the_wave() {
+    let (srv, fixture) = deployed(&[]);
+    let kc = srv.kubeconfig_path().to_path_buf();
+    let cache = tempfile::tempdir().unwrap();
+    srv.add_fault(plane_test_apiserver::FaultRule::latency("*", 50, 0));
+    srv.clear_requests();
+    let mut cold = fixture.cluster("up", &kc, LOCAL);
+    cold.env("PLANE_CACHE_DIR", cache.path());
+    let out = within(cold, LIMIT);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let requests = srv.requests();
+    let mut discovery: Vec<&str> = requests
+        .iter()
+        .map(|r| r.path.as_str())
+        .filter(|p| is_discovery(p))
+        .collect();
+    discovery.sort_unstable();
+    // Aggregated discovery: /api and /apis, nothing per group-version.
+    assert_eq!(discovery, ["/api", "/apis"], "{discovery:?}");
+    assert!(plane_test_apiserver::critical_path(&requests) <= NO_OP_UP_CHAIN + 1);
+    assert_eq!(discovery_files(cache.path()).len(), 1);
+}
+
+#[test]
+fn a_stale_discovery_cache_is_noticed_and_never_misleads() {
+    let (srv, fixture) = deployed(&[]);
+    let kc = srv.kubeconfig_path().to_path_buf();
+    let cache = tempfile::tempdir().unwrap();
+    let run = |command: &str| {
+        let mut cmd = fixture.cluster(command, &kc, LOCAL);
+        cmd.env("PLANE_CACHE_DIR", cache.path());
+        within(cmd, LIMIT)
+    };
+    assert!(run("diff").status.success());
+    let [file] = discovery_files(cache.path()).try_into().unwrap();
+    let read = || -> Value { serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap() };
+    // The cache is wrong one way, then the other: ConfigMaps served under another name (a 404
+    // on their lists), then no RayCluster (a miss).
+    let corruptions: [Corruption; 2] = [
+        ("a renamed resource", |stored| {
+            stored["groupVersions"]["v1"]["ConfigMap"]["plural"] = json!("configmapz");
+        }),
+        ("a kind left out", |stored| {
+            stored["groupVersions"]["ray.io/v1"]
+                .as_object_mut()
+                .unwrap()
+                .remove("RayCluster");
+        }),
+    ];
+    for (what, corrupt) in corruptions {
+        let mut stored = read();
+        corrupt(&mut stored);
+        std::fs::write(&file, stored.to_string()).unwrap();
+        srv.clear_requests();
+        let out = run("diff");
+        let stdout = text(&out.stdout);
+        assert!(out.status.success(), "{what}: {}", text(&out.stderr));
+        assert!(
+            stdout.contains("0 to create, 0 to change, 0 to prune"),
+            "{what}: the stale cache changed the plan: {stdout}"
+        );
+        let asked = srv
+            .requests()
+            .iter()
+            .filter(|r| is_discovery(&r.path))
+            .count();
+        assert!(asked > 0, "{what}: the server was not asked");
+        // What the server said is kept: the next run finds both where they are.
+        let mended = read();
+        assert_eq!(
+            mended["groupVersions"]["v1"]["ConfigMap"]["plural"],
+            "configmaps"
+        );
+        assert!(mended["groupVersions"]["ray.io/v1"]["RayCluster"].is_object());
     }
 }

@@ -51,11 +51,7 @@ pub async fn deploy(
     let release = planning.release;
     let (plan, held) = futures::join!(
         planning.plan_and_check(previous.as_ref(), &intent),
-        kube::Lock::is_held(
-            planning.cluster.client(),
-            &release.state_namespace,
-            &release.name
-        ),
+        kube::Lock::is_held(planning.cluster, &release.state_namespace, &release.name),
     );
     let plan = plan?;
     if matches!(held, Ok(false))

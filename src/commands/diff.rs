@@ -14,10 +14,19 @@ pub fn run(settings: &DiffSettings, printer: &Printer) -> Result<ExitStatus, Err
     let plan = session::runtime()?.block_on(async {
         let cluster =
             session::connect(&settings.cluster, settings.render.profile.as_ref(), printer).await?;
-        // The tiers' check and the release's record (with discovery): one wave of reads.
-        let (tier, previous) = futures::join!(
+        // The tiers' check, the release's record and everything the plan and its looks will
+        // read: one wave of reads.
+        let id = release.id();
+        let (tier, previous, ()) = futures::join!(
             session::check_tier(&cluster, &rendered, release, printer),
             session::read_previous(&cluster, &rendered, release),
+            kube::read_ahead(
+                &cluster,
+                &rendered,
+                &id,
+                &release.state_namespace,
+                kube::Reader::Diff
+            ),
         );
         tier?;
         let previous = previous?;

@@ -20,17 +20,14 @@ pub fn run(settings: &LsSettings, printer: &Printer) -> Result<ExitStatus, Error
         );
         let mut releases = releases?;
         releases.extend(engines?);
-        // Every namespace (`-A`): one LIST per kind for all releases; one namespace: each
-        // release's objects read by name.
-        let healths = if settings.namespace.is_none() {
-            kube::releases_health(&cluster, &releases).await?
+        // Every namespace (`-A`): one LIST per kind for all releases; one namespace: one LIST
+        // per kind and namespace the releases record. One wave either way.
+        let live = if settings.namespace.is_none() {
+            kube::LiveObjects::read(&cluster, &releases).await?
         } else {
-            let mut healths = Vec::new();
-            for release in &releases {
-                healths.push(kube::release_health(&cluster, release).await?);
-            }
-            healths
+            kube::LiveObjects::read_in_namespaces(&cluster, &releases).await?
         };
+        let healths: Vec<kube::Health> = releases.iter().map(|r| live.health(r)).collect();
         let mut rows = Vec::new();
         let mut reported = Vec::new();
         for (release, health) in releases.iter().zip(&healths) {

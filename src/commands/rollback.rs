@@ -77,7 +77,7 @@ pub fn run(settings: &RollbackSettings, printer: &Printer) -> Result<ExitStatus,
             rollback_of: Some(target),
         };
         let progress = printer.progress();
-        deploy(&planning, &deploying, Some(inventory), &progress).await
+        Box::pin(deploy(&planning, &deploying, Some(inventory), &progress)).await
     })
 }
 

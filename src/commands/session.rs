@@ -263,6 +263,9 @@ pub async fn lock(
     wait: Option<std::time::Duration>,
     reporter: &dyn kube::Reporter,
 ) -> Result<kube::Lock, Error> {
+    // What was read ahead describes the cluster before this run writes: nothing after the
+    // lock may take it.
+    cluster.forget_ahead();
     let client = cluster.client();
     Ok(kube::Lock::acquire(
         client,

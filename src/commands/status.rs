@@ -154,39 +154,46 @@ fn shipped_views(addon: Option<&str>) -> Vec<(Declared, StatusView)> {
         .collect()
 }
 
-/// Each release's health and parts. Several releases (the platform and its teams): one LIST per
-/// kind for all of them, the same round trips for one team or a hundred. One release, or
-/// credentials that may not list across namespaces: each release's objects read by name.
+/// Each release's health and parts, from one wave of LISTs. Several releases (the platform and
+/// its teams): one LIST per kind across namespaces for all of them, the same round trips for one
+/// team or a hundred. One release, or credentials that may not list across namespaces: one LIST
+/// per kind and namespace the records name.
 async fn release_statuses(
     cluster: &Cluster,
     releases: Option<&[Release]>,
 ) -> Option<(Vec<ReleaseStatus>, Vec<Gap>)> {
     let releases = releases?;
-    let live = if releases.len() > 1 {
+    let wide = if releases.len() > 1 {
         kube::LiveObjects::read(cluster, releases).await.ok()
     } else {
         None
     };
+    let live = match wide {
+        Some(live) => Ok(live),
+        None => kube::LiveObjects::read_in_namespaces(cluster, releases).await,
+    };
     let mut found = Vec::new();
     let mut gaps = Vec::new();
-    if let Some(live) = live {
-        for release in releases {
-            let objects: Vec<Value> = live.of(release).cloned().collect();
-            let row = release_value(release, Some(&live.health(release)));
-            let parts = kube::find_parts(&objects, declared_parts(release));
-            found.push(ReleaseStatus {
-                row,
-                parts,
-                view: view_name(release),
-            });
-        }
-    } else {
-        let read =
-            futures::future::join_all(releases.iter().map(|r| release_status(cluster, r))).await;
-        for (status, missed) in read {
-            found.push(status);
-            gaps.extend(missed);
-        }
+    for release in releases {
+        let (row, objects) = match &live {
+            Ok(live) => (
+                release_value(release, Some(&live.health(release))),
+                live.of(release).cloned().collect::<Vec<Value>>(),
+            ),
+            Err(err) => {
+                gaps.push(Gap::new(
+                    &format!("the health of release {}", release.name),
+                    err,
+                    "ask a cluster admin for `list` (or `get`) on the release's objects",
+                ));
+                (release_value(release, None), Vec::new())
+            }
+        };
+        found.push(ReleaseStatus {
+            row,
+            parts: kube::find_parts(&objects, declared_parts(release)),
+            view: view_name(release),
+        });
     }
     Some((found, gaps))
 }
@@ -212,9 +219,21 @@ async fn releases_shown(
     state_ns: &str,
     with_teams: bool,
 ) -> Result<Vec<Release>, kube::KubeError> {
+    // The releases engines run (every one in the platform's view, the team's own in its view),
+    // read in the same wave as the records.
+    let (all, engines) = futures::join!(
+        async {
+            if with_teams {
+                Some(kube::list_releases(cluster.client(), None).await)
+            } else {
+                None
+            }
+        },
+        kube::list_engine_releases(cluster.client(), (!with_teams).then_some(state_ns)),
+    );
     let mut shown = None;
-    if with_teams {
-        match kube::list_releases(cluster.client(), None).await {
+    if let Some(all) = all {
+        match all {
             Ok(all) => {
                 shown = Some(
                     all.into_iter()
@@ -230,10 +249,7 @@ async fn releases_shown(
         Some(releases) => releases,
         None => kube::list_releases(cluster.client(), Some(state_ns)).await?,
     };
-    // The releases engines run: every one in the platform's view, the team's own in its view.
-    let engines =
-        kube::list_engine_releases(cluster.client(), (!with_teams).then_some(state_ns)).await?;
-    releases.extend(engines);
+    releases.extend(engines?);
     Ok(releases)
 }
 
@@ -253,26 +269,6 @@ fn select(all: Vec<Release>, name: Option<&str>, state_ns: &str) -> Result<Vec<R
             ))
             .hint(hint),
     })
-}
-
-/// One release's health and parts, read together; what could not be read comes back as gaps.
-async fn release_status(cluster: &Cluster, release: &Release) -> (ReleaseStatus, Vec<Gap>) {
-    let (health, (parts, mut gaps)) = futures::join!(
-        kube::release_health(cluster, release),
-        kube::release_parts(cluster, &release.inventory),
-    );
-    let health = health
-        .map_err(|err| {
-            gaps.push(Gap::new(
-                &format!("the health of release {}", release.name),
-                &err,
-                "ask a cluster admin for `get` on the release's objects",
-            ));
-        })
-        .ok();
-    let row = release_value(release, health.as_ref());
-    let view = view_name(release);
-    (ReleaseStatus { row, parts, view }, gaps)
 }
 
 /// Usage for each view that declares its queries, from the Prometheus part of the shown releases

@@ -24,10 +24,18 @@ pub fn run(settings: &UpSettings, printer: &crate::ui::Printer) -> Result<ExitSt
             purpose: kube::Purpose::Up,
         };
         let progress = printer.progress();
-        // The tiers' check and the release's record (with discovery): one wave of reads.
-        let (tier, previous) = futures::join!(
+        // The tiers' check, the release's record and everything the plan and its checks will
+        // read: one wave of reads.
+        let reader = if settings.deploy.dry_run {
+            kube::Reader::Diff
+        } else {
+            kube::Reader::Up
+        };
+        let id = release.id();
+        let (tier, previous, ()) = futures::join!(
             session::check_tier(&cluster, &rendered, release, printer),
             read_previous(&planning, settings, &progress),
+            kube::read_ahead(&cluster, &rendered, &id, &release.state_namespace, reader),
         );
         tier?;
         let previous = previous?;
@@ -39,7 +47,7 @@ pub fn run(settings: &UpSettings, printer: &crate::ui::Printer) -> Result<ExitSt
             pin: profile.map(|p| p.spec.cluster.clone().unwrap_or_default()),
             rollback_of: None,
         };
-        deploy(&planning, &deploying, previous, &progress).await
+        Box::pin(deploy(&planning, &deploying, previous, &progress)).await
     })
 }
 

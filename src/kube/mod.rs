@@ -22,6 +22,7 @@ pub use object::FIELD_MANAGER;
 pub use object::owner::Owner;
 pub use object::readiness::{Readiness, evaluate as readiness, pod_selector};
 pub use progress::{Event, Reporter};
+pub use release::ahead::{Reader, read_ahead};
 pub use release::converge::{ConvergeOptions, converge, record_failure};
 pub use release::delete::{
     CustomResourceCount, Removal, RemovalOptions, plan_removal, remove, verify_gone,
@@ -41,7 +42,7 @@ pub use release::platform::{Platform, check_team_instance};
 pub use release::restore::{Restored, restore};
 pub use release::revisions::RECORD_BUDGET;
 pub use release::tiers::{SYSTEM_NAMESPACES, check_platform_namespaces, check_team_namespace};
-pub use release::wait::{Health, LiveObjects, WaitOptions, release_health, releases_health};
+pub use release::wait::{Health, LiveObjects, WaitOptions, release_health};
 pub use status::parts::{Found, ReleaseParts, find_parts, release_parts};
 pub use status::prometheus::{ObjectUsage, PrometheusService, UsageByObject, usage};
 pub use status::requests::Requests;

@@ -16,11 +16,16 @@ const REMOVED: &[&str] = &[
     "KUBECONFIG",
 ];
 
-/// `cmd` without any of [`REMOVED`], with `NO_COLOR` set.
+/// `cmd` without any of [`REMOVED`], with `NO_COLOR` set, and plane's caches (discovery per
+/// server) in a folder of this process's, not the developer's home.
 pub fn clean(mut cmd: Command) -> Command {
     for var in REMOVED {
         cmd.env_remove(var);
     }
     cmd.env("NO_COLOR", "1");
+    cmd.env(
+        "PLANE_CACHE_DIR",
+        std::env::temp_dir().join(format!("plane-test-cache-{}", std::process::id())),
+    );
     cmd
 }

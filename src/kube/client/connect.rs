@@ -98,6 +98,8 @@ pub async fn connect(options: &ConnectOptions) -> Result<Cluster, KubeError> {
         .to_string()
         .trim_end_matches('/')
         .to_owned();
+    let discovery_file =
+        super::discovery_disk::file_for(&server, config.root_cert.as_deref().unwrap_or_default());
     // One retry policy, bounded and visible: plane's own (see retry.rs). kube's built-in layer
     // retries 429/503 up to 15 times with backoff growing to minutes, under every plane retry.
     config.default_retry = false;
@@ -109,7 +111,7 @@ pub async fn connect(options: &ConnectOptions) -> Result<Cluster, KubeError> {
         Some(limit) => builder.with_layer(&TimeoutLayer::new(limit)).build(),
         None => builder.build(),
     };
-    Ok(Cluster::new(client, context, server))
+    Ok(Cluster::new(client, context, server, discovery_file))
 }
 
 /// The contexts of the kubeconfig (`path`, else KUBECONFIG or ~/.kube/config) whose cluster is

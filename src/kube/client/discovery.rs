@@ -1,14 +1,16 @@
 //! Discovery with a cache: which resource serves a kind, and whether it is namespaced.
 
 use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 use kube::api::{Api, DynamicObject};
 use kube::core::GroupVersion;
+use kube::core::discovery::v2::{ACCEPT_AGGREGATED_DISCOVERY_V2, APIGroupDiscoveryList};
 use kube::discovery::{ApiResource, Scope};
 use serde_json::Value;
 
-use super::Cluster;
+use super::{Cluster, discovery_disk};
 use crate::kube::client::retry::retry;
 use crate::kube::error::KubeError;
 
@@ -17,6 +19,9 @@ use crate::kube::error::KubeError;
 pub struct ServedKind {
     pub resource: ApiResource,
     pub namespaced: bool,
+    /// Read from the disk cache, not asked of the server in this run: a 404 on it may mean the
+    /// cache is stale, so the server is asked again before it is believed.
+    pub cached: bool,
 }
 
 impl ServedKind {
@@ -37,14 +42,125 @@ impl ServedKind {
     }
 }
 
-/// What the server said of each group-version: apiVersion -> kind -> served resource; a
-/// group-version the server does not serve maps to an empty map.
-pub(super) type Cache = Mutex<HashMap<String, HashMap<String, ServedKind>>>;
+/// apiVersion -> kind -> served resource; a group-version the server does not serve maps to an
+/// empty map.
+pub type GroupVersions = HashMap<String, HashMap<String, ServedKind>>;
 
-/// Discovery: kinds resolved to resources, one request per group-version, asked again on demand.
+/// What plane knows of the server's kinds.
+#[derive(Default)]
+pub(super) struct Known {
+    /// Asked of the server in this run.
+    fresh: GroupVersions,
+    /// The whole discovery was read in this run (aggregated): a group-version `fresh` lacks is
+    /// not served.
+    complete: bool,
+    /// The server does not answer aggregated discovery: ask per group-version.
+    per_group: bool,
+    /// The disk cache, read at the first lookup; tried before asking, never trusted for "not
+    /// served".
+    disk: Option<GroupVersions>,
+    disk_read: bool,
+}
+
+/// A lookup's answer.
+enum Lookup {
+    /// The resource serving the kind, or `None` when the server does not serve it.
+    Found(Option<ServedKind>),
+    /// Nothing known answers: the server must be asked.
+    Ask,
+}
+
+impl Lookup {
+    fn found(self) -> Option<ServedKind> {
+        match self {
+            Self::Found(found) => found,
+            Self::Ask => None,
+        }
+    }
+}
+
+/// The discovery of one server: what is known, where it is kept on disk, and a gate so that
+/// concurrent lookups that miss ask the server once.
+pub(super) struct Cache {
+    known: Mutex<Known>,
+    file: Option<PathBuf>,
+    asking: tokio::sync::Mutex<()>,
+}
+
+impl Cache {
+    pub(super) fn new(file: Option<PathBuf>) -> Self {
+        Self {
+            known: Mutex::new(Known::default()),
+            file,
+            asking: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn known(&self) -> std::sync::MutexGuard<'_, Known> {
+        self.known
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The answer without asking the server: `Found` when this run or the disk cache knows (a
+    /// kind the disk cache lacks is not known), `Ask` when the server must be asked.
+    fn lookup(&self, server: &str, api_version: &str, kind: &str) -> Lookup {
+        let mut known = self.known();
+        if let Some(kinds) = known.fresh.get(api_version) {
+            return Lookup::Found(kinds.get(kind).cloned());
+        }
+        if known.complete {
+            return Lookup::Found(None);
+        }
+        if !known.disk_read {
+            known.disk_read = true;
+            known.disk = self
+                .file
+                .as_deref()
+                .and_then(|file| discovery_disk::load(file, server));
+        }
+        let on_disk = known
+            .disk
+            .as_ref()
+            .and_then(|disk| disk.get(api_version)?.get(kind).cloned());
+        on_disk.map_or(Lookup::Ask, |served| Lookup::Found(Some(served)))
+    }
+
+    /// Whether a lookup of `api_version` can be answered without the server (a kind of it the
+    /// disk cache lacks still asks).
+    fn knows(&self, server: &str, api_version: &str) -> bool {
+        let _ = self.lookup(server, api_version, "");
+        let known = self.known();
+        known.complete
+            || known.fresh.contains_key(api_version)
+            || known
+                .disk
+                .as_ref()
+                .is_some_and(|disk| disk.contains_key(api_version))
+    }
+
+    /// Keeps what the server said, and writes this run's and the disk's knowledge back.
+    fn learn(&self, server: &str, found: GroupVersions, complete: bool) {
+        let mut known = self.known();
+        known.fresh.extend(found);
+        known.complete |= complete;
+        let Some(file) = &self.file else { return };
+        let mut all = if known.complete {
+            GroupVersions::new()
+        } else {
+            known.disk.clone().unwrap_or_default()
+        };
+        all.extend(known.fresh.clone());
+        drop(known);
+        discovery_disk::save(file, server, &all);
+    }
+}
+
+/// Discovery: kinds resolved to resources, from this run's answers, the disk cache, or the
+/// server (the whole of it at once where it answers aggregated discovery).
 impl Cluster {
     /// The resource serving `kind` in `api_version`, or `None` when the server does not serve
-    /// it; from the cache when the group-version was discovered before.
+    /// it; from what this run or the disk cache knows when it can be.
     ///
     /// # Errors
     /// When discovery itself fails.
@@ -53,13 +169,20 @@ impl Cluster {
         api_version: &str,
         kind: &str,
     ) -> Result<Option<ServedKind>, KubeError> {
-        if !self.cached(api_version) {
-            self.discover(api_version).await?;
+        if let Lookup::Found(found) = self.cache.lookup(&self.server, api_version, kind) {
+            return Ok(found);
         }
-        Ok(self.lookup(api_version, kind))
+        let _gate = self.cache.asking.lock().await;
+        // Another lookup may have asked while this one waited at the gate.
+        if let Lookup::Found(found) = self.cache.lookup(&self.server, api_version, kind) {
+            return Ok(found);
+        }
+        self.ask(&[api_version]).await?;
+        Ok(self.cache.lookup(&self.server, api_version, kind).found())
     }
 
-    /// [`Cluster::find`], asking the server again first: after a CRD was created or changed.
+    /// [`Cluster::find`], asking the server again first: after a CRD was created or changed,
+    /// or when a resource the disk cache named was not found.
     ///
     /// # Errors
     /// When discovery itself fails.
@@ -68,27 +191,104 @@ impl Cluster {
         api_version: &str,
         kind: &str,
     ) -> Result<Option<ServedKind>, KubeError> {
-        self.discover(api_version).await?;
-        Ok(self.lookup(api_version, kind))
+        let found = self.discover(api_version).await?;
+        self.cache.learn(&self.server, found, false);
+        Ok(self.cache.lookup(&self.server, api_version, kind).found())
     }
 
-    fn lookup(&self, api_version: &str, kind: &str) -> Option<ServedKind> {
+    /// Asks the server about `api_versions` (the caller holds the gate): one aggregated
+    /// request pair for everything where the server answers it, else one request per
+    /// group-version, all at once.
+    async fn ask(&self, api_versions: &[&str]) -> Result<(), KubeError> {
+        let unknown: BTreeSet<&str> = api_versions.iter().copied().collect();
+        let per_group = self.cache.known().per_group;
+        if !per_group {
+            if let Some(all) = self.discover_all().await? {
+                self.cache.learn(&self.server, all, true);
+                return Ok(());
+            }
+            self.cache.known().per_group = true;
+        }
+        let found =
+            futures::future::try_join_all(unknown.into_iter().map(|v| self.discover(v))).await?;
         self.cache
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(api_version)
-            .and_then(|kinds| kinds.get(kind).cloned())
+            .learn(&self.server, found.into_iter().flatten().collect(), false);
+        Ok(())
     }
 
-    fn cached(&self, api_version: &str) -> bool {
-        self.cache
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .contains_key(api_version)
+    /// Every kind the server serves, from aggregated discovery (`/api` and `/apis` at once);
+    /// `None` when the server does not answer it.
+    async fn discover_all(&self) -> Result<Option<GroupVersions>, KubeError> {
+        let (core, groups) = futures::join!(self.aggregated("/api"), self.aggregated("/apis"));
+        let (Some(core), Some(groups)) = (core?, groups?) else {
+            return Ok(None);
+        };
+        let mut all = GroupVersions::new();
+        for group in core.items.into_iter().chain(groups.items) {
+            let name = group.metadata.and_then(|m| m.name).unwrap_or_default();
+            for version in group.versions {
+                let Some(version) = version
+                    .version
+                    .map(|v| (v, version.resources))
+                    .filter(|(v, _)| !v.is_empty())
+                else {
+                    continue;
+                };
+                let (version, resources) = version;
+                let api_version = if name.is_empty() {
+                    version.clone()
+                } else {
+                    format!("{name}/{version}")
+                };
+                let kinds = resources
+                    .into_iter()
+                    .filter_map(|r| {
+                        let kind = r.response_kind?.kind?;
+                        let served = ServedKind {
+                            resource: ApiResource {
+                                group: name.clone(),
+                                version: version.clone(),
+                                api_version: api_version.clone(),
+                                kind: kind.clone(),
+                                plural: r.resource?,
+                            },
+                            namespaced: r.scope.as_deref() == Some("Namespaced"),
+                            cached: false,
+                        };
+                        Some((kind, served))
+                    })
+                    .collect();
+                all.insert(api_version, kinds);
+            }
+        }
+        Ok(Some(all))
     }
 
-    /// Asks the server which kinds a group-version serves, and caches the answer.
-    async fn discover(&self, api_version: &str) -> Result<(), KubeError> {
+    /// One aggregated discovery document; `None` when the server answers the older kind.
+    async fn aggregated(&self, path: &str) -> Result<Option<APIGroupDiscoveryList>, KubeError> {
+        let request = http::Request::get(path)
+            .header(http::header::ACCEPT, ACCEPT_AGGREGATED_DISCOVERY_V2)
+            .body(Vec::new())
+            .map_err(|err| KubeError::Local {
+                what: "cannot build a discovery request".into(),
+                subject: None,
+                reason: err.to_string(),
+                hint: None,
+            })?;
+        let text = retry(|| self.client.request_text(request.clone()))
+            .await
+            .map_err(|err| KubeError::api("cannot discover the server's kinds", None, &err))?;
+        let Ok(value) = serde_json::from_str::<Value>(&text) else {
+            return Ok(None);
+        };
+        if value["kind"] != "APIGroupDiscoveryList" {
+            return Ok(None);
+        }
+        Ok(serde_json::from_value(value).ok())
+    }
+
+    /// Asks the server which kinds one group-version serves.
+    async fn discover(&self, api_version: &str) -> Result<GroupVersions, KubeError> {
         let gv: GroupVersion = api_version.parse().map_err(|_| KubeError::Local {
             what: format!("invalid apiVersion `{api_version}`"),
             subject: None,
@@ -106,6 +306,7 @@ impl Cluster {
                         ServedKind {
                             namespaced: caps.scope == Scope::Namespaced,
                             resource,
+                            cached: false,
                         },
                     )
                 })
@@ -119,15 +320,11 @@ impl Cluster {
                 ));
             }
         };
-        self.cache
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(api_version.to_owned(), kinds);
-        Ok(())
+        Ok(HashMap::from([(api_version.to_owned(), kinds)]))
     }
 
-    /// Discovers every group-version not yet known, all at once: one round trip instead of one
-    /// per group-version when [`Cluster::find`] meets them one after another.
+    /// Makes every group-version known at once, from the disk cache or one round trip, instead
+    /// of one round trip per group-version when [`Cluster::find`] meets them one after another.
     ///
     /// # Errors
     /// When discovery itself fails.
@@ -135,20 +332,40 @@ impl Cluster {
         &self,
         api_versions: impl IntoIterator<Item = &'a str>,
     ) -> Result<(), KubeError> {
-        let unknown: BTreeSet<&str> = api_versions
-            .into_iter()
-            .filter(|v| !self.cached(v))
-            .collect();
-        futures::future::try_join_all(unknown.into_iter().map(|v| self.discover(v)))
-            .await
-            .map(drop)
+        let api_versions: Vec<&str> = api_versions.into_iter().collect();
+        let unknown = |versions: &[&'a str]| -> Vec<&'a str> {
+            versions
+                .iter()
+                .copied()
+                .filter(|v| !self.cache.knows(&self.server, v))
+                .collect()
+        };
+        if unknown(&api_versions).is_empty() {
+            return Ok(());
+        }
+        let _gate = self.cache.asking.lock().await;
+        // Another lookup may have asked while this one waited at the gate.
+        let unknown = unknown(&api_versions);
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        self.ask(&unknown).await
     }
 
     /// An API handle for one object's resource and namespace.
     pub fn api(&self, served: &ServedKind, namespace: Option<&str>) -> Api<DynamicObject> {
-        match (served.namespaced, namespace) {
-            (true, Some(ns)) => Api::namespaced_with(self.client.clone(), ns, &served.resource),
-            _ => Api::all_with(self.client.clone(), &served.resource),
-        }
+        api_for(self.client.clone(), served, namespace)
+    }
+}
+
+/// An API handle for a resource: in `namespace` when it is namespaced, else cluster-wide.
+pub(super) fn api_for(
+    client: kube::Client,
+    served: &ServedKind,
+    namespace: Option<&str>,
+) -> Api<DynamicObject> {
+    match (served.namespaced, namespace) {
+        (true, Some(ns)) => Api::namespaced_with(client, ns, &served.resource),
+        _ => Api::all_with(client, &served.resource),
     }
 }

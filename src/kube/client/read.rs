@@ -1,10 +1,14 @@
 //! The one way plane reads objects: find the kind, then GET one object or LIST many, typed, with
 //! what "not there" and "not allowed" mean decided here.
 
+use k8s_openapi::api::authorization::v1::{
+    ResourceRule, SelfSubjectRulesReview, SelfSubjectRulesReviewSpec,
+};
 use kube::api::ListParams;
 use serde_json::Value;
 
 use super::Cluster;
+use super::ahead::{Answer, Key};
 use super::discovery::ServedKind;
 use super::retry::retry;
 use crate::bundle::ObjectRef;
@@ -74,8 +78,21 @@ impl Cluster {
             return Ok(None);
         };
         let api = self.api(&served, id.namespace.as_deref());
-        match retry(|| api.get_opt(&id.name)).await {
-            Ok(found) => Ok(found.map(|object| served.typed(object))),
+        let key = Key::get(&served, id.namespace.as_deref(), &id.name);
+        let mut answer = match self.take_ahead(&key).await {
+            Some(Answer::Get(answer)) => *answer,
+            _ => retry(|| api.get(&id.name)).await,
+        };
+        if served.cached && unknown_resource(&answer) {
+            // The disk cache named a resource the server no longer has: ask it, then read again.
+            let Some(served) = self.rediscover(&id.api_version, &id.kind).await? else {
+                return Ok(None);
+            };
+            let api = self.api(&served, id.namespace.as_deref());
+            answer = retry(|| api.get(&id.name)).await;
+        }
+        match answer {
+            Ok(found) => Ok(Some(served.typed(found))),
             // Also what a kind whose CRD was just deleted answers, before discovery knows.
             Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
             Err(err) => Err(KubeError::api(
@@ -117,7 +134,28 @@ impl Cluster {
         reading: Reading<'_>,
     ) -> Result<Listing, KubeError> {
         let api = self.api(served, namespace);
-        match retry(|| api.list(params)).await {
+        let read_ahead = match (&params.label_selector, &params.field_selector, params.limit) {
+            (Some(selector), None, None) => {
+                self.take_ahead(&Key::list(served, namespace, selector))
+                    .await
+            }
+            _ => None,
+        };
+        let answer = match read_ahead {
+            Some(Answer::List(answer)) => answer,
+            _ => retry(|| api.list(params)).await,
+        };
+        if served.cached && unknown_resource(&answer) {
+            // The disk cache named a resource the server no longer has: ask it, then list again.
+            let Some(fresh) = self
+                .rediscover(&served.resource.api_version, &served.resource.kind)
+                .await?
+            else {
+                return Ok(Listing::NotServed);
+            };
+            return Box::pin(self.list_served(&fresh, namespace, params, reading)).await;
+        }
+        match answer {
             Ok(list) => Ok(Listing::Objects(
                 list.items.into_iter().map(|o| served.typed(o)).collect(),
             )),
@@ -134,4 +172,39 @@ impl Cluster {
             }
         }
     }
+}
+
+/// The server answered that it has no such resource (not that the object is missing): what a
+/// stale discovery produces.
+fn unknown_resource<T>(answer: &Result<T, kube::Error>) -> bool {
+    matches!(answer, Err(kube::Error::Api(status))
+        if status.code == 404 && status.message == "the server could not find the requested resource")
+}
+
+impl Cluster {
+    /// The resource rules the caller has in `namespace` (a SelfSubjectRulesReview), or `None`
+    /// when the server will not say.
+    pub async fn namespace_rules(&self, namespace: &str) -> Option<Vec<ResourceRule>> {
+        let key = Key::Rules {
+            namespace: namespace.to_owned(),
+        };
+        match self.take_ahead(&key).await {
+            Some(Answer::Rules(rules)) => rules,
+            _ => ask_rules(&self.client, namespace).await,
+        }
+    }
+}
+
+/// Asks the server for the caller's rules in `namespace`.
+pub(super) async fn ask_rules(client: &kube::Client, namespace: &str) -> Option<Vec<ResourceRule>> {
+    let api: kube::Api<SelfSubjectRulesReview> = kube::Api::all(client.clone());
+    let review = SelfSubjectRulesReview {
+        spec: SelfSubjectRulesReviewSpec {
+            namespace: Some(namespace.to_owned()),
+        },
+        ..SelfSubjectRulesReview::default()
+    };
+    let params = kube::api::PostParams::default();
+    let answer = retry(|| api.create(&params, &review)).await.ok()?;
+    Some(answer.status?.resource_rules)
 }

@@ -298,6 +298,7 @@ async fn count_custom_resources(
     let served = ServedKind {
         resource: crd_resource(&spec),
         namespaced: spec.namespaced,
+        cached: false,
     };
     let what = format!("cannot count {} objects", spec.kind);
     let reading = Reading {

@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::bundle::objects::MANAGED_BY;
+use crate::kube::client::Cluster;
 use crate::kube::client::retry::retry;
 use crate::kube::error::KubeError;
 use crate::kube::object::FIELD_MANAGER;
@@ -138,17 +139,19 @@ impl Lock {
     /// # Errors
     /// The read failing or refused.
     pub async fn is_held(
-        client: &kube::Client,
+        cluster: &Cluster,
         namespace: &str,
         release: &str,
     ) -> Result<bool, KubeError> {
-        let api: Api<Lease> = Api::namespaced(client.clone(), namespace);
-        let name = state::lock_name(release);
-        let found = retry(|| api.get_opt(&name)).await.map_err(|err| {
-            let subject = crate::kube::object::subject("Lease", Some(namespace), &name);
-            KubeError::api("cannot read the release lock", Some(&subject), &err)
+        let found = cluster.get(&lock_ref(namespace, release)).await?;
+        let lease = found.map(serde_json::from_value::<Lease>).transpose();
+        let lease = lease.map_err(|err| KubeError::Local {
+            what: "cannot read the release lock".into(),
+            subject: Some(lock_ref(namespace, release).subject()),
+            reason: err.to_string(),
+            hint: None,
         })?;
-        Ok(found.is_some_and(|lease| !is_stale(&lease, Timestamp::now())))
+        Ok(lease.is_some_and(|lease| !is_stale(&lease, Timestamp::now())))
     }
 
     /// Takes the release's lock, waiting up to `wait` for another holder to let go.
@@ -163,6 +166,16 @@ impl Lock {
         reporter: &dyn Reporter,
     ) -> Result<Self, KubeError> {
         take(client, namespace, release, wait, reporter).await
+    }
+}
+
+/// The release's lock, as plane reads it ahead with everything else.
+pub fn lock_ref(namespace: &str, release: &str) -> crate::bundle::ObjectRef {
+    crate::bundle::ObjectRef {
+        api_version: "coordination.k8s.io/v1".into(),
+        kind: "Lease".into(),
+        namespace: Some(namespace.to_owned()),
+        name: state::lock_name(release),
     }
 }
 

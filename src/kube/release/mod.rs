@@ -1,6 +1,7 @@
 //! One release's lifecycle: its live objects, plan, ownership, permissions, apply, prune,
 //! removal, waits, inventory and lock. Everything plane writes goes through here.
 
+pub(crate) mod ahead;
 pub(crate) mod apply;
 pub(crate) mod converge;
 pub(crate) mod delete;

@@ -7,7 +7,7 @@ use kube::api::ListParams;
 
 use crate::bundle::objects::ingress_routes;
 use crate::bundle::objects::{RELEASE_LABEL, RELEASE_NAMESPACE_LABEL};
-use crate::bundle::{Claim, Detect, Object, ReleaseId, Rendered};
+use crate::bundle::{Claim, Component, Detect, Existing, Object, ReleaseId, Rendered};
 use crate::kube::client::Cluster;
 use crate::kube::client::WIDE_LISTS_IN_FLIGHT;
 use crate::kube::client::read::{Listing, Reading};
@@ -122,15 +122,7 @@ pub async fn find(
     }
     // What each component provides may already run, and another release may serve a route:
     // every look at once, one round trip for all.
-    let looked: Vec<_> = rendered
-        .all_components
-        .iter()
-        .filter_map(|component| component.existing.as_ref().map(|e| (component, e)))
-        .filter(|(component, _)| {
-            // A team instance leaves these to the platform, whose presence was checked before.
-            rendered.instance.is_none() || rendered.components.contains(&component.name)
-        })
-        .collect();
+    let looked = looked(rendered);
     let mut routes = Ownership::default();
     let (probed, route_check) = futures::join!(
         futures::future::join_all(looked.iter().map(|(_, existing)| probe(
@@ -179,6 +171,37 @@ pub async fn find(
     ownership.conflicts.extend(routes.conflicts);
     ownership.notes.extend(routes.notes);
     Ok(ownership)
+}
+
+/// The components whose probes run, with what they look for.
+fn looked(rendered: &Rendered) -> Vec<(&Component, &Existing)> {
+    rendered
+        .all_components
+        .iter()
+        .filter_map(|component| component.existing.as_ref().map(|e| (component, e)))
+        .filter(|(component, _)| {
+            // A team instance leaves these to the platform, whose presence was checked before.
+            rendered.instance.is_none() || rendered.components.contains(&component.name)
+        })
+        .collect()
+}
+
+/// What [`find`] lists across all namespaces, to read ahead: (apiVersion, kind, label selector)
+/// of every probe, and the Ingresses of every release when the render has one.
+pub fn wide_lists(rendered: &Rendered) -> Vec<(String, String, String)> {
+    let mut lists: Vec<(String, String, String)> = looked(rendered)
+        .into_iter()
+        .flat_map(|(_, existing)| &existing.detect)
+        .map(|d| (d.api_version.clone(), d.kind.clone(), d.selector.clone()))
+        .collect();
+    if rendered.objects.iter().any(|o| o.id.kind == "Ingress") {
+        lists.push((
+            "networking.k8s.io/v1".into(),
+            "Ingress".into(),
+            RELEASE_LABEL.into(),
+        ));
+    }
+    lists
 }
 
 /// An Ingress route (host and path) the render serves that another plane release's Ingress

@@ -73,7 +73,7 @@ pub async fn preflight_render(
             );
         }
     }
-    check_access(cluster.client(), needs).await?;
+    check_access(cluster, needs).await?;
     warn_ingress_classes(cluster, &rendered.objects, reporter).await
 }
 
@@ -144,7 +144,7 @@ pub async fn preflight_plan(
         );
     }
     let (access, classes) = tokio::join!(
-        check_access(cluster.client(), needs),
+        check_access(cluster, needs),
         warn_ingress_classes(cluster, &rendered.objects, reporter),
     );
     access?;
@@ -199,7 +199,7 @@ pub async fn preflight_removal(
             }
         }
     }
-    check_access(cluster.client(), needs).await
+    check_access(cluster, needs).await
 }
 
 /// What every `up` and `down` needs in the state namespace: the inventory Secret and the lock.

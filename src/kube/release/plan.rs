@@ -17,7 +17,7 @@ use crate::kube::client::Cluster;
 use crate::kube::client::discovery::ServedKind;
 use crate::kube::client::read::Reading;
 use crate::kube::client::retry::retry;
-use crate::kube::client::{IN_FLIGHT, READS_IN_FLIGHT};
+use crate::kube::client::{IN_FLIGHT, LISTS_IN_FLIGHT};
 use crate::kube::error::KubeError;
 use crate::kube::object::normalize::{keep_controller_owned, mask_secrets, normalize};
 use crate::kube::object::owner::{Owner, engine_of, owner_of};
@@ -361,32 +361,8 @@ pub(super) async fn list_live(
     release: &ReleaseId,
     previous: Option<&Inventory>,
 ) -> Result<HashMap<ObjectKey, Value>, KubeError> {
-    let mut wanted: BTreeMap<(String, String), BTreeSet<Option<String>>> = BTreeMap::new();
-    for object in rendered {
-        wanted
-            .entry((object.id.api_version.clone(), object.id.kind.clone()))
-            .or_default()
-            .insert(object.id.namespace.clone());
-    }
-    for old in previous.map(|p| p.objects.as_slice()).unwrap_or_default() {
-        wanted
-            .entry((old.id.api_version.clone(), old.id.kind.clone()))
-            .or_default()
-            .insert(old.id.namespace.clone());
-    }
-    let selector = format!("{RELEASE_LABEL}={}", release.name);
-    cluster
-        .prefetch(wanted.keys().map(|(api_version, _)| api_version.as_str()))
-        .await?;
-    let mut calls = Vec::new();
-    for ((api_version, kind), namespaces) in &wanted {
-        let Some(served) = cluster.find(api_version, kind).await? else {
-            continue;
-        };
-        for namespace in namespaces {
-            calls.push((served.clone(), namespace.clone(), kind.clone()));
-        }
-    }
+    let selector = live_selector(release);
+    let calls = live_lists(cluster, rendered, previous).await?;
     let params = ListParams::default().labels(&selector);
     let lists: Vec<Vec<Value>> = stream::iter(calls)
         .map(
@@ -406,7 +382,7 @@ pub(super) async fn list_live(
                 }
             },
         )
-        .buffered(READS_IN_FLIGHT)
+        .buffered(LISTS_IN_FLIGHT)
         .try_collect()
         .await?;
     let recorded: BTreeSet<ObjectKey> = previous
@@ -425,6 +401,52 @@ pub(super) async fn list_live(
         })
         .collect();
     Ok(live)
+}
+
+/// The label selector of the plan's lists: the release's objects.
+pub fn live_selector(release: &ReleaseId) -> String {
+    format!("{RELEASE_LABEL}={}", release.name)
+}
+
+/// The plan's lists: each kind of the render and the record, in each namespace it is in (one
+/// list cluster-wide for a cluster-scoped kind); kinds the cluster does not serve are left out.
+///
+/// # Errors
+/// Discovery failures.
+pub async fn live_lists(
+    cluster: &Cluster,
+    rendered: &[Object],
+    previous: Option<&Inventory>,
+) -> Result<Vec<(ServedKind, Option<String>, String)>, KubeError> {
+    let mut wanted: BTreeMap<(String, String), BTreeSet<Option<String>>> = BTreeMap::new();
+    let recorded = previous.map(|p| p.objects.as_slice()).unwrap_or_default();
+    for id in rendered
+        .iter()
+        .map(|o| &o.id)
+        .chain(recorded.iter().map(|o| &o.id))
+    {
+        wanted
+            .entry((id.api_version.clone(), id.kind.clone()))
+            .or_default()
+            .insert(id.namespace.clone());
+    }
+    cluster
+        .prefetch(wanted.keys().map(|(api_version, _)| api_version.as_str()))
+        .await?;
+    let mut calls = Vec::new();
+    for ((api_version, kind), namespaces) in &wanted {
+        let Some(served) = cluster.find(api_version, kind).await? else {
+            continue;
+        };
+        let namespaces: BTreeSet<Option<String>> = namespaces
+            .iter()
+            .map(|ns| ns.clone().filter(|_| served.namespaced))
+            .collect();
+        for namespace in namespaces {
+            calls.push((served.clone(), namespace, kind.clone()));
+        }
+    }
+    Ok(calls)
 }
 
 /// What planning each object needs to know.

@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use futures::{StreamExt, stream};
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, ResourceRule, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
-    SelfSubjectRulesReview, SelfSubjectRulesReviewSpec,
 };
 use kube::api::{Api, PostParams};
 use serde_json::Value;
@@ -86,14 +85,11 @@ pub async fn resolve(
 ///
 /// # Errors
 /// [`KubeError::Denied`] with each missing permission; API failures of the reviews themselves.
-pub async fn check_access(
-    client: &kube::Client,
-    needs: BTreeSet<Permission>,
-) -> Result<(), KubeError> {
+pub async fn check_access(cluster: &Cluster, needs: BTreeSet<Permission>) -> Result<(), KubeError> {
     let namespaces: BTreeSet<String> = needs.iter().filter_map(|n| n.namespace.clone()).collect();
     let rules: BTreeMap<String, Vec<ResourceRule>> = stream::iter(namespaces)
         .map(|namespace| async move {
-            let rules = namespace_rules(client, &namespace).await;
+            let rules = cluster.namespace_rules(&namespace).await;
             (namespace, rules)
         })
         .buffer_unordered(IN_FLIGHT)
@@ -110,7 +106,7 @@ pub async fn check_access(
                 .is_some_and(|rules| rules.iter().any(|rule| grants(rule, need)))
         })
         .collect();
-    let api: Api<SelfSubjectAccessReview> = Api::all(client.clone());
+    let api: Api<SelfSubjectAccessReview> = Api::all(cluster.client().clone());
     let results: Vec<Result<Option<String>, KubeError>> = stream::iter(unproven)
         .map(|need| {
             let api = api.clone();
@@ -152,21 +148,6 @@ pub async fn check_access(
     }
 }
 
-/// The resource rules the caller has in a namespace, or `None` when the server will not say
-/// (then every need there gets an access review).
-async fn namespace_rules(client: &kube::Client, namespace: &str) -> Option<Vec<ResourceRule>> {
-    let api: Api<SelfSubjectRulesReview> = Api::all(client.clone());
-    let review = SelfSubjectRulesReview {
-        spec: SelfSubjectRulesReviewSpec {
-            namespace: Some(namespace.to_owned()),
-        },
-        ..SelfSubjectRulesReview::default()
-    };
-    let params = PostParams::default();
-    let answer = retry(|| api.create(&params, &review)).await.ok()?;
-    Some(answer.status?.resource_rules)
-}
-
 /// Whether a rule grants a need: its verb, group and resource, for every name of the resource.
 fn grants(rule: &ResourceRule, need: &Permission) -> bool {
     let has = |list: Option<&Vec<String>>, value: &str| {
@@ -178,6 +159,19 @@ fn grants(rule: &ResourceRule, need: &Permission) -> bool {
         && rule.resource_names.as_ref().is_none_or(Vec::is_empty)
 }
 
+/// The IngressClasses the render's Ingresses name.
+pub fn ingress_classes(rendered: &[Object]) -> BTreeSet<&str> {
+    rendered
+        .iter()
+        .filter(|o| o.id.kind == "Ingress")
+        .filter_map(|o| {
+            o.value
+                .pointer("/spec/ingressClassName")
+                .and_then(Value::as_str)
+        })
+        .collect()
+}
+
 /// Warns about Ingresses whose IngressClass does not exist: they would never be served.
 ///
 /// # Errors
@@ -187,15 +181,7 @@ pub async fn warn_ingress_classes(
     rendered: &[Object],
     reporter: &dyn Reporter,
 ) -> Result<(), KubeError> {
-    let classes: BTreeSet<&str> = rendered
-        .iter()
-        .filter(|o| o.id.kind == "Ingress")
-        .filter_map(|o| {
-            o.value
-                .pointer("/spec/ingressClassName")
-                .and_then(Value::as_str)
-        })
-        .collect();
+    let classes = ingress_classes(rendered);
     if classes.is_empty() {
         return Ok(());
     }

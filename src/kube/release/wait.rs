@@ -14,8 +14,8 @@ use crate::bundle::objects::RELEASE_LABEL;
 use crate::bundle::{Declared, ObjectKey, ObjectRef};
 use crate::kube::client::Cluster;
 use crate::kube::client::discovery::ServedKind;
-use crate::kube::client::read::Reading;
-use crate::kube::client::{IN_FLIGHT, READS_IN_FLIGHT};
+use crate::kube::client::read::{Listing, Reading};
+use crate::kube::client::{LISTS_IN_FLIGHT, READS_IN_FLIGHT};
 use crate::kube::error::KubeError;
 use crate::kube::object::readiness::{self, Readiness};
 use crate::kube::progress::{Event, Reporter};
@@ -70,24 +70,35 @@ pub async fn wait_ready(
         .map(|t| (t.id.subject(), "not observed yet".to_owned()))
         .collect();
     let mut streams = Vec::new();
+    // One watch per kind and namespace (by plane's release label; by name when it holds one
+    // target), however many objects of it the stage applied.
+    let mut watches: BTreeMap<(String, String, Option<String>), Vec<&ObjectRef>> = BTreeMap::new();
     for target in &targets {
-        let Some(served) = cluster
-            .find(&target.id.api_version, &target.id.kind)
-            .await?
-        else {
-            last.insert(target.id.subject(), "its kind is not served".into());
+        let id = &target.id;
+        watches
+            .entry((
+                id.api_version.clone(),
+                id.kind.clone(),
+                id.namespace.clone(),
+            ))
+            .or_default()
+            .push(id);
+    }
+    for ((api_version, kind, namespace), ids) in &watches {
+        let Some(served) = cluster.find(api_version, kind).await? else {
+            for id in ids {
+                last.insert(id.subject(), "its kind is not served".into());
+            }
             continue;
         };
-        let api = cluster.api(&served, target.id.namespace.as_deref());
-        let config =
-            watcher::Config::default().fields(&format!("metadata.name={}", target.id.name));
-        streams.push(observed(
-            api,
-            config,
-            served,
-            target.id.subject(),
-            Watched::Object,
-        ));
+        let api = cluster.api(&served, namespace.as_deref());
+        let config = match ids.as_slice() {
+            [one] => watcher::Config::default().fields(&format!("metadata.name={}", one.name)),
+            _ => watcher::Config::default().labels(RELEASE_LABEL),
+        };
+        streams.push(observed(api, config, served, None, Watched::Object));
+    }
+    for target in &targets {
         if let (Some(selector), Some(namespace)) = (&target.pods, &target.id.namespace)
             && let Some(pods) = cluster.find("v1", "Pod").await?
         {
@@ -97,7 +108,7 @@ pub async fn wait_ready(
                 api,
                 config,
                 pods,
-                target.id.subject(),
+                Some(target.id.subject()),
                 Watched::Pods,
             ));
         }
@@ -137,6 +148,10 @@ pub async fn wait_ready(
         else {
             return Err(tally.timeout());
         };
+        if !tally.last.contains_key(&subject) {
+            // Another object of a watched kind: not one this wait is for.
+            continue;
+        }
         let value = match event {
             Ok(Seen::Object(value)) => value,
             Ok(Seen::Deleted) if watched == Watched::Object => {
@@ -256,25 +271,42 @@ enum Seen {
 
 /// A watch on `api`, each object typed from the resource watched: the objects of a watcher's
 /// initial list come from a LIST, whose items a real API server sends without a kind.
+/// Each observation names `subject` when given (a target's pods), else the object it saw.
 fn observed(
     api: kube::Api<kube::api::DynamicObject>,
     config: watcher::Config,
     served: ServedKind,
-    subject: String,
+    subject: Option<String>,
     watched: Watched,
 ) -> futures::stream::BoxStream<'static, Observation> {
     watcher(api, config)
         .default_backoff()
-        .map(move |event| Observation {
-            subject: subject.clone(),
-            watched,
-            event: event.map(|event| match event {
-                watcher::Event::Apply(o) | watcher::Event::InitApply(o) => {
-                    Seen::Object(served.typed(o))
+        .map(move |event| {
+            let named = |o: &kube::api::DynamicObject| {
+                subject.clone().unwrap_or_else(|| {
+                    crate::kube::object::subject(
+                        &served.resource.kind,
+                        o.metadata
+                            .namespace
+                            .as_deref()
+                            .filter(|_| served.namespaced),
+                        o.metadata.name.as_deref().unwrap_or_default(),
+                    )
+                })
+            };
+            let (seen, event) = match event {
+                Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
+                    (Some(named(&o)), Ok(Seen::Object(served.typed(o))))
                 }
-                watcher::Event::Delete(_) => Seen::Deleted,
-                watcher::Event::Init | watcher::Event::InitDone => Seen::Nothing,
-            }),
+                Ok(watcher::Event::Delete(o)) => (Some(named(&o)), Ok(Seen::Deleted)),
+                Ok(watcher::Event::Init | watcher::Event::InitDone) => (None, Ok(Seen::Nothing)),
+                Err(err) => (None, Err(err)),
+            };
+            Observation {
+                subject: seen.or_else(|| subject.clone()).unwrap_or_default(),
+                watched,
+                event,
+            }
         })
         .boxed()
 }
@@ -314,31 +346,16 @@ impl Health {
     }
 }
 
-/// A recorded release's live health: every object of its inventory.
+/// A recorded release's live health: every object of its inventory, read with one LIST per kind
+/// and namespace (see [`LiveObjects::read_in_namespaces`]).
 ///
 /// # Errors
 /// Discovery or read failures of its objects.
 pub async fn release_health(cluster: &Cluster, release: &Release) -> Result<Health, KubeError> {
-    let objects = &release.inventory.objects;
-    let live: Vec<Option<Value>> = stream::iter(objects)
-        .map(|o| cluster.get(&o.id))
-        .buffered(READS_IN_FLIGHT)
-        .try_collect()
-        .await?;
-    let applied = Applied::of(&release.inventory);
-    let mut health = Health::of(objects.iter().zip(&live).map(|(object, live)| {
-        let status = live.as_ref().map_or_else(
-            || Readiness::Failed("missing".into()),
-            |live| readiness::evaluate(live, &release.inventory.declared),
-        );
-        (object.id.subject(), status)
-    }));
-    health.drifted = objects
-        .iter()
-        .zip(&live)
-        .filter_map(|(object, live)| applied.drift(&object.id, live.as_ref()))
-        .collect();
-    Ok(health)
+    let releases = std::slice::from_ref(release);
+    Ok(LiveObjects::read_in_namespaces(cluster, releases)
+        .await?
+        .health(release))
 }
 
 /// The live objects of many releases, read with one LIST per kind across all namespaces by
@@ -374,11 +391,79 @@ impl LiveObjects {
                         .objects()
                 }
             })
-            .buffered(IN_FLIGHT)
+            .buffered(LISTS_IN_FLIGHT)
             .try_collect()
             .await?;
         Ok(Self(
             lists
+                .into_iter()
+                .flatten()
+                .filter_map(|object| Some((ObjectKey::of_object(&object)?, object)))
+                .collect(),
+        ))
+    }
+
+    /// Lists every kind the releases record in each namespace they record it in (cluster-wide
+    /// for a cluster-scoped kind), by plane's release label: all at once, so many releases cost
+    /// one round trip, and credentials confined to a namespace can read their own. A list the
+    /// credentials may not make falls back to reading its objects by name.
+    ///
+    /// # Errors
+    /// Discovery and read failures.
+    pub async fn read_in_namespaces(
+        cluster: &Cluster,
+        releases: &[Release],
+    ) -> Result<Self, KubeError> {
+        let objects = || releases.iter().flat_map(|r| r.inventory.objects.iter());
+        cluster
+            .prefetch(objects().map(|o| o.id.api_version.as_str()))
+            .await?;
+        let mut lists: BTreeMap<(String, String, Option<String>), Vec<&ObjectRef>> =
+            BTreeMap::new();
+        for object in objects() {
+            let id = &object.id;
+            lists
+                .entry((
+                    id.api_version.clone(),
+                    id.kind.clone(),
+                    id.namespace.clone(),
+                ))
+                .or_default()
+                .push(id);
+        }
+        let params = ListParams::default().labels(RELEASE_LABEL);
+        let found: Vec<Vec<Value>> = stream::iter(lists)
+            .map(|((api_version, kind, namespace), ids)| {
+                let params = &params;
+                async move {
+                    let what = format!("cannot list {kind} objects");
+                    let subject = namespace.as_deref().map(|ns| format!("Namespace/{ns}"));
+                    let reading = Reading {
+                        what: &what,
+                        subject: subject.as_deref(),
+                    };
+                    match cluster
+                        .list(&api_version, &kind, namespace.as_deref(), params, reading)
+                        .await?
+                    {
+                        Listing::Objects(objects) => Ok(objects),
+                        Listing::NotServed => Ok(Vec::new()),
+                        Listing::Forbidden(_) => {
+                            let read: Vec<Option<Value>> = stream::iter(ids)
+                                .map(|id| cluster.get(id))
+                                .buffered(READS_IN_FLIGHT)
+                                .try_collect()
+                                .await?;
+                            Ok(read.into_iter().flatten().collect())
+                        }
+                    }
+                }
+            })
+            .buffered(LISTS_IN_FLIGHT)
+            .try_collect()
+            .await?;
+        Ok(Self(
+            found
                 .into_iter()
                 .flatten()
                 .filter_map(|object| Some((ObjectKey::of_object(&object)?, object)))
@@ -413,18 +498,6 @@ impl LiveObjects {
             .collect();
         health
     }
-}
-
-/// The live health of many releases at once, in their order (see [`LiveObjects`]).
-///
-/// # Errors
-/// Discovery and list failures, a refused list included.
-pub async fn releases_health(
-    cluster: &Cluster,
-    releases: &[Release],
-) -> Result<Vec<Health>, KubeError> {
-    let live = LiveObjects::read(cluster, releases).await?;
-    Ok(releases.iter().map(|r| live.health(r)).collect())
 }
 
 /// One object, read once and typed; `None` when it or its kind does not exist.

@@ -214,18 +214,29 @@ pub struct RequestRecord {
 /// it was answered. Under latency, parallel requests overlap and count once; this is the number
 /// of round trips a client paid one after another (its critical path).
 pub fn critical_path(requests: &[RequestRecord]) -> usize {
+    critical_chain(requests).len()
+}
+
+/// The requests of [`critical_path`]'s chain, first to last: what to shorten.
+pub fn critical_chain(requests: &[RequestRecord]) -> Vec<&RequestRecord> {
     let mut sorted: Vec<&RequestRecord> = requests.iter().collect();
     sorted.sort_by_key(|r| r.started_us);
-    let mut chain = vec![0usize; sorted.len()];
+    // For each request: the length of the longest chain ending in it, and the request before.
+    let mut best: Vec<(usize, Option<usize>)> = Vec::with_capacity(sorted.len());
     for (i, request) in sorted.iter().enumerate() {
-        chain[i] = 1
-            + (0..i)
-                .filter(|&j| sorted[j].finished_us <= request.started_us)
-                .map(|j| chain[j])
-                .max()
-                .unwrap_or(0);
+        let before = (0..i)
+            .filter(|&j| sorted[j].finished_us <= request.started_us)
+            .max_by_key(|&j| best[j].0);
+        best.push((1 + before.map_or(0, |j| best[j].0), before));
     }
-    chain.into_iter().max().unwrap_or(0)
+    let mut at = (0..sorted.len()).max_by_key(|&i| best[i].0);
+    let mut chain = Vec::new();
+    while let Some(i) = at {
+        chain.push(sorted[i]);
+        at = best[i].1;
+    }
+    chain.reverse();
+    chain
 }
 
 impl RequestRecord {

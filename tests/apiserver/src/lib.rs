@@ -100,7 +100,7 @@ mod util;
 
 pub use config::{
     Config, DEFAULT_TOKEN, FAIL_ANNOTATION, FaultRule, PolicyRule, RequestRecord,
-    SIM_FAIL_ANNOTATION, critical_path,
+    SIM_FAIL_ANNOTATION, critical_chain, critical_path,
 };
 pub use error::{ApiError, Cause, StartError};
 pub use kubeconfig::merged as merged_kubeconfig;

@@ -394,6 +394,16 @@ fn route(state: &State, r: &Req) -> Result<Response<Body>, ApiError> {
                 b"ok",
             )))));
         }
+        ["api" | "apis"] if r.accept.contains(resources::AGGREGATED_DISCOVERY) => {
+            let all =
+                resources::aggregated_discovery(&state.store.lock().types(), segs[0] == "api");
+            let mut response = json_response(200, &all);
+            response.headers_mut().insert(
+                "Content-Type",
+                hyper::header::HeaderValue::from_static(resources::AGGREGATED_DISCOVERY),
+            );
+            return Ok(response);
+        }
         ["api"] => return Ok(json_response(200, &resources::api_versions())),
         ["api", v] => {
             return discovery(resources::api_resource_list(
