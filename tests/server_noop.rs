@@ -133,7 +133,41 @@ fn the_no_op_path_waits_on_few_requests_in_a_row() {
             "{name}: {chain} requests in a row (held: {bound}); all: {measured:?}"
         );
     }
+    // A team instance's no-op `up` (its checks of the namespace and the platform's operator
+    // included) and `diff`: the same single wave.
+    srv.clear_faults();
+    srv.create_object(
+        "admin",
+        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}}),
+    )
+    .expect("the team's namespace is created");
+    let team = [LOCAL, &["-n", "team-a"]].concat();
+    let out = within(fixture.cluster("up", &kc, &team), LIMIT);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    srv.add_fault(plane_test_apiserver::FaultRule::latency("*", 50, 0));
+    for command in ["up", "diff"] {
+        srv.clear_requests();
+        let out = within(fixture.cluster(command, &kc, &team), LIMIT);
+        assert!(
+            out.status.success(),
+            "team {command}: {}",
+            text(&out.stderr)
+        );
+        let chain: Vec<String> = plane_test_apiserver::critical_chain(&srv.requests())
+            .iter()
+            .map(|r| format!("{} {}?{}", r.method, r.path, r.query))
+            .collect();
+        assert!(
+            chain.len() <= TEAM_CHAIN,
+            "team {command}: {} requests in a row (held: {TEAM_CHAIN}): {}",
+            chain.len(),
+            chain.join(" -> ")
+        );
+    }
 }
+
+/// A team instance's no-op `up` and `diff`: its tiers' check reads what the platform holds.
+const TEAM_CHAIN: usize = 1;
 
 /// How a test spoils a discovery file, and what it calls the spoiling.
 type Corruption = (&'static str, fn(&mut Value));

@@ -62,6 +62,16 @@ pub struct Rendered {
 }
 
 impl Rendered {
+    /// What finds the platform's operator for a team instance: the `existing` of every
+    /// component the instance leaves to the platform.
+    pub fn platform_operator(&self) -> Vec<super::Existing> {
+        self.all_components
+            .iter()
+            .filter(|c| !self.components.contains(&c.name))
+            .filter_map(|c| c.existing.clone())
+            .collect()
+    }
+
     /// The values path that turns `component` off, if it has one.
     pub fn switch_of(&self, component: &str) -> Option<&str> {
         self.all_components

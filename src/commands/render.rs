@@ -25,22 +25,71 @@ pub fn render_here(settings: &RenderSettings, on_template: OnTemplate) -> Result
         Ok(addon) => addon,
         Err(err) => return Err(with_earlier(problems, err)),
     };
-    let rendered = match render_as(
-        &addon,
-        settings,
-        settings.instance.as_deref(),
-        None,
-        on_template,
-    ) {
+    // The platform's render and the two probe instances that check its team instances apart do
+    // not depend on each other: render them at once.
+    let probing = addon.manifest.instance.is_some() && settings.instance.is_none();
+    let (rendered, probes) = std::thread::scope(|scope| {
+        let probes = probing.then(|| {
+            scope.spawn(|| {
+                PROBES
+                    .into_iter()
+                    .map(|(release, namespace)| {
+                        let probe = render_as(
+                            &addon,
+                            settings,
+                            Some(namespace),
+                            Some(release),
+                            on_template,
+                        );
+                        (namespace.to_owned(), probe)
+                    })
+                    .collect::<Vec<_>>()
+            })
+        });
+        let rendered = render_as(
+            &addon,
+            settings,
+            settings.instance.as_deref(),
+            None,
+            on_template,
+        );
+        let probes = probes.map(|probes| {
+            probes
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        });
+        (rendered, probes)
+    });
+    let rendered = match rendered {
         Ok(rendered) => rendered,
         Err(err) => return Err(with_earlier(problems, err)),
     };
     problems.into_result()?;
     if addon.manifest.instance.is_some() {
-        check_team_instances(&addon, settings, &rendered, on_template)?;
+        let probes = match (probes, &settings.instance) {
+            (Some(probes), _) => probes,
+            // A team instance is checked against one probe beside it.
+            (None, Some(namespace)) => {
+                let (release, probe) = PROBES[0];
+                let rendered_probe =
+                    render_as(&addon, settings, Some(probe), Some(release), on_template);
+                vec![
+                    (namespace.clone(), Ok(rendered.clone())),
+                    (probe.to_owned(), rendered_probe),
+                ]
+            }
+            (None, None) => Vec::new(),
+        };
+        check_team_instances(&addon, probes)?;
     }
     Ok(rendered)
 }
+
+/// The release and namespace of the two team instances a bundle's render is checked with.
+const PROBES: [(&str, &str); 2] = [
+    ("plane-probe-a", "plane-probe-a"),
+    ("plane-probe-b", "plane-probe-b"),
+];
 
 /// Layers the values and renders `addon` as the platform (`instance` `None`) or as a team
 /// instance in that namespace, under `release` (else the settings' release).
@@ -225,22 +274,13 @@ fn switch_everything_on(addon: &Addon, values: &mut Values) -> Result<(), Error>
 /// bundle that cannot host teams says so before any team tries.
 fn check_team_instances(
     addon: &Addon,
-    settings: &RenderSettings,
-    rendered: &Rendered,
-    on_template: OnTemplate,
+    rendered: Vec<(String, Result<Rendered, Error>)>,
 ) -> Result<(), Error> {
-    const PROBES: [(&str, &str); 2] = [
-        ("plane-probe-a", "plane-probe-a"),
-        ("plane-probe-b", "plane-probe-b"),
-    ];
-    let mut instances: Vec<(String, Rendered)> = Vec::new();
-    if let Some(namespace) = &settings.instance {
-        instances.push((namespace.clone(), rendered.clone()));
-    }
     let mut problems = Problems::default();
-    for (release, namespace) in PROBES.into_iter().take(2 - instances.len()) {
-        match render_as(addon, settings, Some(namespace), Some(release), on_template) {
-            Ok(probe) => instances.push((namespace.to_owned(), probe)),
+    let mut instances: Vec<(String, Rendered)> = Vec::new();
+    for (namespace, render) in rendered {
+        match render {
+            Ok(instance) => instances.push((namespace, instance)),
             Err(err) => {
                 problems.push(
                     Problem::new(format!(
@@ -255,6 +295,9 @@ fn check_team_instances(
             }
         }
     }
+    let [first, second] = instances.as_slice() else {
+        return Ok(());
+    };
     let routes = |rendered: &Rendered| -> BTreeSet<(String, String, String)> {
         rendered
             .objects
@@ -267,7 +310,6 @@ fn check_team_instances(
             })
             .collect()
     };
-    let (first, second) = (&instances[0], &instances[1]);
     for (subject, host, path) in routes(&first.1) {
         if let Some((other, ..)) = routes(&second.1)
             .into_iter()

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use crate::bundle::profile::ClusterPin;
-use crate::bundle::{Existing, Profile, Rendered};
+use crate::bundle::{Profile, Rendered};
 use crate::cli::STATE_NAMESPACE;
 use crate::error::{Error, Problem};
 use crate::kube::{self, Cluster, ConnectOptions, Inventory, KubeError, Platform};
@@ -324,12 +324,7 @@ pub async fn check_tier(
     )
     .await?;
     // The platform's operator: how the components a team instance leaves to it are found.
-    let operator: Vec<Existing> = rendered
-        .all_components
-        .iter()
-        .filter(|c| !rendered.components.contains(&c.name))
-        .filter_map(|c| c.existing.clone())
-        .collect();
+    let operator = rendered.platform_operator();
     let platform = Platform {
         addon: &rendered.addon,
         requires: &rendered.requires,

@@ -1,6 +1,7 @@
 //! What `up` and `diff` read before they decide, started in one wave once discovery is known:
-//! the plan's lists, the ownership looks, the IngressClasses, and for `up` the lock and the
-//! state namespace's rules. Each step then takes its answer instead of asking in turn.
+//! the plan's lists, the ownership looks, the IngressClasses, a team instance's namespace and
+//! platform operator, and for `up` the lock and the state namespace's rules. Each step then takes
+//! its answer instead of asking in turn.
 
 use std::collections::BTreeSet;
 
@@ -62,6 +63,25 @@ pub async fn read_ahead(
             namespace: None,
             name: class.to_owned(),
         }));
+    }
+    if let Some(namespace) = &rendered.instance {
+        // A team instance's checks: its namespace, and the platform's operator.
+        if let Ok(Some(served)) = cluster.find("v1", "Namespace").await {
+            reads.push(ReadAhead::Get {
+                served,
+                namespace: None,
+                name: namespace.clone(),
+            });
+        }
+        for detect in rendered.platform_operator().iter().flat_map(|e| &e.detect) {
+            if let Ok(Some(served)) = cluster.find(&detect.api_version, &detect.kind).await {
+                reads.push(ReadAhead::List {
+                    served,
+                    namespace: None,
+                    selector: detect.selector.clone(),
+                });
+            }
+        }
     }
     if reader == Reader::Up {
         let ObjectRef {

@@ -1,5 +1,5 @@
-//! Waiting for readiness (DESIGN §7): one watch per object, a deadline for all, fail fast on
-//! terminal states, and on timeout every laggard with its last status.
+//! Waiting for readiness (DESIGN §7): one watch per kind and namespace, a deadline for all, fail
+//! fast on terminal states, and on timeout every laggard with its last status.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
@@ -96,7 +96,18 @@ pub async fn wait_ready(
             [one] => watcher::Config::default().fields(&format!("metadata.name={}", one.name)),
             _ => watcher::Config::default().labels(RELEASE_LABEL),
         };
-        streams.push(observed(api, config, served, None, Watched::Object));
+        // A watch error names no object: it is told of each target of the watch.
+        let scope = crate::kube::object::subject(kind, namespace.as_deref(), "");
+        streams.push(
+            observed(api, config, served, None, Watched::Object)
+                .map(move |mut observation| {
+                    if observation.event.is_err() {
+                        observation.subject.clone_from(&scope);
+                    }
+                    observation
+                })
+                .boxed(),
+        );
     }
     for target in &targets {
         if let (Some(selector), Some(namespace)) = (&target.pods, &target.id.namespace)
@@ -148,6 +159,18 @@ pub async fn wait_ready(
         else {
             return Err(tally.timeout());
         };
+        if let Err(err) = &event
+            && !tally.last.contains_key(&subject)
+        {
+            // A watch of a kind failed (it retries on its own): remember why for each of its
+            // targets not ready yet, for a timeout report.
+            for (target, last) in &mut tally.last {
+                if target.starts_with(&subject) && last != "ready" {
+                    *last = format!("watch error: {err}");
+                }
+            }
+            continue;
+        }
         if !tally.last.contains_key(&subject) {
             // Another object of a watched kind: not one this wait is for.
             continue;
