@@ -266,3 +266,33 @@ fn a_stale_discovery_cache_is_noticed_and_never_misleads() {
         assert!(mended["groupVersions"]["ray.io/v1"]["RayCluster"].is_object());
     }
 }
+
+#[test]
+fn a_server_without_aggregated_discovery_is_asked_per_group_version() {
+    let (srv, fixture) = deployed(&[]);
+    let kc = srv.kubeconfig_path().to_path_buf();
+    let cache = tempfile::tempdir().unwrap();
+    srv.add_fault(plane_test_apiserver::FaultRule::status(
+        "GET", "/apis", 404, 100,
+    ));
+    srv.clear_requests();
+    let mut diff = fixture.cluster("diff", &kc, LOCAL);
+    diff.env("PLANE_CACHE_DIR", cache.path());
+    let out = within(diff, LIMIT);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        stdout.contains("0 to create, 0 to change, 0 to prune"),
+        "{stdout}"
+    );
+    let asked: Vec<String> = srv
+        .requests()
+        .iter()
+        .map(|r| r.path.clone())
+        .filter(|p| is_discovery(p))
+        .collect();
+    assert!(
+        asked.iter().any(|p| p == "/apis/apps/v1") && asked.iter().any(|p| p == "/api/v1"),
+        "{asked:?}"
+    );
+}

@@ -275,9 +275,19 @@ impl Cluster {
                 reason: err.to_string(),
                 hint: None,
             })?;
-        let text = retry(|| self.client.request_text(request.clone()))
-            .await
-            .map_err(|err| KubeError::api("cannot discover the server's kinds", None, &err))?;
+        let text = match retry(|| self.client.request_text(request.clone())).await {
+            Ok(text) => text,
+            // A server (or a proxy before it) that refuses the aggregated form is asked per
+            // group-version, whose own failures are then reported.
+            Err(kube::Error::Api(_)) => return Ok(None),
+            Err(err) => {
+                return Err(KubeError::api(
+                    "cannot discover the server's kinds",
+                    None,
+                    &err,
+                ));
+            }
+        };
         let Ok(value) = serde_json::from_str::<Value>(&text) else {
             return Ok(None);
         };
