@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::{LOCAL, deployed, plane, status, text, within};
 use plane_test_apiserver::{
-    Config, FAIL_ANNOTATION, PROMETHEUS_ANNOTATION, PolicyRule, TestServer,
+    Config, FAIL_ANNOTATION, FaultRule, PROMETHEUS_ANNOTATION, PolicyRule, TestServer,
 };
 use serde_json::{Value, json};
 
@@ -558,5 +558,46 @@ fn help_ends_with_examples() {
     assert!(
         help.contains("Examples:") && tail.contains("plane status datalayer-ray"),
         "{help}"
+    );
+}
+
+#[test]
+fn objects_a_team_may_not_be_read_leave_a_gap_for_that_team_alone() {
+    let (srv, fixture) = deployed(&[]);
+    let kc = srv.kubeconfig_path().to_path_buf();
+    create(
+        &srv,
+        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}}),
+    );
+    let team = [LOCAL, &["-n", "team-a"]].concat();
+    let out = within(fixture.cluster("up", &kc, &team), Duration::from_secs(120));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // Deployments may be read neither across namespaces nor in team-a.
+    for path in [
+        "/apis/apps/v1/deployments",
+        "/apis/apps/v1/namespaces/team-a/*",
+    ] {
+        srv.add_fault(FaultRule::status("GET", path, 403, 1000));
+    }
+    let (out, json) = status_json(&kc, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let releases = json["releases"].as_array().unwrap();
+    let row = |namespace: &str| {
+        releases
+            .iter()
+            .find(|r| r["namespace"] == namespace)
+            .unwrap_or_else(|| panic!("no release in {namespace}: {releases:?}"))
+    };
+    let platform = &row("plane-system")["health"];
+    assert!(
+        platform["total"].as_u64().is_some_and(|n| n > 0) && platform["ready"] == platform["total"],
+        "the platform's health is read: {platform}"
+    );
+    assert!(row("team-a")["health"].is_null(), "{}", row("team-a"));
+    let errors = json["errors"].to_string();
+    assert!(
+        errors.contains("the health of release datalayer-ray (namespace team-a)")
+            && !errors.contains("(namespace plane-system)"),
+        "{errors}"
     );
 }

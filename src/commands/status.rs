@@ -172,17 +172,32 @@ async fn release_statuses(
         Some(live) => Ok(live),
         None => kube::LiveObjects::read_in_namespaces(cluster, releases).await,
     };
+    // What cannot be read for all at once is read release by release: one release's objects
+    // the credentials may not read leave a gap for it alone.
+    let each: Vec<Result<kube::LiveObjects, kube::KubeError>> = match &live {
+        Err(_) if releases.len() > 1 => {
+            futures::future::join_all(releases.iter().map(|release| {
+                kube::LiveObjects::read_in_namespaces(cluster, std::slice::from_ref(release))
+            }))
+            .await
+        }
+        _ => Vec::new(),
+    };
     let mut found = Vec::new();
     let mut gaps = Vec::new();
-    for release in releases {
-        let (row, objects) = match &live {
+    for (i, release) in releases.iter().enumerate() {
+        let read = each.get(i).unwrap_or(&live);
+        let (row, objects) = match read {
             Ok(live) => (
                 release_value(release, Some(&live.health(release))),
                 live.of(release).cloned().collect::<Vec<Value>>(),
             ),
             Err(err) => {
                 gaps.push(Gap::new(
-                    &format!("the health of release {}", release.name),
+                    &format!(
+                        "the health of release {} (namespace {})",
+                        release.name, release.namespace
+                    ),
                     err,
                     "ask a cluster admin for `list` (or `get`) on the release's objects",
                 ));
