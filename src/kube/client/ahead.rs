@@ -37,18 +37,20 @@ pub enum ReadAhead {
     Rules { namespace: String },
 }
 
-/// What identifies a read, so that the step asking for it finds it.
+/// What identifies a read, so that the step asking for it finds it: the resource's path (a
+/// stale discovery's plural is another key than the server's), its namespace, and the selector
+/// or name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(super) enum Key {
     List {
         api_version: String,
-        kind: String,
+        plural: String,
         namespace: Option<String>,
         selector: String,
     },
     Get {
         api_version: String,
-        kind: String,
+        plural: String,
         namespace: Option<String>,
         name: String,
     },
@@ -61,7 +63,7 @@ impl Key {
     pub(super) fn list(served: &ServedKind, namespace: Option<&str>, selector: &str) -> Self {
         Self::List {
             api_version: served.resource.api_version.clone(),
-            kind: served.resource.kind.clone(),
+            plural: served.resource.plural.clone(),
             namespace: namespace.filter(|_| served.namespaced).map(str::to_owned),
             selector: selector.to_owned(),
         }
@@ -70,7 +72,7 @@ impl Key {
     pub(super) fn get(served: &ServedKind, namespace: Option<&str>, name: &str) -> Self {
         Self::Get {
             api_version: served.resource.api_version.clone(),
-            kind: served.resource.kind.clone(),
+            plural: served.resource.plural.clone(),
             namespace: namespace.filter(|_| served.namespaced).map(str::to_owned),
             name: name.to_owned(),
         }
