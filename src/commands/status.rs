@@ -154,6 +154,9 @@ fn shipped_views(addon: Option<&str>) -> Vec<(Declared, StatusView)> {
         .collect()
 }
 
+/// Releases whose objects are read at once when they cannot all be read together.
+const RELEASES_IN_FLIGHT: usize = 4;
+
 /// Each release's health and parts, from one wave of LISTs. Several releases (the platform and
 /// its teams): one LIST per kind across namespaces for all of them, the same round trips for one
 /// team or a hundred. One release, or credentials that may not list across namespaces: one LIST
@@ -176,10 +179,15 @@ async fn release_statuses(
     // the credentials may not read leave a gap for it alone.
     let each: Vec<Result<kube::LiveObjects, kube::KubeError>> = match &live {
         Err(_) if releases.len() > 1 => {
-            futures::future::join_all(releases.iter().map(|release| {
-                kube::LiveObjects::read_in_namespaces(cluster, std::slice::from_ref(release))
-            }))
-            .await
+            use futures::StreamExt as _;
+            // A few releases at a time: each reads its kinds and namespaces at once.
+            futures::stream::iter(releases)
+                .map(|release| {
+                    kube::LiveObjects::read_in_namespaces(cluster, std::slice::from_ref(release))
+                })
+                .buffered(RELEASES_IN_FLIGHT)
+                .collect()
+                .await
         }
         _ => Vec::new(),
     };
