@@ -12,16 +12,7 @@ use serde_json::{Value, json};
 const LIMIT: Duration = Duration::from_secs(120);
 
 fn history_len(kubeconfig: &std::path::Path) -> usize {
-    let mut cmd = common::plane();
-    cmd.args(["history", "datalayer-ray", "-o", "json", "--kubeconfig"])
-        .arg(kubeconfig);
-    let out = within(cmd, LIMIT);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    serde_json::from_slice::<Value>(&out.stdout)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .len()
+    common::history_revisions(kubeconfig).len()
 }
 
 #[test]

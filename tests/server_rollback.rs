@@ -81,13 +81,7 @@ fn record_size(srv: &TestServer) -> usize {
 }
 
 fn history(srv: &TestServer) -> Vec<Value> {
-    let out = on_release(srv, "history", &["-o", "json"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    serde_json::from_slice::<Value>(&out.stdout)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
+    common::history_revisions(srv.kubeconfig_path())
 }
 
 #[test]

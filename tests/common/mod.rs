@@ -226,6 +226,17 @@ pub fn deployed(set: &[&str]) -> (plane_test_apiserver::TestServer, Fixture) {
     (srv, fixture)
 }
 
+/// The revisions `plane history datalayer-ray -o json` lists, newest first.
+pub fn history_revisions(kubeconfig: &Path) -> Vec<serde_json::Value> {
+    let out = within(
+        on_release("history", kubeconfig, "datalayer-ray", &["-o", "json"]),
+        std::time::Duration::from_secs(120),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let revisions: serde_json::Value = serde_json::from_slice(&out.stdout).expect("history JSON");
+    revisions.as_array().expect("a list of revisions").clone()
+}
+
 /// `plane <command> <release> --kubeconfig <kc>` plus `args`, to run: the commands that take an
 /// installed release (down, history, rollback).
 pub fn on_release(command: &str, kubeconfig: &Path, release: &str, args: &[&str]) -> Command {

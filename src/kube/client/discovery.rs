@@ -112,16 +112,8 @@ impl Cache {
         if known.complete {
             return Lookup::Found(None);
         }
-        if !known.disk_read {
-            known.disk_read = true;
-            known.disk = self
-                .file
-                .as_deref()
-                .and_then(|file| discovery_disk::load(file, server));
-        }
-        let on_disk = known
-            .disk
-            .as_ref()
+        let on_disk = self
+            .disk(&mut known, server)
             .and_then(|disk| disk.get(api_version)?.get(kind).cloned());
         on_disk.map_or(Lookup::Ask, |served| Lookup::Found(Some(served)))
     }
@@ -129,14 +121,24 @@ impl Cache {
     /// Whether a lookup of `api_version` can be answered without the server (a kind of it the
     /// disk cache lacks still asks).
     fn knows(&self, server: &str, api_version: &str) -> bool {
-        let _ = self.lookup(server, api_version, "");
-        let known = self.known();
+        let mut known = self.known();
         known.complete
             || known.fresh.contains_key(api_version)
-            || known
-                .disk
-                .as_ref()
+            || self
+                .disk(&mut known, server)
                 .is_some_and(|disk| disk.contains_key(api_version))
+    }
+
+    /// The disk cache, read at the first look.
+    fn disk<'k>(&self, known: &'k mut Known, server: &str) -> Option<&'k GroupVersions> {
+        if !known.disk_read {
+            known.disk_read = true;
+            known.disk = self
+                .file
+                .as_deref()
+                .and_then(|file| discovery_disk::load(file, server));
+        }
+        known.disk.as_ref()
     }
 
     /// Keeps what the server said, and writes this run's and the disk's knowledge back.

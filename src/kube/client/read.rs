@@ -122,6 +122,28 @@ impl Cluster {
         self.list_served(&served, namespace, params, reading).await
     }
 
+    /// [`Cluster::list`] of the objects of `kind` in `namespace` (or in all namespaces), named
+    /// in an error as `cannot list KIND objects` (on `Namespace/NS`).
+    ///
+    /// # Errors
+    /// As [`Cluster::list`].
+    pub async fn list_objects(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        params: &ListParams,
+    ) -> Result<Listing, KubeError> {
+        let what = format!("cannot list {kind} objects");
+        let subject = namespace.map(|ns| format!("Namespace/{ns}"));
+        let reading = Reading {
+            what: &what,
+            subject: subject.as_deref(),
+        };
+        self.list(api_version, kind, namespace, params, reading)
+            .await
+    }
+
     /// [`Cluster::list`] of a kind already found.
     ///
     /// # Errors

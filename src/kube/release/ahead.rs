@@ -42,7 +42,7 @@ pub async fn read_ahead(
     let selector = plan::live_selector(release);
     let mut reads: Vec<ReadAhead> = lists
         .into_iter()
-        .map(|(served, namespace, _)| ReadAhead::List {
+        .map(|(served, namespace)| ReadAhead::List {
             served,
             namespace,
             selector: selector.clone(),

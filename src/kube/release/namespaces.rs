@@ -209,14 +209,8 @@ async fn others_of_kind(
     let Some(served) = cluster.find(api_version, kind).await? else {
         return Ok(KindScan::Objects(Vec::new()));
     };
-    let what = format!("cannot list {kind} objects");
-    let subject = format!("Namespace/{namespace}");
-    let reading = Reading {
-        what: &what,
-        subject: Some(&subject),
-    };
     let listing = cluster
-        .list_served(&served, Some(namespace), &ListParams::default(), reading)
+        .list_objects(api_version, kind, Some(namespace), &ListParams::default())
         .await?;
     let list = match listing {
         Listing::Objects(objects) => objects,

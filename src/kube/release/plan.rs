@@ -365,23 +365,21 @@ pub(super) async fn list_live(
     let calls = live_lists(cluster, rendered, previous).await?;
     let params = ListParams::default().labels(&selector);
     let lists: Vec<Vec<Value>> = stream::iter(calls)
-        .map(
-            |(served, namespace, kind): (ServedKind, Option<String>, String)| {
-                let params = &params;
-                async move {
-                    let what = format!("cannot list {kind} objects");
-                    let subject = namespace.as_deref().map(|ns| format!("Namespace/{ns}"));
-                    let reading = Reading {
-                        what: &what,
-                        subject: subject.as_deref(),
-                    };
-                    cluster
-                        .list_served(&served, namespace.as_deref(), params, reading)
-                        .await?
-                        .objects()
-                }
-            },
-        )
+        .map(|(served, namespace): (ServedKind, Option<String>)| {
+            let params = &params;
+            async move {
+                let resource = &served.resource;
+                cluster
+                    .list_objects(
+                        &resource.api_version,
+                        &resource.kind,
+                        namespace.as_deref(),
+                        params,
+                    )
+                    .await?
+                    .objects()
+            }
+        })
         .buffered(LISTS_IN_FLIGHT)
         .try_collect()
         .await?;
@@ -417,7 +415,7 @@ pub async fn live_lists(
     cluster: &Cluster,
     rendered: &[Object],
     previous: Option<&Inventory>,
-) -> Result<Vec<(ServedKind, Option<String>, String)>, KubeError> {
+) -> Result<Vec<(ServedKind, Option<String>)>, KubeError> {
     let mut wanted: BTreeMap<(String, String), BTreeSet<Option<String>>> = BTreeMap::new();
     let recorded = previous.map(|p| p.objects.as_slice()).unwrap_or_default();
     for id in rendered
@@ -443,7 +441,7 @@ pub async fn live_lists(
             .map(|ns| ns.clone().filter(|_| served.namespaced))
             .collect();
         for namespace in namespaces {
-            calls.push((served.clone(), namespace, kind.clone()));
+            calls.push((served.clone(), namespace));
         }
     }
     Ok(calls)

@@ -14,7 +14,7 @@ use crate::bundle::objects::RELEASE_LABEL;
 use crate::bundle::{Declared, ObjectKey, ObjectRef};
 use crate::kube::client::Cluster;
 use crate::kube::client::discovery::ServedKind;
-use crate::kube::client::read::{Listing, Reading};
+use crate::kube::client::read::Listing;
 use crate::kube::client::{LISTS_IN_FLIGHT, READS_IN_FLIGHT};
 use crate::kube::error::KubeError;
 use crate::kube::object::readiness::{self, Readiness};
@@ -72,18 +72,7 @@ pub async fn wait_ready(
     let mut streams = Vec::new();
     // One watch per kind and namespace (by plane's release label; by name when it holds one
     // target), however many objects of it the stage applied.
-    let mut watches: BTreeMap<(String, String, Option<String>), Vec<&ObjectRef>> = BTreeMap::new();
-    for target in &targets {
-        let id = &target.id;
-        watches
-            .entry((
-                id.api_version.clone(),
-                id.kind.clone(),
-                id.namespace.clone(),
-            ))
-            .or_default()
-            .push(id);
-    }
+    let watches = by_kind_and_namespace(targets.iter().map(|t| &t.id));
     for ((api_version, kind, namespace), ids) in &watches {
         let Some(served) = cluster.find(api_version, kind).await? else {
             for id in ids {
@@ -403,13 +392,8 @@ impl LiveObjects {
             .map(|(api_version, kind)| {
                 let params = &params;
                 async move {
-                    let what = format!("cannot list {kind} objects");
-                    let reading = Reading {
-                        what: &what,
-                        subject: None,
-                    };
                     cluster
-                        .list(api_version, kind, None, params, reading)
+                        .list_objects(api_version, kind, None, params)
                         .await?
                         .objects()
                 }
@@ -441,32 +425,14 @@ impl LiveObjects {
         cluster
             .prefetch(objects().map(|o| o.id.api_version.as_str()))
             .await?;
-        let mut lists: BTreeMap<(String, String, Option<String>), Vec<&ObjectRef>> =
-            BTreeMap::new();
-        for object in objects() {
-            let id = &object.id;
-            lists
-                .entry((
-                    id.api_version.clone(),
-                    id.kind.clone(),
-                    id.namespace.clone(),
-                ))
-                .or_default()
-                .push(id);
-        }
+        let lists = by_kind_and_namespace(objects().map(|o| &o.id));
         let params = ListParams::default().labels(RELEASE_LABEL);
         let found: Vec<Vec<Value>> = stream::iter(lists)
             .map(|((api_version, kind, namespace), ids)| {
                 let params = &params;
                 async move {
-                    let what = format!("cannot list {kind} objects");
-                    let subject = namespace.as_deref().map(|ns| format!("Namespace/{ns}"));
-                    let reading = Reading {
-                        what: &what,
-                        subject: subject.as_deref(),
-                    };
                     match cluster
-                        .list(&api_version, &kind, namespace.as_deref(), params, reading)
+                        .list_objects(&api_version, &kind, namespace.as_deref(), params)
                         .await?
                     {
                         Listing::Objects(objects) => Ok(objects),
@@ -521,6 +487,22 @@ impl LiveObjects {
             .collect();
         health
     }
+}
+
+/// Objects grouped by kind and namespace: what one LIST or one watch covers.
+fn by_kind_and_namespace<'a>(
+    ids: impl Iterator<Item = &'a ObjectRef>,
+) -> BTreeMap<(String, String, Option<String>), Vec<&'a ObjectRef>> {
+    let mut groups: BTreeMap<_, Vec<&ObjectRef>> = BTreeMap::new();
+    for id in ids {
+        let key = (
+            id.api_version.clone(),
+            id.kind.clone(),
+            id.namespace.clone(),
+        );
+        groups.entry(key).or_default().push(id);
+    }
+    groups
 }
 
 /// One object, read once and typed; `None` when it or its kind does not exist.
