@@ -163,14 +163,22 @@ const TEAM_CHAIN: usize = 1;
 /// How a test spoils a discovery file, and what it calls the spoiling.
 type Corruption = (&'static str, fn(&mut Value));
 
-/// A discovery request: `/api`, `/apis`, `/api/v1`, `/apis/GROUP[/VERSION]`.
-fn is_discovery(path: &str) -> bool {
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    match segments.first() {
-        Some(&"api") => segments.len() <= 2,
-        Some(&"apis") => segments.len() <= 3,
-        _ => false,
-    }
+/// The discovery requests the server was sent (`/api`, `/apis`, `/api/v1`,
+/// `/apis/GROUP[/VERSION]`), by path, in order.
+fn discovery_asked(srv: &plane_test_apiserver::TestServer) -> Vec<String> {
+    let is_discovery = |path: &str| {
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        match segments.first() {
+            Some(&"api") => segments.len() <= 2,
+            Some(&"apis") => segments.len() <= 3,
+            _ => false,
+        }
+    };
+    srv.requests()
+        .into_iter()
+        .map(|r| r.path)
+        .filter(|p| is_discovery(p))
+        .collect()
 }
 
 /// The discovery files a run left in `dir`.
@@ -191,16 +199,11 @@ fn without_a_discovery_cache_discovery_is_one_round_trip_before_the_wave() {
     cold.env("PLANE_CACHE_DIR", cache.path());
     let out = within(cold, LIMIT);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let requests = srv.requests();
-    let mut discovery: Vec<&str> = requests
-        .iter()
-        .map(|r| r.path.as_str())
-        .filter(|p| is_discovery(p))
-        .collect();
+    let mut discovery = discovery_asked(&srv);
     discovery.sort_unstable();
     // Aggregated discovery: /api and /apis, nothing per group-version.
     assert_eq!(discovery, ["/api", "/apis"], "{discovery:?}");
-    assert!(plane_test_apiserver::critical_path(&requests) <= NO_OP_UP_CHAIN + 1);
+    assert!(plane_test_apiserver::critical_path(&srv.requests()) <= NO_OP_UP_CHAIN + 1);
     assert_eq!(discovery_files(cache.path()).len(), 1);
 }
 
@@ -242,12 +245,10 @@ fn a_stale_discovery_cache_is_noticed_and_never_misleads() {
             stdout.contains("0 to create, 0 to change, 0 to prune"),
             "{what}: the stale cache changed the plan: {stdout}"
         );
-        let asked = srv
-            .requests()
-            .iter()
-            .filter(|r| is_discovery(&r.path))
-            .count();
-        assert!(asked > 0, "{what}: the server was not asked");
+        assert!(
+            !discovery_asked(&srv).is_empty(),
+            "{what}: the server was not asked"
+        );
         // What the server said is kept: the next run finds both where they are.
         let mended = read();
         assert_eq!(
@@ -276,12 +277,7 @@ fn a_server_without_aggregated_discovery_is_asked_per_group_version() {
         stdout.contains("0 to create, 0 to change, 0 to prune"),
         "{stdout}"
     );
-    let asked: Vec<String> = srv
-        .requests()
-        .iter()
-        .map(|r| r.path.clone())
-        .filter(|p| is_discovery(p))
-        .collect();
+    let asked = discovery_asked(&srv);
     assert!(
         asked.iter().any(|p| p == "/apis/apps/v1") && asked.iter().any(|p| p == "/api/v1"),
         "{asked:?}"

@@ -14,22 +14,15 @@ pub fn run(settings: &DiffSettings, printer: &Printer) -> Result<ExitStatus, Err
     let plan = session::runtime()?.block_on(async {
         let cluster =
             session::connect(&settings.cluster, settings.render.profile.as_ref(), printer).await?;
-        // The tiers' check, the release's record and everything the plan and its looks will
-        // read: one wave of reads.
-        let id = release.id();
-        let (tier, previous, ()) = futures::join!(
-            session::check_tier(&cluster, &rendered, release, printer),
+        let previous = Box::pin(session::first_wave(
+            &cluster,
+            &rendered,
+            release,
+            printer,
+            kube::Reader::Diff,
             session::read_previous(&cluster, &rendered, release),
-            kube::read_ahead(
-                &cluster,
-                &rendered,
-                &id,
-                &release.state_namespace,
-                kube::Reader::Diff
-            ),
-        );
-        tier?;
-        let previous = previous?;
+        ))
+        .await?;
         session::refuse_empty_render(&rendered, previous.as_ref())?;
         let planning = Planning {
             cluster: &cluster,

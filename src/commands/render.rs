@@ -25,15 +25,20 @@ pub fn render_here(settings: &RenderSettings, on_template: OnTemplate) -> Result
         Ok(addon) => addon,
         Err(err) => return Err(with_earlier(problems, err)),
     };
-    // The platform's render and the two probe instances that check its team instances apart do
-    // not depend on each other: render them at once.
-    let probing = addon.manifest.instance.is_some() && settings.instance.is_none();
+    // A bundle with team instances is checked with two of them: a team render with itself and
+    // one probe, a platform render with two probes. The probes do not depend on the render:
+    // they render at once beside it.
+    let probes: &[(&str, &str)] = match (&addon.manifest.instance, &settings.instance) {
+        (None, _) => &[],
+        (Some(_), Some(_)) => &PROBES[..1],
+        (Some(_), None) => &PROBES,
+    };
     let (rendered, probes) = std::thread::scope(|scope| {
-        let probes = probing.then(|| {
+        let probing = (!probes.is_empty()).then(|| {
             scope.spawn(|| {
-                PROBES
-                    .into_iter()
-                    .map(|(release, namespace)| {
+                probes
+                    .iter()
+                    .map(|&(release, namespace)| {
                         let probe = render_as(
                             &addon,
                             settings,
@@ -53,8 +58,8 @@ pub fn render_here(settings: &RenderSettings, on_template: OnTemplate) -> Result
             None,
             on_template,
         );
-        let probes = probes.map(|probes| {
-            probes
+        let probes = probing.map_or_else(Vec::new, |probing| {
+            probing
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
         });
@@ -66,21 +71,11 @@ pub fn render_here(settings: &RenderSettings, on_template: OnTemplate) -> Result
     };
     problems.into_result()?;
     if addon.manifest.instance.is_some() {
-        let probes = match (probes, &settings.instance) {
-            (Some(probes), _) => probes,
-            // A team instance is checked against one probe beside it.
-            (None, Some(namespace)) => {
-                let (release, probe) = PROBES[0];
-                let rendered_probe =
-                    render_as(&addon, settings, Some(probe), Some(release), on_template);
-                vec![
-                    (namespace.clone(), Ok(rendered.clone())),
-                    (probe.to_owned(), rendered_probe),
-                ]
-            }
-            (None, None) => Vec::new(),
-        };
-        check_team_instances(&addon, probes)?;
+        let this = settings
+            .instance
+            .as_ref()
+            .map(|namespace| (namespace.clone(), Ok(rendered.clone())));
+        check_team_instances(&addon, this.into_iter().chain(probes).collect())?;
     }
     Ok(rendered)
 }

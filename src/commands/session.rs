@@ -289,6 +289,29 @@ pub fn refuse_empty_render(rendered: &Rendered, previous: Option<&Inventory>) ->
     Ok(())
 }
 
+/// The first wave of `up` and `diff`: the tiers' check, the release's record (`previous`) and
+/// everything the plan and its checks will read for `reader`, all at once.
+///
+/// # Errors
+/// The tiers' check refusing, else `previous`'s error.
+pub async fn first_wave<T, E: Into<Error>>(
+    cluster: &Cluster,
+    rendered: &Rendered,
+    release: &ReleaseSettings,
+    printer: &Printer,
+    reader: kube::Reader,
+    previous: impl Future<Output = Result<T, E>>,
+) -> Result<T, Error> {
+    let id = release.id();
+    let (tier, previous, ()) = futures::join!(
+        check_tier(cluster, rendered, release, printer),
+        previous,
+        kube::read_ahead(cluster, rendered, &id, &release.state_namespace, reader),
+    );
+    tier?;
+    previous.map_err(Into::into)
+}
+
 /// Tiers never overlap, and a team instance has its platform. For a team instance (`-n`): its
 /// namespace holds nothing of a platform release, exists, and the platform serves its kinds and
 /// runs an operator that watches it. For a platform: no namespace it renders into (or keeps its

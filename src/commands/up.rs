@@ -24,21 +24,20 @@ pub fn run(settings: &UpSettings, printer: &crate::ui::Printer) -> Result<ExitSt
             purpose: kube::Purpose::Up,
         };
         let progress = printer.progress();
-        // The tiers' check, the release's record and everything the plan and its checks will
-        // read: one wave of reads.
         let reader = if settings.deploy.dry_run {
             kube::Reader::Diff
         } else {
             kube::Reader::Up
         };
-        let id = release.id();
-        let (tier, previous, ()) = futures::join!(
-            session::check_tier(&cluster, &rendered, release, printer),
+        let previous = Box::pin(session::first_wave(
+            &cluster,
+            &rendered,
+            release,
+            printer,
+            reader,
             read_previous(&planning, settings, &progress),
-            kube::read_ahead(&cluster, &rendered, &id, &release.state_namespace, reader),
-        );
-        tier?;
-        let previous = previous?;
+        ))
+        .await?;
         let deploying = Deploying {
             command: "up",
             settings: settings.deploy,

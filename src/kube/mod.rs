@@ -42,7 +42,7 @@ pub use release::platform::{Platform, check_team_instance};
 pub use release::restore::{Restored, restore};
 pub use release::revisions::RECORD_BUDGET;
 pub use release::tiers::{SYSTEM_NAMESPACES, check_platform_namespaces, check_team_namespace};
-pub use release::wait::{Health, LiveObjects, WaitOptions, release_health};
+pub use release::wait::{Health, LiveObjects, WaitOptions};
 pub use status::parts::{Found, ReleaseParts, find_parts, release_parts};
 pub use status::prometheus::{ObjectUsage, PrometheusService, UsageByObject, usage};
 pub use status::requests::Requests;

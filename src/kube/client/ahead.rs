@@ -130,53 +130,45 @@ impl Cluster {
 
     fn start(&self, read: ReadAhead) -> (Key, impl Future<Output = Answer> + Send + 'static) {
         let client = self.client.clone();
-        let (key, kind) = match read {
+        let key = match &read {
             ReadAhead::List {
                 served,
                 namespace,
                 selector,
-            } => (
-                Key::list(&served, namespace.as_deref(), &selector),
-                Read::List(served, namespace, selector),
-            ),
+            } => Key::list(served, namespace.as_deref(), selector),
             ReadAhead::Get {
                 served,
                 namespace,
                 name,
-            } => (
-                Key::get(&served, namespace.as_deref(), &name),
-                Read::Get(served, namespace, name),
-            ),
-            ReadAhead::Rules { namespace } => (
-                Key::Rules {
-                    namespace: namespace.clone(),
-                },
-                Read::Rules(namespace),
-            ),
+            } => Key::get(served, namespace.as_deref(), name),
+            ReadAhead::Rules { namespace } => Key::Rules {
+                namespace: namespace.clone(),
+            },
         };
         let task = async move {
-            match kind {
-                Read::List(served, namespace, selector) => {
+            match read {
+                ReadAhead::List {
+                    served,
+                    namespace,
+                    selector,
+                } => {
                     let api = super::discovery::api_for(client, &served, namespace.as_deref());
                     let params = ListParams::default().labels(&selector);
                     Answer::List(retry(|| api.list(&params)).await)
                 }
-                Read::Get(served, namespace, name) => {
+                ReadAhead::Get {
+                    served,
+                    namespace,
+                    name,
+                } => {
                     let api = super::discovery::api_for(client, &served, namespace.as_deref());
                     Answer::Get(Box::new(retry(|| api.get(&name)).await))
                 }
-                Read::Rules(namespace) => {
+                ReadAhead::Rules { namespace } => {
                     Answer::Rules(super::read::ask_rules(&client, &namespace).await)
                 }
             }
         };
         (key, task)
     }
-}
-
-/// A read as the task runs it.
-enum Read {
-    List(ServedKind, Option<String>, String),
-    Get(ServedKind, Option<String>, String),
-    Rules(String),
 }

@@ -228,21 +228,17 @@ impl Cluster {
         let mut all = GroupVersions::new();
         for group in core.items.into_iter().chain(groups.items) {
             let name = group.metadata.and_then(|m| m.name).unwrap_or_default();
-            for version in group.versions {
-                let Some(version) = version
-                    .version
-                    .map(|v| (v, version.resources))
-                    .filter(|(v, _)| !v.is_empty())
-                else {
+            for served in group.versions {
+                let Some(version) = served.version.filter(|v| !v.is_empty()) else {
                     continue;
                 };
-                let (version, resources) = version;
                 let api_version = if name.is_empty() {
                     version.clone()
                 } else {
                     format!("{name}/{version}")
                 };
-                let kinds = resources
+                let kinds = served
+                    .resources
                     .into_iter()
                     .filter_map(|r| {
                         let kind = r.response_kind?.kind?;

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use kube::core::GroupVersion;
 use kube::discovery::ApiResource;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -97,30 +98,21 @@ pub fn load(path: &Path, server: &str) -> Option<GroupVersions> {
         stored
             .group_versions
             .into_iter()
-            .map(|(api_version, kinds)| {
-                let (group, version) = match api_version.split_once('/') {
-                    Some((group, version)) => (group.to_owned(), version.to_owned()),
-                    None => (String::new(), api_version.clone()),
-                };
+            .filter_map(|(api_version, kinds)| {
+                let gv: GroupVersion = api_version.parse().ok()?;
                 let kinds = kinds
                     .into_iter()
                     .map(|(kind, stored)| {
-                        let resource = ApiResource {
-                            group: group.clone(),
-                            version: version.clone(),
-                            api_version: api_version.clone(),
-                            kind: kind.clone(),
-                            plural: stored.plural,
-                        };
+                        let gvk = gv.clone().with_kind(&kind);
                         let found = ServedKind {
-                            resource,
+                            resource: ApiResource::from_gvk_with_plural(&gvk, &stored.plural),
                             namespaced: stored.namespaced,
                             cached: true,
                         };
                         (kind, found)
                     })
                     .collect();
-                (api_version, kinds)
+                Some((api_version, kinds))
             })
             .collect(),
     )
@@ -182,10 +174,25 @@ mod tests {
             namespaced: true,
             cached: false,
         };
+        let config_map = ServedKind {
+            resource: ApiResource {
+                group: String::new(),
+                version: "v1".into(),
+                api_version: "v1".into(),
+                kind: "ConfigMap".into(),
+                plural: "configmaps".into(),
+            },
+            namespaced: true,
+            cached: false,
+        };
         HashMap::from([
             (
                 "apps/v1".to_owned(),
                 HashMap::from([("Deployment".to_owned(), served)]),
+            ),
+            (
+                "v1".to_owned(),
+                HashMap::from([("ConfigMap".to_owned(), config_map)]),
             ),
             ("widgets.example.com/v1".to_owned(), HashMap::new()),
         ])
@@ -201,6 +208,13 @@ mod tests {
         assert_eq!(deployment.resource.plural, "deployments");
         assert_eq!(deployment.resource.group, "apps");
         assert!(deployment.namespaced && deployment.cached);
+        let config_map = &loaded["v1"]["ConfigMap"].resource;
+        assert_eq!(
+            (config_map.group.as_str(), config_map.version.as_str()),
+            ("", "v1")
+        );
+        assert_eq!(config_map.api_version, "v1");
+        assert_eq!(deployment.resource.api_version, "apps/v1");
         assert!(loaded["widgets.example.com/v1"].is_empty());
         assert!(load(&path, "https://127.0.0.1:6444").is_none());
     }

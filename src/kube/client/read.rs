@@ -194,16 +194,7 @@ impl Cluster {
             }
         }
     }
-}
 
-/// The server answered that it has no such resource (not that the object is missing): what a
-/// stale discovery produces.
-fn unknown_resource<T>(answer: &Result<T, kube::Error>) -> bool {
-    matches!(answer, Err(kube::Error::Api(status))
-        if status.code == 404 && status.message == "the server could not find the requested resource")
-}
-
-impl Cluster {
     /// The resource rules the caller has in `namespace` (a SelfSubjectRulesReview), or `None`
     /// when the server will not say.
     pub async fn namespace_rules(&self, namespace: &str) -> Option<Vec<ResourceRule>> {
@@ -215,6 +206,13 @@ impl Cluster {
             _ => ask_rules(&self.client, namespace).await,
         }
     }
+}
+
+/// The server answered that it has no such resource (not that the object is missing): what a
+/// stale discovery produces.
+fn unknown_resource<T>(answer: &Result<T, kube::Error>) -> bool {
+    matches!(answer, Err(kube::Error::Api(status))
+        if status.code == 404 && status.message == "the server could not find the requested resource")
 }
 
 /// Asks the server for the caller's rules in `namespace`.

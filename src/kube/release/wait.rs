@@ -358,18 +358,6 @@ impl Health {
     }
 }
 
-/// A recorded release's live health: every object of its inventory, read with one LIST per kind
-/// and namespace (see [`LiveObjects::read_in_namespaces`]).
-///
-/// # Errors
-/// Discovery or read failures of its objects.
-pub async fn release_health(cluster: &Cluster, release: &Release) -> Result<Health, KubeError> {
-    let releases = std::slice::from_ref(release);
-    Ok(LiveObjects::read_in_namespaces(cluster, releases)
-        .await?
-        .health(release))
-}
-
 /// The live objects of many releases, read with one LIST per kind across all namespaces by
 /// plane's release label, whatever the number of releases: so `ls -A` and the platform's
 /// `status` cost the same with one team instance or a hundred.
@@ -401,13 +389,7 @@ impl LiveObjects {
             .buffered(LISTS_IN_FLIGHT)
             .try_collect()
             .await?;
-        Ok(Self(
-            lists
-                .into_iter()
-                .flatten()
-                .filter_map(|object| Some((ObjectKey::of_object(&object)?, object)))
-                .collect(),
-        ))
+        Ok(Self::of_lists(lists))
     }
 
     /// Lists every kind the releases record in each namespace they record it in (cluster-wide
@@ -451,13 +433,18 @@ impl LiveObjects {
             .buffered(LISTS_IN_FLIGHT)
             .try_collect()
             .await?;
-        Ok(Self(
-            found
+        Ok(Self::of_lists(found))
+    }
+
+    /// The objects of several lists, by key.
+    fn of_lists(lists: Vec<Vec<Value>>) -> Self {
+        Self(
+            lists
                 .into_iter()
                 .flatten()
                 .filter_map(|object| Some((ObjectKey::of_object(&object)?, object)))
                 .collect(),
-        ))
+        )
     }
 
     /// The live objects of `release` (those that exist), in its record's order.

@@ -392,18 +392,7 @@ pub fn api_versions() -> Value {
 
 /// `/apis`: every non-core group with its versions, the first listed version preferred.
 pub fn api_group_list(types: &[ResourceType]) -> Value {
-    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
-    for t in types.iter().filter(|t| !t.group.is_empty()) {
-        match groups.iter_mut().find(|(g, _)| *g == t.group) {
-            Some((_, versions)) => {
-                if !versions.contains(&t.version) {
-                    versions.push(t.version.clone());
-                }
-            }
-            None => groups.push((t.group.clone(), vec![t.version.clone()])),
-        }
-    }
-    let groups: Vec<Value> = groups
+    let groups: Vec<Value> = group_versions(types, false)
         .into_iter()
         .map(|(name, versions)| {
             let vs: Vec<Value> = versions
@@ -416,14 +405,9 @@ pub fn api_group_list(types: &[ResourceType]) -> Value {
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
-/// The media type of aggregated discovery (`apidiscovery.k8s.io/v2`), as a client asks for it
-/// in `Accept` and the server names it in `Content-Type`.
-pub const AGGREGATED_DISCOVERY: &str =
-    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
-
-/// Aggregated discovery: `/api` (`core`) or `/apis` as one `APIGroupDiscoveryList`, every
-/// version of every group with its resources and their subresources.
-pub fn aggregated_discovery(types: &[ResourceType], core: bool) -> Value {
+/// The core group's versions (`core`) or every other group with its versions, in the order the
+/// types list them (the first version is the preferred one).
+fn group_versions(types: &[ResourceType], core: bool) -> Vec<(String, Vec<String>)> {
     let mut groups: Vec<(String, Vec<String>)> = Vec::new();
     for t in types.iter().filter(|t| t.group.is_empty() == core) {
         match groups.iter_mut().find(|(g, _)| *g == t.group) {
@@ -434,7 +418,18 @@ pub fn aggregated_discovery(types: &[ResourceType], core: bool) -> Value {
             None => groups.push((t.group.clone(), vec![t.version.clone()])),
         }
     }
-    let items: Vec<Value> = groups
+    groups
+}
+
+/// The media type of aggregated discovery (`apidiscovery.k8s.io/v2`), as a client asks for it
+/// in `Accept` and the server names it in `Content-Type`.
+pub const AGGREGATED_DISCOVERY: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+/// Aggregated discovery: `/api` (`core`) or `/apis` as one `APIGroupDiscoveryList`, every
+/// version of every group with its resources and their subresources.
+pub fn aggregated_discovery(types: &[ResourceType], core: bool) -> Value {
+    let items: Vec<Value> = group_versions(types, core)
         .into_iter()
         .map(|(group, versions)| {
             let versions: Vec<Value> = versions
