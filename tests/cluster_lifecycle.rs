@@ -392,6 +392,17 @@ fn lifecycle_up_diff_configure_prune_ls_down() {
         service["metadata"]["labels"]["app.kubernetes.io/version"], "edited-by-hand",
         "up did not undo the drift"
     );
+    // A value the server rewrites is no drift: a real API server keeps a CPU of 0.5 as 500m,
+    // and the field is still plane's.
+    let rewritten = [LOCAL, &["--set", "kuberay.resources.limits.cpu=0.5"]].concat();
+    succeeded(&run(&fixture, &cluster, "up", &rewritten));
+    assert_eq!(
+        drift(&cluster),
+        json!([]),
+        "a rewritten value was taken for drift"
+    );
+    // Back to the profile's value (the test server keeps 0.5 as it was sent).
+    succeeded(&run(&fixture, &cluster, "up", LOCAL));
     quiet_diff(&fixture, &cluster);
 
     // ls: deployed and fully healthy.
@@ -559,10 +570,8 @@ fn lifecycle_up_diff_configure_prune_ls_down() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
 
-    // ls shows the release, its revision (install, drift, drift, value, prune; the no-op recorded
-    // none)
-    // and a healthy
-    // status, in JSON and in a table.
+    // ls shows the release, its revision (install, drift, drift, a rewritten value and back,
+    // value, prune; the no-op recorded none) and a healthy status, in JSON and in a table.
     let rows = ls_json(cluster.kubeconfig());
     let row = rows
         .as_array()
@@ -570,7 +579,7 @@ fn lifecycle_up_diff_configure_prune_ls_down() {
         .iter()
         .find(|r| r["name"] == RELEASE)
         .expect("the release is listed");
-    assert_eq!(row["revision"], 5, "{row}");
+    assert_eq!(row["revision"], 7, "{row}");
     assert_eq!(row["status"], "deployed", "{row}");
     assert_eq!(row["health"]["ready"], row["health"]["total"], "{row}");
     let mut ls = plane();

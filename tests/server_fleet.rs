@@ -179,6 +179,46 @@ fn reads_report_every_region_and_add_up_their_exit_codes() {
     let table = text(&ls.stdout);
     assert_eq!(table.matches(" minimal ").count(), 3, "{table}");
     assert!(table.contains("1.2.3"), "{table}");
+
+    // Drift side by side: r2's web Deployment scaled by hand is r2's drift alone, and
+    // --exit-code says so with 3 for the fleet.
+    let clean = regions.plane_ls(&["--exit-code"]);
+    assert_eq!(
+        clean.status.code(),
+        Some(0),
+        "{}\n{}",
+        text(&clean.stdout),
+        text(&clean.stderr)
+    );
+    assert!(
+        text(&clean.stdout).contains("DRIFT"),
+        "{}",
+        text(&clean.stdout)
+    );
+    regions.servers[1]
+        .patch_object(
+            "kubectl-scale",
+            "apps/v1",
+            "Deployment",
+            Some("minimal"),
+            "web",
+            &serde_json::json!({"spec": {"replicas": 3}}),
+        )
+        .unwrap();
+    let drifted = regions.plane_ls(&["--exit-code"]);
+    let table = text(&drifted.stdout);
+    assert_eq!(
+        drifted.status.code(),
+        Some(3),
+        "{table}\n{}",
+        text(&drifted.stderr)
+    );
+    assert!(
+        row_of(&table, "r2").contains("Deployment/minimal/web: changed by kubectl-scale"),
+        "{table}"
+    );
+    assert!(!row_of(&table, "r1").contains("changed by"), "{table}");
+    assert!(!row_of(&table, "r3").contains("changed by"), "{table}");
 }
 
 impl Regions {

@@ -148,7 +148,7 @@ fn rows(run: &Run) -> Option<&Vec<Value>> {
 }
 
 /// Every release of every region side by side (revision, bundle version, values digest,
-/// health), and the skew when a release's versions differ or a region lacks it.
+/// health, drift), and the skew when a release's versions differ or a region lacks it.
 fn releases_side_by_side(runs: &[Run]) -> (String, Option<String>) {
     let mut table = Table::new(&[
         "PROFILE",
@@ -159,6 +159,7 @@ fn releases_side_by_side(runs: &[Run]) -> (String, Option<String>) {
         "VERSION",
         "VALUES",
         "HEALTH",
+        "DRIFT",
         "STATUS",
     ]);
     for run in runs {
@@ -166,6 +167,7 @@ fn releases_side_by_side(runs: &[Run]) -> (String, Option<String>) {
             table.row(vec![
                 run.target.profile.clone(),
                 run.target.context.clone(),
+                "-".into(),
                 "-".into(),
                 "-".into(),
                 "-".into(),
@@ -191,6 +193,7 @@ fn releases_side_by_side(runs: &[Run]) -> (String, Option<String>) {
                 text("version"),
                 digest.chars().take(12).collect(),
                 crate::ui::releases::health_text(&row["health"]),
+                crate::ui::releases::drift_text(&row["drift"]),
                 text("status"),
             ]);
         }

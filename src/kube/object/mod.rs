@@ -3,6 +3,7 @@
 pub(crate) mod normalize;
 pub(crate) mod owner;
 pub(crate) mod readiness;
+pub(crate) mod taken;
 pub(crate) mod unchanged;
 
 /// The field manager of every write plane makes.

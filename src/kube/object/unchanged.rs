@@ -25,10 +25,16 @@ pub fn provably_unchanged(desired: &Value, live: &Value) -> bool {
     else {
         return false;
     };
-    // A name and namespace identify the object; apply never owns them as fields. The rest of
-    // the metadata is small: only it is copied, never the (possibly megabyte) object.
-    let metadata_key = "metadata".to_owned();
-    let metadata = desired_map
+    let metadata = applied_metadata(desired_map);
+    let top = applied_top(desired_map, metadata.as_ref());
+    map_matches(top, live_map, fields)
+}
+
+/// The metadata an apply of `desired` sets: all of it but the name and namespace, which identify
+/// the object and are never owned as fields. It is small: only it is copied, never the
+/// (possibly megabyte) object.
+pub(super) fn applied_metadata(desired: &Map<String, Value>) -> Option<Value> {
+    desired
         .get("metadata")
         .and_then(Value::as_object)
         .map(|m| {
@@ -38,24 +44,52 @@ pub fn provably_unchanged(desired: &Value, live: &Value) -> bool {
                 .collect::<Map<String, Value>>()
         })
         .filter(|m| !m.is_empty())
-        .map(Value::Object);
-    let top = desired_map
+        .map(Value::Object)
+}
+
+/// The top-level fields an apply of `desired` sets: everything but `apiVersion`, `kind` and
+/// `status`, with `metadata` as [`applied_metadata`] gave it.
+pub(super) fn applied_top<'a>(
+    desired: &'a Map<String, Value>,
+    metadata: Option<&'a Value>,
+) -> impl Iterator<Item = (&'a str, &'a Value)> + Clone {
+    desired
         .iter()
         .filter(|(k, _)| !matches!(k.as_str(), "apiVersion" | "kind" | "status" | "metadata"))
-        .chain(metadata.as_ref().map(|m| (&metadata_key, m)));
-    map_matches(top, live_map, fields)
+        .map(|(k, v)| (k.as_str(), v))
+        .chain(metadata.map(|m| ("metadata", m)))
+}
+
+/// A map's entries, by name.
+pub(super) fn entries(map: &Map<String, Value>) -> impl Iterator<Item = (&str, &Value)> + Clone {
+    map.iter().map(|(k, v)| (k.as_str(), v))
+}
+
+/// plane's apply entries in `managedFields` (not a subresource's): one, when plane applied it.
+pub(super) fn plane_entries(live: &Value) -> impl Iterator<Item = &Value> {
+    live.pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|e| is_plane_apply(e))
+}
+
+/// Whether a `managedFields` entry is plane's apply (not a subresource's).
+pub(crate) fn is_plane_apply(entry: &Value) -> bool {
+    entry["manager"] == FIELD_MANAGER
+        && entry["operation"] == "Apply"
+        && entry
+            .get("subresource")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
 }
 
 /// plane's apply entry in `managedFields`, for this apiVersion and not a subresource.
-fn owned_fields<'a>(live: &'a Value, api_version: &str) -> Option<&'a Map<String, Value>> {
-    let entries = live.pointer("/metadata/managedFields")?.as_array()?;
-    let mut mine = entries.iter().filter(|e| {
-        e["manager"] == FIELD_MANAGER
-            && e["operation"] == "Apply"
-            && e.get("subresource")
-                .and_then(Value::as_str)
-                .is_none_or(str::is_empty)
-    });
+pub(super) fn owned_fields<'a>(
+    live: &'a Value,
+    api_version: &str,
+) -> Option<&'a Map<String, Value>> {
+    let mut mine = plane_entries(live);
     let entry = mine.next()?;
     if mine.next().is_some()
         || entry["apiVersion"] != api_version
@@ -67,14 +101,14 @@ fn owned_fields<'a>(live: &'a Value, api_version: &str) -> Option<&'a Map<String
 }
 
 /// The children of a `fieldsV1` node, without `.` (the node itself).
-fn children(fields: &Map<String, Value>) -> impl Iterator<Item = (&String, &Value)> {
+pub(super) fn children(fields: &Map<String, Value>) -> impl Iterator<Item = (&String, &Value)> {
     fields.iter().filter(|(k, _)| k.as_str() != ".")
 }
 
 /// A desired map (its entries) against the live map and plane's fields at the same place: the
 /// same field names, each matching.
 fn map_matches<'a>(
-    desired: impl Iterator<Item = (&'a String, &'a Value)> + Clone,
+    desired: impl Iterator<Item = (&'a str, &'a Value)> + Clone,
     live: &Map<String, Value>,
     fields: &Map<String, Value>,
 ) -> bool {
@@ -103,7 +137,7 @@ fn value_matches(desired: &Value, live: &Value, fields: &Map<String, Value>) -> 
     match desired {
         Value::Object(map) => live
             .as_object()
-            .is_some_and(|live| map_matches(map.iter(), live, fields)),
+            .is_some_and(|live| map_matches(entries(map), live, fields)),
         Value::Array(items) => list_matches(items, live, fields),
         _ => false,
     }
@@ -121,7 +155,7 @@ fn list_matches(desired: &[Value], live: &Value, fields: &Map<String, Value>) ->
     }
     let mut last_index = None;
     for item in desired {
-        let Some((live_index, node)) = item_in(item, live, fields) else {
+        let Some((live_index, _, node)) = item_in(item, live, fields) else {
             return false;
         };
         if last_index.is_some_and(|last| live_index <= last) {
@@ -130,7 +164,7 @@ fn list_matches(desired: &[Value], live: &Value, fields: &Map<String, Value>) ->
         last_index = Some(live_index);
         let matches = match item {
             Value::Object(map) => match (node.as_object(), live[live_index].as_object()) {
-                (Some(node), Some(live)) => map_matches(map.iter(), live, node),
+                (Some(node), Some(live)) => map_matches(entries(map), live, node),
                 _ => false,
             },
             _ => true,
@@ -142,13 +176,13 @@ fn list_matches(desired: &[Value], live: &Value, fields: &Map<String, Value>) ->
     true
 }
 
-/// The live index and `fieldsV1` node of a desired list item; `None` unless exactly one of
-/// plane's items is it.
-fn item_in<'a>(
+/// The live index, `fieldsV1` name and node of a desired list item; `None` unless exactly one
+/// of plane's items is it.
+pub(super) fn item_in<'a>(
     item: &Value,
     live: &[Value],
     fields: &'a Map<String, Value>,
-) -> Option<(usize, &'a Value)> {
+) -> Option<(usize, &'a String, &'a Value)> {
     let mut found = None;
     for (name, node) in children(fields) {
         let here = if let Some(key) = name.strip_prefix("k:") {
@@ -176,7 +210,7 @@ fn item_in<'a>(
             if found.is_some() {
                 return None;
             }
-            found = Some((index, node));
+            found = Some((index, name, node));
         }
     }
     found

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use crate::bundle::{ObjectKey, ObjectRef};
-use crate::kube::object::FIELD_MANAGER;
-use crate::kube::object::unchanged::provably_unchanged;
+use crate::kube::object::taken::{holds, taken};
+use crate::kube::object::unchanged::is_plane_apply;
 use crate::kube::release::inventory::Inventory;
 
 /// What plane applied in the release's current revision, by object; empty when the record did
@@ -32,7 +32,8 @@ impl Applied {
     }
 
     /// How `id` drifted, if it did: `deleted`, or `changed by MANAGER` when a field plane applied
-    /// is no longer plane's with the value it applied. A Secret's values are not kept in the
+    /// is no longer plane's (another manager took it, or removed it). A value the server
+    /// rewrote (`0.5` CPU kept as `500m`) is no drift. A Secret's values are not kept in the
     /// record, so only its deletion counts.
     pub fn drift(&self, id: &ObjectRef, live: Option<&Value>) -> Option<String> {
         let Some(live) = live else {
@@ -42,15 +43,14 @@ impl Applied {
             return None;
         }
         let applied = self.0.get(&id.key())?;
-        if provably_unchanged(applied, live) {
-            return None;
-        }
+        let taken = taken(applied, live).filter(|taken| !taken.is_empty())?;
+        // Who holds what plane no longer does (nobody, when it was removed).
         let mut managers: Vec<&str> = live["metadata"]["managedFields"]
             .as_array()
             .into_iter()
             .flatten()
-            .filter(|e| e["manager"] != FIELD_MANAGER)
-            .filter(|e| e["subresource"].as_str().is_none_or(|s| s != "status"))
+            .filter(|e| !is_plane_apply(e))
+            .filter(|e| taken.iter().any(|path| holds(&e["fieldsV1"], path)))
             .filter_map(|e| e["manager"].as_str())
             .collect();
         managers.sort_unstable();
