@@ -403,6 +403,27 @@ fn lifecycle_up_diff_configure_prune_ls_down() {
     );
     // Back to the profile's value (the test server keeps 0.5 as it was sent).
     succeeded(&run(&fixture, &cluster, "up", LOCAL));
+    // The Ray autoscaler sets a worker group's replicas with a JSON patch of its own; in the
+    // atomic workerGroupSpecs it takes the whole list, but the replicas are declared the
+    // controller's: no drift, and nothing for diff to do.
+    let raycluster = cluster
+        .get("ray.io/v1", "RayCluster", Some("default"), "raycluster")
+        .unwrap();
+    let max = raycluster["spec"]["workerGroupSpecs"][0]["maxReplicas"].clone();
+    assert_ne!(max, raycluster["spec"]["workerGroupSpecs"][0]["replicas"]);
+    cluster.json_patch_as(
+        "autoscaler",
+        "ray.io/v1",
+        "RayCluster",
+        Some("default"),
+        "raycluster",
+        &json!([{"op": "replace", "path": "/spec/workerGroupSpecs/0/replicas", "value": max}]),
+    );
+    assert_eq!(
+        drift(&cluster),
+        json!([]),
+        "the autoscaler's replicas were taken for drift"
+    );
     quiet_diff(&fixture, &cluster);
 
     // ls: deployed and fully healthy.

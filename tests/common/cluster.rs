@@ -277,6 +277,31 @@ impl Cluster {
         done.expect("merge patch");
     }
 
+    /// Changes fields as a controller does, with a JSON patch (RFC 6902) as `manager`: the Ray
+    /// autoscaler setting a worker group's replicas.
+    pub fn json_patch_as(
+        &self,
+        manager: &str,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+        ops: &Value,
+    ) {
+        let api = self
+            .api(api_version, kind, namespace)
+            .expect("a served kind");
+        let url = format!("{}/{name}?fieldManager={manager}", api.resource_url());
+        let request = http::Request::patch(url)
+            .header(http::header::CONTENT_TYPE, "application/json-patch+json")
+            .body(serde_json::to_vec(ops).expect("JSON"))
+            .expect("a request");
+        let _: Value = self
+            .runtime
+            .block_on(self.client.request(request))
+            .expect("json patch");
+    }
+
     /// Deletes an object if it exists, and waits (up to a minute) until it is gone.
     pub fn delete(&self, api_version: &str, kind: &str, namespace: Option<&str>, name: &str) {
         let Some(api) = self.api(api_version, kind, namespace) else {

@@ -91,6 +91,40 @@ pub fn keep_controller_owned(desired: &mut Value, live: &Value) {
     }
 }
 
+/// Removes the controller-owned fields from `object`: what plane applied there is the
+/// controller's to change, so its change is no drift.
+pub fn drop_controller_owned(object: &mut Value) {
+    for pattern in controller_owned(object) {
+        remove_at(object, &parse_pattern(&pattern));
+    }
+}
+
+fn remove_at(object: &mut Value, steps: &[Step]) {
+    match steps {
+        [] => {}
+        [Step::Key(key)] => {
+            if let Some(map) = object.as_object_mut() {
+                map.remove(key);
+            }
+        }
+        [Step::Key(key), rest @ ..] => {
+            if let Some(child) = object.get_mut(key) {
+                remove_at(child, rest);
+            }
+        }
+        [Step::Index(i), rest @ ..] => {
+            if let Some(child) = object.get_mut(*i) {
+                remove_at(child, rest);
+            }
+        }
+        [Step::Every, rest @ ..] => {
+            for child in object.as_array_mut().into_iter().flatten() {
+                remove_at(child, rest);
+            }
+        }
+    }
+}
+
 fn copy_at(desired: &mut Value, live: &Value, steps: &[Step]) {
     let Some((step, rest)) = steps.split_first() else {
         *desired = live.clone();
@@ -246,6 +280,11 @@ mod tests {
         keep_controller_owned(&mut desired, &live);
         assert_eq!(desired["spec"]["workerGroupSpecs"][0]["replicas"], 3);
         assert_eq!(desired["spec"]["workerGroupSpecs"][0]["maxReplicas"], 3);
+        drop_controller_owned(&mut desired);
+        assert_eq!(
+            desired["spec"]["workerGroupSpecs"][0],
+            json!({"groupName": "w", "maxReplicas": 3})
+        );
         assert_eq!(
             parse_pattern("a.b[2].c[*]"),
             vec![

@@ -46,6 +46,41 @@ pub fn holds(fields: &Value, path: &[String]) -> bool {
         .is_some()
 }
 
+/// The value at `path` (as [`taken`] gives it) in an object: `f:` names a field, `k:` the list
+/// item with that key (a key field the item leaves out was defaulted by the server), `v:` the
+/// list item with that value.
+pub fn at<'a>(object: &'a Value, path: &[String]) -> Option<&'a Value> {
+    path.iter().try_fold(object, |value, name| {
+        if let Some(field) = name.strip_prefix("f:") {
+            value.get(field)
+        } else if let Some(key) = name.strip_prefix("k:") {
+            let key: Map<String, Value> = serde_json::from_str(key).ok()?;
+            value.as_array()?.iter().find(|item| {
+                key.iter()
+                    .all(|(k, v)| item.get(k).is_none_or(|mine| mine == v))
+            })
+        } else {
+            let item: Value = serde_json::from_str(name.strip_prefix("v:")?).ok()?;
+            value.as_array()?.iter().find(|v| **v == item)
+        }
+    })
+}
+
+/// Whether `live` still holds everything `applied` sets, with the same values: what the server
+/// added (defaults) is ignored, a changed or removed value is not.
+pub fn contains(live: &Value, applied: &Value) -> bool {
+    match (live, applied) {
+        (_, Value::Null) => true,
+        (Value::Object(live), Value::Object(applied)) => applied
+            .iter()
+            .all(|(k, v)| live.get(k).is_some_and(|l| contains(l, v)) || v.is_null()),
+        (Value::Array(live), Value::Array(applied)) => {
+            live.len() == applied.len() && live.iter().zip(applied).all(|(l, a)| contains(l, a))
+        }
+        (live, applied) => live == applied,
+    }
+}
+
 /// A walk of what plane applied beside plane's fields, gathering what plane no longer holds.
 struct Walk {
     path: FieldPath,
@@ -228,6 +263,34 @@ mod tests {
         let found = taken(&applied(), &live(fields, &[])).unwrap();
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].last().map(String::as_str), Some("f:ports"));
+    }
+
+    #[test]
+    fn a_taken_field_is_read_where_it_is_and_compared_beside_defaults() {
+        let live = live(plane_fields(), &[]);
+        let port = [
+            "f:spec",
+            "f:template",
+            "f:spec",
+            "f:containers",
+            "k:{\"name\":\"api\"}",
+            "f:ports",
+            "k:{\"containerPort\":8080,\"protocol\":\"TCP\"}",
+        ]
+        .map(str::to_owned);
+        // The applied port left its protocol to the server: found all the same.
+        let desired = applied();
+        let applied_port = at(&desired, &port).unwrap();
+        assert_eq!(applied_port, &json!({"containerPort": 8080}));
+        let live_port = at(&live, &port).unwrap();
+        assert!(contains(live_port, applied_port));
+        assert!(!contains(
+            &json!({"containerPort": 9090, "protocol": "TCP"}),
+            applied_port
+        ));
+        let image = [&port[..5], &["f:image".to_owned()]].concat();
+        assert_eq!(at(&live, &image), Some(&json!("api:1")));
+        assert!(!contains(&json!([1, 2]), &json!([1])));
     }
 
     #[test]

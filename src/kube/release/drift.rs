@@ -7,12 +7,14 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use crate::bundle::{ObjectKey, ObjectRef};
-use crate::kube::object::taken::{holds, taken};
+use crate::kube::object::normalize::drop_controller_owned;
+use crate::kube::object::taken::{at, contains, holds, taken};
 use crate::kube::object::unchanged::is_plane_apply;
 use crate::kube::release::inventory::Inventory;
 
-/// What plane applied in the release's current revision, by object; empty when the record did
-/// not keep that revision's objects (then only deletions are drift).
+/// What plane applied in the release's current revision, by object, without the fields it
+/// declares a controller's (`plane.datalayer.io/controller-owned`: an autoscaler's replicas);
+/// empty when the record did not keep that revision's objects (then only deletions are drift).
 pub struct Applied(HashMap<ObjectKey, Value>);
 
 impl Applied {
@@ -24,7 +26,11 @@ impl Applied {
                 .map(|(_, objects)| {
                     objects
                         .into_iter()
-                        .map(|o| (o.object.id.key(), o.object.value))
+                        .map(|o| {
+                            let mut value = o.object.value;
+                            drop_controller_owned(&mut value);
+                            (o.object.id.key(), value)
+                        })
                         .collect()
                 })
                 .unwrap_or_default(),
@@ -43,7 +49,19 @@ impl Applied {
             return None;
         }
         let applied = self.0.get(&id.key())?;
-        let taken = taken(applied, live).filter(|taken| !taken.is_empty())?;
+        let mut taken = taken(applied, live).filter(|taken| !taken.is_empty())?;
+        // A field taken with the value plane applied (beside the server's defaults and a
+        // controller's own fields: an autoscaler that set a group's replicas in an atomic list
+        // took the whole list) changed nothing.
+        let mut seen = live.clone();
+        drop_controller_owned(&mut seen);
+        taken.retain(|path| {
+            at(applied, path)
+                .is_some_and(|applied| at(&seen, path).is_none_or(|now| !contains(now, applied)))
+        });
+        if taken.is_empty() {
+            return None;
+        }
         // Who holds what plane no longer does (nobody, when it was removed).
         let mut managers: Vec<&str> = live["metadata"]["managedFields"]
             .as_array()
